@@ -1,0 +1,43 @@
+"""Typed errors that cross layers.
+
+Every expected failure the user can meet is one of these, with a message that says what happened
+and what to do next. Programming errors are not wrapped: they propagate.
+"""
+
+from __future__ import annotations
+
+
+class MediatorError(Exception):
+    """Base of every expected, user-facing failure."""
+
+
+class ValidationError(MediatorError, ValueError):
+    """Input that breaks a rule of the domain model (a bad path, a malformed manifest...)."""
+
+
+class IntegrityError(MediatorError):
+    """Data whose content does not match the hash or size it claims."""
+
+
+class NotFound(MediatorError, LookupError):
+    """A replica set, version, user or manifest that does not exist (or is not visible to you)."""
+
+
+class PermissionDenied(MediatorError):
+    """The author of a command may not do what it asks."""
+
+
+class ConflictError(MediatorError):
+    """A change based on a stale version; carries the current head so the caller can rebase."""
+
+    def __init__(self, message: str, *, current_head: int | None = None) -> None:
+        super().__init__(message)
+        self.current_head = current_head
+
+
+class ClusterUnavailable(MediatorError):
+    """No quorum answered within the bounded wait; nothing was written."""
+
+
+class SourceError(MediatorError):
+    """An archive failed or answered something unusable."""

@@ -1,0 +1,150 @@
+"""Replica sets, their immutable versions and published records."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.selection import Selection
+
+_SET_ID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_NAME = 200
+MAX_TEXT = 20_000
+
+
+class Visibility(StrEnum):
+    """Who may read a set. ``private`` is access control, not secrecy: every node stores every set."""
+
+    PRIVATE = "private"
+    CLUSTER = "cluster"
+    PUBLIC = "public"
+
+
+def new_set_id() -> str:
+    """A 128-bit random id, as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
+def check_set_id(value: object) -> str:
+    if not isinstance(value, str) or not _SET_ID.fullmatch(value):
+        raise ValidationError(f"{value!r} is not a replica set id (32 hex digits)")
+    return value
+
+
+def _check_text(what: str, value: object, limit: int, *, empty_ok: bool) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be text, not {type(value).__name__}")
+    if not empty_ok and not value.strip():
+        raise ValidationError(f"{what} is empty")
+    if len(value) > limit:
+        raise ValidationError(f"{what} is {len(value)} characters long; at most {limit} are allowed")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """An immutable snapshot: the selection, the manifest it resolved to, and who made it when."""
+
+    number: int
+    parent: int | None
+    author: str
+    time: float
+    message: str
+    selection: Selection
+    manifest_id: str
+
+    def __post_init__(self) -> None:
+        if type(self.number) is not int or self.number < 1:
+            raise ValidationError(f"version numbers start at 1, not {self.number!r}")
+        if self.parent is not None and (type(self.parent) is not int or not 1 <= self.parent < self.number):
+            raise ValidationError(f"version {self.number} cannot have parent {self.parent!r}")
+        _check_text("the author key id", self.author, 128, empty_ok=False)
+        _check_text("the version message", self.message, MAX_TEXT, empty_ok=True)
+        if not _SHA256.fullmatch(self.manifest_id):
+            raise ValidationError(f"{self.manifest_id!r} is not a manifest id (sha256 hex)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "parent": self.parent,
+            "author": self.author,
+            "time": self.time,
+            "message": self.message,
+            "selection": self.selection.to_json(),
+            "manifest_id": self.manifest_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Version:
+        try:
+            return cls(
+                data["number"],
+                data["parent"],
+                data["author"],
+                float(data["time"]),
+                data["message"],
+                Selection.from_json(data["selection"]),
+                data["manifest_id"],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValidationError(f"malformed version record: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedRecord:
+    """A version frozen for citation. DOI fields are filled by the publishing issue (DataCite)."""
+
+    set_id: str
+    version: int
+    publisher_key: str
+    time: float
+    title: str
+    creators: tuple[str, ...] = ()
+    publication_year: int | None = None
+    resource_type: str = "Dataset"
+    description: str = ""
+    doi: str | None = None
+    doi_state: str = "none"  # none | draft | findable
+
+    def __post_init__(self) -> None:
+        check_set_id(self.set_id)
+        _check_text("the title", self.title, MAX_NAME * 2, empty_ok=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSet:
+    """A named, shared, versioned set of pointers into archives. Versions live beside it."""
+
+    id: str
+    name: str
+    owner: str
+    description: str = ""
+    editors: frozenset[str] = frozenset()
+    visibility: Visibility = Visibility.PRIVATE
+    forked_from: tuple[str, int] | None = None
+    followers: frozenset[str] = frozenset()
+    head: int | None = None
+    published: frozenset[int] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        check_set_id(self.id)
+        _check_text("the set name", self.name, MAX_NAME, empty_ok=False)
+        _check_text("the description", self.description, MAX_TEXT, empty_ok=True)
+        _check_text("the owner key id", self.owner, 128, empty_ok=False)
+        if not isinstance(self.visibility, Visibility):
+            raise ValidationError(
+                f"visibility must be one of private, cluster, public; not {self.visibility!r}"
+            )
+        if self.forked_from is not None:
+            check_set_id(self.forked_from[0])
+
+    def can_read(self, key_id: str) -> bool:
+        return self.visibility is not Visibility.PRIVATE or key_id == self.owner or key_id in self.editors
+
+    def can_edit(self, key_id: str) -> bool:
+        return key_id == self.owner or key_id in self.editors

@@ -1,0 +1,127 @@
+"""Settings: one declarative, validated model, stored as JSON under the user's config folder.
+
+Every field carries a title and a description (shown by the settings dialog and ``mediator``).
+Secrets never live here: they go to the OS keyring.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from mediator_desktop.core.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "mediator-desktop"
+#: Overrides every folder (data, config, downloads) at once: one node per folder, as tests need.
+HOME_ENV = "MEDIATOR_HOME"
+
+
+def _describe(title: str, description: str) -> dict[str, str]:
+    return {"title": title, "description": description}
+
+
+def default_home() -> Path | None:
+    home = os.environ.get(HOME_ENV)
+    return Path(home).expanduser() if home else None
+
+
+def default_data_dir() -> Path:
+    home = default_home()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_dir() -> Path:
+    home = default_home()
+    return home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def default_download_dir() -> Path:
+    home = default_home()
+    return home / "downloads" if home else Path(platformdirs.user_downloads_dir()) / "MEDIator"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a user or an administrator can configure."""
+
+    data_dir: Path = field(
+        default_factory=default_data_dir,
+        metadata=_describe("Data folder", "Where this node keeps the cluster journal, dumps and keys."),
+    )
+    download_dir: Path = field(
+        default_factory=default_download_dir,
+        metadata=_describe("Download folder", "Default destination for downloaded replica sets."),
+    )
+    display_name: str = field(
+        default_factory=lambda: os.environ.get("USER", "") or "me",
+        metadata=_describe("Display name", "How other members of the cluster see you."),
+    )
+    update_check_minutes: int = field(
+        default=360,
+        metadata=_describe(
+            "Update check interval (minutes)", "How often followed sets are checked for new data."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("Path",) and not isinstance(value, Path):
+                object.__setattr__(self, f.name, Path(value).expanduser())
+        if not self.display_name.strip():
+            raise ValidationError("the display name is empty")
+        if not 1 <= self.update_check_minutes <= 7 * 24 * 60:
+            raise ValidationError("the update check interval must be between 1 minute and 7 days")
+
+    @staticmethod
+    def describe() -> list[tuple[str, str, str]]:
+        """(name, title, description) of every field, in declaration order."""
+        return [(f.name, f.metadata["title"], f.metadata["description"]) for f in fields(Settings)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Settings:
+        if not isinstance(data, dict):
+            raise ValidationError("the settings file does not hold an object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            log.warning("ignoring unknown settings: %s", ", ".join(unknown))
+        try:
+            return replace(cls(), **{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ValidationError(f"a setting has the wrong type: {exc}") from None
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Settings:
+        """Read the settings file; a missing file gives the defaults."""
+        path = path or default_config_dir() / "settings.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls()
+        try:
+            return cls.from_json(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"settings file {path} is not valid JSON ({exc}); fix or delete it to get the defaults"
+            ) from None
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write atomically (temporary file, then rename)."""
+        path = path or default_config_dir() / "settings.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path

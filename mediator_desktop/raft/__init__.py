@@ -1,0 +1,1 @@
+"""The replicated store: pysyncobj state machine, cluster lifecycle, discovery and pairing."""

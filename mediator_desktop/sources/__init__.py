@@ -1,0 +1,1 @@
+"""One module per archive, each implementing the DataSource protocol of core."""

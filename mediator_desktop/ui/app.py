@@ -1,0 +1,60 @@
+"""The ``mediator-desktop`` entry point: a QApplication with the main window over a running node."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from mediator_desktop import __version__
+from mediator_desktop.node import Node
+
+log = logging.getLogger(__name__)
+
+
+def _choose_platform() -> None:
+    """Run offscreen, with a warning, where no display exists (a server, a CI box, ssh without X)."""
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform != "linux":
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        log.warning(
+            "no display found (DISPLAY and WAYLAND_DISPLAY are unset): running without a window. "
+            "Use 'mediator' for the terminal, or start the app from a desktop session."
+        )
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mediator-desktop", description="MEDIator Desktop")
+    parser.add_argument("--version", action="version", version=f"mediator-desktop {__version__}")
+    parser.add_argument(
+        "--quit-after",
+        type=float,
+        metavar="SECONDS",
+        help="quit after this many seconds (smoke tests, screenshots)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _choose_platform()
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from mediator_desktop.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("MEDIator Desktop")
+    app.setApplicationVersion(__version__)
+    with Node() as node:
+        window = MainWindow(node)
+        window.show()
+        log.info("MEDIator Desktop %s started; data in %s", __version__, node.data_dir)
+        if args.quit_after is not None:
+            QTimer.singleShot(int(args.quit_after * 1000), app.quit)
+        return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Fixtures for the whole suite: every test runs with its own MEDIATOR_HOME and Qt offscreen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+settings.register_profile(
+    "default", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("stress", parent=settings.get_profile("default"), max_examples=5000)
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=False, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+@pytest.fixture(autouse=True)
+def mediator_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private home for settings, data and downloads, so tests never touch the user's."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MEDIATOR_HOME", str(home))
+    return home

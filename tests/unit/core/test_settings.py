@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.settings import Settings
+
+
+def test_defaults_live_under_mediator_home(mediator_home: Path) -> None:
+    s = Settings.load()
+    assert s.data_dir == mediator_home / "data"
+    assert s.download_dir == mediator_home / "downloads"
+
+
+def test_save_and_load_round_trip(mediator_home: Path) -> None:
+    s = Settings(display_name="Ada", update_check_minutes=30, download_dir=Path("/tmp/dl"))
+    path = s.save()
+    assert path == mediator_home / "config" / "settings.json"
+    assert Settings.load() == s
+
+
+def test_every_field_is_described() -> None:
+    described = Settings.describe()
+    assert [name for name, _, _ in described] == list(Settings().to_json())
+    assert all(title and description for _, title, description in described)
+
+
+def test_bad_files_and_values_are_clear_errors(mediator_home: Path) -> None:
+    path = mediator_home / "config" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        Settings.load()
+    path.write_text('{"update_check_minutes": 0}')
+    with pytest.raises(ValidationError, match="between 1 minute and 7 days"):
+        Settings.load()
+    path.write_text("[1, 2]")
+    with pytest.raises(ValidationError, match="does not hold an object"):
+        Settings.load()
+
+
+def test_unknown_keys_are_ignored_with_a_warning(
+    mediator_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = mediator_home / "config" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"display_name": "Bo", "colour": "blue"}')
+    assert Settings.load().display_name == "Bo"
+    assert "colour" in caplog.text
