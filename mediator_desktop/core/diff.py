@@ -57,6 +57,22 @@ def _stats(leaves: list[Leaf], hierarchy: Hierarchy | None) -> GroupStats:
     return GroupStats(len(leaves), sum(leaf.fingerprint.size or 0 for leaf in leaves), tuple(spread))
 
 
+@dataclass(slots=True)
+class NodeChanges:
+    """Leaves and bytes added, removed and changed under one node (a collection, a patient...)."""
+
+    added: int = 0
+    added_bytes: int = 0
+    removed: int = 0
+    removed_bytes: int = 0
+    changed: int = 0
+    changed_bytes: int = 0
+
+    def add(self, kind: str, size: int) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        setattr(self, f"{kind}_bytes", getattr(self, f"{kind}_bytes") + size)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceDiff:
     source_id: str
@@ -167,6 +183,25 @@ class ManifestDiff:
                 )
             )
         return out
+
+    def grouped(self, depth: int) -> dict[tuple[str, tuple[str, ...]], NodeChanges]:
+        """Changes per node at one level: ``grouped(1)`` gives each collection's counts and bytes.
+
+        Keys are (source id, path of ``depth`` keys); leaves shallower than ``depth`` are left out.
+        """
+        out: dict[tuple[str, tuple[str, ...]], NodeChanges] = {}
+        for kind, leaves in (
+            ("added", self.added),
+            ("removed", self.removed),
+            ("changed", tuple(new for _, new in self.changed)),
+        ):
+            for leaf in leaves:
+                if len(leaf.path) < depth:
+                    continue
+                node = (leaf.source_id, leaf.path[:depth])
+                counts = out.setdefault(node, NodeChanges())
+                counts.add(kind, leaf.fingerprint.size or 0)
+        return dict(sorted(out.items()))
 
     def summary(self, hierarchies: Mapping[str, Hierarchy] | None = None) -> str:
         """One line for people: ``+5 series (2.1 GB) in 3 patients, -1 series, 3 changed``."""

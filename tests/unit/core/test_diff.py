@@ -44,6 +44,18 @@ def test_summary_counts_bytes_and_spread() -> None:
     assert diff.summary() == "+5 leaves (2.1 GB) in 3 level-2 groups, -1 leaf, 3 changed"
 
 
+def test_grouped_per_level() -> None:
+    old = Manifest.build(BASE)
+    new = Manifest.build([*BASE[1:], series("P1", "S1", "5", 7), series("P2", "S1", "3", 9, "v2")])
+    per_patient = ManifestDiff.between(old, new).grouped(2)
+    assert set(per_patient) == {("tcia", ("LIDC", "P1")), ("tcia", ("LIDC", "P2"))}
+    p1 = per_patient[("tcia", ("LIDC", "P1"))]
+    assert (p1.added, p1.added_bytes, p1.removed, p1.removed_bytes) == (1, 7, 1, 100)
+    p2 = per_patient[("tcia", ("LIDC", "P2"))]
+    assert (p2.changed, p2.changed_bytes, p2.added) == (1, 9, 0)
+    assert ManifestDiff.between(old, new).grouped(5) == {}
+
+
 def test_no_changes_and_several_sources() -> None:
     m = Manifest.build(BASE)
     assert not ManifestDiff.between(m, m)
