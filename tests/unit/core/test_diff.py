@@ -46,7 +46,7 @@ def test_summary_counts_bytes_and_spread() -> None:
 
 def test_grouped_per_level() -> None:
     old = Manifest.build(BASE)
-    new = Manifest.build([*BASE[1:], series("P1", "S1", "5", 7), series("P2", "S1", "3", 9, "v2")])
+    new = Manifest.build([BASE[1], BASE[3], series("P1", "S1", "5", 7), series("P2", "S1", "3", 9, "v2")])
     per_patient = ManifestDiff.between(old, new).grouped(2)
     assert set(per_patient) == {("tcia", ("LIDC", "P1")), ("tcia", ("LIDC", "P2"))}
     p1 = per_patient[("tcia", ("LIDC", "P1"))]
