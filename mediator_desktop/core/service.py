@@ -1,0 +1,222 @@
+"""The PubCons facade: every frontend (Qt, CLI, SDK, local API) changes and reads replica sets here.
+
+It signs each change as the local user and hands it to the replicated store; reads come from the
+local replica and apply the same visibility rules as the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from mediator_desktop.core.commands import SeqClock, seal
+from mediator_desktop.core.diff import ManifestDiff
+from mediator_desktop.core.errors import NotFound
+from mediator_desktop.core.identity import Identity
+from mediator_desktop.core.manifest import Manifest, ManifestBuilder
+from mediator_desktop.core.replica import PublishedRecord, ReplicaSet, Version, Visibility, new_set_id
+from mediator_desktop.core.selection import Selection, SelectionDiff
+from mediator_desktop.core.store import Store, unwrap
+
+#: Scopes of ``list_sets``, as the sidebar shows them.
+SCOPES = ("all", "mine", "shared", "cluster", "public", "published", "following")
+
+
+class Service:
+    """Replica-set operations as one user of one node. Thread-safe."""
+
+    def __init__(self, store: Store, identity: Identity, *, timeout: float = 10.0) -> None:
+        self.store = store
+        self.identity = identity
+        self.timeout = timeout
+        self._seq = SeqClock()
+        self._manifests: OrderedDict[str, Manifest] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def key_id(self) -> str:
+        return self.identity.key_id
+
+    # -- signing -------------------------------------------------------------------------------
+    def _seal(self, op: str, payload: bytes = b"", **args: Any) -> bytes:
+        seq = self._seq.next(self.store.state.newest_seq(self.key_id))
+        return seal(self.identity, op, args, seq, time.time(), payload)
+
+    def _do(self, op: str, payload: bytes = b"", **args: Any) -> Any:
+        return unwrap(self.store.submit(self._seal(op, payload, **args), self.timeout))
+
+    # -- users ---------------------------------------------------------------------------------
+    def register(self) -> None:
+        """Make this user known to the cluster (again, if the display name changed)."""
+        user = self.store.state.users.get(self.key_id)
+        if user is None or user.display_name != self.identity.display_name:
+            self._do(
+                "register_user",
+                public_key=self.identity.public_key.hex(),
+                display_name=self.identity.display_name,
+            )
+
+    def users(self) -> dict[str, str]:
+        """Key id -> display name of every registered user."""
+        return {k: u.display_name for k, u in list(self.store.state.users.items())}
+
+    # -- writes --------------------------------------------------------------------------------
+    def create_set(
+        self, name: str, description: str = "", visibility: Visibility = Visibility.PRIVATE
+    ) -> str:
+        set_id = new_set_id()
+        self._do("create_set", set_id=set_id, name=name, description=description, visibility=visibility.value)
+        return set_id
+
+    def upload_manifest(self, manifest: Manifest) -> str:
+        """Put a manifest in the store (a no-op when it is there already); returns its id."""
+        if manifest.id in self.store.state.manifests:
+            return manifest.id
+        chunks = manifest.chunks()
+        commands = [
+            self._seal("put_manifest_chunk", chunk, manifest_id=manifest.id, index=i, total=len(chunks))
+            for i, chunk in enumerate(chunks)
+        ]
+        commands.append(self._seal("commit_manifest", manifest_id=manifest.id))
+        timeout = self.timeout + len(commands) * 0.05
+        for result in self.store.submit_many(commands, timeout):
+            unwrap(result)
+        self._remember(manifest)
+        return manifest.id
+
+    def commit(
+        self,
+        set_id: str,
+        selection: Selection,
+        manifest: Manifest | None = None,
+        message: str = "",
+        *,
+        expected_head: int | Literal["head"] | None = "head",
+    ) -> int:
+        """Commit a new version; returns its number.
+
+        Args:
+            expected_head: the version this change builds on (default: the head as this node sees
+                it). If someone committed meanwhile, ``ConflictError`` carries the current head.
+        """
+        manifest = manifest if manifest is not None else ManifestBuilder().build()
+        manifest_id = self.upload_manifest(manifest)
+        head = self.get_set(set_id).head if expected_head == "head" else expected_head
+        value = self._do(
+            "commit_version",
+            set_id=set_id,
+            expected_head=head,
+            selection=selection.to_json(),
+            manifest_id=manifest_id,
+            message=message,
+        )
+        return int(value["version"])
+
+    def delete_set(self, set_id: str) -> None:
+        self._do("delete_set", set_id=set_id)
+
+    def duplicate(self, set_id: str, version: int | None = None, name: str = "") -> str:
+        new_id = new_set_id()
+        self._do("duplicate_set", source_id=set_id, version=version, set_id=new_id, name=name)
+        return new_id
+
+    def set_visibility(self, set_id: str, visibility: Visibility) -> None:
+        self._do("set_visibility", set_id=set_id, visibility=visibility.value)
+
+    def grant_editor(self, set_id: str, key_id: str) -> None:
+        self._do("grant_editor", set_id=set_id, key_id=key_id)
+
+    def revoke_editor(self, set_id: str, key_id: str) -> None:
+        self._do("revoke_editor", set_id=set_id, key_id=key_id)
+
+    def follow(self, set_id: str) -> None:
+        self._do("follow", set_id=set_id)
+
+    def unfollow(self, set_id: str) -> None:
+        self._do("unfollow", set_id=set_id)
+
+    def publish(
+        self, set_id: str, version: int, title: str, creators: Iterable[str] = (), description: str = ""
+    ) -> PublishedRecord:
+        self._do(
+            "publish_version",
+            set_id=set_id,
+            version=version,
+            title=title,
+            creators=list(creators),
+            description=description,
+        )
+        return self.store.state.published[(set_id, version)]
+
+    def record_drift(self, set_id: str, version: int, manifest_id: str, summary: str) -> None:
+        self._do("record_drift", set_id=set_id, version=version, manifest_id=manifest_id, summary=summary)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def list_sets(self, scope: str = "all") -> list[ReplicaSet]:
+        """Sets this user may see, in one of ``SCOPES``, sorted by name."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+        me = self.key_id
+        sets = [rs for rs in list(self.store.state.sets.values()) if rs.can_read(me)]
+        filters: dict[str, Callable[[ReplicaSet], bool]] = {
+            "all": lambda rs: True,
+            "mine": lambda rs: rs.owner == me,
+            "shared": lambda rs: me in rs.editors,
+            "cluster": lambda rs: rs.visibility is Visibility.CLUSTER and rs.owner != me,
+            "public": lambda rs: rs.visibility is Visibility.PUBLIC,
+            "published": lambda rs: bool(rs.published),
+            "following": lambda rs: me in rs.followers,
+        }
+        keep = filters[scope]
+        return sorted((rs for rs in sets if keep(rs)), key=lambda rs: (rs.name.lower(), rs.id))
+
+    def get_set(self, set_id: str) -> ReplicaSet:
+        rs = self.store.state.sets.get(set_id)
+        if rs is None or not rs.can_read(self.key_id):
+            raise NotFound(f"replica set {set_id} does not exist or is not shared with you")
+        return rs
+
+    def history(self, set_id: str) -> list[Version]:
+        self.get_set(set_id)
+        return list(self.store.state.versions.get(set_id, ()))
+
+    def version(self, set_id: str, number: int | None = None) -> Version:
+        rs = self.get_set(set_id)
+        number = rs.head if number is None else number
+        versions = self.store.state.versions.get(set_id, [])
+        if number is None or not 1 <= number <= len(versions):
+            raise NotFound(f"{rs.name!r} has no version {number}")
+        return versions[number - 1]
+
+    def manifest(self, manifest_id: str) -> Manifest:
+        """A manifest from the store, verified against its id (decoded ones are cached)."""
+        with self._lock:
+            cached = self._manifests.get(manifest_id)
+            if cached is not None:
+                self._manifests.move_to_end(manifest_id)
+                return cached
+        chunks = self.store.state.manifests.get(manifest_id)
+        if chunks is None:
+            raise NotFound(f"manifest {manifest_id[:12]} is not in the store")
+        manifest = Manifest.from_chunks(chunks, manifest_id)
+        self._remember(manifest)
+        return manifest
+
+    def _remember(self, manifest: Manifest) -> None:
+        with self._lock:
+            self._manifests[manifest.id] = manifest
+            while len(self._manifests) > 4:
+                self._manifests.popitem(last=False)
+
+    def diff(
+        self, set_id: str, old: int, new: int | None = None, other_set: str | None = None
+    ) -> tuple[SelectionDiff, ManifestDiff]:
+        """What changed from version ``old`` of a set to version ``new`` (of ``other_set``, if given)."""
+        a = self.version(set_id, old)
+        b = self.version(other_set or set_id, new)
+        return SelectionDiff.between(a.selection, b.selection), ManifestDiff.between(
+            self.manifest(a.manifest_id), self.manifest(b.manifest_id)
+        )

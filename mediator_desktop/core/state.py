@@ -1,0 +1,559 @@
+"""The replicated state machine: users, replica sets, versions, manifests, drift, publications.
+
+``StoreState.apply`` runs on every node, in log order, and must give the same answer everywhere:
+it never reads the clock, randomness or files. It verifies each command's signature, replay
+window, permission, preconditions and immutability, then changes the state or returns an error.
+Results are plain tuples: ``("ok", value)`` or ``("err", code, message, extra)``.
+
+Readers on other threads see consistent values: every change replaces immutable values (frozen
+dataclasses, tuples) in dicts, or appends to a list, each an atomic step under the GIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+import zstandard
+
+from mediator_desktop.core.commands import Envelope, parse
+from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.identity import key_id_of, verify
+from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES
+from mediator_desktop.core.replica import (
+    MAX_NAME,
+    MAX_TEXT,
+    PublishedRecord,
+    ReplicaSet,
+    Version,
+    Visibility,
+)
+from mediator_desktop.core.selection import Selection
+
+Result = tuple[Any, ...]
+
+#: How far back (ns) an author's sequence number may lie behind the newest one seen from them.
+REPLAY_WINDOW_NS: Final = 600 * 10**9
+#: Results kept per author to answer a retried command with its first answer.
+REMEMBERED_RESULTS: Final = 4096
+MAX_MANIFEST_CHUNKS: Final = MAX_MANIFEST_BYTES // MAX_CHUNK_BYTES + 1
+STATE_FORMAT: Final = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SET_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class Rejected(Exception):
+    """A command refused by ``apply``; becomes an ``("err", ...)`` result."""
+
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    key_id: str
+    public_key: bytes
+    display_name: str
+    registered: float
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRecord:
+    set_id: str
+    version: int
+    manifest_id: str  # what the selection resolves to now
+    summary: str
+    checked: float
+    by: str
+
+
+@dataclass
+class _AuthorLog:
+    """Replay protection for one author: the newest seq, and recent seqs with their results."""
+
+    newest: int = 0
+    recent: dict[int, tuple[str, Result]] = field(default_factory=dict)
+
+
+@dataclass
+class _Upload:
+    total: int
+    chunks: list[bytes] = field(default_factory=list)
+
+
+def _text(args: dict[str, Any], name: str, limit: int, *, empty_ok: bool = False) -> str:
+    value = args.get(name, "" if empty_ok else None)
+    if not isinstance(value, str) or (not empty_ok and not value.strip()) or len(value) > limit:
+        raise Rejected("validation", f"{name} must be text of 1 to {limit} characters")
+    return value
+
+
+def _int(args: dict[str, Any], name: str) -> int:
+    value = args.get(name)
+    if type(value) is not int or value < 0:
+        raise Rejected("validation", f"{name} must be a whole number")
+    return value
+
+
+def _opt_int(args: dict[str, Any], name: str) -> int | None:
+    return None if args.get(name) is None else _int(args, name)
+
+
+def _set_id(args: dict[str, Any], name: str = "set_id") -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not _SET_ID.fullmatch(value):
+        raise Rejected("validation", f"{name} must be a replica set id (32 hex digits)")
+    return value
+
+
+def _manifest_id(args: dict[str, Any]) -> str:
+    value = args.get("manifest_id")
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise Rejected("validation", "manifest_id must be a sha256 in hex")
+    return value
+
+
+class StoreState:
+    """All replicated data of one cluster."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.sets: dict[str, ReplicaSet] = {}
+        self.versions: dict[str, list[Version]] = {}
+        self.manifests: dict[str, tuple[bytes, ...]] = {}
+        self.published: dict[tuple[str, int], PublishedRecord] = {}
+        self.drift: dict[tuple[str, int], DriftRecord] = {}
+        self.applied = 0
+        self._authors: dict[str, _AuthorLog] = {}
+        self._uploads: dict[tuple[str, str], _Upload] = {}
+        # Transient, never dumped: running hashes of uploads, rebuilt from chunks when missing.
+        self._hashing: dict[tuple[str, str], tuple[Any, Any, int]] = {}
+        #: Called with (kind, details) after each change, on the applying thread.
+        self.listener: Callable[[str, dict[str, Any]], None] | None = None
+
+    # -- dump ----------------------------------------------------------------------------------
+    def to_dump(self) -> dict[str, Any]:
+        """The durable state (no copies: the caller serialises it at once, pysyncobj in a fork)."""
+        return {
+            "format": STATE_FORMAT,
+            "users": self.users,
+            "sets": self.sets,
+            "versions": self.versions,
+            "manifests": self.manifests,
+            "published": self.published,
+            "drift": self.drift,
+            "applied": self.applied,
+            "authors": self._authors,
+            "uploads": self._uploads,
+        }
+
+    @classmethod
+    def from_dump(cls, data: dict[str, Any]) -> StoreState:
+        if data.get("format") != STATE_FORMAT:
+            raise ValidationError(
+                f"store dump has format {data.get('format')!r}; this app reads format {STATE_FORMAT}"
+            )
+        state = cls()
+        state.users = data["users"]
+        state.sets = data["sets"]
+        state.versions = data["versions"]
+        state.manifests = data["manifests"]
+        state.published = data["published"]
+        state.drift = data["drift"]
+        state.applied = data["applied"]
+        state._authors = data["authors"]
+        state._uploads = data["uploads"]
+        return state
+
+    def newest_seq(self, key_id: str) -> int:
+        log = self._authors.get(key_id)
+        return log.newest if log else 0
+
+    # -- apply ---------------------------------------------------------------------------------
+    def apply(self, command: bytes, verified: Callable[[Envelope], bool] | None = None) -> Result:
+        """Apply one replicated command. Called on the raft thread, on every node, in log order.
+
+        Args:
+            command: the envelope bytes.
+            verified: optional hint that this node already checked the signature of this exact
+                envelope (a pure function of its bytes, so skipping the check is deterministic).
+        """
+        self.applied += 1
+        try:
+            envelope = parse(command)
+        except ValidationError as exc:
+            return ("err", "validation", str(exc), {})
+        try:
+            author = self._authenticate(envelope, verified)
+            seen = self._check_replay(envelope)
+            if seen is not None:
+                return seen
+        except Rejected as exc:
+            return ("err", exc.code, exc.message, exc.extra)
+        try:
+            value = getattr(self, f"_op_{envelope.op}")(envelope, author)
+            result: Result = ("ok", value)
+        except Rejected as exc:
+            result = ("err", exc.code, exc.message, exc.extra)
+        self._remember(envelope, result)
+        return result
+
+    def _authenticate(self, envelope: Envelope, verified: Callable[[Envelope], bool] | None) -> User | None:
+        if envelope.op == "register_user":
+            key = envelope.args.get("public_key")
+            if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{64}", key):
+                raise Rejected("validation", "public_key must be 32 bytes in hex")
+            public_key = bytes.fromhex(key)
+            if key_id_of(public_key) != envelope.author:
+                raise Rejected("permission", "the author's key id does not match the public key")
+            user = None
+        else:
+            user = self.users.get(envelope.author)
+            if user is None:
+                raise Rejected(
+                    "permission", f"unknown author {envelope.author}: register the user before anything else"
+                )
+            public_key = user.public_key
+        if not (
+            (verified is not None and verified(envelope))
+            or verify(public_key, envelope.signature, envelope.signed)
+        ):
+            raise Rejected("permission", "the signature does not match the command: forged or damaged")
+        return user
+
+    def _check_replay(self, envelope: Envelope) -> Result | None:
+        log = self._authors.get(envelope.author)
+        if log is None:
+            return None
+        earlier = log.recent.get(envelope.seq)
+        if earlier is not None:
+            digest, result = earlier
+            if digest == envelope.digest:
+                return result  # a retry of the same command: the same answer, applied once
+            raise Rejected("replay", f"sequence number {envelope.seq} of {envelope.author} was used before")
+        floor = max(
+            log.newest - REPLAY_WINDOW_NS,
+            min(log.recent, default=0) if len(log.recent) >= REMEMBERED_RESULTS else 0,
+        )
+        if envelope.seq <= floor:
+            raise Rejected(
+                "replay", f"command of {envelope.author} is too old (replayed or from a stale clock)"
+            )
+        return None
+
+    def _remember(self, envelope: Envelope, result: Result) -> None:
+        log = self._authors.get(envelope.author)
+        if log is None:
+            if result[0] != "ok":
+                return  # an unregistered author leaves no trace
+            log = self._authors[envelope.author] = _AuthorLog()
+        log.recent[envelope.seq] = (envelope.digest, result)
+        log.newest = max(log.newest, envelope.seq)
+        if len(log.recent) > REMEMBERED_RESULTS or min(log.recent) < log.newest - REPLAY_WINDOW_NS:
+            floor = log.newest - REPLAY_WINDOW_NS
+            keep = sorted(s for s in log.recent if s > floor)[-REMEMBERED_RESULTS:]
+            log.recent = {s: log.recent[s] for s in keep}
+
+    def _emit(self, kind: str, **details: Any) -> None:
+        if self.listener is not None:
+            self.listener(kind, details)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _set(self, set_id: str, reader: str) -> ReplicaSet:
+        rs = self.sets.get(set_id)
+        if rs is None or not rs.can_read(reader):
+            raise Rejected("not_found", f"replica set {set_id} does not exist or is not shared with you")
+        return rs
+
+    def _owned(self, set_id: str, author: str, action: str) -> ReplicaSet:
+        rs = self._set(set_id, author)
+        if rs.owner != author:
+            raise Rejected("permission", f"only the owner of {rs.name!r} may {action}")
+        return rs
+
+    def _version(self, set_id: str, number: int) -> Version:
+        versions = self.versions.get(set_id, [])
+        if not 1 <= number <= len(versions):
+            raise Rejected("not_found", f"replica set {set_id} has no version {number}")
+        return versions[number - 1]
+
+    def _put_set(self, rs: ReplicaSet) -> None:
+        self.sets[rs.id] = rs
+        self._emit("set_changed", set_id=rs.id)
+
+    # -- operations ----------------------------------------------------------------------------
+    def _op_register_user(self, e: Envelope, user: User | None) -> dict[str, Any]:
+        name = _text(e.args, "display_name", MAX_NAME)
+        existing = self.users.get(e.author)
+        self.users[e.author] = User(
+            e.author, bytes.fromhex(e.args["public_key"]), name, existing.registered if existing else e.time
+        )
+        if existing is None:
+            self._emit("user_registered", key_id=e.author)
+        return {"key_id": e.author}
+
+    def _op_create_set(self, e: Envelope, user: User) -> dict[str, Any]:
+        set_id = _set_id(e.args)
+        if set_id in self.sets:
+            raise Rejected("conflict", f"replica set {set_id} exists already")
+        try:
+            visibility = Visibility(e.args.get("visibility", "private"))
+        except ValueError:
+            raise Rejected("validation", "visibility must be private, cluster or public") from None
+        try:
+            rs = ReplicaSet(
+                set_id,
+                _text(e.args, "name", MAX_NAME),
+                owner=e.author,
+                description=_text(e.args, "description", MAX_TEXT, empty_ok=True),
+                visibility=visibility,
+            )
+        except ValidationError as exc:
+            raise Rejected("validation", str(exc)) from None
+        self.versions[set_id] = []
+        self._put_set(rs)
+        return {"set_id": set_id}
+
+    def _op_commit_version(self, e: Envelope, user: User) -> dict[str, Any]:
+        set_id = _set_id(e.args)
+        rs = self._set(set_id, e.author)
+        if not rs.can_edit(e.author):
+            raise Rejected("permission", f"you are not an editor of {rs.name!r}; ask its owner")
+        expected = _opt_int(e.args, "expected_head")
+        if expected != rs.head:
+            raise Rejected(
+                "conflict",
+                f"{rs.name!r} is at version {rs.head}, not {expected}: someone committed meanwhile; "
+                "look at their change, then commit again",
+                current_head=rs.head,
+            )
+        manifest_id = _manifest_id(e.args)
+        if manifest_id not in self.manifests:
+            raise Rejected("not_found", f"manifest {manifest_id[:12]} is not in the store; upload it first")
+        try:
+            selection = Selection.from_json(e.args.get("selection"))
+            number = (rs.head or 0) + 1
+            version = Version(
+                number,
+                rs.head,
+                e.author,
+                e.time,
+                _text(e.args, "message", MAX_TEXT, empty_ok=True),
+                selection,
+                manifest_id,
+            )
+        except ValidationError as exc:
+            raise Rejected("validation", str(exc)) from None
+        self.versions[set_id].append(version)
+        self._put_set(replace(rs, head=number))
+        self._emit("version_committed", set_id=set_id, version=number)
+        return {"set_id": set_id, "version": number}
+
+    def _op_delete_set(self, e: Envelope, user: User) -> dict[str, Any]:
+        set_id = _set_id(e.args)
+        rs = self._owned(set_id, e.author, "delete it")
+        if rs.published:
+            raise Rejected(
+                "permission",
+                f"{rs.name!r} has published versions, which can never be deleted; make it private to hide it",
+            )
+        del self.sets[set_id]
+        self.versions.pop(set_id, None)
+        self._emit("set_deleted", set_id=set_id)
+        return {"set_id": set_id}
+
+    def _op_duplicate_set(self, e: Envelope, user: User) -> dict[str, Any]:
+        source = self._set(_set_id(e.args, "source_id"), e.author)
+        if source.visibility is not Visibility.PUBLIC and not source.can_edit(e.author):
+            raise Rejected(
+                "permission", f"{source.name!r} is not public: only its owner and editors may fork it"
+            )
+        number = _opt_int(e.args, "version") or source.head
+        if number is None:
+            raise Rejected("validation", f"{source.name!r} has no version to fork yet")
+        original = self._version(source.id, number)
+        new_id = _set_id(e.args)
+        if new_id in self.sets:
+            raise Rejected("conflict", f"replica set {new_id} exists already")
+        name = _text(e.args, "name", MAX_NAME, empty_ok=True) or f"{source.name} (fork)"[:MAX_NAME]
+        rs = ReplicaSet(
+            new_id,
+            name,
+            owner=e.author,
+            description=source.description,
+            forked_from=(source.id, number),
+            head=1,
+        )
+        first = replace(
+            original,
+            number=1,
+            parent=None,
+            author=e.author,
+            time=e.time,
+            message=f"forked from {source.name!r} version {number}",
+        )
+        self.versions[new_id] = [first]
+        self._put_set(rs)
+        self._emit("version_committed", set_id=new_id, version=1)
+        return {"set_id": new_id, "version": 1}
+
+    def _op_set_visibility(self, e: Envelope, user: User) -> dict[str, Any]:
+        rs = self._owned(_set_id(e.args), e.author, "change who can see it")
+        try:
+            visibility = Visibility(str(e.args.get("visibility")))
+        except ValueError:
+            raise Rejected("validation", "visibility must be private, cluster or public") from None
+        self._put_set(replace(rs, visibility=visibility))
+        return {"visibility": visibility.value}
+
+    def _editor_change(self, e: Envelope, grant: bool) -> dict[str, Any]:
+        rs = self._owned(_set_id(e.args), e.author, "manage its editors")
+        key_id = e.args.get("key_id")
+        if not isinstance(key_id, str) or key_id not in self.users:
+            raise Rejected("not_found", f"no registered user has key id {key_id!r}")
+        editors = rs.editors | {key_id} if grant else rs.editors - {key_id}
+        self._put_set(replace(rs, editors=frozenset(editors)))
+        return {"editors": sorted(editors)}
+
+    def _op_grant_editor(self, e: Envelope, user: User) -> dict[str, Any]:
+        return self._editor_change(e, True)
+
+    def _op_revoke_editor(self, e: Envelope, user: User) -> dict[str, Any]:
+        return self._editor_change(e, False)
+
+    def _op_follow(self, e: Envelope, user: User) -> dict[str, Any]:
+        rs = self._set(_set_id(e.args), e.author)
+        self._put_set(replace(rs, followers=rs.followers | {e.author}))
+        return {"following": True}
+
+    def _op_unfollow(self, e: Envelope, user: User) -> dict[str, Any]:
+        rs = self._set(_set_id(e.args), e.author)
+        self._put_set(replace(rs, followers=rs.followers - {e.author}))
+        return {"following": False}
+
+    def _op_put_manifest_chunk(self, e: Envelope, user: User) -> dict[str, Any]:
+        manifest_id = _manifest_id(e.args)
+        index, total = _int(e.args, "index"), _int(e.args, "total")
+        if not 1 <= total <= MAX_MANIFEST_CHUNKS or index >= total:
+            raise Rejected("validation", f"chunk {index} of {total} is out of range")
+        if not e.payload or len(e.payload) > MAX_CHUNK_BYTES:
+            raise Rejected("validation", f"a manifest chunk holds 1 to {MAX_CHUNK_BYTES} bytes")
+        key = (e.author, manifest_id)
+        if index == 0:
+            self._drop_upload(key)
+            self._uploads[key] = _Upload(total)
+        upload = self._uploads.get(key)
+        if upload is None or upload.total != total or index != len(upload.chunks):
+            expected = len(upload.chunks) if upload else 0
+            raise Rejected(
+                "conflict", f"expected chunk {expected} of manifest {manifest_id[:12]}, got {index}"
+            )
+        self._feed(key, upload, e.payload)
+        upload.chunks.append(e.payload)
+        return {"received": index + 1}
+
+    def _progress(self, key: tuple[str, str], upload: _Upload) -> tuple[Any, Any, int]:
+        """The running (decompressor, hash, size) of an upload; rebuilt from its chunks after a restart."""
+        progress = self._hashing.get(key)
+        if progress is None:
+            progress = (zstandard.ZstdDecompressor().decompressobj(), hashlib.sha256(), 0)
+            for chunk in upload.chunks:
+                progress = self._advance(key, progress, chunk)
+            self._hashing[key] = progress
+        return progress
+
+    def _advance(
+        self, key: tuple[str, str], progress: tuple[Any, Any, int], chunk: bytes
+    ) -> tuple[Any, Any, int]:
+        decompressor, hasher, size = progress
+        try:
+            piece = decompressor.decompress(chunk)
+        except zstandard.ZstdError:
+            self._drop_upload(key)
+            raise Rejected(
+                "integrity", f"manifest {key[1][:12]}: a chunk is not zstd data; upload again"
+            ) from None
+        size += len(piece)
+        if size > MAX_MANIFEST_BYTES:
+            self._drop_upload(key)
+            raise Rejected(
+                "validation", f"manifest {key[1][:12]} unpacks to more than {MAX_MANIFEST_BYTES} bytes"
+            )
+        hasher.update(piece)
+        return decompressor, hasher, size
+
+    def _feed(self, key: tuple[str, str], upload: _Upload, chunk: bytes) -> None:
+        """Decompress and hash as chunks arrive, so committing a big manifest is quick."""
+        self._hashing[key] = self._advance(key, self._progress(key, upload), chunk)
+
+    def _drop_upload(self, key: tuple[str, str]) -> None:
+        self._uploads.pop(key, None)
+        self._hashing.pop(key, None)
+
+    def _op_commit_manifest(self, e: Envelope, user: User) -> dict[str, Any]:
+        manifest_id = _manifest_id(e.args)
+        key = (e.author, manifest_id)
+        if manifest_id in self.manifests:
+            self._drop_upload(key)
+            return {"manifest_id": manifest_id, "new": False}
+        upload = self._uploads.get(key)
+        if upload is None or len(upload.chunks) != upload.total:
+            have = len(upload.chunks) if upload else 0
+            raise Rejected("conflict", f"manifest {manifest_id[:12]} is incomplete ({have} chunks arrived)")
+        decompressor, hasher, _ = self._progress(key, upload)
+        self._drop_upload(key)
+        if not decompressor.eof or hasher.hexdigest() != manifest_id:
+            raise Rejected(
+                "integrity", f"the chunks do not make manifest {manifest_id[:12]}: damaged; upload again"
+            )
+        self.manifests[manifest_id] = tuple(upload.chunks)
+        self._emit("manifest_committed", manifest_id=manifest_id)
+        return {"manifest_id": manifest_id, "new": True}
+
+    def _op_publish_version(self, e: Envelope, user: User) -> dict[str, Any]:
+        rs = self._owned(_set_id(e.args), e.author, "publish it")
+        number = _int(e.args, "version")
+        self._version(rs.id, number)
+        if (rs.id, number) in self.published:
+            raise Rejected("immutable", f"version {number} of {rs.name!r} is published and can never change")
+        creators = e.args.get("creators", [])
+        if not isinstance(creators, list) or not all(isinstance(c, str) and c for c in creators):
+            raise Rejected("validation", "creators must be a list of names")
+        try:
+            record = PublishedRecord(
+                rs.id,
+                number,
+                e.author,
+                e.time,
+                _text(e.args, "title", MAX_NAME * 2),
+                creators=tuple(creators),
+                description=_text(e.args, "description", MAX_TEXT, empty_ok=True),
+            )
+        except ValidationError as exc:
+            raise Rejected("validation", str(exc)) from None
+        self.published[(rs.id, number)] = record
+        self._put_set(replace(rs, published=rs.published | {number}))
+        self._emit("published", set_id=rs.id, version=number)
+        return {"set_id": rs.id, "version": number}
+
+    def _op_record_drift(self, e: Envelope, user: User) -> dict[str, Any]:
+        rs = self._set(_set_id(e.args), e.author)
+        number = _int(e.args, "version")
+        self._version(rs.id, number)
+        record = DriftRecord(
+            rs.id,
+            number,
+            _manifest_id(e.args),
+            _text(e.args, "summary", MAX_TEXT, empty_ok=True),
+            e.time,
+            e.author,
+        )
+        self.drift[(rs.id, number)] = record
+        self._emit("drift_recorded", set_id=rs.id, version=number)
+        return {"set_id": rs.id, "version": number}
