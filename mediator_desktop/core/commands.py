@@ -116,7 +116,7 @@ def parse(data: object) -> Envelope:
     if canonical != header_bytes:
         raise ValidationError("command header is not in canonical form")
     op, args, author, seq, when = (header[k] for k in ("op", "args", "author", "seq", "time"))
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise ValidationError(f"unknown operation {op!r}")
     if not isinstance(args, dict):
         raise ValidationError("command args must be an object")

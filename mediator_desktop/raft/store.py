@@ -203,6 +203,15 @@ class RaftStore:
         if public_key is not None and verify(public_key, envelope.signature, envelope.signed):
             self._verified.add(envelope.digest)
 
+    def submit_async(self, command: bytes, callback: Callable[[Result | None, int], None]) -> None:
+        """Send one command without waiting; ``callback(result, pysyncobj error)`` runs on the raft thread."""
+        self._precheck(command)
+        self._replicated.apply_command(command, callback=callback)
+
+    def tick(self, timeout: float = 0.0) -> None:
+        """Run one step of the Raft loop by hand (only with ``auto_tick=False``, as tests do)."""
+        self._sync.doTick(timeout)
+
     def submit(self, command: bytes, timeout: float | None = None) -> Result:
         return self.submit_many([command], timeout)[0]
 

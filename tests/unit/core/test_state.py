@@ -1,0 +1,347 @@
+"""The replicated state machine, driven directly: rules, attacks and determinism."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mediator_desktop.core.commands import MAGIC, MAX_COMMAND_BYTES, canonical_json, parse
+from mediator_desktop.core.errors import ConflictError, NotFound, PermissionDenied, ValidationError
+from mediator_desktop.core.manifest import ManifestBuilder
+from mediator_desktop.core.state import StoreState
+from mediator_desktop.core.store import ImmutableError, ReplayError, unwrap
+from tests.helpers.actors import EMPTY, Actor
+
+
+class Harness:
+    """A state plus the log of commands applied to it, so determinism can be checked."""
+
+    def __init__(self) -> None:
+        self.state = StoreState()
+        self.log: list[bytes] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.state.listener = lambda kind, details: self.events.append((kind, details))
+
+    def raw(self, command: bytes) -> tuple[Any, ...]:
+        self.log.append(command)
+        return self.state.apply(command)
+
+    def do(self, command: bytes) -> Any:
+        return unwrap(self.raw(command))
+
+    def do_all(self, commands: list[bytes]) -> list[Any]:
+        return [self.do(c) for c in commands]
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+@pytest.fixture
+def alice(h: Harness) -> Actor:
+    a = Actor("alice")
+    h.do(a.register())
+    h.do_all(a.manifest_commands())
+    return a
+
+
+@pytest.fixture
+def bob(h: Harness) -> Actor:
+    b = Actor("bob")
+    h.do(b.register())
+    return b
+
+
+def test_create_commit_and_history(h: Harness, alice: Actor) -> None:
+    set_id, cmd = alice.create("LIDC subset")
+    h.do(cmd)
+    assert h.do(alice.commit(set_id, None, message="first")) == {"set_id": set_id, "version": 1}
+    assert h.do(alice.commit(set_id, 1, message="second"))["version"] == 2
+    rs = h.state.sets[set_id]
+    assert rs.head == 2 and rs.owner == alice.key_id
+    assert [v.message for v in h.state.versions[set_id]] == ["first", "second"]
+    assert h.state.versions[set_id][1].parent == 1
+    assert ("version_committed", {"set_id": set_id, "version": 2}) in h.events
+
+
+def test_commit_on_a_stale_head_is_a_conflict_with_the_current_head(
+    h: Harness, alice: Actor, bob: Actor
+) -> None:
+    set_id, cmd = alice.create()
+    h.do(cmd)
+    h.do(alice.cmd("grant_editor", set_id=set_id, key_id=bob.key_id))
+    h.do(alice.commit(set_id, None))
+    h.do(bob.commit(set_id, 1))
+    with pytest.raises(ConflictError, match="at version 2, not 1") as info:
+        h.do(alice.commit(set_id, 1))
+    assert info.value.current_head == 2
+    assert h.state.sets[set_id].head == 2
+
+
+def test_permissions(h: Harness, alice: Actor, bob: Actor) -> None:
+    carol = Actor("carol")
+    h.do(carol.register())
+    set_id, cmd = alice.create("private one")
+    h.do(cmd)
+    h.do(alice.commit(set_id, None))
+    # Private: others cannot even see it.
+    with pytest.raises(NotFound):
+        h.do(bob.commit(set_id, 1))
+    with pytest.raises(NotFound):
+        h.do(bob.cmd("follow", set_id=set_id))
+    # Editors may commit, nothing more.
+    h.do(alice.cmd("grant_editor", set_id=set_id, key_id=bob.key_id))
+    h.do(bob.commit(set_id, 1))
+    for op, args, what in [
+        ("delete_set", {}, "delete"),
+        ("set_visibility", {"visibility": "public"}, "change who can see"),
+        ("grant_editor", {"key_id": carol.key_id}, "manage its editors"),
+        ("publish_version", {"version": 1, "title": "t"}, "publish"),
+    ]:
+        with pytest.raises(PermissionDenied, match=f"only the owner .* may {what}"):
+            h.do(bob.cmd(op, set_id=set_id, **args))
+    # Cluster visibility: everyone reads and follows; only public sets are forked by others.
+    h.do(alice.cmd("set_visibility", set_id=set_id, visibility="cluster"))
+    h.do(carol.cmd("follow", set_id=set_id))
+    assert carol.key_id in h.state.sets[set_id].followers
+    with pytest.raises(PermissionDenied, match="not public"):
+        h.do(carol.cmd("duplicate_set", source_id=set_id, set_id="c" * 32, name=""))
+    with pytest.raises(PermissionDenied, match="not an editor"):
+        h.do(carol.commit(set_id, 2))
+    h.do(alice.cmd("revoke_editor", set_id=set_id, key_id=bob.key_id))
+    with pytest.raises(PermissionDenied):
+        h.do(bob.commit(set_id, 2))
+
+
+def test_fork_records_provenance(h: Harness, alice: Actor, bob: Actor) -> None:
+    set_id, cmd = alice.create("public one", visibility="public")
+    h.do(cmd)
+    h.do(alice.commit(set_id, None, message="v1"))
+    h.do(alice.commit(set_id, 1, message="v2"))
+    fork_id = "f" * 32
+    assert h.do(bob.cmd("duplicate_set", source_id=set_id, version=1, set_id=fork_id, name="")) == {
+        "set_id": fork_id,
+        "version": 1,
+    }
+    fork = h.state.sets[fork_id]
+    assert fork.owner == bob.key_id and fork.forked_from == (set_id, 1) and fork.name == "public one (fork)"
+    (first,) = h.state.versions[fork_id]
+    original = h.state.versions[set_id][0]
+    assert first.selection == original.selection and first.manifest_id == original.manifest_id
+    assert first.author == bob.key_id and "forked from" in first.message
+    with pytest.raises(ConflictError, match="exists already"):
+        h.do(bob.cmd("duplicate_set", source_id=set_id, set_id=fork_id, name="x"))
+
+
+def test_published_versions_never_change_and_block_deletion(h: Harness, alice: Actor) -> None:
+    set_id, cmd = alice.create()
+    h.do(cmd)
+    h.do(alice.commit(set_id, None))
+    h.do(alice.cmd("publish_version", set_id=set_id, version=1, title="LIDC CT", creators=["A. Author"]))
+    record = h.state.published[(set_id, 1)]
+    assert record.title == "LIDC CT" and record.creators == ("A. Author",)
+    with pytest.raises(ImmutableError, match="published and can never change"):
+        h.do(alice.cmd("publish_version", set_id=set_id, version=1, title="Other title"))
+    with pytest.raises(PermissionDenied, match="can never be deleted; make it private"):
+        h.do(alice.cmd("delete_set", set_id=set_id))
+    # The set goes on with new versions; the published one stays as it was.
+    h.do(alice.commit(set_id, 1, message="after publication"))
+    assert h.state.published[(set_id, 1)] == record
+    assert h.state.versions[set_id][0].message == ""
+    with pytest.raises(NotFound):
+        h.do(alice.cmd("publish_version", set_id=set_id, version=9, title="t"))
+
+
+def test_delete_and_drift(h: Harness, alice: Actor) -> None:
+    set_id, cmd = alice.create()
+    h.do(cmd)
+    h.do(alice.commit(set_id, None))
+    h.do(alice.cmd("record_drift", set_id=set_id, version=1, manifest_id=EMPTY.id, summary="+5 series"))
+    assert h.state.drift[(set_id, 1)].summary == "+5 series"
+    h.do(alice.cmd("delete_set", set_id=set_id))
+    assert set_id not in h.state.sets
+    with pytest.raises(NotFound):
+        h.do(alice.commit(set_id, 1))
+
+
+def test_manifest_upload_checks_order_and_hash(h: Harness, alice: Actor) -> None:
+    b = ManifestBuilder()
+    for i in range(3000):
+        b.add("idc", ("c", f"p{i}", "s", f"1.2.{i}"), size=i + 1, version=f"v{i:040d}")
+    manifest = b.build()
+    commands = alice.manifest_commands(manifest, max_bytes=2000)
+    assert len(commands) > 5
+    # A commit before all chunks arrived is refused.
+    h.do_all(commands[:3])
+    with pytest.raises(ConflictError, match="incomplete"):
+        h.do(alice.cmd("commit_manifest", manifest_id=manifest.id))
+    # Out of order (a fresh envelope: a refused one stays refused when sent again).
+    early = parse(commands[4])
+    with pytest.raises(ConflictError, match="expected chunk 3"):
+        h.do(alice.cmd("put_manifest_chunk", early.payload, **early.args))
+    h.do_all(commands[3:])
+    assert manifest.id in h.state.manifests
+    # A second upload of the same manifest is a no-op.
+    assert h.do_all(alice.manifest_commands(manifest, max_bytes=2000))[-1] == {
+        "manifest_id": manifest.id,
+        "new": False,
+    }
+    # Chunks that do not make the claimed manifest.
+    other = ManifestBuilder().build()
+    lying = alice.manifest_commands(manifest, max_bytes=2000)
+    forged = [
+        alice.cmd(
+            "put_manifest_chunk",
+            parse(c).payload,
+            manifest_id=other.id.replace("a", "b"),
+            index=i,
+            total=len(lying) - 1,
+        )
+        for i, c in enumerate(lying[:-1])
+    ]
+    h.do_all(forged)
+    with pytest.raises(Exception, match="do not make manifest"):
+        h.do(alice.cmd("commit_manifest", manifest_id=other.id.replace("a", "b")))
+    with pytest.raises(NotFound, match="upload it first"):
+        set_id, cmd = alice.create()
+        h.do(cmd)
+        h.do(alice.commit(set_id, None, manifest_id="0" * 64))
+
+
+def test_upload_survives_a_dump_and_restore_midway(h: Harness, alice: Actor) -> None:
+    b = ManifestBuilder()
+    for i in range(2000):
+        b.add("idc", ("c", f"p{i}", "s", f"1.2.{i}"), size=i + 1)
+    manifest = b.build()
+    commands = alice.manifest_commands(manifest, max_bytes=1500)
+    h.do_all(commands[:4])
+    restored = StoreState.from_dump(pickle.loads(pickle.dumps(h.state.to_dump())))
+    for command in commands[4:]:
+        unwrap(restored.apply(command))
+    assert manifest.id in restored.manifests
+
+
+# -- attacks ---------------------------------------------------------------------------------------
+def test_forged_signature_is_rejected(h: Harness, alice: Actor, bob: Actor) -> None:
+    set_id, cmd = alice.create()
+    h.do(cmd)
+    good = alice.cmd("delete_set", set_id=set_id)
+    forged = good[:4] + bytes(64) + good[68:]
+    with pytest.raises(PermissionDenied, match="signature does not match"):
+        h.do(forged)
+    # Bob signs a command that claims Alice as its author.
+    claims = bob.cmd("delete_set", set_id=set_id).replace(bob.key_id.encode(), alice.key_id.encode())
+    with pytest.raises(PermissionDenied, match="signature does not match"):
+        h.do(claims)
+    tampered = bytearray(good)
+    tampered[-3] ^= 1
+    with pytest.raises((PermissionDenied, ValidationError)):
+        h.do(bytes(tampered))
+    assert set_id in h.state.sets
+
+
+def test_replayed_envelope_is_applied_once(h: Harness, alice: Actor, bob: Actor) -> None:
+    set_id, cmd = alice.create(visibility="cluster")
+    h.do(cmd)
+    commit = alice.commit(set_id, None)
+    assert h.do(commit) == {"set_id": set_id, "version": 1}
+    # The very same envelope again (a client's retry, or an attacker's replay): same answer, no effect.
+    assert h.do(commit) == {"set_id": set_id, "version": 1}
+    assert len(h.state.versions[set_id]) == 1
+    # Another command under a used sequence number.
+    seq = parse(commit).seq
+    from mediator_desktop.core.commands import seal
+
+    reused = seal(alice.identity, "follow", {"set_id": set_id}, seq, alice.when)
+    with pytest.raises(ReplayError, match="used before"):
+        h.do(reused)
+    too_old = seal(alice.identity, "follow", {"set_id": set_id}, seq - 700 * 10**9, alice.when)
+    with pytest.raises(ReplayError, match="too old"):
+        h.do(too_old)
+
+
+def test_unknown_author_is_rejected(h: Harness, alice: Actor) -> None:
+    stranger = Actor("stranger")
+    _, cmd = stranger.create()
+    with pytest.raises(PermissionDenied, match="unknown author"):
+        h.do(cmd)
+    assert not h.state.sets
+    # Registering someone else's key under your own signature fails too.
+    fake = stranger.cmd("register_user", public_key=alice.identity.public_key.hex(), display_name="me")
+    with pytest.raises(PermissionDenied, match="does not match the public key"):
+        h.do(fake)
+
+
+def test_a_ten_megabyte_command_is_refused(h: Harness, alice: Actor) -> None:
+    huge = alice.cmd.__func__  # noqa: F841 - sealing refuses it already
+    with pytest.raises(ValidationError, match="fit in one replicated command"):
+        alice.cmd("put_manifest_chunk", b"x" * 10_000_000, manifest_id="a" * 64, index=0, total=1)
+    raw = MAGIC + bytes(64) + canonical_json({}) + b"\n" + b"x" * 10_000_000
+    with pytest.raises(ValidationError, match="at most 60000"):
+        h.do(raw)
+
+
+@given(st.binary(max_size=400))
+def test_random_bytes_are_rejected_cleanly(data: bytes) -> None:
+    state = StoreState()
+    for command in (data, MAGIC + data, MAGIC + bytes(64) + data):
+        result = state.apply(command)
+        assert result[0] == "err"
+    assert not state.sets and not state.users
+
+
+header_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "op": st.sampled_from(["create_set", "commit_version", "nope", "register_user"]) | header_values,
+            "args": st.dictionaries(
+                st.sampled_from(["set_id", "name", "visibility", "public_key"]), header_values
+            ),
+            "author": st.text(alphabet="0123456789abcdef", min_size=32, max_size=32) | header_values,
+            "seq": st.integers(-5, 10**20) | header_values,
+            "time": st.floats(allow_nan=False) | header_values,
+        },
+    )
+)
+def test_malformed_envelopes_are_rejected_on_every_node(header: dict[str, Any]) -> None:
+    alice = Actor("alice")
+    states = [StoreState(), StoreState()]
+    for state in states:
+        unwrap(state.apply(alice.register()))
+    try:
+        body = canonical_json(header)
+    except ValueError:
+        body = json.dumps(header).encode()
+    signed = body + b"\n"
+    command = MAGIC + alice.identity.sign(signed) + signed
+    results = [state.apply(command) for state in states]
+    assert results[0] == results[1]
+    assert results[0][0] == "err"
+    assert all(not s.sets for s in states)
+
+
+def test_apply_is_deterministic(h: Harness, alice: Actor, bob: Actor) -> None:
+    set_id, cmd = alice.create(visibility="public")
+    h.do(cmd)
+    for head in (None, 1, 2):
+        h.do(alice.commit(set_id, head))
+    h.raw(bob.commit(set_id, 3))  # refused: not an editor
+    h.do(bob.cmd("duplicate_set", source_id=set_id, set_id="e" * 32, name="mine"))
+    replica = StoreState()
+    results = [replica.apply(c) for c in h.log]
+    assert replica.to_dump() == h.state.to_dump()
+    assert results[-1] == ("ok", {"set_id": "e" * 32, "version": 1})

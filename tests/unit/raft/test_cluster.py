@@ -1,0 +1,207 @@
+"""Whole clusters in one process on loopback, ticked by hand as pysyncobj's own tests do."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediator_desktop.core.store import unwrap
+from mediator_desktop.raft.store import RaftStore
+from tests.helpers.actors import Actor
+from tests.helpers.net import free_ports
+
+SECRET = "test-cluster-secret"
+FAST = (0.15, 0.35)
+
+
+class Cluster:
+    def __init__(self, root: Path, n: int, secret: str = SECRET) -> None:
+        self.root = root
+        self.addresses = [f"127.0.0.1:{p}" for p in free_ports(n)]
+        self.secret = secret
+        self.nodes: dict[str, RaftStore] = {}
+        for address in self.addresses:
+            self.start(address)
+
+    def start(self, address: str, peers: list[str] | None = None, secret: str | None = None) -> RaftStore:
+        others = [a for a in self.addresses if a != address] if peers is None else peers
+        node = RaftStore(
+            address,
+            others,
+            self.root / address.replace(":", "_"),
+            secret or self.secret,
+            election_timeout=FAST,
+            auto_tick=False,
+        )
+        self.nodes[address] = node
+        return node
+
+    def stop(self, address: str) -> None:
+        self.nodes.pop(address).close()
+
+    def tick_until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"condition not met in {timeout} s: {[n.status() for n in self.nodes.values()]}"
+                )
+            for node in list(self.nodes.values()):
+                node.tick(0.002)
+
+    def leader(self) -> RaftStore:
+        self.tick_until(lambda: self._leader() is not None)
+        leader = self._leader()
+        assert leader is not None
+        return leader
+
+    def _leader(self) -> RaftStore | None:
+        leaders = {n.status().leader for n in self.nodes.values()}
+        if len(leaders) != 1 or None in leaders:
+            return None
+        (address,) = leaders
+        return self.nodes.get(str(address))
+
+    def run(self, node: RaftStore, commands: list[bytes]) -> list[Any]:
+        """Submit through ``node`` and tick the cluster until every command has an answer."""
+        answers: dict[int, tuple[Any, int]] = {}
+        for i, command in enumerate(commands):
+            node.submit_async(command, lambda result, error, i=i: answers.__setitem__(i, (result, error)))
+        self.tick_until(lambda: len(answers) == len(commands))
+        assert all(error == 0 for _, error in answers.values()), answers
+        return [unwrap(answers[i][0]) for i in range(len(commands))]
+
+    def converged(self) -> bool:
+        applied = {n.status().last_applied for n in self.nodes.values()}
+        return len(applied) == 1
+
+    def dumps(self) -> list[dict[str, Any]]:
+        """Each node's state, compared by value (pickle bytes differ with object sharing)."""
+        return [n.state.to_dump() for n in self.nodes.values()]
+
+    def close(self) -> None:
+        for address in list(self.nodes):
+            self.stop(address)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, 3)
+    yield c
+    c.close()
+
+
+def setup_set(cluster: Cluster, node: RaftStore, alice: Actor) -> str:
+    set_id, create = alice.create("shared", visibility="cluster")
+    cluster.run(node, [alice.register(), *alice.manifest_commands(), create])
+    return set_id
+
+
+def test_commands_through_any_node_reach_every_node(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    alice = Actor("alice")
+    set_id = setup_set(cluster, follower, alice)
+    answers = cluster.run(follower, [alice.commit(set_id, None), alice.commit(set_id, 1)])
+    assert answers[-1] == {"set_id": set_id, "version": 2}
+    cluster.tick_until(cluster.converged)
+    dumps = cluster.dumps()
+    assert dumps[0] == dumps[1] == dumps[2]
+    assert all(n.state.sets[set_id].head == 2 for n in cluster.nodes.values())
+
+
+def test_a_new_leader_takes_over_with_everything_committed(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    alice = Actor("alice")
+    set_id = setup_set(cluster, leader, alice)
+    cluster.run(leader, [alice.commit(set_id, None)])
+    old = leader.self_address
+    cluster.stop(old)
+    new_leader = cluster.leader()
+    assert new_leader.self_address != old
+    assert cluster.run(new_leader, [alice.commit(set_id, 1)]) == [{"set_id": set_id, "version": 2}]
+    # The old leader comes back, catches up, and agrees.
+    cluster.start(old)
+    cluster.tick_until(
+        lambda: (
+            cluster.nodes[old].state.sets.get(set_id) is not None
+            and cluster.nodes[old].state.sets[set_id].head == 2
+        )
+    )
+    cluster.tick_until(cluster.converged)
+    dumps = cluster.dumps()
+    assert dumps[0] == dumps[1] == dumps[2]
+
+
+def test_the_whole_cluster_restarts_with_its_data(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    alice = Actor("alice")
+    set_id = setup_set(cluster, leader, alice)
+    cluster.run(leader, [alice.commit(set_id, h) for h in (None,)])
+    cluster.run(leader, [alice.commit(set_id, 1), alice.commit(set_id, 2)])
+    for node in cluster.nodes.values():
+        node.syncobj.forceLogCompaction()  # a dump, then more journal after it
+    cluster.tick_until(
+        lambda: all(
+            (cluster.root / a.replace(":", "_") / "raft" / "dump.bin").exists() for a in cluster.addresses
+        )
+    )
+    cluster.run(leader, [alice.commit(set_id, 3)])
+    cluster.tick_until(cluster.converged)
+    before = cluster.dumps()[0]
+    cluster.close()
+    for address in cluster.addresses:
+        cluster.start(address)
+    cluster.leader()
+    cluster.tick_until(
+        lambda: all(
+            n.state.sets.get(set_id) and n.state.sets[set_id].head == 4 for n in cluster.nodes.values()
+        )
+    )
+    cluster.tick_until(cluster.converged)
+    assert all(d == before for d in cluster.dumps())
+
+
+def test_a_node_joins_at_run_time_and_catches_up(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    alice = Actor("alice")
+    set_id = setup_set(cluster, leader, alice)
+    cluster.run(leader, [alice.commit(set_id, None)])
+    (port,) = free_ports(1)
+    newcomer = f"127.0.0.1:{port}"
+    done: list[int] = []
+    leader.syncobj.addNodeToCluster(newcomer, callback=lambda result, error: done.append(error))
+    cluster.tick_until(lambda: bool(done))
+    assert done == [0]
+    cluster.addresses.append(newcomer)
+    node = cluster.start(newcomer, peers=[a for a in cluster.addresses if a != newcomer])
+    cluster.tick_until(lambda: node.state.sets.get(set_id) is not None and node.state.sets[set_id].head == 1)
+
+
+@pytest.mark.parametrize("secret", ["wrong secret", SECRET])
+def test_a_node_with_the_wrong_secret_never_joins(tmp_path: Path, secret: str) -> None:
+    """The control case, the right secret, shows the test can fail: the connection is made."""
+    cluster = Cluster(tmp_path, 2)
+    try:
+        leader = cluster.leader()
+        (port,) = free_ports(1)
+        intruder_address = f"127.0.0.1:{port}"
+        intruder = cluster.start(intruder_address, peers=list(cluster.addresses), secret=secret)
+        alice = Actor("alice")
+        setup_set(cluster, leader, alice)
+        if secret == SECRET:
+            cluster.tick_until(lambda: any(m.connected for m in intruder.status().members if not m.is_self))
+            return
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            for node in cluster.nodes.values():
+                node.tick(0.002)
+        assert not intruder.state.sets and not intruder.state.users
+        assert intruder.status().leader is None
+        assert all(not m.connected for m in intruder.status().members if not m.is_self)
+    finally:
+        cluster.close()
