@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mediator_desktop.core.commands import MAGIC, MAX_COMMAND_BYTES, canonical_json, parse
+from mediator_desktop.core.commands import MAGIC, canonical_json, parse
 from mediator_desktop.core.errors import ConflictError, NotFound, PermissionDenied, ValidationError
 from mediator_desktop.core.manifest import ManifestBuilder
 from mediator_desktop.core.state import StoreState
@@ -208,9 +208,9 @@ def test_manifest_upload_checks_order_and_hash(h: Harness, alice: Actor) -> None
     h.do_all(forged)
     with pytest.raises(Exception, match="do not make manifest"):
         h.do(alice.cmd("commit_manifest", manifest_id=other.id.replace("a", "b")))
+    set_id, cmd = alice.create()
+    h.do(cmd)
     with pytest.raises(NotFound, match="upload it first"):
-        set_id, cmd = alice.create()
-        h.do(cmd)
         h.do(alice.commit(set_id, None, manifest_id="0" * 64))
 
 
@@ -279,7 +279,6 @@ def test_unknown_author_is_rejected(h: Harness, alice: Actor) -> None:
 
 
 def test_a_ten_megabyte_command_is_refused(h: Harness, alice: Actor) -> None:
-    huge = alice.cmd.__func__  # noqa: F841 - sealing refuses it already
     with pytest.raises(ValidationError, match="fit in one replicated command"):
         alice.cmd("put_manifest_chunk", b"x" * 10_000_000, manifest_id="a" * 64, index=0, total=1)
     raw = MAGIC + bytes(64) + canonical_json({}) + b"\n" + b"x" * 10_000_000
