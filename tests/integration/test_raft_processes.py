@@ -1,0 +1,162 @@
+"""Three store nodes as real processes on loopback: fail-over, restarts and lost quorum."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediator_desktop.core.errors import ClusterUnavailable
+from tests.helpers.actors import Actor
+from tests.helpers.net import free_ports
+from tests.helpers.processes import NodeError, NodeProcess, ProcessCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    c = ProcessCluster(tmp_path / "cluster")
+    try:
+        yield c.start()
+    finally:
+        c.close()
+
+
+def submit_anywhere(cluster: ProcessCluster, command: bytes, first: int, deadline: float) -> object:
+    """Send ``command`` to live nodes, starting with ``first``, until one confirms it.
+
+    A retry sends the identical envelope, which the store answers with its first result.
+    """
+    i = first
+    while True:
+        node = cluster.nodes[i % len(cluster.nodes)]
+        try:
+            return node.submit(command, timeout=3.0)
+        except (NodeError, ClusterUnavailable):
+            if time.monotonic() > deadline:
+                raise
+            i += 1
+
+
+def prepare(cluster: ProcessCluster, actors: list[Actor]) -> list[str]:
+    cluster.leader()
+    set_ids = []
+    deadline = time.monotonic() + 30
+    for n, actor in enumerate(actors):
+        submit_anywhere(cluster, actor.register(), n, deadline)
+        for command in actor.manifest_commands():
+            submit_anywhere(cluster, command, n, deadline)
+        set_id, create = actor.create(f"set of {actor.name}", visibility="cluster")
+        submit_anywhere(cluster, create, n, deadline)
+        set_ids.append(set_id)
+    return set_ids
+
+
+def test_sigkill_of_the_leader_loses_no_acknowledged_commit(cluster: ProcessCluster) -> None:
+    actors = [Actor(f"client{i}") for i in range(4)]
+    set_ids = prepare(cluster, actors)
+    per_client = 500
+    acked: list[list[int]] = [[] for _ in actors]
+    errors: list[BaseException] = []
+    total = threading.Semaphore(0)
+
+    def client(i: int) -> None:
+        try:
+            head = None
+            deadline = time.monotonic() + 150
+            for n in range(per_client):
+                answer = submit_anywhere(
+                    cluster, actors[i].commit(set_ids[i], head, message=f"c{i}-{n}"), i, deadline
+                )
+                assert isinstance(answer, dict)
+                head = answer["version"]
+                acked[i].append(head)
+                total.release()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+            total.release()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(actors))]
+    for t in threads:
+        t.start()
+    for _ in range(600):  # kill the leader once 600 of the 2,000 commits are confirmed
+        assert total.acquire(timeout=120)
+    leader = cluster.leader()
+    leader.kill()
+    for t in threads:
+        t.join(timeout=180)
+    assert not errors, errors
+    assert sum(map(len, acked)) == 2000
+    survivors = [n for n in cluster.nodes if n.running]
+    snaps = cluster.wait_converged()
+    for i, set_id in enumerate(set_ids):
+        versions = snaps[0]["versions"][set_id]
+        assert [v[0] for v in versions] == acked[i] == list(range(1, per_client + 1))
+        assert [v[2] for v in versions] == [f"c{i}-{n}" for n in range(per_client)]
+    # The killed node comes back and catches up with everything.
+    leader.start()
+    cluster.leader(among=[*survivors, leader])
+    again = cluster.wait_converged()
+    assert again[0] == again[-1] and again[0]["versions"] == snaps[0]["versions"]
+
+
+def test_stopping_and_restarting_all_nodes_keeps_the_state(cluster: ProcessCluster) -> None:
+    actors = [Actor("alice"), Actor("bob")]
+    set_ids = prepare(cluster, actors)
+    deadline = time.monotonic() + 60
+    for n in range(20):
+        submit_anywhere(cluster, actors[0].commit(set_ids[0], n or None, message=f"m{n}"), n, deadline)
+    before = cluster.wait_converged()[0]
+    cluster.close()
+    cluster.start()
+    cluster.leader()
+    after = cluster.wait_converged()
+    assert all(snap == before for snap in after)
+
+
+def test_without_quorum_writes_fail_in_bounded_time_and_nothing_is_lost(cluster: ProcessCluster) -> None:
+    actors = [Actor("alice")]
+    (set_id,) = prepare(cluster, actors)
+    deadline = time.monotonic() + 60
+    for n in range(10):
+        submit_anywhere(cluster, actors[0].commit(set_id, n or None), n, deadline)
+    cluster.wait_converged()
+    survivor = cluster.nodes[0]
+    for node in cluster.nodes[1:]:
+        node.stop()
+    started = time.monotonic()
+    with pytest.raises(ClusterUnavailable, match="no quorum"):
+        survivor.submit(actors[0].commit(set_id, 10), timeout=3.0)
+    assert time.monotonic() - started < 8.0
+    for node in cluster.nodes[1:]:
+        node.start()
+    cluster.leader()
+    snaps = cluster.wait_converged()
+    assert [v[0] for v in snaps[0]["versions"][set_id]][:10] == list(range(1, 11))
+
+
+def test_a_process_with_the_wrong_secret_never_joins(cluster: ProcessCluster, tmp_path: Path) -> None:
+    actors = [Actor("alice")]
+    prepare(cluster, actors)
+    wrong = tmp_path / "wrong-secret"
+    wrong.write_text("not the cluster secret")
+    intruder = NodeProcess(
+        f"127.0.0.1:{free_ports(1)[0]}",
+        [n.address for n in cluster.nodes],
+        tmp_path / "intruder",
+        wrong,
+    ).start()
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            status = intruder.status()
+            assert status["leader"] is None
+            assert not any(m["connected"] for m in status["members"] if not m["is_self"])
+            assert intruder.snapshot()["users"] == []
+            time.sleep(0.2)
+    finally:
+        intruder.stop()
