@@ -1,37 +1,107 @@
 """Composition root: builds a running node from Settings.
 
-Later issues add the replicated store, the sources, the transfer engine and tracking here; the
-frontends (Qt app, CLI, SDK) only ever talk to what this module hands them.
+A node is: the user's identity, the replicated store (a one-node cluster by default, so the app
+works alone; peers join later without migration), and the service facade over them. Later issues
+add the sources, the transfer engine and tracking here. Frontends (Qt app, CLI, SDK) only ever
+talk to what this module hands them.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import secrets
+import socket
+from dataclasses import replace
 from pathlib import Path
 
+from mediator_desktop.core.events import EventBus
+from mediator_desktop.core.identity import Identity
+from mediator_desktop.core.keystore import read_secret, write_secret
+from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
+from mediator_desktop.raft.store import RaftStore
 
 log = logging.getLogger(__name__)
 
+SECRET_FILE = "cluster.secret"
+#: Election timeouts: a lone node has no one to compete with and can elect itself at once.
+LONE_TIMEOUTS = (0.1, 0.25)
+CLUSTER_TIMEOUTS = (0.8, 2.0)
 
-@dataclass
+
+def _free_loopback_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def cluster_secret(data_dir: Path) -> str:
+    """The cluster secret of this node, made on first start (keyring, else a 0600 file)."""
+    account = f"cluster-secret:{data_dir.resolve()}"
+    secret = read_secret(account, data_dir / SECRET_FILE)
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+        write_secret(account, data_dir / SECRET_FILE, secret)
+    return secret
+
+
 class Node:
-    """One running MEDIator node (desktop app or headless)."""
+    """One running MEDIator node (desktop app or headless). Use as a context manager."""
 
-    settings: Settings = field(default_factory=Settings.load)
+    def __init__(self, settings: Settings | None = None, *, settings_path: Path | None = None) -> None:
+        self.settings = settings or Settings.load(settings_path)
+        self._settings_path = settings_path
+        self.events = EventBus()
+        self.identity: Identity | None = None
+        self.store: RaftStore | None = None
+        self._service: Service | None = None
 
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir
 
-    def start(self) -> Node:
+    @property
+    def service(self) -> Service:
+        if self._service is None:
+            raise RuntimeError("the node is not started")
+        return self._service
+
+    def start(self, ready_timeout: float = 20.0) -> Node:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        log.info("node started; data in %s", self.data_dir)
+        if not self.settings.raft_address:
+            self.settings = replace(self.settings, raft_address=_free_loopback_address())
+            self.settings.save(self._settings_path)
+        self.identity = Identity.load_or_create(self.data_dir, self.settings.display_name)
+        peers = list(self.settings.peers)
+        self.store = RaftStore(
+            self.settings.raft_address,
+            peers,
+            self.data_dir,
+            cluster_secret(self.data_dir),
+            events=self.events,
+            election_timeout=CLUSTER_TIMEOUTS if peers else LONE_TIMEOUTS,
+        )
+        try:
+            self.store.wait_ready(ready_timeout)
+            self._service = Service(self.store, self.identity)
+            self._service.register()
+        except BaseException:
+            self.store.close()
+            raise
+        log.info(
+            "node %s started (%s); data in %s",
+            self.settings.raft_address,
+            "one-node cluster" if not peers else f"{len(peers) + 1} members",
+            self.data_dir,
+        )
         return self
 
     def stop(self) -> None:
-        log.info("node stopped")
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+            self._service = None
+            log.info("node stopped")
 
     def __enter__(self) -> Node:
         return self.start()

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import keyring
-import keyring.errors
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.keystore import read_secret, write_secret
 
 log = logging.getLogger(__name__)
 
-KEYRING_SERVICE = "mediator-desktop"
 KEY_FILE = "identity.key"
 
 
@@ -78,55 +75,16 @@ class Identity:
     def load_or_create(cls, data_dir: Path, display_name: str) -> Identity:
         """The identity of the node whose data lives in ``data_dir``; made on first call."""
         account = f"identity:{data_dir.resolve()}"
-        seed = _from_keyring(account)
-        if seed is None:
-            seed = _from_file(data_dir / KEY_FILE)
-        if seed is not None:
-            return cls.from_seed(seed, display_name)
+        stored = read_secret(account, data_dir / KEY_FILE)
+        if stored is not None:
+            try:
+                return cls.from_seed(bytes.fromhex(stored), display_name)
+            except ValueError:
+                raise ValidationError(
+                    f"the stored private key of this node is damaged ({data_dir / KEY_FILE} or the "
+                    "keyring); restore it from a backup"
+                ) from None
         identity = cls.generate(display_name)
-        if not _to_keyring(account, identity.seed()):
-            log.warning(
-                "no OS keyring available: the private key of %s is kept in %s (readable only by you)",
-                display_name,
-                data_dir / KEY_FILE,
-            )
-            _to_file(data_dir / KEY_FILE, identity.seed())
+        write_secret(account, data_dir / KEY_FILE, identity.seed().hex())
         log.info("created identity %s (%s)", identity.key_id, display_name)
         return identity
-
-
-def _from_keyring(account: str) -> bytes | None:
-    try:
-        value = keyring.get_password(KEYRING_SERVICE, account)
-    except keyring.errors.KeyringError:
-        return None
-    return bytes.fromhex(value) if value else None
-
-
-def _to_keyring(account: str, seed: bytes) -> bool:
-    try:
-        keyring.set_password(KEYRING_SERVICE, account, seed.hex())
-    except keyring.errors.KeyringError:
-        return False
-    return True
-
-
-def _from_file(path: Path) -> bytes | None:
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return None
-    if path.stat().st_mode & 0o077:
-        log.warning("%s is readable by others; making it private", path)
-        path.chmod(0o600)
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise ValidationError(f"the key file {path} is damaged; restore it from a backup") from None
-
-
-def _to_file(path: Path, seed: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(seed.hex() + "\n")

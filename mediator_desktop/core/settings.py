@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 APP_NAME = "mediator-desktop"
 #: Overrides every folder (data, config, downloads) at once: one node per folder, as tests need.
 HOME_ENV = "MEDIATOR_HOME"
+
+
+_ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 
 
 def _describe(title: str, description: str) -> dict[str, str]:
@@ -64,6 +68,17 @@ class Settings:
         default_factory=lambda: os.environ.get("USER", "") or "me",
         metadata=_describe("Display name", "How other members of the cluster see you."),
     )
+    raft_address: str = field(
+        default="",
+        metadata=_describe(
+            "Cluster address",
+            "host:port this node's Raft traffic uses; chosen on first start (loopback for a lone node).",
+        ),
+    )
+    peers: tuple[str, ...] = field(
+        default=(),
+        metadata=_describe("Cluster peers", "host:port of the other members this node starts with."),
+    )
     update_check_minutes: int = field(
         default=360,
         metadata=_describe(
@@ -76,6 +91,11 @@ class Settings:
             value = getattr(self, f.name)
             if f.type in ("Path",) and not isinstance(value, Path):
                 object.__setattr__(self, f.name, Path(value).expanduser())
+        if not isinstance(self.peers, tuple):
+            object.__setattr__(self, "peers", tuple(self.peers))
+        for address in (self.raft_address, *self.peers):
+            if address and not _ADDRESS.fullmatch(address):
+                raise ValidationError(f"{address!r} is not host:port")
         if not self.display_name.strip():
             raise ValidationError("the display name is empty")
         if not 1 <= self.update_check_minutes <= 7 * 24 * 60:
@@ -87,7 +107,10 @@ class Settings:
         return [(f.name, f.metadata["title"], f.metadata["description"]) for f in fields(Settings)]
 
     def to_json(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        return {
+            k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+            for k, v in asdict(self).items()
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Settings:

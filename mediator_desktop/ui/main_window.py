@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QMainWindow, QVBoxLayout, QWidget
 
 from mediator_desktop import __version__
+from mediator_desktop.core.events import Event
 from mediator_desktop.node import Node
+from mediator_desktop.ui.bridge import EventBridge
+
+#: Events after which the list of sets is read again (reads are local and cheap).
+_SET_EVENTS = {"set_changed", "set_deleted", "version_committed", "state_reloaded", "published"}
 
 
 class MainWindow(QMainWindow):
@@ -20,12 +25,40 @@ class MainWindow(QMainWindow):
         central = QWidget(self)
         layout = QVBoxLayout(central)
         self.title_label = QLabel(f"<h2>MEDIator Desktop {__version__}</h2>", central)
-        self.status_label = QLabel(
-            f"Single-node cluster. Data folder: {node.data_dir}\nNo replica sets yet.", central
-        )
+        self.status_label = QLabel(central)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sets_list = QListWidget(central)
+        self.sets_list.setAccessibleName("Replica sets")
         layout.addWidget(self.title_label)
         layout.addWidget(self.status_label)
-        layout.addStretch(1)
+        layout.addWidget(QLabel("Replica sets you can see:", central))
+        layout.addWidget(self.sets_list, 1)
         self.setCentralWidget(central)
-        self.statusBar().showMessage("Ready")
+        self.bridge = EventBridge(node.events, self)
+        self.bridge.event_received.connect(self.on_event)
+        self.refresh()
+
+    def on_event(self, event: Event) -> None:
+        if event.kind in _SET_EVENTS:
+            self.refresh()
+        elif event.kind == "leader_changed":
+            self.statusBar().showMessage(f"Cluster leader: {event.details.get('leader') or 'none'}")
+
+    def refresh(self) -> None:
+        service = self.node.service
+        members = len(self.node.settings.peers) + 1
+        self.status_label.setText(
+            f"{'One-node cluster' if members == 1 else f'{members}-member cluster'} at "
+            f"{self.node.settings.raft_address}. You are {service.identity.display_name} "
+            f"({service.key_id[:12]}). Data folder: {self.node.data_dir}"
+        )
+        self.sets_list.clear()
+        sets = service.list_sets()
+        for rs in sets:
+            head = f"version {rs.head}" if rs.head else "no version yet"
+            item = QListWidgetItem(f"{rs.name} — {rs.visibility.value}, {head}")
+            item.setData(Qt.ItemDataRole.UserRole, rs.id)
+            self.sets_list.addItem(item)
+        if not sets:
+            self.sets_list.addItem(QListWidgetItem("No replica sets yet."))
+        self.statusBar().showMessage(f"{len(sets)} replica set(s)")

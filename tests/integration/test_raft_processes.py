@@ -11,8 +11,7 @@ import pytest
 
 from mediator_desktop.core.errors import ClusterUnavailable
 from tests.helpers.actors import Actor
-from tests.helpers.net import free_ports
-from tests.helpers.processes import NodeError, NodeProcess, ProcessCluster
+from tests.helpers.processes import NodeError, ProcessCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -139,24 +138,22 @@ def test_without_quorum_writes_fail_in_bounded_time_and_nothing_is_lost(cluster:
     assert [v[0] for v in snaps[0]["versions"][set_id]][:10] == list(range(1, 11))
 
 
-def test_a_process_with_the_wrong_secret_never_joins(cluster: ProcessCluster, tmp_path: Path) -> None:
-    actors = [Actor("alice")]
-    prepare(cluster, actors)
+def test_a_member_process_with_the_wrong_secret_never_joins(tmp_path: Path) -> None:
+    cluster = ProcessCluster(tmp_path / "four", n=4)
     wrong = tmp_path / "wrong-secret"
     wrong.write_text("not the cluster secret")
-    intruder = NodeProcess(
-        f"127.0.0.1:{free_ports(1)[0]}",
-        [n.address for n in cluster.nodes],
-        tmp_path / "intruder",
-        wrong,
-    ).start()
+    intruder = cluster.nodes[3]
+    intruder.secret_file = wrong
     try:
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            status = intruder.status()
-            assert status["leader"] is None
-            assert not any(m["connected"] for m in status["members"] if not m["is_self"])
-            assert intruder.snapshot()["users"] == []
-            time.sleep(0.2)
+        cluster.start()
+        legit = cluster.nodes[:3]
+        cluster.leader(among=legit)
+        actors = [Actor("alice")]
+        deadline = time.monotonic() + 30
+        submit_anywhere(cluster, actors[0].register(), 0, deadline)
+        assert all(actors[0].key_id in n.snapshot()["users"] for n in legit)
+        # It is configured as a member, yet learns nothing and follows no leader.
+        assert intruder.snapshot()["users"] == []
+        assert intruder.status()["leader"] is None
     finally:
-        intruder.stop()
+        cluster.close()

@@ -183,25 +183,31 @@ def test_a_node_joins_at_run_time_and_catches_up(cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("secret", ["wrong secret", SECRET])
-def test_a_node_with_the_wrong_secret_never_joins(tmp_path: Path, secret: str) -> None:
-    """The control case, the right secret, shows the test can fail: the connection is made."""
-    cluster = Cluster(tmp_path, 2)
+def test_a_member_with_the_wrong_secret_never_joins(tmp_path: Path, secret: str) -> None:
+    """Three configured members, one started with ``secret``. The control case (the right secret)
+    shows the test can fail: that member then gets everything."""
+    cluster = Cluster(tmp_path, 0)
+    cluster.addresses = [f"127.0.0.1:{p}" for p in free_ports(3)]
     try:
-        leader = cluster.leader()
-        (port,) = free_ports(1)
-        intruder_address = f"127.0.0.1:{port}"
-        intruder = cluster.start(intruder_address, peers=list(cluster.addresses), secret=secret)
+        for address in cluster.addresses[:2]:
+            cluster.start(address)
+        third = cluster.start(cluster.addresses[2], secret=secret)
+        legit = [cluster.nodes[a] for a in cluster.addresses[:2]]
+        cluster.tick_until(
+            lambda: len({n.status().leader for n in legit}) == 1 and legit[0].status().leader is not None
+        )
+        leader = cluster.nodes[str(legit[0].status().leader)]
         alice = Actor("alice")
         setup_set(cluster, leader, alice)
         if secret == SECRET:
-            cluster.tick_until(lambda: any(m.connected for m in intruder.status().members if not m.is_self))
+            cluster.tick_until(lambda: alice.key_id in third.state.users)
             return
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
             for node in cluster.nodes.values():
                 node.tick(0.002)
-        assert not intruder.state.sets and not intruder.state.users
-        assert intruder.status().leader is None
-        assert all(not m.connected for m in intruder.status().members if not m.is_self)
+        assert not third.state.sets and not third.state.users
+        assert third.status().leader is None
+        assert all(alice.key_id in n.state.users for n in legit)
     finally:
         cluster.close()

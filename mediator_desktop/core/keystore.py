@@ -1,0 +1,56 @@
+"""Secrets of a node (its user's private key, the cluster secret): OS keyring first, else a 0600 file.
+
+Where no keyring backend exists (headless servers, CI), secrets live in files readable only by
+their owner, under the data folder, and a warning says so once per secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import keyring
+import keyring.errors
+
+from mediator_desktop.core.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+KEYRING_SERVICE = "mediator-desktop"
+
+
+def read_secret(account: str, fallback: Path) -> str | None:
+    """The secret stored for ``account`` in the keyring, or in ``fallback``; None if neither has it."""
+    try:
+        value = keyring.get_password(KEYRING_SERVICE, account)
+    except keyring.errors.KeyringError:
+        value = None
+    if value:
+        return value
+    try:
+        text = fallback.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    if fallback.stat().st_mode & 0o077:
+        log.warning("%s is readable by others; making it private", fallback)
+        fallback.chmod(0o600)
+    if not text:
+        raise ValidationError(f"the secret file {fallback} is empty; restore it from a backup")
+    return text
+
+
+def write_secret(account: str, fallback: Path, value: str) -> None:
+    """Store a new secret in the keyring or, without one, in ``fallback`` (0600, never overwritten)."""
+    try:
+        keyring.set_password(KEYRING_SERVICE, account, value)
+        return
+    except keyring.errors.KeyringError:
+        pass
+    log.warning(
+        "no OS keyring available: %s is kept in %s (readable only by you)", account.split(":")[0], fallback
+    )
+    fallback.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(fallback, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
