@@ -18,6 +18,7 @@ import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -71,7 +72,33 @@ class Envelope:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.signature + self.signed).hexdigest()
+        return _digest(self.signature, self.signed)
+
+
+class _SealedHere:
+    """Digests of envelopes this process signed itself: their signatures need no check here.
+
+    Skipping the check is deterministic: a signature made with the author's key is one that
+    verification would accept. Bounded; oldest first out.
+    """
+
+    def __init__(self, size: int = 65_536) -> None:
+        self._digests: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def add(self, digest: str) -> None:
+        with self._lock:
+            self._digests[digest] = None
+            if len(self._digests) > self._size:
+                self._digests.popitem(last=False)
+
+    def __contains__(self, digest: object) -> bool:
+        with self._lock:
+            return digest in self._digests
+
+
+SEALED_HERE: Final = _SealedHere()
 
 
 def seal(
@@ -80,12 +107,18 @@ def seal(
     """Sign a command as ``identity``."""
     header = canonical_json({"op": op, "args": args, "author": identity.key_id, "seq": seq, "time": when})
     signed = header + b"\n" + payload
-    data = MAGIC + identity.sign(signed) + signed
+    signature = identity.sign(signed)
+    data = MAGIC + signature + signed
     if len(data) > MAX_COMMAND_BYTES:
         raise ValidationError(
             f"command {op} is {len(data)} bytes; at most {MAX_COMMAND_BYTES} fit in one replicated command"
         )
+    SEALED_HERE.add(_digest(signature, signed))
     return data
+
+
+def _digest(signature: bytes, signed: bytes) -> str:
+    return hashlib.sha256(signature + signed).hexdigest()
 
 
 def parse(data: object) -> Envelope:

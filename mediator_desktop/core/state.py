@@ -75,9 +75,10 @@ class DriftRecord:
 
 @dataclass
 class _AuthorLog:
-    """Replay protection for one author: the newest seq, and recent seqs with their results."""
+    """Replay protection for one author: recent seqs with their results; older ones are refused."""
 
     newest: int = 0
+    floor: int = 0  # seqs at or below were forgotten: refused as too old
     recent: dict[int, tuple[str, Result]] = field(default_factory=dict)
 
 
@@ -181,8 +182,8 @@ class StoreState:
 
         Args:
             command: the envelope bytes.
-            verified: optional hint that this node already checked the signature of this exact
-                envelope (a pure function of its bytes, so skipping the check is deterministic).
+            verified: optional hint that this process signed (or checked) this exact envelope
+                (a pure function of its bytes, so skipping the check is deterministic).
         """
         self.applied += 1
         try:
@@ -237,11 +238,7 @@ class StoreState:
             if digest == envelope.digest:
                 return result  # a retry of the same command: the same answer, applied once
             raise Rejected("replay", f"sequence number {envelope.seq} of {envelope.author} was used before")
-        floor = max(
-            log.newest - REPLAY_WINDOW_NS,
-            min(log.recent, default=0) if len(log.recent) >= REMEMBERED_RESULTS else 0,
-        )
-        if envelope.seq <= floor:
+        if envelope.seq <= max(log.floor, log.newest - REPLAY_WINDOW_NS):
             raise Rejected(
                 "replay", f"command of {envelope.author} is too old (replayed or from a stale clock)"
             )
@@ -255,9 +252,10 @@ class StoreState:
             log = self._authors[envelope.author] = _AuthorLog()
         log.recent[envelope.seq] = (envelope.digest, result)
         log.newest = max(log.newest, envelope.seq)
-        if len(log.recent) > REMEMBERED_RESULTS or min(log.recent) < log.newest - REPLAY_WINDOW_NS:
-            floor = log.newest - REPLAY_WINDOW_NS
-            keep = sorted(s for s in log.recent if s > floor)[-REMEMBERED_RESULTS:]
+        if len(log.recent) >= 2 * REMEMBERED_RESULTS:  # prune now and then, not on every command
+            ordered = sorted(log.recent)
+            keep = [s for s in ordered[-REMEMBERED_RESULTS:] if s > log.newest - REPLAY_WINDOW_NS]
+            log.floor = max(log.floor, ordered[len(ordered) - len(keep) - 1])
             log.recent = {s: log.recent[s] for s in keep}
 
     def _emit(self, kind: str, **details: Any) -> None:

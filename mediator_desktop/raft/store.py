@@ -1,8 +1,10 @@
 """The replicated store on pysyncobj: one Raft log of signed commands, applied by ``StoreState``.
 
-Wire protocol: the one replicated method is ``apply_command`` (pysyncobj numbers methods by sorted
-name, so it must never be renamed; a new protocol adds ``apply_command`` with ``ver=2``). The dump
-format is ``StoreState.to_dump()``. Traffic is always encrypted with the cluster secret: without
+Wire protocol: the one replicated method is ``apply_commands`` (pysyncobj numbers methods by
+sorted name, so it must never be renamed; a new protocol adds ``apply_commands`` with ``ver=2``).
+It takes a batch of envelopes: while a batch is on its way, new commands from any thread gather
+into the next one (group commit), so many clients share each round trip. The dump format is
+``StoreState.to_dump()``. Traffic is always encrypted with the cluster secret: without
 it, pysyncobj speaks plain pickle, and anyone reaching the port could run code.
 
 Every node stores every replica set. ``private`` is access control, not secrecy from the
@@ -14,22 +16,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.pipe_notifier import PipeNotifier
+from pysyncobj.transport import TCPTransport
 
-from mediator_desktop.core.commands import MAX_COMMAND_BYTES, Envelope, parse
+from mediator_desktop.core.commands import MAX_COMMAND_BYTES, SEALED_HERE, Envelope, parse
 from mediator_desktop.core.errors import ClusterUnavailable, ValidationError
 from mediator_desktop.core.events import EventBus
-from mediator_desktop.core.identity import verify
 from mediator_desktop.core.state import Result, StoreState
 from mediator_desktop.core.store import ClusterStatus, Member
 
 log = logging.getLogger(__name__)
+
+#: Batches of commands on their way at once; what arrives meanwhile waits for the next batch.
+MAX_INFLIGHT = 2
+#: Bytes of envelopes in one batch (a single larger envelope still goes alone): each replicated
+#: command stays well under 64 KB.
+MAX_BATCH_BYTES = 56_000
 
 #: Outcomes after which the same command may be sent again: it was not applied, or a retry of the
 #: identical envelope returns the first answer (the state remembers results per author and seq).
@@ -43,36 +51,51 @@ _RETRYABLE = {
 }
 
 
-class _VerifiedCache:
-    """Digests of envelopes whose signatures this node checked before submitting them.
+class _SteadyTransport(TCPTransport):  # type: ignore[misc]
+    """pysyncobj's TCP transport, with a leader's view of a follower's next index kept monotonic.
 
-    Checking a signature is a pure function of the envelope's bytes (a key id names one public key
-    for good), so the applying thread may skip checks done on the submitting thread.
+    pysyncobj 0.3.17 advances a follower's next index as soon as it sends entries, but a late
+    success reply for an earlier message moves it back again. The leader then resends entries
+    the follower already holds, and the follower truncates its log before appending them again
+    ("truncating already-applied log entries"), for a moment dropping entries it had
+    acknowledged: with bad timing, a committed entry could be lost in a fail-over. A success
+    reply may only move the index forward; failure replies (``reset``) still move it back.
     """
 
-    def __init__(self, size: int = 65_536) -> None:
-        self._digests: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+    def setOnMessageReceivedCallback(self, callback: Callable[[Any, Any], None] | None) -> None:
+        if callback is None:
+            super().setOnMessageReceivedCallback(None)
+            return
 
-    def add(self, digest: str) -> None:
-        with self._lock:
-            self._digests[digest] = None
-            if len(self._digests) > self._size:
-                self._digests.popitem(last=False)
+        def steady(node: Any, message: Any) -> None:
+            if (
+                isinstance(message, dict)
+                and message.get("type") == "next_node_idx"
+                and message.get("success")
+                and not message.get("reset")
+            ):
+                next_index = self._syncObj._SyncObj__raftNextIndex
+                before = next_index.get(node)
+                callback(node, message)
+                if before is not None and next_index.get(node, 0) < before:
+                    next_index[node] = before
+                return
+            callback(node, message)
 
-    def check(self, envelope: Envelope) -> bool:
-        with self._lock:
-            return self._digests.pop(envelope.digest, 0) is None
+        super().setOnMessageReceivedCallback(steady)
+
+
+def _signed_here(envelope: Envelope) -> bool:
+    """Whether this process signed the envelope itself (then its signature needs no check)."""
+    return envelope.digest in SEALED_HERE
 
 
 class _Replicated(SyncObjConsumer):  # type: ignore[misc]
     """The state as pysyncobj sees it: one replicated method and a dump of our own format."""
 
-    def __init__(self, state: StoreState, verified: _VerifiedCache, on_reload: Callable[[], None]) -> None:
+    def __init__(self, state: StoreState, on_reload: Callable[[], None]) -> None:
         super().__init__()
         self.state = state
-        self._verified = verified
         self._on_reload = on_reload
 
     def _serialize(self) -> dict[str, Any]:
@@ -85,9 +108,23 @@ class _Replicated(SyncObjConsumer):  # type: ignore[misc]
         self._on_reload()
 
     @replicated  # type: ignore[untyped-decorator]
-    def apply_command(self, command: bytes) -> Result:
+    def apply_commands(self, commands: list[bytes]) -> list[Result]:
         """Called on the raft thread of every node, in log order."""
-        return self.state.apply(command, self._verified.check)
+        if not isinstance(commands, list):
+            return []
+        return [self.state.apply(command, _signed_here) for command in commands]
+
+
+class _Ticket:
+    """One command waiting for its batch to be applied."""
+
+    __slots__ = ("command", "done", "error", "result")
+
+    def __init__(self, command: bytes) -> None:
+        self.command = command
+        self.done = threading.Event()
+        self.result: Result | None = None
+        self.error: int | None = None
 
 
 class RaftStore:
@@ -111,10 +148,9 @@ class RaftStore:
         self.self_address = self_address
         raft_dir = data_dir / "raft"
         raft_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._verified = _VerifiedCache()
         state = StoreState()
         state.listener = self._relay
-        self._replicated = _Replicated(state, self._verified, lambda: self._relay("state_reloaded", {}))
+        self._replicated = _Replicated(state, lambda: self._relay("state_reloaded", {}))
         low, high = election_timeout
         conf = SyncObjConf(
             password=secret,
@@ -132,12 +168,15 @@ class RaftStore:
             logCompactionMinEntries=20_000,
             logCompactionMinTime=60,
         )
-        self._sync = SyncObj(self_address, peers, conf, consumers=[self._replicated])
+        self._sync = SyncObj(
+            self_address, peers, conf, consumers=[self._replicated], transportClass=_SteadyTransport
+        )
         # A lone node has no follower whose answer wakes its event loop after it appends a
         # command, so it would commit only at its next timer tick (50 ms). Wake it while
         # commands are in flight.
+        self._queue: deque[_Ticket] = deque()
         self._inflight = 0
-        self._inflight_lock = threading.Lock()
+        self._batch_lock = threading.Lock()
         self._waker = PipeNotifier(self._sync._poller)
         self._sync.addOnTickCallback(self._nudge)
         self._closed = threading.Event()
@@ -188,25 +227,22 @@ class RaftStore:
 
     # -- writes --------------------------------------------------------------------------------
     def _precheck(self, command: bytes) -> None:
+        """Refuse what must never reach the log: oversized or unparsable commands."""
         if len(command) > MAX_COMMAND_BYTES:
             raise ValidationError(
                 f"command of {len(command)} bytes refused: "
                 f"at most {MAX_COMMAND_BYTES} fit in one replicated command"
             )
-        envelope = parse(command)
-        if envelope.op == "register_user":
-            key = envelope.args.get("public_key")
-            public_key = bytes.fromhex(key) if isinstance(key, str) and len(key) == 64 else None
-        else:
-            user = self.state.users.get(envelope.author)
-            public_key = user.public_key if user else None
-        if public_key is not None and verify(public_key, envelope.signature, envelope.signed):
-            self._verified.add(envelope.digest)
+        parse(command)
 
     def submit_async(self, command: bytes, callback: Callable[[Result | None, int], None]) -> None:
         """Send one command without waiting; ``callback(result, pysyncobj error)`` runs on the raft thread."""
         self._precheck(command)
-        self._replicated.apply_command(command, callback=callback)
+
+        def unpack(results: list[Result] | None, error: int) -> None:
+            callback(results[0] if results else None, error)
+
+        self._replicated.apply_commands([command], callback=unpack)
 
     def tick(self, timeout: float = 0.0) -> None:
         """Run one step of the Raft loop by hand (only with ``auto_tick=False``, as tests do)."""
@@ -216,7 +252,11 @@ class RaftStore:
         return self.submit_many([command], timeout)[0]
 
     def submit_many(self, commands: list[bytes], timeout: float | None = None) -> list[Result]:
-        """Send commands pipelined and wait for all; retries those that may not have been applied."""
+        """Send commands in order and wait for all; retries those that may not have been applied.
+
+        A retry sends the identical envelope; the state answers it with its first result, so a
+        command is never applied twice.
+        """
         for command in commands:
             self._precheck(command)
         deadline = time.monotonic() + (10.0 if timeout is None else timeout)
@@ -224,15 +264,22 @@ class RaftStore:
         pending = list(range(len(commands)))
         delay = 0.02
         while pending:
-            outcomes = self._send([commands[i] for i in pending], deadline)
+            tickets = [_Ticket(commands[i]) for i in pending]
+            with self._batch_lock:
+                self._queue.extend(tickets)
+            self._flush()
             retry = []
-            for i, (result, error) in zip(pending, outcomes, strict=True):
-                if error == FAIL_REASON.SUCCESS:
-                    results[i] = result
-                elif error in _RETRYABLE or error is None:
+            for i, ticket in zip(pending, tickets, strict=True):
+                if not ticket.done.wait(max(0.0, deadline - time.monotonic())):
+                    raise ClusterUnavailable(self._unavailable_message(len(pending)))
+                if ticket.error == FAIL_REASON.SUCCESS:
+                    results[i] = ticket.result
+                elif ticket.error in _RETRYABLE:
                     retry.append(i)
                 else:
-                    raise ClusterUnavailable(f"the cluster refused the command (pysyncobj error {error})")
+                    raise ClusterUnavailable(
+                        f"the cluster refused the command (pysyncobj error {ticket.error})"
+                    )
             pending = retry
             if pending:
                 if time.monotonic() + delay >= deadline:
@@ -241,29 +288,36 @@ class RaftStore:
                 delay = min(delay * 2, 0.5)
         return [r for r in results if r is not None]
 
-    def _send(self, commands: list[bytes], deadline: float) -> list[tuple[Any, int | None]]:
-        done = threading.Semaphore(0)
-        outcomes: list[tuple[Any, int | None]] = [(None, None)] * len(commands)
+    def _flush(self) -> None:
+        """Send queued commands as batches, keeping at most ``MAX_INFLIGHT`` batches on their way.
 
-        def callback_for(i: int) -> Callable[[Any, int], None]:
-            def callback(result: Any, error: int) -> None:
-                outcomes[i] = (result, error)
-                done.release()
+        Called on submitting threads and on the raft thread (when a batch is done).
+        """
+        while True:
+            with self._batch_lock:
+                if self._inflight >= MAX_INFLIGHT or not self._queue:
+                    return
+                batch = [self._queue.popleft()]
+                size = len(batch[0].command)
+                while self._queue and size + len(self._queue[0].command) <= MAX_BATCH_BYTES:
+                    size += len(self._queue[0].command)
+                    batch.append(self._queue.popleft())
+                self._inflight += 1
+            self._replicated.apply_commands([t.command for t in batch], callback=self._finisher(batch))
 
-            return callback
-
-        with self._inflight_lock:
-            self._inflight += 1
-        try:
-            for i, command in enumerate(commands):
-                self._replicated.apply_command(command, callback=callback_for(i))
-            for _ in commands:
-                if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                    break
-        finally:
-            with self._inflight_lock:
+    def _finisher(self, batch: list[_Ticket]) -> Callable[[list[Result] | None, int], None]:
+        def finish(results: list[Result] | None, error: int) -> None:
+            """Called on the raft thread."""
+            with self._batch_lock:
                 self._inflight -= 1
-        return outcomes
+            for i, ticket in enumerate(batch):
+                ticket.error = error
+                if error == FAIL_REASON.SUCCESS and results is not None:
+                    ticket.result = results[i]
+                ticket.done.set()
+            self._flush()
+
+        return finish
 
     def _unavailable_message(self, waiting: int) -> str:
         s = self.status()

@@ -1,0 +1,168 @@
+"""Store benchmark: three node processes on 127.0.0.1 with the cluster secret set.
+
+Figures (last line, one JSON object): ``bare_sync_ops`` (a bare pysyncobj counter, same settings,
+one synchronous client), ``store_sync_ops`` (our signed version commits through the service, one
+client), ``p50_ms``/``p99_ms`` (of those commits), ``store_concurrent_ops`` (8 clients) with its
+own ``concurrent_p50_ms``/``concurrent_p99_ms`` and the CPU each node spent per operation
+(``cpu_ms_per_op_leader``, ``cpu_ms_per_op_each_follower``: with three nodes on two cores, the
+sum bounds the throughput), ``read_p99_ms`` (1,000 local reader threads while
+writes go on), ``manifest_100k_commit_s`` and ``manifest_1m_commit_s`` (until all three nodes hold
+the manifest), ``ratio_store_vs_bare`` = store_sync_ops / bare_sync_ops.
+Goals: ratio >= 0.7, store_concurrent_ops >= 3,000, read_p99_ms <= 5, manifest_1m_commit_s <= 60.
+
+Usage: ``python bench/store.py [--quick]`` (``--quick``: small counts, for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Client
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class Node:
+    def __init__(self, kind: str, address: str, peers: list[str], data: Path) -> None:
+        self.address = address
+        self.port = free_ports(1)[0]
+        self.authkey = secrets.token_bytes(16)
+        env = {**os.environ, "MEDIATOR_BENCH_SECRET": "bench-cluster-secret"}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "_node.py"),
+                kind,
+                address,
+                ",".join(peers),
+                str(data),
+                str(self.port),
+                self.authkey.hex(),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "READY":
+            raise RuntimeError(f"node {address} did not start")
+
+    def call(self, *request: Any, timeout: float = 600) -> Any:
+        with Client(("127.0.0.1", self.port), authkey=self.authkey) as conn:
+            conn.send(request)
+            if not conn.poll(timeout):
+                raise TimeoutError(f"{request[0]} took more than {timeout} s")
+            return conn.recv()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+def cluster(kind: str, root: Path) -> list[Node]:
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    return [
+        Node(kind, a, [b for b in addresses if b != a], root / f"{kind}{i}") for i, a in enumerate(addresses)
+    ]
+
+
+def leader_of(nodes: list[Node], timeout: float = 30) -> Node:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leaders = {n.call("status")["leader"] for n in nodes}
+        if len(leaders) == 1 and None not in leaders:
+            return next(n for n in nodes if n.address in leaders)
+        time.sleep(0.05)
+    raise RuntimeError("no leader")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def log(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_sync, n_each, readers, big = (300, 100, 200, 100_000) if args.quick else (3000, 1000, 1000, 1_000_000)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        bare = cluster("bare", root)
+        try:
+            leader = leader_of(bare)
+            leader.call("bare_sync", 200)  # warm up
+            out["bare_sync_ops"] = round(leader.call("bare_sync", n_sync)["ops"], 1)
+            log("bare", out)
+        finally:
+            for n in bare:
+                n.stop()
+        nodes = cluster("store", root)
+        try:
+            leader = leader_of(nodes)
+            leader.call("sync", 200)  # warm up
+            sync = leader.call("sync", n_sync)
+            out["store_sync_ops"] = round(sync["ops"], 1)
+            out["p50_ms"], out["p99_ms"] = sync["p50_ms"], sync["p99_ms"]
+            log("sync", sync)
+            before = {n.address: cpu_seconds(n.proc.pid) for n in nodes}
+            concurrent = leader.call("concurrent", 8, n_each)
+            spent = {n.address: cpu_seconds(n.proc.pid) - before[n.address] for n in nodes}
+            ops = 8 * n_each
+            out["cpu_ms_per_op_leader"] = round(spent[leader.address] / ops * 1000, 3)
+            out["cpu_ms_per_op_each_follower"] = round(
+                max(v for a, v in spent.items() if a != leader.address) / ops * 1000, 3
+            )
+            out["store_concurrent_ops"] = round(concurrent["ops"], 1)
+            out["concurrent_p50_ms"], out["concurrent_p99_ms"] = concurrent["p50_ms"], concurrent["p99_ms"]
+            log("concurrent", concurrent)
+            reads = leader.call("reads", readers, 5.0)
+            out["read_p99_ms"] = reads["read_p99_ms"]
+            out["read_p50_ms"] = reads["read_p50_ms"]
+            out["reads"], out["writes_during_reads"] = reads["reads"], reads["writes"]
+            log("reads", reads)
+            for leaves, name in ((100_000, "manifest_100k_commit_s"), (big, "manifest_1m_commit_s")):
+                if leaves == 100_000 and name == "manifest_1m_commit_s":
+                    name = "manifest_big_commit_s"
+                result = leader.call("manifest", leaves)
+                start = time.monotonic() - result["leader_s"]
+                while not all(n.call("has_manifest", result["manifest_id"]) for n in nodes):
+                    time.sleep(0.01)
+                out[name] = round(time.monotonic() - start, 2)
+                log(name, out[name], "(leader confirmed after", round(result["leader_s"], 2), "s)")
+        finally:
+            for n in nodes:
+                n.stop()
+    out["ratio_store_vs_bare"] = round(out["store_sync_ops"] / out["bare_sync_ops"], 3)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
