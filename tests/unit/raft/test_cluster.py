@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.store import unwrap
 from mediator_desktop.raft.store import RaftStore
 from tests.helpers.actors import Actor
@@ -74,6 +75,15 @@ class Cluster:
         self.tick_until(lambda: len(answers) == len(commands))
         assert all(error == 0 for _, error in answers.values()), answers
         return [unwrap(answers[i][0]) for i in range(len(commands))]
+
+    def _answer(self, node: RaftStore, command: bytes) -> Any:
+        """The raw result tuple of one command, without raising its error."""
+        answers: list[tuple[Any, int]] = []
+        node.submit_async(command, lambda result, error: answers.append((result, error)))
+        self.tick_until(lambda: bool(answers))
+        result, error = answers[0]
+        assert error == 0
+        return result
 
     def converged(self) -> bool:
         applied = {n.status().last_applied for n in self.nodes.values()}
@@ -211,3 +221,35 @@ def test_a_member_with_the_wrong_secret_never_joins(tmp_path: Path, secret: str)
         assert all(alice.key_id in n.state.users for n in legit)
     finally:
         cluster.close()
+
+
+def test_attacks_are_rejected_alike_on_every_node(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    alice, mallory = Actor("alice"), Actor("mallory")
+    set_id = setup_set(cluster, leader, alice)
+    cluster.run(leader, [mallory.register(), alice.commit(set_id, None)])
+    good = alice.cmd("delete_set", set_id=set_id)
+    forged = good[:4] + bytes(64) + good[68:]
+    stolen = mallory.cmd("delete_set", set_id=set_id).replace(mallory.key_id.encode(), alice.key_id.encode())
+    stale = alice.commit(set_id, None)
+    not_editor = mallory.commit(set_id, 1)
+    answers = [cluster._answer(follower, c) for c in (forged, stolen, stale, not_editor)]
+    assert [a[0] for a in answers] == ["err"] * 4
+    assert [a[1] for a in answers] == ["permission", "permission", "conflict", "permission"]
+    # A replay of a command that was applied returns its first answer and changes nothing.
+    commit = alice.commit(set_id, 1)
+    first = cluster._answer(leader, commit)
+    assert cluster._answer(follower, commit) == first
+    cluster.tick_until(cluster.converged)
+    dumps = cluster.dumps()
+    assert dumps[0] == dumps[1] == dumps[2]
+    assert all(n.state.sets[set_id].head == 2 for n in cluster.nodes.values())
+
+
+def test_an_oversized_command_never_reaches_the_log(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    with pytest.raises(ValidationError, match="at most 60000"):
+        leader.submit_async(b"MDE1" + bytes(10_000_000), lambda result, error: None)
+    with pytest.raises(ValidationError, match="not a signed command"):
+        leader.submit_async(b"hello", lambda result, error: None)
