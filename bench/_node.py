@@ -113,6 +113,13 @@ class StoreWork:
             self.store.submit(command, 10)
         return {"ops": n / (time.perf_counter() - start)}
 
+    def raw_noop(self, n: int) -> dict[str, Any]:
+        """Batches of one junk command each: the store's Raft path with an apply that refuses at once."""
+        start = time.perf_counter()
+        for _ in range(n):
+            self.store._replicated.apply_commands([b"junk"], sync=True, timeout=10)
+        return {"ops": n / (time.perf_counter() - start)}
+
     def concurrent(self, clients: int, n_each: int) -> dict[str, Any]:
         users = [self.service(f"client{i}") for i in range(clients)]
         samples: list[list[float]] = [[] for _ in users]
