@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj import SyncObj, replicated
 
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.manifest import ManifestBuilder
@@ -26,27 +26,15 @@ from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
-from mediator_desktop.raft.store import RaftStore
+from mediator_desktop.raft.store import RaftStore, raft_conf
 
 SECRET = os.environ.get("MEDIATOR_BENCH_SECRET", "bench-secret")
 
 
 class Counter(SyncObj):  # type: ignore[misc]
     def __init__(self, address: str, peers: list[str], data: Path) -> None:
-        # The same settings as RaftStore, so the comparison is fair.
-        conf = SyncObjConf(
-            password=SECRET,
-            journalFile=str(data / "journal.bin"),
-            fullDumpFile=str(data / "dump.bin"),
-            appendEntriesUseBatch=False,
-            dynamicMembershipChange=True,
-            commandsWaitLeader=False,
-            raftMinTimeout=0.8,
-            raftMaxTimeout=2.0,
-            appendEntriesPeriod=0.1,
-            leaderFallbackTimeout=6.0,
-            connectionRetryTime=0.8,
-        )
+        # The same settings as RaftStore (with pysyncobj's own transport), so the comparison is fair.
+        conf = raft_conf(SECRET, data)
         super().__init__(address, peers, conf)
         self.value = 0
 

@@ -131,22 +131,19 @@ def _text_field(name: str, text: str | None) -> str:
     return text if _NEEDS_ESCAPE(text) is None else _escape(text)
 
 
+def _number_field(name: str, number: int | None) -> str:
+    if number is None:
+        return ""
+    if type(number) is not int or number < 0:
+        raise ValidationError(f"fingerprint {name} must be a whole number >= 0, not {number!r}")
+    return str(number)
+
+
 def encode_fingerprint(
     size: int | None, count: int | None, checksum: str | None, version: str | None, released: str | None
 ) -> str:
     """Validate and encode fingerprint fields without making a ``Fingerprint`` object."""
-    if size is None:
-        size_text = ""
-    elif type(size) is int and size >= 0:
-        size_text = str(size)
-    else:
-        raise ValidationError(f"fingerprint size must be a whole number >= 0, not {size!r}")
-    if count is None:
-        count_text = ""
-    elif type(count) is int and count >= 0:
-        count_text = str(count)
-    else:
-        raise ValidationError(f"fingerprint count must be a whole number >= 0, not {count!r}")
+    size_text, count_text = _number_field("size", size), _number_field("count", count)
     if size is None and count is None and checksum is None and version is None and released is None:
         raise ValidationError(
             "a fingerprint needs at least one field: nothing would prove the leaf unchanged"

@@ -85,6 +85,29 @@ class _SteadyTransport(TCPTransport):  # type: ignore[misc]
         super().setOnMessageReceivedCallback(steady)
 
 
+def raft_conf(
+    secret: str, raft_dir: Path, election_timeout: tuple[float, float] = (0.8, 2.0), *, auto_tick: bool = True
+) -> SyncObjConf:
+    """The pysyncobj settings of a store node (benchmarks give a bare counter the same)."""
+    low, high = election_timeout
+    return SyncObjConf(
+        password=secret,
+        journalFile=str(raft_dir / "journal.bin"),
+        fullDumpFile=str(raft_dir / "dump.bin"),
+        appendEntriesUseBatch=False,  # each command goes out at once: low latency for one client
+        dynamicMembershipChange=True,
+        commandsWaitLeader=False,  # no leader: fail fast and let submit_many retry until its deadline
+        raftMinTimeout=low,
+        raftMaxTimeout=high,
+        appendEntriesPeriod=min(0.1, low / 4),
+        leaderFallbackTimeout=max(3 * high, 3.0),
+        connectionRetryTime=min(1.0, low),
+        autoTick=auto_tick,
+        logCompactionMinEntries=20_000,
+        logCompactionMinTime=60,
+    )
+
+
 def _signed_here(envelope: Envelope) -> bool:
     """Whether this process signed the envelope itself (then its signature needs no check)."""
     return envelope.digest in SEALED_HERE
@@ -151,23 +174,7 @@ class RaftStore:
         state = StoreState()
         state.listener = self._relay
         self._replicated = _Replicated(state, lambda: self._relay("state_reloaded", {}))
-        low, high = election_timeout
-        conf = SyncObjConf(
-            password=secret,
-            journalFile=str(raft_dir / "journal.bin"),
-            fullDumpFile=str(raft_dir / "dump.bin"),
-            appendEntriesUseBatch=False,
-            dynamicMembershipChange=True,
-            commandsWaitLeader=False,
-            raftMinTimeout=low,
-            raftMaxTimeout=high,
-            appendEntriesPeriod=min(0.1, low / 4),
-            leaderFallbackTimeout=max(3 * high, 3.0),
-            connectionRetryTime=min(1.0, low),
-            autoTick=auto_tick,
-            logCompactionMinEntries=20_000,
-            logCompactionMinTime=60,
-        )
+        conf = raft_conf(secret, raft_dir, election_timeout, auto_tick=auto_tick)
         self._sync = SyncObj(
             self_address, peers, conf, consumers=[self._replicated], transportClass=_SteadyTransport
         )
