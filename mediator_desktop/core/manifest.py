@@ -281,6 +281,21 @@ class Manifest:
         return manifest
 
     @classmethod
+    def from_canonical_lines(cls, lines: list[str], *, check_grammar: bool = True) -> Manifest:
+        """A manifest from canonical lines a source encoded in bulk (sorted, one per leaf).
+
+        Order and uniqueness are always checked; ``check_grammar=False`` skips the per-line
+        grammar check for encoders whose output tests compare with ``ManifestBuilder``'s.
+        """
+        if check_grammar:
+            for number, line in enumerate(lines, start=2):
+                if _LINE(line) is None or (line.find("%") >= 0 and _BAD_PERCENT(line)):
+                    raise ValidationError(f"manifest line {number} is malformed: {line[:120]!r}")
+        _check_sorted(lines)
+        _check_unique_keys(lines)
+        return cls._from_sorted_lines(lines)
+
+    @classmethod
     def build(cls, leaves: Iterable[Leaf]) -> Manifest:
         builder = ManifestBuilder()
         for leaf in leaves:
