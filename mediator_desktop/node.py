@@ -19,7 +19,9 @@ from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.keystore import read_secret, write_secret
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
+from mediator_desktop.core.source import DataSource
 from mediator_desktop.raft.store import RaftStore
+from mediator_desktop.sources.idc import IdcSource
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class Node:
         self.settings = settings or Settings.load(settings_path)
         self._settings_path = settings_path
         self.events = EventBus()
+        #: The archives this node can browse; IDC works offline from the index the app ships.
+        self.sources: dict[str, DataSource] = {"idc": IdcSource()}
         self.identity: Identity | None = None
         self.store: RaftStore | None = None
         self._service: Service | None = None

@@ -84,10 +84,10 @@ def _has_unordered_conflicts(rules: Sequence[Rule]) -> bool:
 class IdcSource:
     """The IDC series index as a ``DataSource``. Thread-safe; loads the index on first use."""
 
-    source_id = "idc"
-    title = "NCI Imaging Data Commons"
-    hierarchy = Hierarchy(("collection", "patient", "study", "series"))
-    filterable = FILTERABLE
+    source_id: str = "idc"
+    title: str = "NCI Imaging Data Commons"
+    hierarchy: Hierarchy = Hierarchy(("collection", "patient", "study", "series"))
+    filterable: tuple[str, ...] = FILTERABLE
 
     def __init__(self, index_path: Path | None = None) -> None:
         self._index_path = index_path

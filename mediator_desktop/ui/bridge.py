@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from PySide6.QtCore import QObject, Signal
 
@@ -28,3 +29,22 @@ class EventBridge(QObject):
     def relay(self, event: Event) -> None:
         """Re-emit an event by hand (tests, replays)."""
         self.event_received.emit(event)
+
+
+class JobBridge(QObject):
+    """Relays a job's outcome from a worker thread to the GUI thread. Signals: finished, failed."""
+
+    finished = Signal(object)
+    failed = Signal(object)
+
+    def watch(self, future: Future[object]) -> None:
+        future.add_done_callback(self._done)  # runs on the worker; emit is queued to the GUI thread
+
+    def _done(self, future: Future[object]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self.failed.emit(error)
+        else:
+            self.finished.emit(future.result())

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QMainWindow, QVBoxLayout, QWidget
 
 from mediator_desktop import __version__
+from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.events import Event
+from mediator_desktop.core.source import BrowsePage
 from mediator_desktop.node import Node
-from mediator_desktop.ui.bridge import EventBridge
+from mediator_desktop.ui.bridge import EventBridge, JobBridge
 
 #: Events after which the list of sets is read again (reads are local and cheap).
 _SET_EVENTS = {"set_changed", "set_deleted", "version_committed", "state_reloaded", "published"}
@@ -27,16 +32,40 @@ class MainWindow(QMainWindow):
         self.title_label = QLabel(f"<h2>MEDIator Desktop {__version__}</h2>", central)
         self.status_label = QLabel(central)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sources_label = QLabel("Archives: loading the IDC index…", central)
         self.sets_list = QListWidget(central)
         self.sets_list.setAccessibleName("Replica sets")
         layout.addWidget(self.title_label)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.sources_label)
         layout.addWidget(QLabel("Replica sets you can see:", central))
         layout.addWidget(self.sets_list, 1)
         self.setCentralWidget(central)
         self.bridge = EventBridge(node.events, self)
         self.bridge.event_received.connect(self.on_event)
         self.refresh()
+        # Opening the IDC index takes about a second: never on the GUI thread.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-jobs")
+        self.sources_job = JobBridge(self)
+        self.sources_job.finished.connect(self.on_sources_loaded)
+        self.sources_job.failed.connect(self.on_sources_failed)
+        idc = node.sources["idc"]
+        self.sources_job.watch(self._executor.submit(idc.browse, limit=10_000))
+
+    def on_sources_loaded(self, page: BrowsePage) -> None:
+        series = sum(item.leaves or 0 for item in page.items)
+        self.sources_label.setText(
+            f"Archives: NCI Imaging Data Commons, {page.total} collections, {series:,} series (offline index)"
+        )
+
+    def on_sources_failed(self, error: BaseException) -> None:
+        if not isinstance(error, MediatorError):
+            raise error
+        self.sources_label.setText(f"Archives: IDC is not available: {error}")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        super().closeEvent(event)
 
     def on_event(self, event: Event) -> None:
         if event.kind in _SET_EVENTS:

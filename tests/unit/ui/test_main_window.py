@@ -31,3 +31,6 @@ def test_main_window_shows_the_node_and_follows_its_sets(
     with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
         node.service.create_set("LIDC subset")
     qtbot.waitUntil(lambda: window.sets_list.item(0).text().startswith("LIDC subset"), timeout=5000)
+    # The IDC index opens in a worker and the label follows.
+    qtbot.waitUntil(lambda: "179 collections" in window.sources_label.text(), timeout=20000)
+    window.close()
