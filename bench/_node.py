@@ -101,6 +101,15 @@ class StoreWork:
             self.store.submit(command, 10)
         return {"ops": n / (time.perf_counter() - start)}
 
+    def raw_follow(self, n: int) -> dict[str, Any]:
+        """Pre-signed ``follow`` commands: the cheapest real operation."""
+        service, set_id = self.service("follower")
+        commands = [service._seal("follow", set_id=set_id) for _ in range(n)]
+        start = time.perf_counter()
+        for command in commands:
+            self.store.submit(command, 10)
+        return {"ops": n / (time.perf_counter() - start)}
+
     def raw_noop(self, n: int) -> dict[str, Any]:
         """Batches of one junk command each: the store's Raft path with an apply that refuses at once."""
         start = time.perf_counter()
