@@ -1,0 +1,184 @@
+"""A DICOMweb archive (a lab PACS such as Orthanc, Google Healthcare, IDC's proxy): QIDO-RS search.
+
+Levels: patient > study > series; a leaf is a series, fingerprinted by its instance count and a
+hash of its sorted SOP Instance UIDs (QIDO-RS has no content hash or modification date). Paging
+follows the DICOMweb convention: ``limit``/``offset`` until an empty page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from mediator_desktop.core.errors import SourceError, ValidationError
+from mediator_desktop.core.manifest import Manifest, ManifestBuilder
+from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
+from mediator_desktop.core.selection import Selection, decide
+from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.sources import http
+
+PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
+MODALITY, BODY_PART, SERIES_INSTANCES, STUDY_SERIES = "00080060", "00180015", "00201209", "00201206"
+FILTERABLE = ("Modality", "BodyPartExamined")
+_FILTER_TAGS = {"Modality": MODALITY, "BodyPartExamined": BODY_PART}
+
+
+def _value(dataset: dict[str, Any], tag: str) -> str | None:
+    element = dataset.get(tag) or dataset.get(tag.lower()) or {}
+    values = element.get("Value") if isinstance(element, dict) else None
+    if not values:
+        return None
+    first = values[0]
+    if isinstance(first, dict):  # PN
+        first = first.get("Alphabetic")
+    return None if first is None else str(first)
+
+
+class DicomWebSource:
+    """QIDO-RS over ``base_url`` (e.g. ``http://pacs:8042/dicom-web``). Thread-safe."""
+
+    hierarchy: Hierarchy = Hierarchy(("patient", "study", "series"))
+    filterable: tuple[str, ...] = FILTERABLE
+
+    def __init__(
+        self,
+        source_id: str,
+        base_url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        page_size: int = 500,
+        title: str | None = None,
+        backoff: float = 0.5,
+    ) -> None:
+        self.source_id = source_id
+        self.base_url = base_url.rstrip("/")
+        self.title = title or f"DICOMweb {self.base_url}"
+        self.page_size = page_size
+        self._session = http.session(backoff=backoff)
+        self._session.auth = auth
+        self._session.headers["Accept"] = "application/dicom+json, application/json"
+
+    # -- QIDO ----------------------------------------------------------------------------------
+    def _query(self, resource: str, what: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every dataset of a QIDO search, page by page until an empty page."""
+        offset = 0
+        while True:
+            page = http.json_body(
+                http.get(
+                    self._session,
+                    self.title,
+                    f"{self.base_url}/{resource}",
+                    what=what,
+                    params={**params, "limit": self.page_size, "offset": offset},
+                ),
+                self.title,
+                what,
+            )
+            if isinstance(page, dict):
+                page = [page]
+            if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
+                raise SourceError(f"{self.title} answered {what} with JSON that is not a list of datasets")
+            yield from page
+            if len(page) < self.page_size:
+                return
+            offset += len(page)
+
+    def _series(self, patient: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"includefield": [PATIENT_ID, MODALITY, BODY_PART, SERIES_INSTANCES]}
+        if patient is not None:
+            params["PatientID"] = patient
+        resource = f"studies/{study}/series" if study else "series"
+        what = f"the series of {'/'.join(x for x in (patient, study) if x) or 'the archive'}"
+        return list(self._query(resource, what, **params))
+
+    # -- browsing ------------------------------------------------------------------------------
+    def browse(
+        self, path: tuple[str, ...] = (), *, filters: Filters = (), offset: int = 0, limit: int = 200
+    ) -> BrowsePage:
+        if len(path) >= len(self.hierarchy.levels):
+            raise ValidationError("a series is a leaf: it has no children to browse")
+        series = [s for s in self._series(*self._scope(path)) if self._matches(s, path, filters)]
+        level = self.hierarchy.levels[len(path)]
+        groups: dict[str, list[dict[str, Any]]] = {}
+        tag = (PATIENT_ID, STUDY_UID, SERIES_UID)[len(path)]
+        for s in series:
+            groups.setdefault(_value(s, tag) or "", []).append(s)
+        items = []
+        for key in sorted(k for k in groups if k):
+            members = groups[key]
+            label = key if level != "series" else f"{_value(members[0], MODALITY) or '?'} series"
+            items.append(BrowseItem(key, level, label, len(members)))
+        return BrowsePage(tuple(items[offset : offset + limit]), offset, len(items))
+
+    @staticmethod
+    def _scope(path: tuple[str, ...]) -> tuple[str | None, str | None]:
+        return (path[0] if path else None, path[1] if len(path) > 1 else None)
+
+    def _matches(self, series: dict[str, Any], path: tuple[str, ...], filters: Filters) -> bool:
+        key = (
+            _value(series, PATIENT_ID) or "",
+            _value(series, STUDY_UID) or "",
+            _value(series, SERIES_UID) or "",
+        )
+        if key[: len(path)] != path:
+            return False
+        return all(
+            _value(series, _FILTER_TAGS[name]) in values for name, values in filters if name in _FILTER_TAGS
+        )
+
+    def filter_values(self, name: str, path: tuple[str, ...] = ()) -> list[str]:
+        if name not in _FILTER_TAGS:
+            raise ValidationError(
+                f"{self.title} cannot filter on {name!r}; it filters on {', '.join(FILTERABLE)}"
+            )
+        values = {
+            _value(s, _FILTER_TAGS[name])
+            for s in self._series(*self._scope(path))
+            if self._matches(s, path, ())
+        }
+        return sorted(v for v in values if v)
+
+    # -- resolution ----------------------------------------------------------------------------
+    def resolve(self, selection: Selection) -> Manifest:
+        rules = [r for r in selection.rules if r.pointer.source_id == self.source_id]
+        for rule in rules:
+            self.hierarchy.validate(rule.pointer)
+        builder = ManifestBuilder()
+        scopes = {self._scope(r.pointer.path) for r in rules if r.include}
+        if (None, None) in scopes:
+            scopes = {(None, None)}
+        seen: set[tuple[str, str, str]] = set()
+        for patient, study in sorted(scopes, key=lambda s: (s[0] or "", s[1] or "")):
+            for series in self._series(patient, study):
+                path = (
+                    _value(series, PATIENT_ID) or "",
+                    _value(series, STUDY_UID) or "",
+                    _value(series, SERIES_UID) or "",
+                )
+                if not all(path) or path in seen:
+                    continue
+                metadata = {name: _value(series, tag) for name, tag in _FILTER_TAGS.items()}
+                if not decide(rules, self.source_id, path, metadata):
+                    continue
+                seen.add(path)
+                uids = sorted(
+                    _value(d, SOP_UID) or ""
+                    for d in self._query(
+                        f"studies/{path[1]}/series/{path[2]}/instances",
+                        f"the instances of series {path[2]}",
+                        includefield=SOP_UID,
+                    )
+                )
+                announced = _value(series, SERIES_INSTANCES)
+                if announced is not None and announced.isdigit() and int(announced) != len(uids):
+                    raise SourceError(
+                        f"{self.title}: series {path[2]} announces {announced} instances but lists "
+                        f"{len(uids)}; the archive may be receiving it right now, try again later"
+                    )
+                digest = hashlib.sha256("\n".join(uids).encode()).hexdigest()
+                builder.add(self.source_id, path, count=len(uids), checksum=f"sop-uids-sha256:{digest}")
+        return builder.build()
+
+    def pointer(self, *path: str, **filters: str) -> Pointer:
+        return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))

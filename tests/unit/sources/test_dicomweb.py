@@ -1,0 +1,131 @@
+"""The DICOMweb source against a real Orthanc, and against answers a real server may give in a bad day."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from mediator_desktop.core.errors import SourceError, ValidationError
+from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.selection import Selection
+from mediator_desktop.sources.dicomweb import DicomWebSource
+from tests.helpers.dicom import make_series
+from tests.helpers.orthanc import Orthanc
+
+pytestmark = pytest.mark.skipif(
+    not Orthanc.available(), reason="Orthanc is not installed (make test installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
+    root = tmp_path_factory.mktemp("orthanc")
+    server = Orthanc(root).start()
+    files = [
+        *make_series(root / "data", "P1", "1.2.1", "1.2.1.1", 3, modality="CT"),
+        *make_series(root / "data", "P1", "1.2.1", "1.2.1.2", 2, modality="SEG", body_part=None),
+        *make_series(root / "data", "P2", "1.2.2", "1.2.2.1", 4, modality="MR", body_part="HEAD"),
+    ]
+    server.upload(files)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def source(orthanc: Orthanc) -> DicomWebSource:
+    return DicomWebSource("pacs", orthanc.dicomweb, auth=orthanc.auth, page_size=2)
+
+
+def test_browse_pages_through_the_archive(source: DicomWebSource) -> None:
+    patients = source.browse()
+    assert [(p.key, p.leaves) for p in patients.items] == [("P1", 2), ("P2", 1)]
+    studies = source.browse(("P1",))
+    assert [s.key for s in studies.items] == ["1.2.1"]
+    series = source.browse(("P1", "1.2.1"))
+    assert [(s.key, s.label) for s in series.items] == [("1.2.1.1", "CT series"), ("1.2.1.2", "SEG series")]
+    assert source.filter_values("Modality") == ["CT", "MR", "SEG"]
+    assert [p.key for p in source.browse(filters=Pointer.of("pacs", Modality="MR").filters).items] == ["P2"]
+    with pytest.raises(ValidationError, match="leaf"):
+        source.browse(("P1", "1.2.1", "1.2.1.1"))
+
+
+def test_resolve_fingerprints_by_sop_uids(source: DicomWebSource) -> None:
+    manifest = source.resolve(Selection.of(source.pointer("P1")).remove(source.pointer("P1", Modality="SEG")))
+    (leaf,) = list(manifest)
+    assert leaf.path == ("P1", "1.2.1", "1.2.1.1") and leaf.fingerprint.count == 3
+    everything = source.resolve(Selection.of(source.pointer()))
+    assert len(everything) == 3
+    assert len(source.resolve(Selection.of(source.pointer("nobody")))) == 0
+
+
+def test_wrong_password_is_a_clear_error(orthanc: Orthanc) -> None:
+    wrong = DicomWebSource("pacs", orthanc.dicomweb, auth=("lab", "wrong"))
+    with pytest.raises(SourceError, match=r"refused access .* check the credentials"):
+        wrong.browse()
+
+
+class _Bad(BaseHTTPRequestHandler):
+    answers: ClassVar[list[tuple[int, str, bytes]]] = []
+
+    def do_GET(self) -> None:
+        status, kind, body = self.answers.pop(0) if self.answers else (200, "application/json", b"[]")
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def bad_server() -> Iterator[tuple[str, type[_Bad]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Bad)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/dicom-web", _Bad
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ([(200, "text/html", b"<html>Login</html>")], "not JSON"),
+        ([(200, "application/json", b"[{")], "not JSON"),
+        ([(200, "application/json", b'{"a": 1}'), (200, "application/json", b"[]")], ""),
+        ([(200, "application/json", b"[1, 2]")], "not a list of datasets"),
+        ([(503, "text/plain", b"busy")] * 4, "503 .* after retries; try later"),
+        ([(404, "text/plain", b"no such thing")], "404"),
+    ],
+)
+def test_bad_answers_are_source_errors(
+    bad_server: tuple[str, type[_Bad]], answers: list[tuple[int, str, bytes]], message: str
+) -> None:
+    url, handler = bad_server
+    handler.answers = list(answers)
+    source = DicomWebSource("bad", url, backoff=0.01)
+    if not message:
+        assert source.browse().total == 0  # a single object instead of a list is accepted
+        return
+    with pytest.raises(SourceError, match=message):
+        source.browse()
+
+
+def test_unreachable_archive(tmp_path: Path) -> None:
+    from tests.helpers.net import free_ports
+
+    (port,) = free_ports(1)
+    with pytest.raises(SourceError, match="cannot be reached"):
+        DicomWebSource("gone", f"http://127.0.0.1:{port}/dicom-web", backoff=0.01).browse()
