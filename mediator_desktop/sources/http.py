@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from mediator_desktop.core.errors import SourceError
@@ -51,6 +52,9 @@ def get(
     except requests.exceptions.Timeout:
         raise SourceError(f"{archive} did not answer in time for {what}; try later") from None
     except requests.exceptions.ConnectionError as exc:
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        if isinstance(reason, ReadTimeoutError):  # retried, then given up
+            raise SourceError(f"{archive} did not answer in time for {what}; try later") from None
         raise SourceError(
             f"{archive} cannot be reached for {what}: {exc.__class__.__name__}; check the address"
         ) from None

@@ -1,0 +1,300 @@
+"""The Cancer Imaging Archive through its NBIA REST API (v4; v1/v2 compatible).
+
+Levels: collection > patient > study > series; a leaf is a series, fingerprinted by its size,
+image count and release date (``DateReleased`` with ``MaxSubmissionTimestamp``). Quirks handled
+as the NBIA server's code has them: an empty 200 means no rows, v4 dates are MM-DD-YYYY, v4
+refuses unknown parameters, errors come as plain text. A bearer token is optional (legacy
+restricted collections); it is passed in, never stored here.
+
+``fetch`` downloads a series as TCIA's zip with MD5s and checks it before anything is presented
+as complete: the zip's integrity, that no entry escapes the destination, the MD5 of every image
+and the image count; only then is the folder moved into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
+from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
+from mediator_desktop.core.selection import Selection, decide
+from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.sources import http
+
+DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
+FILTERABLE = ("Modality", "BodyPartExamined")
+_LEVEL_PARAMS = ("Collection", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def since_param(day: dt.date, base_url: str) -> tuple[str, str]:
+    """The (name, value) of a "changed since" date, in the format of the API version called."""
+    if "/v4/" in base_url:
+        return "fromDate", day.strftime("%m-%d-%Y")
+    return "fromDate", day.strftime("%d/%m/%Y")  # v1/v2 getUpdatedSeries: day first
+
+
+class TciaSource:
+    """NBIA REST API client as a ``DataSource``. Thread-safe."""
+
+    hierarchy: Hierarchy = Hierarchy(("collection", "patient", "study", "series"))
+    filterable: tuple[str, ...] = FILTERABLE
+
+    def __init__(
+        self,
+        source_id: str = "tcia",
+        base_url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        title: str = "The Cancer Imaging Archive",
+        backoff: float = 0.5,
+        timeout: tuple[float, float] = http.TIMEOUT,
+    ) -> None:
+        self.source_id = source_id
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.title = title
+        self.timeout = timeout
+        self._session = http.session(backoff=backoff)
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    # -- requests ------------------------------------------------------------------------------
+    def _rows(self, endpoint: str, what: str, **params: str) -> list[dict[str, Any]]:
+        response = http.get(
+            self._session,
+            "TCIA",
+            self.base_url + endpoint,
+            what=what,
+            timeout=self.timeout,
+            params={k: v for k, v in params.items() if v},
+        )
+        rows = http.json_body(response, "TCIA", what)
+        if isinstance(rows, dict):
+            rows = [rows]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise SourceError(f"TCIA answered {what} with JSON that is not a list of rows")
+        return rows
+
+    def _series_rows(self, path: tuple[str, ...], filters: Filters = ()) -> list[dict[str, Any]]:
+        params = dict(zip(_LEVEL_PARAMS, path, strict=False))
+        for name, values in filters:
+            if len(values) == 1:  # the API takes one value; several are filtered here
+                params[name] = values[0]
+        rows = self._rows("getSeries", f"the series of {'/'.join(path) or 'TCIA'}", **params)
+        return [r for r in rows if self._keep(r, path, filters)]
+
+    @staticmethod
+    def _keep(row: dict[str, Any], path: tuple[str, ...], filters: Filters) -> bool:
+        key = tuple(str(row.get(p) or "") for p in _LEVEL_PARAMS)
+        if key[: len(path)] != path:
+            return False
+        return all(
+            str(row.get(name) or "").upper() in {v.upper() for v in values} for name, values in filters
+        )
+
+    # -- browsing ------------------------------------------------------------------------------
+    def browse(
+        self, path: tuple[str, ...] = (), *, filters: Filters = (), offset: int = 0, limit: int = 200
+    ) -> BrowsePage:
+        if len(path) >= len(_LEVEL_PARAMS):
+            raise ValidationError("a series is a leaf: it has no children to browse")
+        level = self.hierarchy.levels[len(path)]
+        if not path and not filters:
+            keys = sorted(
+                {
+                    str(r["Collection"])
+                    for r in self._rows("getCollectionValues", "the collections")
+                    if r.get("Collection")
+                }
+            )
+            items = [BrowseItem(k, level, k) for k in keys]
+        else:
+            rows = self._series_rows(path, filters)
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                groups.setdefault(str(row.get(_LEVEL_PARAMS[len(path)]) or ""), []).append(row)
+            items = []
+            for key in sorted(k for k in groups if k):
+                members = groups[key]
+                size = sum(int(r.get("FileSize") or 0) for r in members)
+                label = (
+                    key
+                    if level != "series"
+                    else f"{members[0].get('Modality') or '?'} series, {members[0].get('ImageCount')} images"
+                )
+                items.append(BrowseItem(key, level, label, len(members), size))
+        return BrowsePage(tuple(items[offset : offset + limit]), offset, len(items))
+
+    def filter_values(self, name: str, path: tuple[str, ...] = ()) -> list[str]:
+        endpoint = {"Modality": "getModalityValues", "BodyPartExamined": "getBodyPartValues"}.get(name)
+        if endpoint is None:
+            raise ValidationError(f"TCIA cannot filter on {name!r}; it filters on {', '.join(FILTERABLE)}")
+        if len(path) > 1:
+            return sorted({str(r[name]) for r in self._series_rows(path) if r.get(name)})
+        rows = self._rows(endpoint, f"the {name} values", Collection=path[0] if path else "")
+        return sorted({str(r[name]) for r in rows if r.get(name)})
+
+    # -- resolution ----------------------------------------------------------------------------
+    def resolve(self, selection: Selection) -> Manifest:
+        rules = [r for r in selection.rules if r.pointer.source_id == self.source_id]
+        for rule in rules:
+            self.hierarchy.validate(rule.pointer)
+        builder = ManifestBuilder()
+        scopes = sorted({r.pointer.path for r in rules if r.include})
+        # A scope inside another one is fetched with it.
+        scopes = [s for s in scopes if not any(o != s and s[: len(o)] == o for o in scopes)]
+        if () in scopes:
+            scopes = [(c.key,) for c in self.browse(limit=10**6).items]
+        seen: set[str] = set()
+        for scope in scopes:
+            for row in self._series_rows(scope):
+                path = tuple(str(row.get(p) or "") for p in _LEVEL_PARAMS)
+                if not all(path) or path[3] in seen:
+                    continue
+                metadata = {name: str(row.get(name) or "").upper() or None for name in FILTERABLE}
+                if not decide(_upper_filters(rules), self.source_id, path, metadata):
+                    continue
+                seen.add(path[3])
+                released = "/".join(
+                    str(row.get(k) or "")
+                    for k in ("DateReleased", "MaxSubmissionTimestamp", "TimeStamp")
+                    if row.get(k)
+                )
+                builder.add(
+                    self.source_id,
+                    path,
+                    size=int(row["FileSize"]) if row.get("FileSize") is not None else None,
+                    count=int(row["ImageCount"]) if row.get("ImageCount") is not None else None,
+                    released=released or None,
+                )
+        return builder.build()
+
+    def updated_since(self, day: dt.date) -> list[str]:
+        """SeriesInstanceUIDs of series new or updated after ``day``."""
+        name, value = since_param(day, self.base_url)
+        return [
+            str(r["SeriesInstanceUID"])
+            for r in self._rows("getUpdatedSeries", f"the series updated since {day}", **{name: value})
+            if r.get("SeriesInstanceUID")
+        ]
+
+    def pointer(self, *path: str, **filters: str) -> Pointer:
+        return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))
+
+    # -- fetching ------------------------------------------------------------------------------
+    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
+        """Download one series into ``destination / <SeriesInstanceUID>``, verified; returns its files.
+
+        Nothing is written outside ``destination``; on any failure nothing is left that looks
+        complete (the download lives in a ``.part`` file and a temporary folder until verified).
+        """
+        series = leaf.path[-1]
+        destination.mkdir(parents=True, exist_ok=True)
+        final = destination / _safe_name(series)
+        part = destination / f".{_safe_name(series)}.zip.part"
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
+        try:
+            response = http.get(
+                self._session,
+                "TCIA",
+                self.base_url + "getImage",
+                what=f"the images of series {series}",
+                timeout=self.timeout,
+                params={"SeriesInstanceUID": series, "IncludeMD5": "yes"},
+                stream=True,
+            )
+            kind = response.headers.get("Content-Type", "")
+            if kind.startswith(("text/", "application/json")):
+                raise SourceError(
+                    f"TCIA answered the images of series {series} with {kind.split(';')[0]}, not a zip "
+                    f"({response.text[:80]!r}); the service may be in maintenance, try later"
+                )
+            with part.open("wb") as out:
+                for block in response.iter_content(1 << 20):
+                    out.write(block)
+            files = self._unpack(part, staging, series, leaf.fingerprint.count)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            return [final / f.name for f in files]
+        finally:
+            part.unlink(missing_ok=True)
+            if staging.exists():
+                shutil.rmtree(staging)
+
+    @staticmethod
+    def _unpack(zip_path: Path, into: Path, series: str, expected: int | None) -> list[Path]:
+        try:
+            archive = zipfile.ZipFile(zip_path)
+        except zipfile.BadZipFile:
+            raise IntegrityError(
+                f"TCIA sent a damaged zip for series {series} (truncated or corrupt); try again"
+            ) from None
+        with archive:
+            names = archive.namelist()
+            for name in names:
+                pure = PurePosixPath(name.replace("\\", "/"))
+                if pure.is_absolute() or ".." in pure.parts or len(pure.parts) != 1 or ":" in name:
+                    raise IntegrityError(
+                        f"TCIA's zip for series {series} holds an entry that would land outside its "
+                        f"folder: {name!r}; refused"
+                    )
+            broken = archive.testzip()
+            if broken is not None:
+                raise IntegrityError(f"TCIA's zip for series {series} is corrupt at {broken!r}; try again")
+            hashes = {}
+            if "md5hashes.csv" in names:
+                reader = csv.reader(io.StringIO(archive.read("md5hashes.csv").decode("utf-8", "replace")))
+                hashes = {row[0]: row[1].lower() for row in reader if len(row) == 2 and row[0] != "Filename"}
+            images = [n for n in names if n not in ("LICENSE", "md5hashes.csv")]
+            if expected is not None and len(images) != expected:
+                raise IntegrityError(
+                    f"TCIA announced {expected} images for series {series} but sent {len(images)}; "
+                    "try again later"
+                )
+            out = []
+            for name in images:
+                data = archive.read(name)
+                want = hashes.get(name)
+                if want is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != want:
+                    raise IntegrityError(f"image {name} of series {series} does not match its MD5; try again")
+                target = into / name
+                target.write_bytes(data)
+                out.append(target)
+            if "LICENSE" in names:
+                (into / "LICENSE").write_bytes(archive.read("LICENSE"))
+            return out
+
+
+def _safe_name(uid: str) -> str:
+    cleaned = "".join(ch for ch in uid if ch.isalnum() or ch in ".-_")
+    if not cleaned or cleaned in (".", ".."):
+        raise ValidationError(f"{uid!r} cannot name a folder")
+    return cleaned
+
+
+def _upper_filters(rules: list[Any]) -> list[Any]:
+    """Rules with filter values upper-cased: NBIA compares Modality and body part case-blind."""
+    from mediator_desktop.core.pointer import make_filters
+    from mediator_desktop.core.selection import Rule
+
+    return [
+        Rule(
+            Pointer(
+                r.pointer.source_id,
+                r.pointer.path,
+                make_filters({k: [v.upper() for v in vs] for k, vs in r.pointer.filters}),
+            ),
+            r.include,
+        )
+        for r in rules
+    ]

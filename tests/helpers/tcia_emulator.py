@@ -1,0 +1,589 @@
+"""An emulator of TCIA's NBIA REST API (v1/v2/v4 search and image endpoints), for offline tests and demos.
+
+It answers like the NBIA server's own code (see ``../shared/reference/nbia-contract.md``): the
+columns each endpoint returns per version, Jettison-style JSON (no spaces, ``/`` escaped, null
+keys left out), an empty 200 for no rows, 400s with plain-text messages for missing or (v4)
+unknown parameters, MM-DD-YYYY dates in v4, and ``getImage`` zips of real DICOM (made with
+pydicom) with LICENSE and ``md5hashes.csv``. Its catalogue is built from real IDC rows of TCIA
+collections. Faults can be queued per endpoint to test clients.
+
+Standalone: ``python -m tests.helpers.tcia_emulator --port 8080`` serves
+``http://127.0.0.1:8080/nbia-api/services/v4/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import io
+import json
+import threading
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+ROOT = "/nbia-api/services/"
+LICENSE_NAME = "Creative Commons Attribution 4.0 International License"
+LICENSE_URI = "https://creativecommons.org/licenses/by/4.0/"
+
+#: Allowed parameters per v4 endpoint (anything else: 400), and required ones.
+ALLOWED = {
+    "getCollectionValues": {"format"},
+    "getPatient": {"Collection", "PatientId", "format"},
+    "getPatientStudy": {"Collection", "PatientID", "StudyInstanceUID", "format"},
+    "getSeries": {
+        "Collection",
+        "PatientID",
+        "StudyInstanceUID",
+        "Modality",
+        "BodyPartExamined",
+        "ManufacturerModelName",
+        "Manufacturer",
+        "SeriesInstanceUID",
+        "format",
+    },
+    "getSeriesSize": {"SeriesInstanceUID", "format"},
+    "getSOPInstanceUIDs": {"SeriesInstanceUID", "format"},
+    "getModalityValues": {"Collection", "BodyPartExamined", "format"},
+    "getBodyPartValues": {"Collection", "Modality", "format"},
+    "getUpdatedSeries": {"fromDate", "format"},
+    "NewPatientsInCollection": {"Collection", "fromDate", "format"},
+    "getImage": {"SeriesInstanceUID", "NewFileNames", "IncludeMD5"},
+    "getImageWithMD5Hash": {"SeriesInstanceUID"},
+}
+REQUIRED = {
+    "getSeriesSize": (
+        ("SeriesInstanceUID",),
+        "A parameter, SeriesInstanceUID is required for this API call.",
+    ),
+    "getSOPInstanceUIDs": (
+        ("SeriesInstanceUID",),
+        "A parameter, SeriesInstanceUID is required for this API call.",
+    ),
+    "getImage": (("SeriesInstanceUID",), "A parameter, SeriesInstanceUID, is required for this API call."),
+    "getImageWithMD5Hash": (
+        ("SeriesInstanceUID",),
+        "A parameter, SeriesInstanceUID, is required for this API call.",
+    ),
+    "NewPatientsInCollection": (
+        ("Collection", "fromDate"),
+        "A parameter, Collection and Date are required for this API call.",
+    ),
+}
+
+
+@dataclass
+class Series:
+    collection: str
+    patient: str
+    study: str
+    uid: str
+    modality: str
+    body_part: str | None
+    manufacturer: str | None
+    study_date: dt.date
+    series_date: dt.date | None
+    released: dt.date
+    image_count: int
+    sex: str | None = "F"
+    age: str | None = "061Y"
+    description: str | None = "Series"
+    _files: list[tuple[str, bytes]] | None = field(default=None, repr=False)
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """(SOP Instance UID, DICOM bytes) of each image, made on first use."""
+        if self._files is None:
+            self._files = [(_sop_uid(self.uid, i), _dicom(self, i)) for i in range(self.image_count)]
+        return self._files
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for _, data in self.files())
+
+
+def _sop_uid(series_uid: str, index: int) -> str:
+    """A valid UID (at most 64 characters) derived from the series UID, as DICOM's 2.25 root allows."""
+    digest = hashlib.sha256(f"{series_uid}/{index}".encode()).digest()[:16]
+    return f"2.25.{int.from_bytes(digest, 'big')}"
+
+
+def _dicom(series: Series, index: int) -> bytes:
+    sop = _sop_uid(series.uid, index)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = sop
+    ds.PatientID = series.patient
+    ds.StudyInstanceUID = series.study
+    ds.SeriesInstanceUID = series.uid
+    ds.Modality = series.modality
+    ds.InstanceNumber = index + 1
+    ds.AcquisitionNumber = 1
+    ds.Rows = ds.Columns = 8
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = bytes((index + k) % 256 for k in range(128))
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _date(text: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def catalogue_from_idc(
+    collections: Iterable[str] = ("lidc_idri", "soft_tissue_sarcoma"), patients: int = 3, max_images: int = 4
+) -> list[Series]:
+    """Series of real TCIA collections as IDC lists them (names as TCIA spells them)."""
+    import idc_index_data
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    columns = [
+        "collection_id",
+        "PatientID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "Modality",
+        "BodyPartExamined",
+        "Manufacturer",
+        "StudyDate",
+        "SeriesDate",
+        "series_init_idc_version",
+        "instanceCount",
+        "PatientSex",
+        "PatientAge",
+        "SeriesDescription",
+    ]
+    table = pq.read_table(idc_index_data.IDC_INDEX_PARQUET_FILEPATH, columns=columns)
+    out = []
+    for collection in collections:
+        rows = table.filter(pc.equal(table.column("collection_id"), collection)).to_pylist()
+        keep = sorted({r["PatientID"] for r in rows})[:patients]
+        for r in sorted(rows, key=lambda r: (r["PatientID"], r["StudyInstanceUID"], r["SeriesInstanceUID"])):
+            if r["PatientID"] not in keep:
+                continue
+            released = dt.date(2020, 1, 1) + dt.timedelta(days=30 * int(r["series_init_idc_version"] or 1))
+            out.append(
+                Series(
+                    collection.upper().replace("_", "-"),
+                    r["PatientID"],
+                    r["StudyInstanceUID"],
+                    r["SeriesInstanceUID"],
+                    r["Modality"] or "OT",
+                    r["BodyPartExamined"],
+                    r["Manufacturer"],
+                    _date(r["StudyDate"]) or dt.date(2000, 1, 1),
+                    _date(r["SeriesDate"]),
+                    released,
+                    max(1, min(int(r["instanceCount"] or 1), max_images)),
+                    r["PatientSex"],
+                    r["PatientAge"],
+                    r["SeriesDescription"],
+                )
+            )
+    return out
+
+
+def jettison(rows: list[dict[str, Any]]) -> bytes:
+    """JSON as NBIA writes it: compact, null keys dropped, '/' escaped, non-ASCII raw."""
+    clean = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    return json.dumps(clean, separators=(",", ":"), ensure_ascii=False).replace("/", "\\/").encode()
+
+
+def mdy(day: dt.date | None) -> str | None:
+    return None if day is None else day.strftime("%m-%d-%Y")
+
+
+class Faults:
+    """Faults queued per endpoint; each is used once, in order."""
+
+    def __init__(self) -> None:
+        self._queue: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, endpoint: str, *kinds: str) -> None:
+        with self._lock:
+            self._queue.setdefault(endpoint, []).extend(kinds)
+
+    def next(self, endpoint: str) -> str | None:
+        with self._lock:
+            queue = self._queue.get(endpoint)
+            return queue.pop(0) if queue else None
+
+
+class TciaEmulator:
+    def __init__(self, series: list[Series] | None = None, port: int = 0) -> None:
+        self.series = series if series is not None else catalogue_from_idc()
+        self.faults = Faults()
+        self.requests: Counter[str] = Counter()
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                emulator._handle(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{ROOT}"
+
+    @property
+    def v4(self) -> str:
+        return self.url + "v4/"
+
+    def start(self) -> TciaEmulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> TciaEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        if not parts.path.startswith(ROOT):
+            return self._send(request, 404, "text/html", b"<html><body>Not Found</body></html>")
+        version, _, endpoint = parts.path[len(ROOT) :].partition("/")
+        params = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        self.requests[endpoint] += 1
+        fault = self.faults.next(endpoint)
+        if fault is not None and fault in ("503", "429", "500"):
+            return self._send(
+                request, int(fault), "text/plain", b"Server was not able to process your request\n"
+            )
+        if fault == "html":
+            return self._send(request, 200, "text/html", b"<html><body>Maintenance</body></html>")
+        if fault == "badjson":
+            return self._send(request, 200, "application/json", b'[{"Collection":')
+        if fault == "slow":
+            time.sleep(2.0)
+        if version not in ("v1", "v2", "v4") or endpoint not in ALLOWED:
+            return self._send(request, 404, "text/html", b"<html><body>Not Found</body></html>")
+        if version == "v4":
+            unknown = sorted(set(params) - ALLOWED[endpoint])
+            if unknown:
+                allowed = sorted(ALLOWED[endpoint])
+                message = f"Invalid query parameter: '{unknown[0]}'. Allowed parameters are: {allowed}"
+                return self._send(request, 400, "application/xml", message.encode())
+        names, message = REQUIRED.get(endpoint, ((), ""))
+        if endpoint == "NewPatientsInCollection" and version != "v4":
+            names = ("Collection", "Date")
+        if any(not params.get(n) for n in names):
+            return self._send(request, 400, "application/json", message.encode())
+        if endpoint in ("getImage", "getImageWithMD5Hash"):
+            return self._image(request, endpoint, params, fault)
+        rows = getattr(self, f"_{endpoint}")(params, version)
+        if not rows:
+            return self._send(request, 200, None, b"")
+        return self._send(request, 200, "application/json", jettison(rows))
+
+    @staticmethod
+    def _send(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        kind: str | None,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        request.send_response(status)
+        if kind:
+            request.send_header("Content-Type", kind)
+        for key, value in (headers or {}).items():
+            request.send_header(key, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    # -- search --------------------------------------------------------------------------------
+    def _match(self, params: dict[str, str], **columns: str) -> list[Series]:
+        def ok(s: Series) -> bool:
+            for param, attr in columns.items():
+                wanted = params.get(param)
+                if not wanted:
+                    continue
+                value = getattr(s, attr)
+                exact = param in ("StudyInstanceUID", "SeriesInstanceUID")
+                if value is None or (value != wanted if exact else value.upper() != wanted.upper()):
+                    return False
+            return True
+
+        return [s for s in self.series if ok(s)]
+
+    def _getCollectionValues(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        return [{"Collection": c} for c in dict.fromkeys(s.collection for s in self.series)]
+
+    def _patient_row(self, s: Series, version: str) -> dict[str, Any]:
+        row: dict[str, Any] = {"PatientId": s.patient, "PatientName": s.patient}
+        if version != "v4":
+            row["PatientBirthDate"] = None
+        row |= {
+            "PatientSex": s.sex,
+            "EthnicGroup": None,
+            "Collection": s.collection,
+            "Phantom": "NO",
+            "SpeciesCode": "337915000",
+            "SpeciesDescription": "Homo sapiens",
+        }
+        if version == "v4":
+            row["Authorized"] = 1
+        return row
+
+    def _getPatient(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        found = self._match(params, Collection="collection", PatientId="patient")
+        return list({s.patient: self._patient_row(s, version) for s in found}.values())
+
+    def _getPatientStudy(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        found = self._match(params, Collection="collection", PatientID="patient", StudyInstanceUID="study")
+        studies: dict[str, list[Series]] = {}
+        for s in found:
+            studies.setdefault(s.study, []).append(s)
+        rows = []
+        for uid, members in studies.items():
+            s = members[0]
+            date: Any = mdy(s.study_date) if version == "v4" else f"{s.study_date} 00:00:00.0"
+            row = {
+                "StudyInstanceUID": uid,
+                "StudyDate": date,
+                "StudyDescription": "Study",
+                "StudyID": "1",
+                "PatientAge": s.age,
+                "PatientID": s.patient,
+                "PatientName": s.patient,
+                "PatientSex": s.sex,
+                "Collection": s.collection,
+                "SeriesCount": len(members),
+            }
+            if version == "v4":
+                row["Authorized"] = 1
+            rows.append(row)
+        return rows
+
+    def _series_row(self, s: Series, version: str) -> dict[str, Any]:
+        if version == "v4":
+            return {
+                "SeriesInstanceUID": s.uid,
+                "StudyInstanceUID": s.study,
+                "Modality": s.modality.upper(),
+                "ProtocolName": None,
+                "SeriesDate": mdy(s.series_date),
+                "SeriesDescription": s.description,
+                "BodyPartExamined": s.body_part,
+                "SeriesNumber": 1,
+                "AnnotationsFlag": None,
+                "Collection": s.collection,
+                "Site": "TCIA",
+                "PatientID": s.patient,
+                "PatientSex": s.sex,
+                "PatientAge": s.age,
+                "Manufacturer": s.manufacturer.upper() if s.manufacturer else None,
+                "ManufacturerModelName": None,
+                "SoftwareVersions": None,
+                "ImageCount": s.image_count,
+                "MaxSubmissionTimestamp": mdy(s.released),
+                "LicenseName": LICENSE_NAME,
+                "LicenseURI": LICENSE_URI,
+                "DataDescriptionURI": f"https://doi.org/10.7937/tcia.{s.collection.lower()}",
+                "FileSize": s.size,
+                "ReleasedStatus": "Released",
+                "DateReleased": mdy(s.released),
+                "StudyDesc": "Study",
+                "StudyDate": mdy(s.study_date),
+                "ThirdPartyAnalysis": "NO",
+                "Authorized": 1,
+            }
+        stamp = f"{s.released} 00:00:00.0"
+        return {
+            "SeriesInstanceUID": s.uid,
+            "StudyInstanceUID": s.study,
+            "Modality": s.modality,
+            "ProtocolName": None,
+            "SeriesDate": f"{s.series_date} 00:00:00.0" if s.series_date else None,
+            "SeriesDescription": s.description,
+            "BodyPartExamined": s.body_part,
+            "SeriesNumber": 1,
+            "AnnotationsFlag": False,
+            "Collection": s.collection,
+            "PatientID": s.patient,
+            "Manufacturer": s.manufacturer,
+            "ManufacturerModelName": None,
+            "SoftwareVersions": None,
+            "ImageCount": s.image_count,
+            "TimeStamp": stamp,
+            "LicenseName": LICENSE_NAME,
+            "LicenseURI": LICENSE_URI,
+            "CollectionURI": f"https://doi.org/10.7937/tcia.{s.collection.lower()}",
+            "FileSize": s.size,
+            "DateReleased": stamp,
+            "StudyDesc": "Study",
+            "StudyDate": f"{s.study_date} 00:00:00.0",
+            "ThirdPartyAnalysis": "NO",
+        }
+
+    def _getSeries(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        found = self._match(
+            params,
+            Collection="collection",
+            PatientID="patient",
+            StudyInstanceUID="study",
+            Modality="modality",
+            BodyPartExamined="body_part",
+            Manufacturer="manufacturer",
+            SeriesInstanceUID="uid",
+        )
+        return [self._series_row(s, version) for s in found]
+
+    def _one(self, params: dict[str, str]) -> Series | None:
+        uid = params.get("SeriesInstanceUID", "")
+        return next((s for s in self.series if s.uid.upper() == uid.upper()), None)
+
+    def _getSeriesSize(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        s = self._one(params)
+        return [{"TotalSizeInBytes": s.size, "ObjectCount": s.image_count}] if s else []
+
+    def _getSOPInstanceUIDs(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        s = self._one(params)
+        return [{"SOPInstanceUID": sop} for sop, _ in s.files()] if s else []
+
+    def _values(self, found: list[Series], attr: str, column: str) -> list[dict[str, Any]]:
+        values = sorted(
+            {(getattr(s, attr) or "").upper() or None for s in found}, key=lambda v: (v is not None, v or "")
+        )
+        return [{column: v} for v in values]
+
+    def _getModalityValues(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        return self._values(
+            self._match(params, Collection="collection", BodyPartExamined="body_part"), "modality", "Modality"
+        )
+
+    def _getBodyPartValues(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        return self._values(
+            self._match(params, Collection="collection", Modality="modality"), "body_part", "BodyPartExamined"
+        )
+
+    def _since(self, text: str, version: str, *, v1_day_first: bool) -> dt.date | None:
+        fmt = "%m-%d-%Y" if version == "v4" else ("%d/%m/%Y" if v1_day_first else "%Y/%m/%d")
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            return None
+
+    def _getUpdatedSeries(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        since = self._since(
+            params.get("fromDate") or ("01-01-1900" if version == "v4" else "01/01/1900"),
+            version,
+            v1_day_first=True,
+        )
+        if since is None:
+            return []
+        return [self._series_row(s, version) for s in self.series if s.released > since]
+
+    def _NewPatientsInCollection(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+        key = "fromDate" if version == "v4" else "Date"
+        since = self._since(params[key], version, v1_day_first=False)
+        if since is None:
+            return []
+        found = [
+            s
+            for s in self._match(params, Collection="collection")
+            if (s.released >= since if version == "v4" else s.released > since)
+        ]
+        return list({s.patient: self._patient_row(s, version) for s in found}.values())
+
+    # -- images --------------------------------------------------------------------------------
+    def _image(
+        self, request: BaseHTTPRequestHandler, endpoint: str, params: dict[str, str], fault: str | None
+    ) -> None:
+        s = self._one(params)
+        if s is None:
+            message = (
+                "The user has not been granted the access to image with given SeriesInstanceUID,"
+                f"{params['SeriesInstanceUID']}. Please contact System Admin to resolve this issue."
+            )
+            return self._send(request, 400, "application/json", message.encode())
+        with_md5 = endpoint == "getImageWithMD5Hash" or params.get("IncludeMD5", "").lower() == "yes"
+        new_names = params.get("NewFileNames", "").lower() == "yes"
+        files = s.files()
+        width = len(str(len(files)))
+        names = [f"1-{i + 1:0{width}d}.dcm" if new_names else f"{i + 1:08d}.dcm" for i in range(len(files))]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            if endpoint == "getImage":
+                z.writestr("LICENSE", f"{s.collection} is licensed under {LICENSE_NAME} ({LICENSE_URI}).\n")
+            for index, (name, (_, data)) in enumerate(zip(names, files, strict=True)):
+                if fault == "missing_instance" and index == len(files) - 1:
+                    continue
+                if fault == "zip_slip" and index == 0:
+                    name = "../../escaped.dcm"
+                if fault == "absolute_path" and index == 0:
+                    name = "/tmp/absolute.dcm"
+                z.writestr(name, data)
+            if with_md5:
+                lines = ["Filename,MD5Hash"]
+                for name, (_, data) in zip(names, files, strict=True):
+                    digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                    lines.append(f"{name},{'0' * 32 if fault == 'bad_md5' else digest}")
+                z.writestr("md5hashes.csv", "\n".join(lines) + "\n")
+        body = buffer.getvalue()
+        if fault == "truncated_zip":
+            body = body[: len(body) // 2]
+        if fault == "corrupt_zip":
+            middle = len(body) // 3
+            body = body[:middle] + bytes(64) + body[middle + 64 :]
+        headers = {"Content-Disposition": f'attachment; filename="{s.uid}.zip"'}
+        self._send(request, 200, "application/octet-stream", body, headers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve a TCIA (NBIA REST API) emulator on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    emulator = TciaEmulator(port=args.port).start()
+    print(f"TCIA emulator at {emulator.v4} ({len(emulator.series)} series); Ctrl-C stops it", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

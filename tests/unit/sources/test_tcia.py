@@ -1,0 +1,172 @@
+"""The TCIA source against the NBIA emulator, and the emulator against TCIA's own client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.manifest import Leaf
+from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.selection import Selection
+from mediator_desktop.sources.tcia import TciaSource, since_param
+from tests.helpers.tcia_emulator import TciaEmulator
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[TciaEmulator]:
+    with TciaEmulator() as e:
+        yield e
+
+
+@pytest.fixture
+def tcia(emulator: TciaEmulator) -> TciaSource:
+    return TciaSource(base_url=emulator.v4, backoff=0.01, timeout=(2.0, 1.0))
+
+
+def test_browse_down_to_series(tcia: TciaSource) -> None:
+    collections = tcia.browse()
+    assert [c.key for c in collections.items] == ["LIDC-IDRI", "SOFT-TISSUE-SARCOMA"]
+    patients = tcia.browse(("LIDC-IDRI",))
+    assert [p.key for p in patients.items] == ["LIDC-IDRI-0001", "LIDC-IDRI-0002", "LIDC-IDRI-0003"]
+    studies = tcia.browse(("LIDC-IDRI", "LIDC-IDRI-0001"))
+    series = tcia.browse(("LIDC-IDRI", "LIDC-IDRI-0001", studies.items[0].key))
+    assert series.items and all(s.level == "series" and s.size for s in series.items)
+    assert "CT" in tcia.filter_values("Modality", ("LIDC-IDRI",))
+    with pytest.raises(ValidationError, match="cannot filter"):
+        tcia.filter_values("Colour")
+
+
+def test_resolve_uses_size_count_and_release_date(tcia: TciaSource, emulator: TciaEmulator) -> None:
+    selection = Selection.of(tcia.pointer("LIDC-IDRI", Modality="ct")).remove(
+        tcia.pointer("LIDC-IDRI", "LIDC-IDRI-0002")
+    )
+    manifest = tcia.resolve(selection)
+    expected = [
+        s
+        for s in emulator.series
+        if s.collection == "LIDC-IDRI" and s.modality == "CT" and s.patient != "LIDC-IDRI-0002"
+    ]
+    assert {leaf.path[3] for leaf in manifest} == {s.uid for s in expected}
+    leaf = next(iter(manifest))
+    series = next(s for s in emulator.series if s.uid == leaf.path[3])
+    assert leaf.fingerprint.size == series.size and leaf.fingerprint.count == series.image_count
+    assert leaf.fingerprint.released and series.released.strftime("%m-%d-%Y") in leaf.fingerprint.released
+    assert len(tcia.resolve(Selection.of(tcia.pointer()))) == len(emulator.series)
+
+
+def test_updated_since_speaks_each_versions_date_format(tcia: TciaSource, emulator: TciaEmulator) -> None:
+    assert since_param(dt.date(2024, 1, 31), "https://x/nbia-api/services/v4/") == ("fromDate", "01-31-2024")
+    assert since_param(dt.date(2024, 1, 31), "https://x/nbia-api/services/v1/") == ("fromDate", "31/01/2024")
+    newest = max(s.released for s in emulator.series)
+    assert tcia.updated_since(newest) == []
+    assert set(tcia.updated_since(dt.date(1999, 1, 1))) == {s.uid for s in emulator.series}
+    v1 = TciaSource(base_url=emulator.url + "v1/", backoff=0.01)
+    assert set(v1.updated_since(dt.date(1999, 1, 1))) == {s.uid for s in emulator.series}
+
+
+def leaf_of(tcia: TciaSource, emulator: TciaEmulator, images: int = 2) -> Leaf:
+    series = next(s for s in emulator.series if s.image_count >= images)
+    manifest = tcia.resolve(
+        Selection.of(Pointer.of("tcia", series.collection, series.patient, series.study, series.uid))
+    )
+    (leaf,) = list(manifest)
+    return leaf
+
+
+def test_fetch_verifies_and_places_a_series(tcia: TciaSource, emulator: TciaEmulator, tmp_path: Path) -> None:
+    leaf = leaf_of(tcia, emulator)
+    files = tcia.fetch(leaf, tmp_path / "dest")
+    assert len(files) == leaf.fingerprint.count
+    assert all(pydicom.dcmread(f).SeriesInstanceUID == leaf.path[3] for f in files)
+    assert sorted(os.listdir(tmp_path / "dest")) == [leaf.path[3]]  # no .part, no staging left
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "message"),
+    [
+        ("truncated_zip", IntegrityError, "damaged zip"),
+        ("corrupt_zip", IntegrityError, "corrupt|damaged"),
+        ("zip_slip", IntegrityError, "outside its folder"),
+        ("absolute_path", IntegrityError, "outside its folder"),
+        ("bad_md5", IntegrityError, "does not match its MD5"),
+        ("missing_instance", IntegrityError, "announced"),
+        ("503", SourceError, "503"),
+        ("html", SourceError, "not a zip"),
+        ("slow", SourceError, "did not answer in time"),
+    ],
+)
+def test_fetch_faults_leave_nothing_that_looks_complete(
+    tcia: TciaSource, emulator: TciaEmulator, tmp_path: Path, fault: str, error: type[Exception], message: str
+) -> None:
+    leaf = leaf_of(tcia, emulator, images=2)
+    emulator.faults.add("getImage", *([fault] * 4))
+    dest = tmp_path / "dest"
+    try:
+        with pytest.raises(error, match=message):
+            tcia.fetch(leaf, dest)
+    finally:
+        while emulator.faults.next("getImage"):
+            pass
+    assert not any(dest.iterdir()), list(dest.iterdir())
+    assert not (tmp_path / "escaped.dcm").exists() and not Path("/tmp/absolute.dcm").exists()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("html", "not JSON"), ("badjson", "not JSON"), ("503", "503 .*after retries"), ("429", "429")],
+)
+def test_search_faults_are_clear_errors(
+    tcia: TciaSource, emulator: TciaEmulator, fault: str, message: str
+) -> None:
+    emulator.faults.add("getCollectionValues", *([fault] * 4))
+    try:
+        with pytest.raises(SourceError, match=message):
+            tcia.browse()
+    finally:
+        while emulator.faults.next("getCollectionValues"):
+            pass
+
+
+def test_v4_refuses_unknown_parameters_and_empty_results_are_empty(emulator: TciaEmulator) -> None:
+    import requests
+
+    wrong = requests.get(emulator.v4 + "getSeries", params={"Colection": "LIDC-IDRI"}, timeout=5)
+    assert wrong.status_code == 400 and "Invalid query parameter: 'Colection'" in wrong.text
+    empty = requests.get(emulator.v4 + "getSeries", params={"Collection": "NOPE"}, timeout=5)
+    assert empty.status_code == 200 and empty.content == b""
+    missing = requests.get(emulator.v4 + "getImage", timeout=5)
+    assert missing.status_code == 400 and "SeriesInstanceUID, is required" in missing.text
+
+
+def test_tcias_own_client_lists_and_downloads_through_the_emulator(
+    emulator: TciaEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tcia_utils builds each URL with ``nbia.setApiUrl`` at request time: point it at the emulator."""
+    from tcia_utils import nbia, utils
+
+    monkeypatch.setattr(nbia, "setApiUrl", lambda endpoint, api_url="nbia": emulator.v4)
+    monkeypatch.setattr(utils, "_proxies", None)
+    collections = nbia.getCollections()
+    assert [c["Collection"] for c in collections] == ["LIDC-IDRI", "SOFT-TISSUE-SARCOMA"]
+    patients = nbia.getPatient(collection="LIDC-IDRI")
+    assert {p["PatientId"] for p in patients} == {"LIDC-IDRI-0001", "LIDC-IDRI-0002", "LIDC-IDRI-0003"}
+    series = nbia.getSeries(collection="SOFT-TISSUE-SARCOMA")
+    assert len(series) == len([s for s in emulator.series if s.collection == "SOFT-TISSUE-SARCOMA"])
+    assert nbia.getSeries(collection="NOPE") is None  # the empty 200 means "No results found"
+    chosen = series[:2]
+    before = emulator.requests["getImage"]
+    nbia.downloadSeries(chosen, path=str(tmp_path / "tcia_utils"), max_workers=2)
+    assert emulator.requests["getImage"] - before == 2
+    for row in chosen:
+        folder = tmp_path / "tcia_utils" / row["SeriesInstanceUID"]
+        images = sorted(folder.glob("*.dcm"))
+        assert len(images) == row["ImageCount"]
+        assert images[0].name.startswith("1-")  # NewFileNames=Yes naming
+        assert pydicom.dcmread(images[0]).SeriesInstanceUID == row["SeriesInstanceUID"]
+        assert (folder / "LICENSE").exists()
