@@ -11,13 +11,17 @@ version: a revised series gets a new one) and the IDC release that last revised 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediator_desktop.core.errors import SourceError, ValidationError
-from mediator_desktop.core.manifest import TAB, US, Manifest, encode_fingerprint, encode_key
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.manifest import TAB, US, Leaf, Manifest, encode_fingerprint, encode_key
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Rule, Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage
@@ -37,6 +41,13 @@ COLUMNS = (
     "series_revised_idc_version",
 )
 _NEEDS_ESCAPE = r"[\x00-\x1f%]"
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(ch for ch in name if ch.isalnum() or ch in ".-_")
+    if not cleaned or cleaned in (".", ".."):
+        raise ValidationError(f"{name!r} cannot name a file")
+    return cleaned
 
 
 def default_index_path() -> Path:
@@ -89,8 +100,14 @@ class IdcSource:
     hierarchy: Hierarchy = Hierarchy(("collection", "patient", "study", "series"))
     filterable: tuple[str, ...] = FILTERABLE
 
-    def __init__(self, index_path: Path | None = None) -> None:
+    def __init__(self, index_path: Path | None = None, *, endpoint_url: str | None = None) -> None:
+        """Args:
+        index_path: the series index (default: the one idc-index-data ships).
+        endpoint_url: the S3 endpoint holding IDC's public buckets (default: AWS).
+        """
         self._index_path = index_path
+        self.endpoint_url = endpoint_url
+        self._s3: Any = None
         self._table: pa.Table | None = None
         self._collections: list[BrowseItem] = []
         self._lock = threading.Lock()
@@ -322,6 +339,98 @@ class IdcSource:
                 None if released is None else f"idc_v{released}",
             )
         )
+
+    # -- fetching ------------------------------------------------------------------------------
+    def _client(self) -> Any:
+        with self._lock:
+            if self._s3 is None:
+                import boto3
+                from botocore import UNSIGNED
+                from botocore.config import Config
+
+                self._s3 = boto3.client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name="us-east-1",
+                    config=Config(
+                        signature_version=UNSIGNED,
+                        max_pool_connections=16,
+                        retries={"max_attempts": 4, "mode": "standard"},
+                        connect_timeout=5,
+                        read_timeout=60,
+                    ),
+                )
+            return self._s3
+
+    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
+        """Download one series (anonymous S3 reads) into ``destination / <SeriesInstanceUID>``.
+
+        Each object is checked against its size and, where the ETag is an MD5 (single-part
+        uploads), its MD5; the count against the index. Files go to a staging folder inside
+        ``destination`` and move into place only when all are verified.
+        """
+        import pyarrow.compute as pc
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uuid = leaf.fingerprint.version
+        series = leaf.path[-1]
+        table = self._loaded()
+        rows = (
+            table.filter(pc.equal(table.column("crdc_series_uuid"), uuid or ""))
+            .select(["aws_bucket"])
+            .to_pylist()
+        )
+        if not uuid or not rows:
+            raise SourceError(f"IDC: series {series} version {uuid} is not in this index (revised since?)")
+        bucket = rows[0]["aws_bucket"]
+        s3 = self._client()
+        destination.mkdir(parents=True, exist_ok=True)
+        final = destination / _safe_name(series)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
+        try:
+            try:
+                objects = [
+                    item
+                    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{uuid}/")
+                    for item in page.get("Contents", [])
+                ]
+            except (BotoCoreError, ClientError) as exc:
+                raise SourceError(
+                    f"IDC: cannot list series {series} in s3://{bucket}/{uuid}/: {exc}"
+                ) from None
+            if leaf.fingerprint.count is not None and len(objects) != leaf.fingerprint.count:
+                raise IntegrityError(
+                    f"IDC: series {series} should have {leaf.fingerprint.count} instances, "
+                    f"s3://{bucket}/{uuid}/ holds {len(objects)}"
+                )
+            files = []
+            for item in objects:
+                name = _safe_name(item["Key"].rsplit("/", 1)[-1])
+                target = staging / name
+                digest = hashlib.md5(usedforsecurity=False)
+                try:
+                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
+                    with target.open("wb") as out:
+                        for block in body.iter_chunks(1 << 20):
+                            digest.update(block)
+                            out.write(block)
+                except (BotoCoreError, ClientError) as exc:
+                    raise SourceError(f"IDC: download of {item['Key']} failed: {exc}; try again") from None
+                if target.stat().st_size != item["Size"]:
+                    raise IntegrityError(
+                        f"IDC: {item['Key']} arrived with {target.stat().st_size} of {item['Size']} bytes"
+                    )
+                etag = str(item.get("ETag", "")).strip('"')
+                if etag and "-" not in etag and etag != digest.hexdigest():
+                    raise IntegrityError(f"IDC: {item['Key']} does not match its ETag (MD5); try again")
+                files.append(target)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            return sorted(final / f.name for f in files)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
 
     def pointer(self, *path: str, **filters: str | Sequence[str]) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))

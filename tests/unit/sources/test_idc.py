@@ -3,17 +3,21 @@ written here for the corner cases the real data does not have."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pydicom
 import pytest
 
-from mediator_desktop.core.errors import SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Rule, Selection, decide
 from mediator_desktop.sources.idc import COLUMNS, PATH_COLUMNS, IdcSource, default_index_path
+from tests.helpers.dicom import make_series
+from tests.helpers.s3 import MotoServer
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +191,39 @@ def test_s5cmd_manifest_lists_each_selected_series_once(
     }
     assert set(commands) == expected and len(commands) == len(expected)
     assert text.startswith("# To download the files in this manifest")
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_fetch_a_series_from_an_s3_endpoint(tmp_path: Path, moto: MotoServer) -> None:
+    moto.public_bucket("idc-open-data")
+    s3 = moto.client()
+    files = make_series(tmp_path / "made", "P1", "1.2.9", "1.2.9.1", 3)
+    uuid = "0b9c2f2a-1111-4222-8333-444455556666"
+    for i, f in enumerate(files):
+        s3.put_object(Bucket="idc-open-data", Key=f"{uuid}/inst-{i}.dcm", Body=f.read_bytes())
+    rows = [
+        {"collection_id": "c", "PatientID": "P1", "StudyInstanceUID": "1.2.9", "SeriesInstanceUID": "1.2.9.1",
+         "instanceCount": 3, "series_size_MB": 0.03, "crdc_series_uuid": uuid, "aws_bucket": "idc-open-data",
+         "series_revised_idc_version": 25, "Modality": "CT"},
+        {"collection_id": "c", "PatientID": "P1", "StudyInstanceUID": "1.2.9", "SeriesInstanceUID": "1.2.9.2",
+         "instanceCount": 5, "series_size_MB": 0.03, "crdc_series_uuid": "missing-objects",
+         "aws_bucket": "idc-open-data", "series_revised_idc_version": 25, "Modality": "CT"},
+    ]  # fmt: skip
+    source = IdcSource(small_index(tmp_path, rows), endpoint_url=moto.url)
+    manifest = source.resolve(Selection.of(source.pointer("c")))
+    good, short = sorted(manifest, key=lambda leaf: leaf.path[-1])
+    dest = tmp_path / "dest"
+    fetched = source.fetch(good, dest)
+    assert [f.name for f in fetched] == ["inst-0.dcm", "inst-1.dcm", "inst-2.dcm"]
+    assert all(pydicom.dcmread(f).SeriesInstanceUID == "1.2.9.1" for f in fetched)
+    with pytest.raises(IntegrityError, match="should have 5 instances"):
+        source.fetch(short, dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["1.2.9.1"]
