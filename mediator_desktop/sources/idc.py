@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,19 @@ COLUMNS = (
     "series_revised_idc_version",
 )
 _NEEDS_ESCAPE = r"[\x00-\x1f%]"
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesChange:
+    """A pinned IDC series version that the current index no longer serves."""
+
+    leaf: Leaf
+    current_version: str | None  # the series' crdc_series_uuid today; None: withdrawn
+    served_in: tuple[int, int] | None  # first and last IDC release of the pinned version
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.current_version is None
 
 
 def _safe_name(name: str) -> str:
@@ -339,6 +353,71 @@ class IdcSource:
                 None if released is None else f"idc_v{released}",
             )
         )
+
+    # -- change tracking -----------------------------------------------------------------------
+    def changes(self, manifest: Manifest) -> list[SeriesChange]:
+        """IDC series of ``manifest`` whose pinned version is no longer the current one.
+
+        A ``crdc_series_uuid`` names one immutable version of a series: if the current index no
+        longer lists it, the series was revised (the index has it under a new version) or
+        withdrawn. ``prior_versions_index`` says in which IDC releases the pinned one was served.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        pinned: dict[str, Leaf] = {
+            leaf.fingerprint.version: leaf
+            for leaf in manifest
+            if leaf.source_id == self.source_id and leaf.fingerprint.version is not None
+        }
+        if not pinned:
+            return []
+        table = self._loaded()
+        current = set(
+            table.filter(pc.is_in(table.column("crdc_series_uuid"), value_set=pa.array(sorted(pinned))))
+            .column("crdc_series_uuid")
+            .to_pylist()
+        )
+        stale = {uuid: leaf for uuid, leaf in pinned.items() if uuid not in current}
+        if not stale:
+            return []
+        series_uids = pa.array(sorted({leaf.path[-1] for leaf in stale.values()}))
+        now = table.filter(pc.is_in(table.column("SeriesInstanceUID"), value_set=series_uids))
+        replacement = dict(
+            zip(
+                now.column("SeriesInstanceUID").to_pylist(),
+                now.column("crdc_series_uuid").to_pylist(),
+                strict=True,
+            )
+        )
+        served = self._prior_versions(sorted(stale))
+        return [
+            SeriesChange(leaf, replacement.get(leaf.path[-1]), served.get(uuid))
+            for uuid, leaf in sorted(stale.items(), key=lambda item: item[1].path)
+        ]
+
+    def _prior_versions(self, uuids: list[str]) -> dict[str, tuple[int, int]]:
+        """(first, last) IDC release that served each of ``uuids``, from prior_versions_index."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            import idc_index_data
+
+            path = Path(str(idc_index_data.PRIOR_VERSIONS_INDEX_PARQUET_FILEPATH))
+        except ImportError:
+            return {}
+        if self._index_path is not None or not path.exists():
+            return {}
+        table = pq.read_table(
+            path,
+            columns=["crdc_series_uuid", "min_idc_version", "max_idc_version"],
+            filters=[("crdc_series_uuid", "in", pa.array(uuids))],
+        )
+        return {
+            r["crdc_series_uuid"]: (int(r["min_idc_version"]), int(r["max_idc_version"]))
+            for r in table.to_pylist()
+        }
 
     # -- fetching ------------------------------------------------------------------------------
     def _client(self) -> Any:

@@ -227,3 +227,29 @@ def test_fetch_a_series_from_an_s3_endpoint(tmp_path: Path, moto: MotoServer) ->
     with pytest.raises(IntegrityError, match="should have 5 instances"):
         source.fetch(short, dest)
     assert sorted(p.name for p in dest.iterdir()) == ["1.2.9.1"]
+
+
+def test_pinned_versions_that_were_revised_are_changes(idc: IdcSource) -> None:
+    import idc_index_data
+
+    prior = pq.read_table(idc_index_data.PRIOR_VERSIONS_INDEX_PARQUET_FILEPATH).slice(0, 200).to_pylist()
+    current = pq.read_table(
+        default_index_path(), columns=["SeriesInstanceUID", "crdc_series_uuid"]
+    ).to_pylist()
+    now = {r["SeriesInstanceUID"]: r["crdc_series_uuid"] for r in current}
+    old = next(r for r in prior if r["SeriesInstanceUID"] in now)
+    builder = ManifestBuilder()
+    path = (old["collection_id"], old["PatientID"], old["StudyInstanceUID"], old["SeriesInstanceUID"])
+    builder.add("idc", path, size=1, version=old["crdc_series_uuid"])
+    untouched = next(r for r in current if r["SeriesInstanceUID"] != old["SeriesInstanceUID"])
+    builder.add(
+        "idc", ("x", "y", "z", untouched["SeriesInstanceUID"]), size=1, version=untouched["crdc_series_uuid"]
+    )
+    builder.add("idc", ("x", "y", "z", "9.9.9"), size=1, version="no-such-version")
+    changes = idc.changes(builder.build())
+    by_series = {c.leaf.path[-1]: c for c in changes}
+    assert set(by_series) == {old["SeriesInstanceUID"], "9.9.9"}
+    revised = by_series[old["SeriesInstanceUID"]]
+    assert revised.current_version == now[old["SeriesInstanceUID"]] and not revised.withdrawn
+    assert revised.served_in == (old["min_idc_version"], old["max_idc_version"])
+    assert by_series["9.9.9"].withdrawn and by_series["9.9.9"].served_in is None
