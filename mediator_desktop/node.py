@@ -21,7 +21,7 @@ from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.core.source import DataSource
 from mediator_desktop.raft.store import RaftStore
-from mediator_desktop.sources.idc import IdcSource
+from mediator_desktop.sources import registry
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,19 @@ def cluster_secret(data_dir: Path) -> str:
     return secret
 
 
+def source_secret(data_dir: Path, source_id: str) -> str | None:
+    """The password or token stored for a source of this node, if any."""
+    return read_secret(
+        f"source:{source_id}:{data_dir.resolve()}", data_dir / "secrets" / f"{source_id}.secret"
+    )
+
+
+def store_source_secret(data_dir: Path, source_id: str, value: str) -> None:
+    write_secret(
+        f"source:{source_id}:{data_dir.resolve()}", data_dir / "secrets" / f"{source_id}.secret", value
+    )
+
+
 class Node:
     """One running MEDIator node (desktop app or headless). Use as a context manager."""
 
@@ -54,8 +67,13 @@ class Node:
         self.settings = settings or Settings.load(settings_path)
         self._settings_path = settings_path
         self.events = EventBus()
-        #: The archives this node can browse; IDC works offline from the index the app ships.
-        self.sources: dict[str, DataSource] = {"idc": IdcSource()}
+        #: The archives this node can browse (IDC, by default, works offline from the index the
+        #: app ships). Secrets of sources come from the keyring, never from the settings.
+        self.sources: dict[str, DataSource] = registry.build(
+            list(self.settings.sources),
+            self.data_dir,
+            lambda source_id: source_secret(self.data_dir, source_id),
+        )
         self.identity: Identity | None = None
         self.store: RaftStore | None = None
         self._service: Service | None = None

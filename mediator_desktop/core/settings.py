@@ -79,6 +79,14 @@ class Settings:
         default=(),
         metadata=_describe("Cluster peers", "host:port of the other members this node starts with."),
     )
+    sources: tuple[dict[str, Any], ...] = field(
+        default=({"kind": "idc", "id": "idc"},),
+        metadata=_describe(
+            "Archives",
+            "The sources to browse: kind (idc, tcia, dicomweb, local...), id, and options such as "
+            "base_url or folder. Passwords and tokens live in the OS keyring, never here.",
+        ),
+    )
     update_check_minutes: int = field(
         default=360,
         metadata=_describe(
@@ -93,6 +101,16 @@ class Settings:
                 object.__setattr__(self, f.name, Path(value).expanduser())
         if not isinstance(self.peers, tuple):
             object.__setattr__(self, "peers", tuple(self.peers))
+        if not isinstance(self.sources, tuple):
+            object.__setattr__(self, "sources", tuple(self.sources))
+        for source in self.sources:
+            if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
+                raise ValidationError(f"each source is an object with a kind; got {source!r}")
+            if any(k in (source.get("options") or {}) for k in ("password", "token", "secret")):
+                raise ValidationError(
+                    f"source {source.get('id') or source['kind']!r} has a secret in its options: "
+                    "secrets go to the OS keyring (mediator sources secret ID), never into settings"
+                )
         for address in (self.raft_address, *self.peers):
             if address and not _ADDRESS.fullmatch(address):
                 raise ValidationError(f"{address!r} is not host:port")

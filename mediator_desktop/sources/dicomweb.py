@@ -8,7 +8,8 @@ follows the DICOMweb convention: ``limit``/``offset`` until an empty page.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from mediator_desktop.core.errors import SourceError, ValidationError
@@ -182,3 +183,13 @@ class DicomWebSource:
 
     def pointer(self, *path: str, **filters: str) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))
+
+
+def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_dir: Path) -> DicomWebSource:
+    """Registry factory. Options: ``base_url`` (required), ``username``; the secret is the password."""
+    if not options.get("base_url"):
+        raise ValidationError(
+            f"DICOMweb source {source_id!r} needs a base_url (e.g. http://pacs:8042/dicom-web)"
+        )
+    auth = (str(options["username"]), secret or "") if options.get("username") else None
+    return DicomWebSource(source_id, str(options["base_url"]), auth=auth)

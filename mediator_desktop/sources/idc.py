@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -516,3 +516,12 @@ class IdcSource:
 
     def __repr__(self) -> str:
         return f"<IdcSource {self._index_path or 'idc-index-data'}>"
+
+
+def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_dir: Path) -> IdcSource:
+    """Registry factory. Options: ``endpoint_url`` (an S3 endpoint other than AWS), ``index``."""
+    source = IdcSource(
+        Path(options["index"]) if options.get("index") else None, endpoint_url=options.get("endpoint_url")
+    )
+    source.source_id = source_id
+    return source

@@ -14,9 +14,10 @@ import os
 import sqlite3
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mediator_desktop.core.errors import SourceError, ValidationError
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
@@ -223,3 +224,14 @@ class LocalFolderSource:
                 path,
             ).fetchall()
         return [self.root / p for (p,) in rows]
+
+
+def create(
+    source_id: str, options: Mapping[str, Any], secret: str | None, data_dir: Path
+) -> LocalFolderSource:
+    """Registry factory. Options: ``folder`` (required)."""
+    if not options.get("folder"):
+        raise ValidationError(f"local folder source {source_id!r} needs a folder")
+    return LocalFolderSource(
+        source_id, Path(str(options["folder"])).expanduser(), data_dir / "sources" / f"{source_id}.sqlite"
+    )

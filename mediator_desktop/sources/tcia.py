@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -298,3 +299,8 @@ def _upper_filters(rules: list[Any]) -> list[Any]:
         )
         for r in rules
     ]
+
+
+def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_dir: Path) -> TciaSource:
+    """Registry factory. Options: ``base_url`` (default: TCIA's v4 API); the secret is a bearer token."""
+    return TciaSource(source_id, str(options.get("base_url") or DEFAULT_URL), token=secret)
