@@ -3,15 +3,17 @@
 A source declares its levels (``Hierarchy``); the last is the leaf level. It browses the children
 of a path, page by page, with counts and sizes where the archive gives them; lists the values a
 metadata filter can take; and resolves a selection into a manifest of leaves with fingerprints.
-Later issues add fetching leaves and listing changes since a time.
+It fetches a leaf's files, verified; the transfer engine (a later issue) schedules, resumes and
+tracks those fetches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from mediator_desktop.core.manifest import Manifest
+from mediator_desktop.core.manifest import Leaf, Manifest
 from mediator_desktop.core.pointer import Filters, Hierarchy
 from mediator_desktop.core.selection import Selection
 
@@ -60,4 +62,9 @@ class DataSource(Protocol):
 
     def resolve(self, selection: Selection) -> Manifest:
         """The leaves of this source that ``selection`` selects, with their fingerprints."""
+        ...
+
+    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
+        """Put the files of ``leaf`` into ``destination / <leaf key>``, verified against its
+        fingerprint; nothing outside ``destination``, nothing partial left behind as complete."""
         ...

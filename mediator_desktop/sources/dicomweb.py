@@ -8,12 +8,18 @@ follows the DICOMweb convention: ``limit``/``offset`` until an empty page.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
+from email.message import Message
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-from mediator_desktop.core.errors import SourceError, ValidationError
-from mediator_desktop.core.manifest import Manifest, ManifestBuilder
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage
@@ -23,6 +29,30 @@ PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E",
 MODALITY, BODY_PART, SERIES_INSTANCES, STUDY_SERIES = "00080060", "00180015", "00201209", "00201206"
 FILTERABLE = ("Modality", "BodyPartExamined")
 _FILTER_TAGS = {"Modality": MODALITY, "BodyPartExamined": BODY_PART}
+
+
+def _multipart(content_type: str, body: bytes) -> list[bytes] | None:
+    """The parts of a multipart/related body (WADO-RS), or None if it is not one."""
+    if not content_type.lower().startswith("multipart/"):
+        return None
+    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        return None
+    parts = []
+    for part in message.get_payload():
+        if not isinstance(part, Message):
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            parts.append(payload)
+    return parts
+
+
+def _safe_name(uid: str) -> str:
+    cleaned = "".join(ch for ch in uid if ch.isalnum() or ch in ".-_")
+    if not cleaned or cleaned in (".", ".."):
+        raise ValidationError(f"{uid!r} cannot name a file")
+    return cleaned
 
 
 def _value(dataset: dict[str, Any], tag: str) -> str | None:
@@ -180,6 +210,58 @@ class DicomWebSource:
                 digest = hashlib.sha256("\n".join(uids).encode()).hexdigest()
                 builder.add(self.source_id, path, count=len(uids), checksum=f"sop-uids-sha256:{digest}")
         return builder.build()
+
+    # -- retrieval -----------------------------------------------------------------------------
+    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
+        """Retrieve one series by WADO-RS into ``destination / <SeriesInstanceUID>``, verified.
+
+        Every part is read as DICOM; the SOP Instance UIDs must be exactly those the fingerprint
+        hashed. Files are named by SOP Instance UID and move into place only when all check out.
+        """
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        _, study, series = leaf.path
+        destination.mkdir(parents=True, exist_ok=True)
+        final = destination / _safe_name(series)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
+        try:
+            response = http.get(
+                self._session,
+                self.title,
+                f"{self.base_url}/studies/{study}/series/{series}",
+                what=f"the instances of series {series}",
+                headers={"Accept": 'multipart/related; type="application/dicom"'},
+            )
+            parts = _multipart(response.headers.get("Content-Type", ""), response.content)
+            if parts is None:
+                raise SourceError(f"{self.title} did not answer series {series} with multipart DICOM")
+            uids = []
+            for data in parts:
+                try:
+                    ds = pydicom.dcmread(
+                        io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
+                    )
+                    uid = str(ds.SOPInstanceUID)
+                except (InvalidDicomError, AttributeError, ValueError, EOFError) as exc:
+                    raise IntegrityError(
+                        f"{self.title} sent a part of series {series} that is not DICOM: {exc}"
+                    ) from None
+                uids.append(uid)
+                (staging / f"{_safe_name(uid)}.dcm").write_bytes(data)
+            digest = hashlib.sha256("\n".join(sorted(uids)).encode()).hexdigest()
+            if leaf.fingerprint.checksum and leaf.fingerprint.checksum != f"sop-uids-sha256:{digest}":
+                raise IntegrityError(
+                    f"{self.title} sent {len(uids)} instances of series {series} that are not the "
+                    f"{leaf.fingerprint.count} the set pins (it changed since); resolve the set again"
+                )
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            return sorted(final.iterdir())
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
 
     def pointer(self, *path: str, **filters: str) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
@@ -19,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mediator_desktop.core.errors import SourceError, ValidationError
-from mediator_desktop.core.manifest import Manifest, ManifestBuilder
-from mediator_desktop.core.pointer import Filters, Hierarchy
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
+from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage
 
@@ -215,6 +217,33 @@ class LocalFolderSource:
             )
         return builder.build()
 
+    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
+        """Copy one series into ``destination / <SeriesInstanceUID>`` if its files still match the
+        fingerprint (re-index first to notice changes)."""
+        path = (leaf.path[0], leaf.path[1], leaf.path[2])
+        current = {x.path: x for x in self.resolve(Selection.of(Pointer(self.source_id, leaf.path)))}.get(
+            leaf.path
+        )
+        if current is None:
+            raise SourceError(f"{self.title}: series {leaf.path[-1]} is no longer in the folder")
+        if current.fingerprint != leaf.fingerprint:
+            raise IntegrityError(
+                f"{self.title}: series {leaf.path[-1]} changed on disk since the set pinned it"
+            )
+        destination.mkdir(parents=True, exist_ok=True)
+        final = destination / _safe_name(leaf.path[-1])
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
+        try:
+            for i, source in enumerate(self.files_of(path)):
+                shutil.copyfile(source, staging / f"{i:06d}_{_safe_name(source.name)}")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            return sorted(final.iterdir())
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+
     def files_of(self, path: tuple[str, str, str]) -> list[Path]:
         """The files of one series (for the transfer engine)."""
         with self._lock:
@@ -224,6 +253,13 @@ class LocalFolderSource:
                 path,
             ).fetchall()
         return [self.root / p for (p,) in rows]
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(ch for ch in name if ch.isalnum() or ch in ".-_")
+    if not cleaned or cleaned in (".", ".."):
+        raise ValidationError(f"{name!r} cannot name a file")
+    return cleaned
 
 
 def create(

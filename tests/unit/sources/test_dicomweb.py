@@ -8,9 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import pydicom
 import pytest
 
-from mediator_desktop.core.errors import SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.dicomweb import DicomWebSource
@@ -129,3 +130,25 @@ def test_unreachable_archive(tmp_path: Path) -> None:
     (port,) = free_ports(1)
     with pytest.raises(SourceError, match="cannot be reached"):
         DicomWebSource("gone", f"http://127.0.0.1:{port}/dicom-web", backoff=0.01).browse()
+
+
+def test_fetch_retrieves_a_series_by_wado_rs(
+    source: DicomWebSource, orthanc: Orthanc, tmp_path: Path
+) -> None:
+    (leaf,) = [x for x in source.resolve(Selection.of(source.pointer("P2"))) if x.path[-1] == "1.2.2.1"]
+    files = source.fetch(leaf, tmp_path / "dest")
+    assert len(files) == 4
+    assert {pydicom.dcmread(f).SOPInstanceUID for f in files} == {f"1.2.2.1.{i}" for i in range(1, 5)}
+    assert [p.name for p in (tmp_path / "dest").iterdir()] == ["1.2.2.1"]
+
+
+def test_fetch_refuses_a_series_that_changed_since_it_was_pinned(
+    source: DicomWebSource, orthanc: Orthanc, tmp_path: Path
+) -> None:
+    made = make_series(tmp_path / "late", "P3", "1.2.3", "1.2.3.1", 3, modality="CT")
+    orthanc.upload(made[:2])
+    (leaf,) = list(source.resolve(Selection.of(source.pointer("P3"))))
+    orthanc.upload(made[2:])  # a third instance arrives after the set was resolved
+    with pytest.raises(IntegrityError, match="changed since"):
+        source.fetch(leaf, tmp_path / "dest")
+    assert not any((tmp_path / "dest").iterdir())

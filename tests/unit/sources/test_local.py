@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from mediator_desktop.core.diff import ManifestDiff
-from mediator_desktop.core.errors import SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.local import LocalFolderSource
@@ -103,3 +103,16 @@ def test_a_missing_folder_is_a_source_error(tmp_path: Path) -> None:
             s.reindex()
     finally:
         s.close()
+
+
+def test_fetch_copies_a_series_only_while_it_matches(
+    source: LocalFolderSource, folder: Path, tmp_path: Path
+) -> None:
+    source.reindex()
+    (leaf,) = list(source.resolve(Selection.of(Pointer.of("lab", "P2"))))
+    copied = source.fetch(leaf, tmp_path / "dest")
+    assert len(copied) == 4 and all(pydicom.dcmread(f).SeriesInstanceUID == "1.2.2.1" for f in copied)
+    make_series(folder, "P2", "1.2.2", "1.2.2.1", 4, modality="MR", body_part="HEAD", pixels=16)
+    source.reindex()
+    with pytest.raises(IntegrityError, match="changed on disk"):
+        source.fetch(leaf, tmp_path / "dest2")
