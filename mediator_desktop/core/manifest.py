@@ -281,18 +281,22 @@ class Manifest:
         return manifest
 
     @classmethod
-    def from_canonical_lines(cls, lines: list[str], *, check_grammar: bool = True) -> Manifest:
+    def from_canonical_lines(
+        cls, lines: list[str], *, check_grammar: bool = True, check_unique: bool = True
+    ) -> Manifest:
         """A manifest from canonical lines a source encoded in bulk (sorted, one per leaf).
 
-        Order and uniqueness are always checked; ``check_grammar=False`` skips the per-line
-        grammar check for encoders whose output tests compare with ``ManifestBuilder``'s.
+        Order is always checked. ``check_grammar=False`` skips the per-line grammar check for
+        encoders whose output tests compare with ``ManifestBuilder``'s; ``check_unique=False``
+        skips the key check for sources whose data guarantees unique keys (checked there).
         """
         if check_grammar:
             for number, line in enumerate(lines, start=2):
                 if _LINE(line) is None or (line.find("%") >= 0 and _BAD_PERCENT(line)):
                     raise ValidationError(f"manifest line {number} is malformed: {line[:120]!r}")
         _check_sorted(lines)
-        _check_unique_keys(lines)
+        if check_unique:
+            _check_unique_keys(lines)
         return cls._from_sorted_lines(lines)
 
     @classmethod

@@ -124,6 +124,7 @@ class IdcSource:
         self._s3: Any = None
         self._table: pa.Table | None = None
         self._collections: list[BrowseItem] = []
+        self._unique_series = False
         self._lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class IdcSource:
         with self._lock:
             if self._table is not None:
                 return
+            import pyarrow.compute as pc
             import pyarrow.parquet as pq
 
             path = self._index_path or default_index_path()
@@ -140,6 +142,10 @@ class IdcSource:
             except (OSError, ValueError) as exc:
                 raise SourceError(f"IDC: cannot read the index {path}: {exc}") from None
             self._collections = self._group(table, 0)
+            # Series UIDs unique across the index: then keys are, and resolving need not check.
+            self._unique_series = (
+                pc.count_distinct(table.column("SeriesInstanceUID")).as_py() == table.num_rows
+            )
             self._table = table
 
     def _loaded(self) -> pa.Table:
@@ -231,7 +237,9 @@ class IdcSource:
     def resolve(self, selection: Selection) -> Manifest:
         """Every series the selection selects, as a manifest (vectorised; about a second for NLST)."""
 
-        return Manifest.from_canonical_lines(self._lines(self._selected(selection)), check_grammar=False)
+        return Manifest.from_canonical_lines(
+            self._lines(self._selected(selection)), check_grammar=False, check_unique=not self._unique_series
+        )
 
     def _selected(self, selection: Selection) -> pa.Table:
         """The index rows of the series ``selection`` selects."""
@@ -303,39 +311,52 @@ class IdcSource:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        # A series without a full path cannot be a leaf.
+        complete = None
+        for column in PATH_COLUMNS:
+            step = pc.fill_null(pc.not_equal(table.column(column), ""), False)
+            complete = step if complete is None else pc.and_(complete, step)
+        if complete is not None and not pc.all(complete).as_py():
+            table = table.filter(complete)
         if table.num_rows == 0:
             return []
         text = pa.large_string()
         empty = pa.scalar("", text)
         us, tab = pa.scalar(US, text), pa.scalar(TAB, text)
-        key = pc.binary_join_element_wise(
-            pa.scalar(self.source_id, text), *(table.column(c).cast(text) for c in PATH_COLUMNS), us
-        )
         size = pc.fill_null(
             pc.round(pc.multiply(table.column("series_size_MB"), 1e6)).cast(pa.int64()).cast(text), empty
         )
-        count = pc.fill_null(table.column("instanceCount").cast(text), empty)
-        version = pc.fill_null(table.column("crdc_series_uuid").cast(text), empty)
-        released = pc.fill_null(
-            pc.binary_join_element_wise(
-                pa.scalar("idc_v", text), table.column("series_revised_idc_version").cast(text), empty
-            ),
+        # source US collection US patient US study US (series TAB size) US count US US version US release
+        lines = pc.binary_join_element_wise(
+            pa.scalar(self.source_id, text),
+            *(table.column(c).cast(text) for c in PATH_COLUMNS[:-1]),
+            pc.binary_join_element_wise(table.column(PATH_COLUMNS[-1]).cast(text), size, tab),
+            pc.fill_null(table.column("instanceCount").cast(text), empty),
             empty,
-        )
-        fingerprint = pc.binary_join_element_wise(size, count, empty, version, released, us)
-        lines = pc.binary_join_element_wise(key, fingerprint, tab)
-        escape = pc.match_substring_regex(
-            pc.binary_join_element_wise(
-                *(table.column(c).cast(text) for c in (*PATH_COLUMNS, "crdc_series_uuid")), empty
+            pc.fill_null(table.column("crdc_series_uuid").cast(text), empty),
+            pc.fill_null(
+                pc.binary_join_element_wise(
+                    pa.scalar("idc_v", text), table.column("series_revised_idc_version").cast(text), empty
+                ),
+                empty,
             ),
-            _NEEDS_ESCAPE,
+            us,
         )
+        escape = pc.fill_null(
+            pc.match_substring_regex(table.column("crdc_series_uuid"), _NEEDS_ESCAPE), False
+        )
+        for column in PATH_COLUMNS:
+            escape = pc.or_(
+                escape, pc.fill_null(pc.match_substring_regex(table.column(column), _NEEDS_ESCAPE), False)
+            )
+        if not pc.any(escape).as_py():
+            # Arrow sorts UTF-8 bytewise, which is code point order, as the canonical form wants.
+            sorted_lines: list[str] = pc.take(lines, pc.sort_indices(lines)).to_pylist()
+            return sorted_lines
+        # Rare: a key with control characters or '%' takes the slow, exact path.
         out: list[str] = lines.to_pylist()
-        if pc.any(escape).as_py():
-            # Rare: a key with control characters or '%' takes the slow, exact path.
-            for i in pc.indices_nonzero(pc.fill_null(escape, False).combine_chunks()).to_pylist():
-                row = table.slice(i, 1).to_pylist()[0]
-                out[i] = self._line_slowly(row)
+        for i in pc.indices_nonzero(escape.combine_chunks()).to_pylist():
+            out[i] = self._line_slowly(table.slice(i, 1).to_pylist()[0])
         out.sort()
         return out
 
