@@ -5,7 +5,8 @@ Figures (last line, one JSON object): ``idc_load_s`` (open the index), ``idc_col
 ``idc_manifest_nlst_s`` (the s5cmd manifest of nlst), ``peak_rss_mb``, ``idcindex_manifest_nlst_s``
 (idc-index's ``IDCClient.sql_query``, as its users write that manifest) and
 ``ratio_manifest_vs_idcindex``. Goals: load <= 1 s, collections <= 20 ms, resolve nlst <= 1 s,
-resolve all <= 3 s, RSS <= 1,000 MB, ratio <= 0.25. (The TCIA figure comes with the TCIA source.)
+resolve all <= 3 s, RSS <= 1,000 MB, ratio <= 0.25. ``tcia_emulator_series_per_s``: series resolved
+per second through our TCIA client from the NBIA emulator.
 
 Usage: ``python bench/sources.py`` (``pip install -e '.[bench]'`` brings idc-index).
 """
@@ -17,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.idc import IdcSource
@@ -35,6 +37,22 @@ urls = client.sql_query("SELECT series_aws_url FROM index WHERE collection_id = 
 text = "".join(f"cp {u} .\\n" for u in urls)
 print(json.dumps({"s": time.perf_counter() - t, "lines": text.count("\\n")}))
 """
+
+
+def tcia_series_per_s() -> float:
+    """Series resolved per second through the TCIA client from the NBIA emulator (loopback)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from mediator_desktop.sources.tcia import TciaSource
+    from tests.helpers.tcia_emulator import TciaEmulator, catalogue_from_idc
+
+    series = catalogue_from_idc(("lidc_idri", "soft_tissue_sarcoma", "tcga_kirc"), patients=40)
+    with TciaEmulator(series) as emulator:
+        source = TciaSource(base_url=emulator.v4)
+        t = time.perf_counter()
+        manifest = source.resolve(Selection.of(source.pointer()))
+        elapsed = time.perf_counter() - t
+    assert len(manifest) == len(series)
+    return round(len(series) / elapsed, 1)
 
 
 def main() -> None:
@@ -60,6 +78,7 @@ def main() -> None:
     out["idc_manifest_nlst_s"] = round(time.perf_counter() - t, 3)
     out["manifest_lines"] = manifest.count("\ncp ") + manifest.startswith("cp ")
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    out["tcia_emulator_series_per_s"] = tcia_series_per_s()
     print(json.dumps(out), file=sys.stderr)
     try:
         done = subprocess.run(
