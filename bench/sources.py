@@ -68,6 +68,7 @@ def main() -> None:
     nlst = source.resolve(Selection.of(source.pointer("nlst")))
     out["idc_resolve_collection_s"] = round(time.perf_counter() - t, 3)
     out["nlst_series"] = len(nlst)
+    del nlst
     t = time.perf_counter()
     everything = source.resolve(Selection.of(*(source.pointer(c.key) for c in collections.items)))
     out["idc_resolve_all_s"] = round(time.perf_counter() - t, 3)

@@ -42,6 +42,16 @@ COLUMNS = (
     "series_revised_idc_version",
 )
 _NEEDS_ESCAPE = r"[\x00-\x1f%]"
+_DICTIONARY_COLUMNS = ("collection_id", "PatientID", "StudyInstanceUID", *FILTERABLE, "aws_bucket")
+_ENCODE_COLUMNS = (
+    *PATH_COLUMNS,
+    "instanceCount",
+    "series_size_MB",
+    "crdc_series_uuid",
+    "series_revised_idc_version",
+)
+#: Rows encoded at a time when resolving.
+_BATCH = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,25 @@ def _rank(rule: Rule) -> tuple[int, int, int, bool]:
     return (rule.pointer.depth, len(filters), -sum(len(v) for _, v in filters), rule.include)
 
 
+def _runs(rules: Sequence[Rule]) -> list[list[Rule]]:
+    """Rules in order, with neighbouring unfiltered collection-level rules of one mode grouped."""
+    runs: list[list[Rule]] = []
+    for rule in rules:
+        simple = rule.pointer.depth == 1 and not rule.pointer.filters
+        last = runs[-1][0] if runs else None
+        if (
+            simple
+            and last is not None
+            and last.pointer.depth == 1
+            and not last.pointer.filters
+            and last.include == rule.include
+        ):
+            runs[-1].append(rule)
+        else:
+            runs.append([rule])
+    return runs
+
+
 def _has_unordered_conflicts(rules: Sequence[Rule]) -> bool:
     """Whether two rules of one depth, neither covering the other, overlap with opposite modes:
     then the layered evaluation may differ from ``decide`` and the exact path is taken."""
@@ -124,7 +153,7 @@ class IdcSource:
         self._s3: Any = None
         self._table: pa.Table | None = None
         self._collections: list[BrowseItem] = []
-        self._unique_series = False
+        self._clean_keys: bool | None = None
         self._lock = threading.Lock()
 
     # -- loading -------------------------------------------------------------------------------
@@ -133,19 +162,15 @@ class IdcSource:
         with self._lock:
             if self._table is not None:
                 return
-            import pyarrow.compute as pc
             import pyarrow.parquet as pq
 
             path = self._index_path or default_index_path()
             try:
-                table = pq.read_table(path, columns=list(COLUMNS))
+                # Repeated values stay dictionary-encoded: a smaller table in memory.
+                table = pq.read_table(path, columns=list(COLUMNS), read_dictionary=list(_DICTIONARY_COLUMNS))
             except (OSError, ValueError) as exc:
                 raise SourceError(f"IDC: cannot read the index {path}: {exc}") from None
             self._collections = self._group(table, 0)
-            # Series UIDs unique across the index: then keys are, and resolving need not check.
-            self._unique_series = (
-                pc.count_distinct(table.column("SeriesInstanceUID")).as_py() == table.num_rows
-            )
             self._table = table
 
     def _loaded(self) -> pa.Table:
@@ -237,8 +262,9 @@ class IdcSource:
     def resolve(self, selection: Selection) -> Manifest:
         """Every series the selection selects, as a manifest (vectorised; about a second for NLST)."""
 
+        # _lines checked the keys for repeats on the way.
         return Manifest.from_canonical_lines(
-            self._lines(self._selected(selection)), check_grammar=False, check_unique=not self._unique_series
+            self._lines(self._selected(selection)), check_grammar=False, check_unique=False
         )
 
     def _selected(self, selection: Selection) -> pa.Table:
@@ -255,7 +281,13 @@ class IdcSource:
         if _has_unordered_conflicts(rules):
             return self._resolve_exactly(table, rules)
         selected = pa.chunked_array([pa.array([False] * table.num_rows)])
-        for rule in rules:
+        for group in _runs(rules):
+            if len(group) > 1:  # whole collections, alike: one set lookup instead of one pass each
+                values = pa.array([r.pointer.path[0] for r in group])
+                mask = pc.is_in(table.column(PATH_COLUMNS[0]), value_set=values)
+                selected = pc.if_else(mask, group[0].include, selected)
+                continue
+            rule = group[0]
             mask = self._mask(table, rule.pointer.path, rule.pointer.filters)
             if mask is None:
                 selected = pa.chunked_array([pa.array([rule.include] * table.num_rows)])
@@ -307,7 +339,12 @@ class IdcSource:
         return candidates.filter(pa.array(keep, type=pa.bool_()))
 
     def _lines(self, table: pa.Table) -> list[str]:
-        """Canonical manifest lines of ``table``'s series, sorted, built with Arrow compute."""
+        """Canonical manifest lines of ``table``'s series, sorted, built with Arrow compute.
+
+        Rows are put in key order first, then encoded a batch at a time, so only one batch of
+        lines exists in Arrow next to the Python list being built (a million series fit in the
+        memory goal).
+        """
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -320,6 +357,39 @@ class IdcSource:
             table = table.filter(complete)
         if table.num_rows == 0:
             return []
+        # Path tuples sort like keys and lines (the separators sort below any field character).
+        text = pa.large_string()
+        paths = pa.table({c: table.column(c).cast(text) for c in PATH_COLUMNS})
+        order = pc.sort_indices(paths, sort_keys=[(c, "ascending") for c in PATH_COLUMNS])
+        del paths
+        work = table.select(list(_ENCODE_COLUMNS))
+        out: list[str] = []
+        escaped = False
+        last_key: str | None = None
+        for start in range(0, table.num_rows, _BATCH):
+            part = work.take(order.slice(start, _BATCH))
+            lines, escape, key = self._encode(part)
+            # Sorted, so a key named twice sits on neighbouring rows.
+            repeats = pc.equal(key.slice(1), key.slice(0, len(key) - 1)) if len(key) > 1 else None
+            if key[0].as_py() == last_key or (repeats is not None and pc.any(repeats).as_py()):
+                raise SourceError("IDC: the index lists a series twice under the same path; reinstall it")
+            last_key = key[-1].as_py()
+            batch: list[str] = lines.to_pylist()
+            if pc.any(escape).as_py():
+                # Rare: a key with control characters or '%' takes the slow, exact path.
+                escaped = True
+                for i in pc.indices_nonzero(escape.combine_chunks()).to_pylist():
+                    batch[i] = self._line_slowly(part.slice(i, 1).to_pylist()[0])
+            out.extend(batch)
+        if escaped:
+            out.sort()  # escaping can move a key
+        return out
+
+    def _encode(self, table: pa.Table) -> tuple[Any, Any, Any]:
+        """Lines of ``table``'s rows in their order, which rows need escaping, and their keys."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         text = pa.large_string()
         empty = pa.scalar("", text)
         us, tab = pa.scalar(US, text), pa.scalar(TAB, text)
@@ -342,23 +412,30 @@ class IdcSource:
             ),
             us,
         )
-        escape = pc.fill_null(
-            pc.match_substring_regex(table.column("crdc_series_uuid"), _NEEDS_ESCAPE), False
-        )
-        for column in PATH_COLUMNS:
-            escape = pc.or_(
-                escape, pc.fill_null(pc.match_substring_regex(table.column(column), _NEEDS_ESCAPE), False)
+        escape = None
+        for column in (*PATH_COLUMNS, "crdc_series_uuid"):
+            needs = pc.fill_null(
+                pc.match_substring_regex(table.column(column).cast(text), _NEEDS_ESCAPE), False
             )
-        if not pc.any(escape).as_py():
-            # Arrow sorts UTF-8 bytewise, which is code point order, as the canonical form wants.
-            sorted_lines: list[str] = pc.take(lines, pc.sort_indices(lines)).to_pylist()
-            return sorted_lines
-        # Rare: a key with control characters or '%' takes the slow, exact path.
-        out: list[str] = lines.to_pylist()
-        for i in pc.indices_nonzero(escape.combine_chunks()).to_pylist():
-            out[i] = self._line_slowly(table.slice(i, 1).to_pylist()[0])
-        out.sort()
-        return out
+            escape = needs if escape is None else pc.or_(escape, needs)
+        key = pc.binary_join_element_wise(*(table.column(c).cast(text) for c in PATH_COLUMNS), us)
+        return lines, escape, key
+
+    def _clean(self) -> bool:
+        """Whether no key or version in the index needs escaping (checked once, then cached)."""
+        if self._clean_keys is None:
+            import pyarrow.compute as pc
+
+            table = self._loaded()
+            clean = True
+            for column in (*PATH_COLUMNS, "crdc_series_uuid"):
+                data = table.column(column).combine_chunks()
+                values = data.dictionary if hasattr(data, "dictionary") else data
+                if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+                    clean = False
+                    break
+            self._clean_keys = clean
+        return self._clean_keys
 
     def _line_slowly(self, row: dict[str, Any]) -> str:
         size = row["series_size_MB"]
