@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from email.message import Message
 from email.parser import BytesParser
@@ -24,6 +21,7 @@ from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage
 from mediator_desktop.sources import http
+from mediator_desktop.sources.files import safe_name, staged
 
 PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
 MODALITY, BODY_PART, SERIES_INSTANCES, STUDY_SERIES = "00080060", "00180015", "00201209", "00201206"
@@ -46,13 +44,6 @@ def _multipart(content_type: str, body: bytes) -> list[bytes] | None:
         if isinstance(payload, bytes):
             parts.append(payload)
     return parts
-
-
-def _safe_name(uid: str) -> str:
-    cleaned = "".join(ch for ch in uid if ch.isalnum() or ch in ".-_")
-    if not cleaned or cleaned in (".", ".."):
-        raise ValidationError(f"{uid!r} cannot name a file")
-    return cleaned
 
 
 def _value(dataset: dict[str, Any], tag: str) -> str | None:
@@ -222,10 +213,7 @@ class DicomWebSource:
         from pydicom.errors import InvalidDicomError
 
         _, study, series = leaf.path
-        destination.mkdir(parents=True, exist_ok=True)
-        final = destination / _safe_name(series)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
-        try:
+        with staged(destination, series) as staging:
             response = http.get(
                 self._session,
                 self.title,
@@ -248,20 +236,14 @@ class DicomWebSource:
                         f"{self.title} sent a part of series {series} that is not DICOM: {exc}"
                     ) from None
                 uids.append(uid)
-                (staging / f"{_safe_name(uid)}.dcm").write_bytes(data)
+                (staging / f"{safe_name(uid)}.dcm").write_bytes(data)
             digest = hashlib.sha256("\n".join(sorted(uids)).encode()).hexdigest()
             if leaf.fingerprint.checksum and leaf.fingerprint.checksum != f"sop-uids-sha256:{digest}":
                 raise IntegrityError(
                     f"{self.title} sent {len(uids)} instances of series {series} that are not the "
                     f"{leaf.fingerprint.count} the set pins (it changed since); resolve the set again"
                 )
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            return sorted(final.iterdir())
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+        return sorted((destination / safe_name(series)).iterdir())
 
     def pointer(self, *path: str, **filters: str) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))

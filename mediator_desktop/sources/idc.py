@@ -12,9 +12,6 @@ version: a revised series gets a new one) and the IDC release that last revised 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ from mediator_desktop.core.manifest import TAB, US, Leaf, Manifest, encode_finge
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Rule, Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.sources.files import safe_name, staged
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -65,13 +63,6 @@ class SeriesChange:
     @property
     def withdrawn(self) -> bool:
         return self.current_version is None
-
-
-def _safe_name(name: str) -> str:
-    cleaned = "".join(ch for ch in name if ch.isalnum() or ch in ".-_")
-    if not cleaned or cleaned in (".", ".."):
-        raise ValidationError(f"{name!r} cannot name a file")
-    return cleaned
 
 
 def default_index_path() -> Path:
@@ -561,10 +552,7 @@ class IdcSource:
             raise SourceError(f"IDC: series {series} version {uuid} is not in this index (revised since?)")
         bucket = rows[0]["aws_bucket"]
         s3 = self._client()
-        destination.mkdir(parents=True, exist_ok=True)
-        final = destination / _safe_name(series)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
-        try:
+        with staged(destination, series) as staging:
             try:
                 objects = [
                     item
@@ -582,7 +570,7 @@ class IdcSource:
                 )
             files = []
             for item in objects:
-                name = _safe_name(item["Key"].rsplit("/", 1)[-1])
+                name = safe_name(item["Key"].rsplit("/", 1)[-1])
                 target = staging / name
                 digest = hashlib.md5(usedforsecurity=False)
                 try:
@@ -601,13 +589,7 @@ class IdcSource:
                 if etag and "-" not in etag and etag != digest.hexdigest():
                     raise IntegrityError(f"IDC: {item['Key']} does not match its ETag (MD5); try again")
                 files.append(target)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            return sorted(final / f.name for f in files)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+        return sorted(destination / safe_name(series) / f.name for f in files)
 
     def pointer(self, *path: str, **filters: str | Sequence[str]) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))

@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import sqlite3
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
@@ -26,6 +25,7 @@ from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.sources.files import safe_name, staged
 
 LEVEL_COLUMNS = ("patient", "study", "series")
 FILTERABLE = ("Modality", "BodyPartExamined")
@@ -230,19 +230,10 @@ class LocalFolderSource:
             raise IntegrityError(
                 f"{self.title}: series {leaf.path[-1]} changed on disk since the set pinned it"
             )
-        destination.mkdir(parents=True, exist_ok=True)
-        final = destination / _safe_name(leaf.path[-1])
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
-        try:
+        with staged(destination, leaf.path[-1]) as staging:
             for i, source in enumerate(self.files_of(path)):
-                shutil.copyfile(source, staging / f"{i:06d}_{_safe_name(source.name)}")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            return sorted(final.iterdir())
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+                shutil.copyfile(source, staging / f"{i:06d}_{safe_name(source.name)}")
+        return sorted((destination / safe_name(leaf.path[-1])).iterdir())
 
     def files_of(self, path: tuple[str, str, str]) -> list[Path]:
         """The files of one series (for the transfer engine)."""
@@ -253,13 +244,6 @@ class LocalFolderSource:
                 path,
             ).fetchall()
         return [self.root / p for (p,) in rows]
-
-
-def _safe_name(name: str) -> str:
-    cleaned = "".join(ch for ch in name if ch.isalnum() or ch in ".-_")
-    if not cleaned or cleaned in (".", ".."):
-        raise ValidationError(f"{name!r} cannot name a file")
-    return cleaned
 
 
 def create(

@@ -17,9 +17,6 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import os
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -31,6 +28,7 @@ from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage
 from mediator_desktop.sources import http
+from mediator_desktop.sources.files import safe_name, staged
 
 DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
 FILTERABLE = ("Modality", "BodyPartExamined")
@@ -200,37 +198,31 @@ class TciaSource:
         """
         series = leaf.path[-1]
         destination.mkdir(parents=True, exist_ok=True)
-        final = destination / _safe_name(series)
-        part = destination / f".{_safe_name(series)}.zip.part"
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination))
+        part = destination / f".{safe_name(series)}.zip.part"
         try:
-            response = http.get(
-                self._session,
-                "TCIA",
-                self.base_url + "getImage",
-                what=f"the images of series {series}",
-                timeout=self.timeout,
-                params={"SeriesInstanceUID": series, "IncludeMD5": "yes"},
-                stream=True,
-            )
-            kind = response.headers.get("Content-Type", "")
-            if kind.startswith(("text/", "application/json")):
-                raise SourceError(
-                    f"TCIA answered the images of series {series} with {kind.split(';')[0]}, not a zip "
-                    f"({response.text[:80]!r}); the service may be in maintenance, try later"
+            with staged(destination, series) as staging:
+                response = http.get(
+                    self._session,
+                    "TCIA",
+                    self.base_url + "getImage",
+                    what=f"the images of series {series}",
+                    timeout=self.timeout,
+                    params={"SeriesInstanceUID": series, "IncludeMD5": "yes"},
+                    stream=True,
                 )
-            with part.open("wb") as out:
-                for block in response.iter_content(1 << 20):
-                    out.write(block)
-            files = self._unpack(part, staging, series, leaf.fingerprint.count)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            return [final / f.name for f in files]
+                kind = response.headers.get("Content-Type", "")
+                if kind.startswith(("text/", "application/json")):
+                    raise SourceError(
+                        f"TCIA answered the images of series {series} with {kind.split(';')[0]}, not a zip "
+                        f"({response.text[:80]!r}); the service may be in maintenance, try later"
+                    )
+                with part.open("wb") as out:
+                    for block in response.iter_content(1 << 20):
+                        out.write(block)
+                names = [f.name for f in self._unpack(part, staging, series, leaf.fingerprint.count)]
         finally:
             part.unlink(missing_ok=True)
-            if staging.exists():
-                shutil.rmtree(staging)
+        return [destination / safe_name(series) / name for name in names]
 
     @staticmethod
     def _unpack(zip_path: Path, into: Path, series: str, expected: int | None) -> list[Path]:
@@ -274,13 +266,6 @@ class TciaSource:
             if "LICENSE" in names:
                 (into / "LICENSE").write_bytes(archive.read("LICENSE"))
             return out
-
-
-def _safe_name(uid: str) -> str:
-    cleaned = "".join(ch for ch in uid if ch.isalnum() or ch in ".-_")
-    if not cleaned or cleaned in (".", ".."):
-        raise ValidationError(f"{uid!r} cannot name a folder")
-    return cleaned
 
 
 def _upper_filters(rules: list[Any]) -> list[Any]:
