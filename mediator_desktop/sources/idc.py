@@ -91,6 +91,22 @@ def _rank(rule: Rule) -> tuple[int, int, int, bool]:
     return (rule.pointer.depth, len(filters), -sum(len(v) for _, v in filters), rule.include)
 
 
+def _in_order(paths: pa.Table) -> bool:
+    """Whether the rows are already in key order (IDC's index is), so no sort is needed."""
+    import pyarrow.compute as pc
+
+    n = paths.num_rows
+    if n < 2:
+        return True
+    later = None  # rows whose successor is smaller, built from the last column to the first
+    for name in reversed(paths.column_names):
+        column = paths.column(name)
+        a, b = column.slice(0, n - 1), column.slice(1)
+        less, equal = pc.less(b, a), pc.equal(b, a)
+        later = less if later is None else pc.or_(less, pc.and_(equal, later))
+    return not pc.any(later).as_py()
+
+
 def _runs(rules: Sequence[Rule]) -> list[list[Rule]]:
     """Rules in order, with neighbouring unfiltered collection-level rules of one mode grouped."""
     runs: list[list[Rule]] = []
@@ -351,14 +367,18 @@ class IdcSource:
         # Path tuples sort like keys and lines (the separators sort below any field character).
         text = pa.large_string()
         paths = pa.table({c: table.column(c).cast(text) for c in PATH_COLUMNS})
-        order = pc.sort_indices(paths, sort_keys=[(c, "ascending") for c in PATH_COLUMNS])
+        order = (
+            None
+            if _in_order(paths)
+            else pc.sort_indices(paths, sort_keys=[(c, "ascending") for c in PATH_COLUMNS])
+        )
         del paths
         work = table.select(list(_ENCODE_COLUMNS))
         out: list[str] = []
         escaped = False
         last_key: str | None = None
         for start in range(0, table.num_rows, _BATCH):
-            part = work.take(order.slice(start, _BATCH))
+            part = work.slice(start, _BATCH) if order is None else work.take(order.slice(start, _BATCH))
             lines, escape, key = self._encode(part)
             # Sorted, so a key named twice sits on neighbouring rows.
             repeats = pc.equal(key.slice(1), key.slice(0, len(key) - 1)) if len(key) > 1 else None
@@ -413,17 +433,27 @@ class IdcSource:
         return lines, escape, key
 
     def _clean(self) -> bool:
-        """Whether no key or version in the index needs escaping (checked once, then cached)."""
+        """Whether no key or version in the index needs escaping (checked once, then cached).
+
+        Scans the columns' UTF-8 bytes with numpy: a control byte or ``%`` anywhere sends every
+        resolution through the exact per-row check instead.
+        """
         if self._clean_keys is None:
-            import pyarrow.compute as pc
+            import numpy as np
 
             table = self._loaded()
             clean = True
             for column in (*PATH_COLUMNS, "crdc_series_uuid"):
-                data = table.column(column).combine_chunks()
-                values = data.dictionary if hasattr(data, "dictionary") else data
-                if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
-                    clean = False
+                for chunk in table.column(column).chunks:
+                    values = chunk.dictionary if hasattr(chunk, "dictionary") else chunk
+                    data = values.buffers()[2]
+                    if data is None:
+                        continue
+                    raw = np.frombuffer(data, dtype=np.uint8)
+                    if (raw < 0x20).any() or (raw == 0x25).any():
+                        clean = False
+                        break
+                if not clean:
                     break
             self._clean_keys = clean
         return self._clean_keys

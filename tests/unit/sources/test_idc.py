@@ -253,3 +253,26 @@ def test_pinned_versions_that_were_revised_are_changes(idc: IdcSource) -> None:
     assert revised.current_version == now[old["SeriesInstanceUID"]] and not revised.withdrawn
     assert revised.served_in == (old["min_idc_version"], old["max_idc_version"])
     assert by_series["9.9.9"].withdrawn and by_series["9.9.9"].served_in is None
+
+
+def test_an_index_out_of_key_order_resolves_the_same(tmp_path: Path) -> None:
+    rows = [
+        {"collection_id": c, "PatientID": p, "StudyInstanceUID": f"1.{s}", "SeriesInstanceUID": f"1.{s}.{n}",
+         "instanceCount": n + 1, "series_size_MB": 0.5, "crdc_series_uuid": f"u-{c}{p}{s}{n}",
+         "series_revised_idc_version": 3, "Modality": "CT"}
+        for c in ("b", "a") for p in ("P2", "P1") for s in (2, 1) for n in (2, 1)
+    ]  # fmt: skip
+    source = IdcSource(small_index(tmp_path, rows))
+    manifest = source.resolve(Selection.of(source.pointer("a"), source.pointer("b", "P2")))
+    builder = ManifestBuilder()
+    for r in rows:
+        if r["collection_id"] == "a" or r["PatientID"] == "P2":
+            builder.add(
+                "idc",
+                [str(r[c]) for c in PATH_COLUMNS],
+                size=500_000,
+                count=r["instanceCount"],  # type: ignore[arg-type]
+                version=str(r["crdc_series_uuid"]),
+                released="idc_v3",
+            )
+    assert manifest.id == builder.build().id and len(manifest) == 12
