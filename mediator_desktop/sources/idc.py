@@ -41,13 +41,7 @@ COLUMNS = (
 )
 _NEEDS_ESCAPE = r"[\x00-\x1f%]"
 _DICTIONARY_COLUMNS = ("collection_id", "PatientID", "StudyInstanceUID", *FILTERABLE, "aws_bucket")
-_ENCODE_COLUMNS = (
-    *PATH_COLUMNS,
-    "instanceCount",
-    "series_size_MB",
-    "crdc_series_uuid",
-    "series_revised_idc_version",
-)
+_FINGERPRINT_COLUMNS = ("instanceCount", "series_size_MB", "crdc_series_uuid", "series_revised_idc_version")
 #: Rows encoded at a time when resolving.
 _BATCH = 65_536
 
@@ -91,20 +85,22 @@ def _rank(rule: Rule) -> tuple[int, int, int, bool]:
     return (rule.pointer.depth, len(filters), -sum(len(v) for _, v in filters), rule.include)
 
 
-def _in_order(paths: pa.Table) -> bool:
-    """Whether the rows are already in key order (IDC's index is), so no sort is needed."""
+def _order(paths: pa.Table) -> tuple[bool, bool]:
+    """Whether the rows are already in key order (IDC's index is, so no sort is needed), and
+    whether two neighbouring rows share a whole path (a leaf named twice)."""
     import pyarrow.compute as pc
 
     n = paths.num_rows
     if n < 2:
-        return True
-    later = None  # rows whose successor is smaller, built from the last column to the first
+        return True, False
+    later = same = None  # built from the last column to the first
     for name in reversed(paths.column_names):
         column = paths.column(name)
         a, b = column.slice(0, n - 1), column.slice(1)
         less, equal = pc.less(b, a), pc.equal(b, a)
         later = less if later is None else pc.or_(less, pc.and_(equal, later))
-    return not pc.any(later).as_py()
+        same = equal if same is None else pc.and_(equal, same)
+    return not pc.any(later).as_py(), bool(pc.any(same).as_py())
 
 
 def _runs(rules: Sequence[Rule]) -> list[list[Rule]]:
@@ -179,6 +175,7 @@ class IdcSource:
                 raise SourceError(f"IDC: cannot read the index {path}: {exc}") from None
             self._collections = self._group(table, 0)
             self._table = table
+        self._clean()
 
     def _loaded(self) -> pa.Table:
         if self._table is None:
@@ -348,9 +345,9 @@ class IdcSource:
     def _lines(self, table: pa.Table) -> list[str]:
         """Canonical manifest lines of ``table``'s series, sorted, built with Arrow compute.
 
-        Rows are put in key order first, then encoded a batch at a time, so only one batch of
-        lines exists in Arrow next to the Python list being built (a million series fit in the
-        memory goal).
+        Rows are put in key order first (IDC's index already is), then encoded a batch at a time,
+        so only one batch of lines exists in Arrow next to the Python list being built (a million
+        series fit in the memory goal).
         """
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -367,37 +364,55 @@ class IdcSource:
         # Path tuples sort like keys and lines (the separators sort below any field character).
         text = pa.large_string()
         paths = pa.table({c: table.column(c).cast(text) for c in PATH_COLUMNS})
+        ordered, repeated = _order(paths)
+        if ordered and repeated:
+            raise SourceError("IDC: the index lists a series twice under the same path; reinstall it")
         order = (
-            None
-            if _in_order(paths)
-            else pc.sort_indices(paths, sort_keys=[(c, "ascending") for c in PATH_COLUMNS])
+            None if ordered else pc.sort_indices(paths, sort_keys=[(c, "ascending") for c in PATH_COLUMNS])
         )
-        del paths
-        work = table.select(list(_ENCODE_COLUMNS))
+        rest = table.select(list(_FINGERPRINT_COLUMNS))
+        clean = self._clean()
         out: list[str] = []
         escaped = False
         last_key: str | None = None
         for start in range(0, table.num_rows, _BATCH):
-            part = work.slice(start, _BATCH) if order is None else work.take(order.slice(start, _BATCH))
-            lines, escape, key = self._encode(part)
-            # Sorted, so a key named twice sits on neighbouring rows.
-            repeats = pc.equal(key.slice(1), key.slice(0, len(key) - 1)) if len(key) > 1 else None
-            if key[0].as_py() == last_key or (repeats is not None and pc.any(repeats).as_py()):
-                raise SourceError("IDC: the index lists a series twice under the same path; reinstall it")
-            last_key = key[-1].as_py()
-            batch: list[str] = lines.to_pylist()
-            if pc.any(escape).as_py():
-                # Rare: a key with control characters or '%' takes the slow, exact path.
-                escaped = True
-                for i in pc.indices_nonzero(escape.combine_chunks()).to_pylist():
-                    batch[i] = self._line_slowly(part.slice(i, 1).to_pylist()[0])
+            if order is None:
+                part_paths, part_rest = paths.slice(start, _BATCH), rest.slice(start, _BATCH)
+            else:
+                chosen = order.slice(start, _BATCH)
+                part_paths, part_rest = paths.take(chosen), rest.take(chosen)
+                # Now sorted: a key named twice sits on neighbouring rows.
+                key = pc.binary_join_element_wise(*part_paths.columns, pa.scalar(US, text))
+                repeats = pc.equal(key.slice(1), key.slice(0, len(key) - 1)) if len(key) > 1 else None
+                if key[0].as_py() == last_key or (repeats is not None and pc.any(repeats).as_py()):
+                    raise SourceError("IDC: the index lists a series twice under the same path; reinstall it")
+                last_key = key[-1].as_py()
+            batch: list[str] = self._encode(part_paths, part_rest).to_pylist()
+            if not clean:
+                escape = pc.fill_null(
+                    pc.match_substring_regex(part_rest.column("crdc_series_uuid").cast(text), _NEEDS_ESCAPE),
+                    False,
+                )
+                for column in part_paths.columns:
+                    escape = pc.or_(
+                        escape, pc.fill_null(pc.match_substring_regex(column, _NEEDS_ESCAPE), False)
+                    )
+                if pc.any(escape).as_py():
+                    # Rare: a key with control characters or '%' takes the slow, exact path.
+                    escaped = True
+                    rows = pa.Table.from_arrays(
+                        [*part_paths.columns, *part_rest.columns],
+                        names=[*PATH_COLUMNS, *_FINGERPRINT_COLUMNS],
+                    )
+                    for i in pc.indices_nonzero(escape.combine_chunks()).to_pylist():
+                        batch[i] = self._line_slowly(rows.slice(i, 1).to_pylist()[0])
             out.extend(batch)
         if escaped:
             out.sort()  # escaping can move a key
         return out
 
-    def _encode(self, table: pa.Table) -> tuple[Any, Any, Any]:
-        """Lines of ``table``'s rows in their order, which rows need escaping, and their keys."""
+    def _encode(self, paths: pa.Table, rest: pa.Table) -> Any:
+        """Lines of the rows (path columns, then fingerprint columns), in their order."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -405,32 +420,24 @@ class IdcSource:
         empty = pa.scalar("", text)
         us, tab = pa.scalar(US, text), pa.scalar(TAB, text)
         size = pc.fill_null(
-            pc.round(pc.multiply(table.column("series_size_MB"), 1e6)).cast(pa.int64()).cast(text), empty
+            pc.round(pc.multiply(rest.column("series_size_MB"), 1e6)).cast(pa.int64()).cast(text), empty
         )
         # source US collection US patient US study US (series TAB size) US count US US version US release
-        lines = pc.binary_join_element_wise(
+        return pc.binary_join_element_wise(
             pa.scalar(self.source_id, text),
-            *(table.column(c).cast(text) for c in PATH_COLUMNS[:-1]),
-            pc.binary_join_element_wise(table.column(PATH_COLUMNS[-1]).cast(text), size, tab),
-            pc.fill_null(table.column("instanceCount").cast(text), empty),
+            *paths.columns[:-1],
+            pc.binary_join_element_wise(paths.columns[-1], size, tab),
+            pc.fill_null(rest.column("instanceCount").cast(text), empty),
             empty,
-            pc.fill_null(table.column("crdc_series_uuid").cast(text), empty),
+            pc.fill_null(rest.column("crdc_series_uuid").cast(text), empty),
             pc.fill_null(
                 pc.binary_join_element_wise(
-                    pa.scalar("idc_v", text), table.column("series_revised_idc_version").cast(text), empty
+                    pa.scalar("idc_v", text), rest.column("series_revised_idc_version").cast(text), empty
                 ),
                 empty,
             ),
             us,
         )
-        escape = None
-        for column in (*PATH_COLUMNS, "crdc_series_uuid"):
-            needs = pc.fill_null(
-                pc.match_substring_regex(table.column(column).cast(text), _NEEDS_ESCAPE), False
-            )
-            escape = needs if escape is None else pc.or_(escape, needs)
-        key = pc.binary_join_element_wise(*(table.column(c).cast(text) for c in PATH_COLUMNS), us)
-        return lines, escape, key
 
     def _clean(self) -> bool:
         """Whether no key or version in the index needs escaping (checked once, then cached).
@@ -443,12 +450,14 @@ class IdcSource:
 
             table = self._loaded()
             clean = True
+            seen: set[tuple[int, int]] = set()  # chunks of one column often share one buffer
             for column in (*PATH_COLUMNS, "crdc_series_uuid"):
                 for chunk in table.column(column).chunks:
                     values = chunk.dictionary if hasattr(chunk, "dictionary") else chunk
                     data = values.buffers()[2]
-                    if data is None:
+                    if data is None or (data.address, data.size) in seen:
                         continue
+                    seen.add((data.address, data.size))
                     raw = np.frombuffer(data, dtype=np.uint8)
                     if (raw < 0x20).any() or (raw == 0x25).any():
                         clean = False
