@@ -183,7 +183,7 @@ class RaftStore:
         # commands are in flight.
         self._queue: deque[_Ticket] = deque()
         self._inflight = 0
-        self._batch_lock = threading.Lock()
+        self._batch_lock = threading.RLock()
         self._waker = PipeNotifier(self._sync._poller)
         self._sync.addOnTickCallback(self._nudge)
         self._closed = threading.Event()
@@ -301,6 +301,9 @@ class RaftStore:
         Called on submitting threads and on the raft thread (when a batch is done).
         """
         while True:
+            # Handing the batch to pysyncobj under the lock keeps batches in queue order: a
+            # manifest's chunks must reach the log in order. (An RLock: pysyncobj may call the
+            # finisher at once, on this thread, when its queue is full.)
             with self._batch_lock:
                 if self._inflight >= MAX_INFLIGHT or not self._queue:
                     return
@@ -310,7 +313,7 @@ class RaftStore:
                     size += len(self._queue[0].command)
                     batch.append(self._queue.popleft())
                 self._inflight += 1
-            self._replicated.apply_commands([t.command for t in batch], callback=self._finisher(batch))
+                self._replicated.apply_commands([t.command for t in batch], callback=self._finisher(batch))
 
     def _finisher(self, batch: list[_Ticket]) -> Callable[[list[Result] | None, int], None]:
         def finish(results: list[Result] | None, error: int) -> None:

@@ -121,3 +121,33 @@ def test_events_reach_listeners_from_the_raft_thread(node: Node) -> None:
     assert "set_changed" in kinds and "version_committed" in kinds
     ids = [e.id for e in got]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_concurrent_uploads_keep_each_manifests_chunks_in_order(node: Node) -> None:
+    """Batches from many threads share the log; each upload's chunks must still arrive in order."""
+    services = [Service(node.store, Identity.generate(f"uploader{i}")) for i in range(3)]
+    manifests = []
+    for i, service in enumerate(services):
+        service.register()
+        b = ManifestBuilder()
+        for n in range(30_000):
+            b.add(
+                "idc", (f"c{i}", f"p{n // 10}", f"s{n // 5}", f"1.2.{i}.{n}"), size=n + 1, version=f"{n:040x}"
+            )
+        manifests.append(b.build())
+    errors: list[BaseException] = []
+
+    def upload(service: Service, manifest: object) -> None:
+        try:
+            service.upload_manifest(manifest)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=pair) for pair in zip(services, manifests, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert all(m.id in node.store.state.manifests for m in manifests)
+    assert all(len(node.store.state.manifests[m.id]) > 3 for m in manifests)
