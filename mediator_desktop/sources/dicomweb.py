@@ -83,7 +83,8 @@ class DicomWebSource:
 
     # -- QIDO ----------------------------------------------------------------------------------
     def _query(self, resource: str, what: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every dataset of a QIDO search, page by page until an empty page."""
+        """Every dataset of a QIDO search, page by page until an empty page (servers may cap a
+        page below ``limit`` without saying so)."""
         offset = 0
         while True:
             page = http.json_body(
@@ -101,9 +102,9 @@ class DicomWebSource:
                 page = [page]
             if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
                 raise SourceError(f"{self.title} answered {what} with JSON that is not a list of datasets")
-            yield from page
-            if len(page) < self.page_size:
+            if not page:  # a server may send fewer than asked for before the end: only [] ends it
                 return
+            yield from page
             offset += len(page)
 
     def _series(self, patient: str | None = None, study: str | None = None) -> list[dict[str, Any]]:

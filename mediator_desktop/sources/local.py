@@ -130,10 +130,11 @@ class LocalFolderSource:
             self._db.executemany("delete from files where path = ?", gone)
             report.removed = len(gone)
             self._db.commit()
-            report.skipped.extend(
+            reported = {path for path, _ in report.skipped}
+            report.skipped.extend(  # files skipped earlier and unchanged since
                 (p, e)
                 for p, e in self._db.execute("select path, error from files where error is not null")
-                if p not in {s for s, _ in report.skipped}
+                if p not in reported
             )
         return report
 

@@ -32,7 +32,7 @@ class MainWindow(QMainWindow):
         self.title_label = QLabel(f"<h2>MEDIator Desktop {__version__}</h2>", central)
         self.status_label = QLabel(central)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.sources_label = QLabel("Archives: loading the IDC index…", central)
+        self.sources_label = QLabel("Archives: opening…", central)
         self.sets_list = QListWidget(central)
         self.sets_list.setAccessibleName("Replica sets")
         layout.addWidget(self.title_label)
@@ -49,19 +49,25 @@ class MainWindow(QMainWindow):
         self.sources_job = JobBridge(self)
         self.sources_job.finished.connect(self.on_sources_loaded)
         self.sources_job.failed.connect(self.on_sources_failed)
-        idc = node.sources["idc"]
-        self.sources_job.watch(self._executor.submit(idc.browse, limit=10_000))
+        # The first configured archive (IDC by default) is opened to show it is there.
+        self.first_source = next(iter(node.sources.values()), None)
+        if self.first_source is None:
+            self.sources_label.setText("Archives: none configured (see Settings)")
+        else:
+            self.sources_job.watch(self._executor.submit(self.first_source.browse, limit=10_000))
 
     def on_sources_loaded(self, page: BrowsePage) -> None:
-        series = sum(item.leaves or 0 for item in page.items)
-        self.sources_label.setText(
-            f"Archives: NCI Imaging Data Commons, {page.total} collections, {series:,} series (offline index)"
-        )
+        assert self.first_source is not None
+        level = self.first_source.hierarchy.levels[0]
+        leaves = sum(item.leaves or 0 for item in page.items)
+        counted = f", {leaves:,} {self.first_source.hierarchy.leaf_level}" if leaves else ""
+        self.sources_label.setText(f"Archives: {self.first_source.title}, {page.total} {level}s{counted}")
 
     def on_sources_failed(self, error: BaseException) -> None:
         if not isinstance(error, MediatorError):
             raise error
-        self.sources_label.setText(f"Archives: IDC is not available: {error}")
+        title = self.first_source.title if self.first_source else "the archive"
+        self.sources_label.setText(f"Archives: {title} is not available: {error}")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 from tests.helpers.net import free_ports
+from tests.helpers.proc import stop_process
 
 PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USER, PASSWORD = "lab", "orthanc-test-password"
@@ -69,10 +70,4 @@ class Orthanc:
             response.raise_for_status()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 from mediator_desktop.core.errors import ClusterUnavailable, MediatorError
 from mediator_desktop.core.store import unwrap
 from tests.helpers.net import free_ports
+from tests.helpers.proc import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,13 +96,7 @@ class NodeProcess:
         return dict(self.request("status"))
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout)
         self._close_pipes()
 
     def kill(self) -> None:

@@ -12,6 +12,7 @@ import boto3
 import requests
 
 from tests.helpers.net import free_ports
+from tests.helpers.proc import stop_process
 
 
 class MotoServer:
@@ -60,10 +61,4 @@ class MotoServer:
         s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)

@@ -152,3 +152,15 @@ def test_fetch_refuses_a_series_that_changed_since_it_was_pinned(
     with pytest.raises(IntegrityError, match="changed since"):
         source.fetch(leaf, tmp_path / "dest")
     assert not any((tmp_path / "dest").iterdir())
+
+
+def test_paging_goes_on_until_an_empty_page(bad_server: tuple[str, type[_Bad]]) -> None:
+    """A server may cap a page below the limit asked for; only an empty page ends the search."""
+    url, handler = bad_server
+    series = (
+        '[{"00100020":{"vr":"LO","Value":["P%d"]},"0020000D":{"vr":"UI","Value":["1.%d"]},'
+        '"0020000E":{"vr":"UI","Value":["1.%d.1"]}}]'
+    )
+    handler.answers = [(200, "application/json", (series % (i, i, i)).encode()) for i in (1, 2)]
+    handler.answers.append((200, "application/json", b"[]"))
+    assert [p.key for p in DicomWebSource("capped", url, page_size=500).browse().items] == ["P1", "P2"]
