@@ -1,8 +1,8 @@
 """Composition root: builds a running node from Settings.
 
 A node is: the user's identity, the replicated store (a one-node cluster by default, so the app
-works alone; peers join later without migration), and the service facade over them. Later issues
-add the sources, the transfer engine and tracking here. Frontends (Qt app, CLI, SDK) only ever
+works alone; peers join later without migration), the archives (sources), the transfer engine,
+and the service facade over them. Frontends (Qt app, CLI, SDK) only ever
 talk to what this module hands them.
 """
 
@@ -20,8 +20,10 @@ from mediator_desktop.core.keystore import read_secret, write_secret
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.core.source import DataSource
+from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.raft.store import RaftStore
 from mediator_desktop.sources import registry
+from mediator_desktop.sources.transport import CurlTransport
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,9 @@ class Node:
             self.data_dir,
             lambda source_id: source_secret(self.data_dir, source_id),
         )
+        #: Every download of this node shares one transport (one connection pool per archive).
+        self.transport = CurlTransport()
+        self.downloader = Downloader(self.sources, self.transport)
         self.identity: Identity | None = None
         self.store: RaftStore | None = None
         self._service: Service | None = None
@@ -105,7 +110,7 @@ class Node:
         )
         try:
             self.store.wait_ready(ready_timeout)
-            self._service = Service(self.store, self.identity)
+            self._service = Service(self.store, self.identity, downloader=self.downloader)
             self._service.register()
         except BaseException:
             self.store.close()
@@ -119,6 +124,7 @@ class Node:
         return self
 
     def stop(self) -> None:
+        self.transport.close()
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -41,3 +41,15 @@ class ClusterUnavailable(MediatorError):
 
 class SourceError(MediatorError):
     """An archive failed or answered something unusable."""
+
+
+class Cancelled(MediatorError):
+    """The user cancelled the job; what finished stays, the rest resumes on the next run."""
+
+
+class InsufficientSpace(MediatorError):
+    """The destination has too little free space for what a download needs; nothing was fetched."""
+
+
+class DownloadBusy(MediatorError):
+    """Another download is already writing into the same folder."""

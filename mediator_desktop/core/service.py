@@ -9,17 +9,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 from mediator_desktop.core.commands import SeqClock, seal
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.errors import NotFound
 from mediator_desktop.core.identity import Identity
+from mediator_desktop.core.jobs import JobControl, Progress
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.replica import PublishedRecord, ReplicaSet, Version, Visibility, new_set_id
 from mediator_desktop.core.selection import Selection, SelectionDiff
 from mediator_desktop.core.store import Store, unwrap
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Report
 
 #: Scopes of ``list_sets``, as the sidebar shows them.
 SCOPES = ("all", "mine", "shared", "cluster", "public", "published", "following")
@@ -28,9 +31,17 @@ SCOPES = ("all", "mine", "shared", "cluster", "public", "published", "following"
 class Service:
     """Replica-set operations as one user of one node. Thread-safe."""
 
-    def __init__(self, store: Store, identity: Identity, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        identity: Identity,
+        *,
+        timeout: float = 10.0,
+        downloader: Downloader | None = None,
+    ) -> None:
         self.store = store
         self.identity = identity
+        self.downloader = downloader
         self.timeout = timeout
         self._seq = SeqClock()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
@@ -219,4 +230,37 @@ class Service:
         b = self.version(other_set or set_id, new)
         return SelectionDiff.between(a.selection, b.selection), ManifestDiff.between(
             self.manifest(a.manifest_id), self.manifest(b.manifest_id)
+        )
+
+    # -- downloads -----------------------------------------------------------------------------
+    def download(
+        self,
+        set_id: str,
+        version: int | None,
+        destination: Path,
+        *,
+        layout: str = DEFAULT_LAYOUT,
+        workers: int = 8,
+        progress: Callable[[Progress], None] | None = None,
+        control: JobControl | None = None,
+        prune: bool = False,
+        only: Collection[str] | None = None,
+    ) -> Report:
+        """Bring ``destination`` up to a version (default: the head) of a set; blocks until done.
+
+        Only leaves new or changed since the folder's last download are fetched; see
+        ``core.transfer.Downloader.download`` for the arguments and errors.
+        """
+        if self.downloader is None:
+            raise RuntimeError("this service was built without a downloader")
+        manifest = self.manifest(self.version(set_id, version).manifest_id)
+        return self.downloader.download(
+            manifest,
+            destination,
+            layout=layout,
+            workers=workers,
+            progress=progress,
+            control=control,
+            prune=prune,
+            only=only,
         )

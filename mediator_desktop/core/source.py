@@ -3,12 +3,15 @@
 A source declares its levels (``Hierarchy``); the last is the leaf level. It browses the children
 of a path, page by page, with counts and sizes where the archive gives them; lists the values a
 metadata filter can take; and resolves a selection into a manifest of leaves with fingerprints.
-It fetches a leaf's files, verified; the transfer engine (a later issue) schedules, resumes and
-tracks those fetches.
+For downloads it plans a leaf: the files to fetch (URLs with sizes and checksums), the metadata
+the folder layout uses, and an optional step that turns what arrived into the leaf's files (a zip
+unpacked, a multipart body split); the transfer engine (``core.transfer``) schedules, resumes,
+verifies and places them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +44,48 @@ class BrowsePage:
         return self.offset + len(self.items) < self.total
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """One file to fetch: a URL the transport can GET (``http(s)://`` or ``file://``).
+
+    Attributes:
+        name: the file's name inside its leaf's folder (made safe again by the engine).
+        size: bytes, when the archive says; checked after the download.
+        md5: hex MD5, when the archive gives one (TCIA, GDC, single-part S3 ETags); checked.
+        headers: extra request headers (an archive's token, ``Accept``).
+    """
+
+    url: str
+    name: str
+    size: int | None = None
+    md5: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+#: Turns the files that arrived (in a staging folder) into the leaf's files, in the same folder,
+#: verifying what the transport could not (a zip's MD5 list, the instances of a multipart body).
+#: Raises ``IntegrityError`` when the content is wrong. Called on a worker thread.
+Finish = Callable[[Path, list[Path]], list[Path]]
+
+
+@dataclass(frozen=True, slots=True)
+class LeafPlan:
+    """How to download one leaf.
+
+    Attributes:
+        files: what to fetch.
+        fields: metadata for the folder layout (``modality``...); the leaf's keys are added by the
+            engine under the hierarchy's level names.
+        finish: see ``Finish``; None when the fetched files are the leaf's files.
+        count: how many files the leaf must end with (a series' instances), when known.
+    """
+
+    files: tuple[RemoteFile, ...]
+    fields: Mapping[str, str] = field(default_factory=dict)
+    finish: Finish | None = None
+    count: int | None = None
+
+
 class DataSource(Protocol):
     """An archive, as the rest of the app sees it. Methods may block on I/O: call them off the GUI thread."""
 
@@ -64,7 +109,13 @@ class DataSource(Protocol):
         """The leaves of this source that ``selection`` selects, with their fingerprints."""
         ...
 
-    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
-        """Put the files of ``leaf`` into ``destination / <leaf key>``, verified against its
-        fingerprint; nothing outside ``destination``, nothing partial left behind as complete."""
+    #: Connections the transfer engine may open to this archive at once.
+    connections: int
+
+    def plan(self, leaf: Leaf) -> LeafPlan:
+        """What to fetch for ``leaf`` (may ask the archive for a listing, never for the data).
+
+        Raises ``SourceError`` when the archive cannot say, ``IntegrityError`` when what it holds
+        no longer matches the leaf's fingerprint (the set should be resolved again).
+        """
         ...

@@ -7,21 +7,24 @@ follows the DICOMweb convention: ``limit``/``offset`` until an empty page.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import threading
 from collections.abc import Iterator, Mapping
 from email.message import Message
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
+from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
 from mediator_desktop.sources import http
-from mediator_desktop.sources.files import safe_name, staged
 
 PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
 MODALITY, BODY_PART, SERIES_INSTANCES, STUDY_SERIES = "00080060", "00180015", "00201209", "00201206"
@@ -62,6 +65,7 @@ class DicomWebSource:
 
     hierarchy: Hierarchy = Hierarchy(("patient", "study", "series"))
     filterable: tuple[str, ...] = FILTERABLE
+    connections: int = 6
 
     def __init__(
         self,
@@ -80,6 +84,8 @@ class DicomWebSource:
         self._session = http.session(backoff=backoff)
         self._session.auth = auth
         self._session.headers["Accept"] = "application/dicom+json, application/json"
+        self._lock = threading.Lock()
+        self._modalities: dict[str, dict[str, str]] = {}
 
     # -- QIDO ----------------------------------------------------------------------------------
     def _query(self, resource: str, what: str, **params: Any) -> Iterator[dict[str, Any]]:
@@ -204,47 +210,76 @@ class DicomWebSource:
         return builder.build()
 
     # -- retrieval -----------------------------------------------------------------------------
-    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
-        """Retrieve one series by WADO-RS into ``destination / <SeriesInstanceUID>``, verified.
+    def _modality(self, patient: str, study: str, series: str) -> str:
+        with self._lock:
+            cached = self._modalities.get(study)
+        if cached is None:
+            cached = {
+                _value(d, SERIES_UID) or "": _value(d, MODALITY) or "" for d in self._series(patient, study)
+            }
+            with self._lock:
+                self._modalities[study] = cached
+        return cached.get(series, "")
 
-        Every part is read as DICOM; the SOP Instance UIDs must be exactly those the fingerprint
-        hashed. Files are named by SOP Instance UID and move into place only when all check out.
-        """
+    def plan(self, leaf: Leaf) -> LeafPlan:
+        """One series by WADO-RS as a multipart body; ``finish`` splits it into instances named by
+        SOP Instance UID and checks they are exactly those the fingerprint hashed."""
+        patient, study, series = leaf.path
+        headers = [("Accept", 'multipart/related; type="application/dicom"')]
+        if self._session.auth:
+            user, password = self._session.auth  # type: ignore[misc]
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            headers.append(("Authorization", f"Basic {token}"))
+        url = f"{self.base_url}/studies/{quote(study)}/series/{quote(series)}"
+
+        def finish(stage: Path, downloaded: list[Path]) -> list[Path]:
+            return self._split(downloaded[0], stage, leaf)
+
+        return LeafPlan(
+            (RemoteFile(url, "series.multipart", headers=tuple(headers)),),
+            {"modality": self._modality(patient, study, series)},
+            finish,
+            count=leaf.fingerprint.count,
+        )
+
+    def _split(self, body_file: Path, stage: Path, leaf: Leaf) -> list[Path]:
         import pydicom
         from pydicom.errors import InvalidDicomError
 
-        _, study, series = leaf.path
-        with staged(destination, series) as staging:
-            response = http.get(
-                self._session,
-                self.title,
-                f"{self.base_url}/studies/{study}/series/{series}",
-                what=f"the instances of series {series}",
-                headers={"Accept": 'multipart/related; type="application/dicom"'},
+        series = leaf.path[-1]
+        body = body_file.read_bytes()
+        first = body[: body.find(b"\r\n")] if b"\r\n" in body[:200] else b""
+        parts = (
+            _multipart(f"multipart/related; boundary={first[2:].decode('latin-1')}", body)
+            if first[:2] == b"--"
+            else None
+        )
+        if parts is None:
+            raise IntegrityError(
+                f"{self.title} did not answer series {series} with multipart DICOM; try again"
             )
-            parts = _multipart(response.headers.get("Content-Type", ""), response.content)
-            if parts is None:
-                raise SourceError(f"{self.title} did not answer series {series} with multipart DICOM")
-            uids = []
-            for data in parts:
-                try:
-                    ds = pydicom.dcmread(
-                        io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
-                    )
-                    uid = str(ds.SOPInstanceUID)
-                except (InvalidDicomError, AttributeError, ValueError, EOFError) as exc:
-                    raise IntegrityError(
-                        f"{self.title} sent a part of series {series} that is not DICOM: {exc}"
-                    ) from None
-                uids.append(uid)
-                (staging / f"{safe_name(uid)}.dcm").write_bytes(data)
-            digest = hashlib.sha256("\n".join(sorted(uids)).encode()).hexdigest()
-            if leaf.fingerprint.checksum and leaf.fingerprint.checksum != f"sop-uids-sha256:{digest}":
-                raise IntegrityError(
-                    f"{self.title} sent {len(uids)} instances of series {series} that are not the "
-                    f"{leaf.fingerprint.count} the set pins (it changed since); resolve the set again"
+        uids, files = [], []
+        for data in parts:
+            try:
+                ds = pydicom.dcmread(
+                    io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
                 )
-        return sorted((destination / safe_name(series)).iterdir())
+                uid = str(ds.SOPInstanceUID)
+            except (InvalidDicomError, AttributeError, ValueError, EOFError) as exc:
+                raise IntegrityError(
+                    f"{self.title} sent a part of series {series} that is not DICOM: {exc}"
+                ) from None
+            uids.append(uid)
+            target = stage / f"{safe_component(uid)}.dcm"
+            target.write_bytes(data)
+            files.append(target)
+        digest = hashlib.sha256("\n".join(sorted(uids)).encode()).hexdigest()
+        if leaf.fingerprint.checksum and leaf.fingerprint.checksum != f"sop-uids-sha256:{digest}":
+            raise IntegrityError(
+                f"{self.title} sent {len(uids)} instances of series {series} that are not the "
+                f"{leaf.fingerprint.count} the set pins (it changed since); resolve the set again"
+            )
+        return files
 
     def pointer(self, *path: str, **filters: str) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))

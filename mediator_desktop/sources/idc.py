@@ -11,7 +11,6 @@ version: a revised series gets a new one) and the IDC release that last revised 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,7 @@ from mediator_desktop.core.errors import IntegrityError, SourceError, Validation
 from mediator_desktop.core.manifest import TAB, US, Leaf, Manifest, encode_fingerprint, encode_key
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Rule, Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage
-from mediator_desktop.sources.files import safe_name, staged
+from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -145,6 +143,7 @@ class IdcSource:
     title: str = "NCI Imaging Data Commons"
     hierarchy: Hierarchy = Hierarchy(("collection", "patient", "study", "series"))
     filterable: tuple[str, ...] = FILTERABLE
+    connections: int = 16
 
     def __init__(self, index_path: Path | None = None, *, endpoint_url: str | None = None) -> None:
         """Args:
@@ -158,6 +157,7 @@ class IdcSource:
         self._collections: list[BrowseItem] = []
         self._clean_keys: bool | None = None
         self._lock = threading.Lock()
+        self._by_uuid: tuple[Any, Any] | None = None
 
     # -- loading -------------------------------------------------------------------------------
     def load(self) -> None:
@@ -569,66 +569,78 @@ class IdcSource:
                 )
             return self._s3
 
-    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
-        """Download one series (anonymous S3 reads) into ``destination / <SeriesInstanceUID>``.
-
-        Each object is checked against its size and, where the ETag is an MD5 (single-part
-        uploads), its MD5; the count against the index. Files go to a staging folder inside
-        ``destination`` and move into place only when all are verified.
-        """
+    def _row_of(self, uuid: str) -> dict[str, Any] | None:
+        """The index row of a series version, by binary search over the uuids sorted once."""
         import pyarrow.compute as pc
+
+        with self._lock:
+            if self._by_uuid is None:
+                table = self._table
+                assert table is not None
+                order = pc.sort_indices(table.column("crdc_series_uuid"))
+                self._by_uuid = (order, pc.take(table.column("crdc_series_uuid"), order).combine_chunks())
+            order, uuids = self._by_uuid
+        lo, hi = 0, len(uuids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if uuids[mid].as_py() < uuid:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == len(uuids) or uuids[lo].as_py() != uuid:
+            return None
+        row: dict[str, Any] = (
+            self._loaded().slice(order[lo].as_py(), 1).select(["aws_bucket", "Modality"]).to_pylist()[0]
+        )
+        return row
+
+    def object_url(self, bucket: str, key: str) -> str:
+        """Where an object of IDC's public buckets is read without signing."""
+        from urllib.parse import quote
+
+        if self.endpoint_url:
+            return f"{self.endpoint_url.rstrip('/')}/{bucket}/{quote(key)}"
+        return f"https://{bucket}.s3.amazonaws.com/{quote(key)}"
+
+    def plan(self, leaf: Leaf) -> LeafPlan:
+        """The objects of one series (one anonymous S3 listing), with sizes and single-part ETags
+        as MD5s; the count must match the index."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         uuid = leaf.fingerprint.version
         series = leaf.path[-1]
-        table = self._loaded()
-        rows = (
-            table.filter(pc.equal(table.column("crdc_series_uuid"), uuid or ""))
-            .select(["aws_bucket"])
-            .to_pylist()
-        )
-        if not uuid or not rows:
+        self._loaded()
+        row = self._row_of(uuid) if uuid else None
+        if row is None:
             raise SourceError(f"IDC: series {series} version {uuid} is not in this index (revised since?)")
-        bucket = rows[0]["aws_bucket"]
-        s3 = self._client()
-        with staged(destination, series) as staging:
-            try:
-                objects = [
-                    item
-                    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{uuid}/")
-                    for item in page.get("Contents", [])
-                ]
-            except (BotoCoreError, ClientError) as exc:
-                raise SourceError(
-                    f"IDC: cannot list series {series} in s3://{bucket}/{uuid}/: {exc}"
-                ) from None
-            if leaf.fingerprint.count is not None and len(objects) != leaf.fingerprint.count:
-                raise IntegrityError(
-                    f"IDC: series {series} should have {leaf.fingerprint.count} instances, "
-                    f"s3://{bucket}/{uuid}/ holds {len(objects)}"
+        bucket = row["aws_bucket"]
+        try:
+            objects = [
+                item
+                for page in self._client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=bucket, Prefix=f"{uuid}/")
+                for item in page.get("Contents", [])
+            ]
+        except (BotoCoreError, ClientError) as exc:
+            raise SourceError(f"IDC: cannot list series {series} in s3://{bucket}/{uuid}/: {exc}") from None
+        if leaf.fingerprint.count is not None and len(objects) != leaf.fingerprint.count:
+            raise IntegrityError(
+                f"IDC: series {series} should have {leaf.fingerprint.count} instances, "
+                f"s3://{bucket}/{uuid}/ holds {len(objects)}"
+            )
+        files = []
+        for item in objects:
+            etag = str(item.get("ETag", "")).strip('"')
+            files.append(
+                RemoteFile(
+                    url=self.object_url(bucket, item["Key"]),
+                    name=item["Key"].rsplit("/", 1)[-1],
+                    size=int(item["Size"]),
+                    md5=etag if len(etag) == 32 and "-" not in etag else None,
                 )
-            files = []
-            for item in objects:
-                name = safe_name(item["Key"].rsplit("/", 1)[-1])
-                target = staging / name
-                digest = hashlib.md5(usedforsecurity=False)
-                try:
-                    body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"]
-                    with target.open("wb") as out:
-                        for block in body.iter_chunks(1 << 20):
-                            digest.update(block)
-                            out.write(block)
-                except (BotoCoreError, ClientError) as exc:
-                    raise SourceError(f"IDC: download of {item['Key']} failed: {exc}; try again") from None
-                if target.stat().st_size != item["Size"]:
-                    raise IntegrityError(
-                        f"IDC: {item['Key']} arrived with {target.stat().st_size} of {item['Size']} bytes"
-                    )
-                etag = str(item.get("ETag", "")).strip('"')
-                if etag and "-" not in etag and etag != digest.hexdigest():
-                    raise IntegrityError(f"IDC: {item['Key']} does not match its ETag (MD5); try again")
-                files.append(target)
-        return sorted(destination / safe_name(series) / f.name for f in files)
+            )
+        return LeafPlan(tuple(files), {"modality": row.get("Modality") or ""}, count=len(files))
 
     def pointer(self, *path: str, **filters: str | Sequence[str]) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))

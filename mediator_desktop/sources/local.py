@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import threading
 import warnings
@@ -24,8 +23,7 @@ from mediator_desktop.core.errors import IntegrityError, SourceError, Validation
 from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage
-from mediator_desktop.sources.files import safe_name, staged
+from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
 
 LEVEL_COLUMNS = ("patient", "study", "series")
 FILTERABLE = ("Modality", "BodyPartExamined")
@@ -67,6 +65,7 @@ class LocalFolderSource:
     title = "Local DICOM folder"
     hierarchy: Hierarchy = Hierarchy(("patient", "study", "series"))
     filterable: tuple[str, ...] = FILTERABLE
+    connections: int = 4
 
     def __init__(self, source_id: str, root: Path, index_file: Path) -> None:
         self.source_id = source_id
@@ -218,10 +217,9 @@ class LocalFolderSource:
             )
         return builder.build()
 
-    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
-        """Copy one series into ``destination / <SeriesInstanceUID>`` if its files still match the
-        fingerprint (re-index first to notice changes)."""
-        path = (leaf.path[0], leaf.path[1], leaf.path[2])
+    def plan(self, leaf: Leaf) -> LeafPlan:
+        """The series' files, copied as ``file://`` downloads, if they still match the fingerprint
+        (re-index first to notice changes)."""
         current = {x.path: x for x in self.resolve(Selection.of(Pointer(self.source_id, leaf.path)))}.get(
             leaf.path
         )
@@ -231,10 +229,17 @@ class LocalFolderSource:
             raise IntegrityError(
                 f"{self.title}: series {leaf.path[-1]} changed on disk since the set pinned it"
             )
-        with staged(destination, leaf.path[-1]) as staging:
-            for i, source in enumerate(self.files_of(path)):
-                shutil.copyfile(source, staging / f"{i:06d}_{safe_name(source.name)}")
-        return sorted((destination / safe_name(leaf.path[-1])).iterdir())
+        files = self.files_of((leaf.path[0], leaf.path[1], leaf.path[2]))
+        remote = tuple(
+            RemoteFile(f.as_uri(), f"{i:06d}_{f.name}", size=f.stat().st_size) for i, f in enumerate(files)
+        )
+        with self._lock:
+            row = self._db.execute(
+                "select modality from files where patient = ? and study = ? and series = ? "
+                "and error is null limit 1",
+                leaf.path,
+            ).fetchone()
+        return LeafPlan(remote, {"modality": (row[0] if row else "") or ""}, count=len(remote))
 
     def files_of(self, path: tuple[str, str, str]) -> list[Path]:
         """The files of one series (for the transfer engine)."""

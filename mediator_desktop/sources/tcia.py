@@ -6,9 +6,9 @@ as the NBIA server's code has them: an empty 200 means no rows, v4 dates are MM-
 refuses unknown parameters, errors come as plain text. A bearer token is optional (legacy
 restricted collections); it is passed in, never stored here.
 
-``fetch`` downloads a series as TCIA's zip with MD5s and checks it before anything is presented
-as complete: the zip's integrity, that no entry escapes the destination, the MD5 of every image
-and the image count; only then is the folder moved into place.
+A series downloads as TCIA's zip with MD5s (``plan``); its ``finish`` checks it before anything is
+presented as complete: that it is a zip at all, its integrity, that no entry escapes the folder,
+the MD5 of every image and the image count.
 """
 
 from __future__ import annotations
@@ -17,18 +17,21 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import threading
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlencode
 
 from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
+from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
 from mediator_desktop.sources import http
-from mediator_desktop.sources.files import safe_name, staged
 
 DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
 FILTERABLE = ("Modality", "BodyPartExamined")
@@ -47,6 +50,8 @@ class TciaSource:
 
     hierarchy: Hierarchy = Hierarchy(("collection", "patient", "study", "series"))
     filterable: tuple[str, ...] = FILTERABLE
+    #: NBIA builds each zip on the fly; a few at a time is polite and as fast.
+    connections: int = 4
 
     def __init__(
         self,
@@ -63,6 +68,8 @@ class TciaSource:
         self.title = title
         self.timeout = timeout
         self._session = http.session(backoff=backoff)
+        self._lock = threading.Lock()
+        self._modalities: dict[tuple[str, ...], dict[str, str]] = {}
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
 
@@ -190,43 +197,47 @@ class TciaSource:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))
 
     # -- fetching ------------------------------------------------------------------------------
-    def fetch(self, leaf: Leaf, destination: Path) -> list[Path]:
-        """Download one series into ``destination / <SeriesInstanceUID>``, verified; returns its files.
+    def _modality(self, leaf: Leaf) -> str:
+        """The series' modality, from one listing of its study (cached), for folder layouts."""
+        study = tuple(leaf.path[:3])
+        with self._lock:
+            cached = self._modalities.get(study)
+        if cached is None:
+            rows = self._series_rows(study)
+            cached = {str(r.get("SeriesInstanceUID")): str(r.get("Modality") or "") for r in rows}
+            with self._lock:
+                self._modalities[study] = cached
+        return cached.get(leaf.path[-1], "")
 
-        Nothing is written outside ``destination``; on any failure nothing is left that looks
-        complete (the download lives in a ``.part`` file and a temporary folder until verified).
-        """
+    def plan(self, leaf: Leaf) -> LeafPlan:
+        """One series as TCIA's zip with MD5s; ``finish`` checks and unpacks it."""
         series = leaf.path[-1]
-        destination.mkdir(parents=True, exist_ok=True)
-        part = destination / f".{safe_name(series)}.zip.part"
-        try:
-            with staged(destination, series) as staging:
-                response = http.get(
-                    self._session,
-                    "TCIA",
-                    self.base_url + "getImage",
-                    what=f"the images of series {series}",
-                    timeout=self.timeout,
-                    params={"SeriesInstanceUID": series, "IncludeMD5": "yes"},
-                    stream=True,
-                )
-                kind = response.headers.get("Content-Type", "")
-                if kind.startswith(("text/", "application/json")):
-                    raise SourceError(
-                        f"TCIA answered the images of series {series} with {kind.split(';')[0]}, not a zip "
-                        f"({response.text[:80]!r}); the service may be in maintenance, try later"
-                    )
-                with part.open("wb") as out:
-                    for block in response.iter_content(1 << 20):
-                        out.write(block)
-                names = [f.name for f in self._unpack(part, staging, series, leaf.fingerprint.count)]
-        finally:
-            part.unlink(missing_ok=True)
-        return [destination / safe_name(series) / name for name in names]
+        if "/v4/" in self.base_url:
+            url = f"{self.base_url}getImage?{urlencode({'SeriesInstanceUID': series, 'IncludeMD5': 'yes'})}"
+        else:
+            url = f"{self.base_url}getImageWithMD5Hash?{urlencode({'SeriesInstanceUID': series})}"
+        headers = tuple((k, v) for k, v in self._session.headers.items() if k == "Authorization")
+        expected = leaf.fingerprint.count
+
+        def finish(stage: Path, downloaded: list[Path]) -> list[Path]:
+            return self._unpack(downloaded[0], stage, series, expected, leaf.fingerprint.size)
+
+        return LeafPlan(
+            (RemoteFile(url, "series.zip", headers=headers),), {"modality": self._modality(leaf)}, finish
+        )
 
     @staticmethod
-    def _unpack(zip_path: Path, into: Path, series: str, expected: int | None) -> list[Path]:
+    def _unpack(
+        zip_path: Path, into: Path, series: str, expected: int | None, size: int | None = None
+    ) -> list[Path]:
         try:
+            with zip_path.open("rb") as f:
+                head = f.read(80)
+            if not head.startswith(b"PK"):
+                raise IntegrityError(
+                    f"TCIA answered the images of series {series} with something that is not a zip "
+                    f"({head.decode('utf-8', 'replace')!r}); the service may be in maintenance, try later"
+                )
             archive = zipfile.ZipFile(zip_path)
         except zipfile.BadZipFile:
             raise IntegrityError(
@@ -236,14 +247,23 @@ class TciaSource:
             names = archive.namelist()
             for name in names:
                 pure = PurePosixPath(name.replace("\\", "/"))
-                if pure.is_absolute() or ".." in pure.parts or len(pure.parts) != 1 or ":" in name:
+                if (
+                    pure.is_absolute()
+                    or ".." in pure.parts
+                    or len(pure.parts) != 1
+                    or ":" in name
+                    or safe_component(name) == zip_path.name
+                ):
                     raise IntegrityError(
                         f"TCIA's zip for series {series} holds an entry that would land outside its "
                         f"folder: {name!r}; refused"
                     )
-            broken = archive.testzip()
-            if broken is not None:
-                raise IntegrityError(f"TCIA's zip for series {series} is corrupt at {broken!r}; try again")
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if size is not None and unpacked > 2 * size + (1 << 20):
+                raise IntegrityError(
+                    f"TCIA's zip for series {series} would unpack to {unpacked} bytes, far more than the "
+                    f"{size} the series holds; refused"
+                )
             hashes = {}
             if "md5hashes.csv" in names:
                 reader = csv.reader(io.StringIO(archive.read("md5hashes.csv").decode("utf-8", "replace")))
@@ -256,15 +276,21 @@ class TciaSource:
                 )
             out = []
             for name in images:
-                data = archive.read(name)
+                try:
+                    data = archive.read(name)
+                except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                    raise IntegrityError(
+                        f"TCIA's zip for series {series} is corrupt at {name!r} ({exc}); try again"
+                    ) from None
                 want = hashes.get(name)
                 if want is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != want:
                     raise IntegrityError(f"image {name} of series {series} does not match its MD5; try again")
-                target = into / name
+                target = into / safe_component(name)
                 target.write_bytes(data)
                 out.append(target)
             if "LICENSE" in names:
                 (into / "LICENSE").write_bytes(archive.read("LICENSE"))
+                out.append(into / "LICENSE")
             return out
 
 

@@ -238,6 +238,10 @@ class TciaEmulator:
         self.series = series if series is not None else catalogue_from_idc()
         self.faults = Faults()
         self.requests: Counter[str] = Counter()
+        #: getImage / getImageWithMD5Hash requests per SeriesInstanceUID.
+        self.image_requests: Counter[str] = Counter()
+        #: Seconds each image request waits before answering.
+        self.image_delay = 0.0
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -534,6 +538,9 @@ class TciaEmulator:
         self, request: BaseHTTPRequestHandler, endpoint: str, params: dict[str, str], fault: str | None
     ) -> None:
         s = self._one(params)
+        self.image_requests[params.get("SeriesInstanceUID", "")] += 1
+        if self.image_delay:
+            time.sleep(self.image_delay)  # a slow archive, so that a test can interrupt a download
         if s is None:
             message = (
                 "The user has not been granted the access to image with given SeriesInstanceUID,"
@@ -556,6 +563,8 @@ class TciaEmulator:
                     name = "../../escaped.dcm"
                 if fault == "absolute_path" and index == 0:
                     name = "/tmp/absolute.dcm"
+                if fault == "bomb" and index == 0:
+                    data = bytes(64 << 20)  # 64 MB of zeros, about 64 KB deflated
                 z.writestr(name, data)
             if with_md5:
                 lines = ["Filename,MD5Hash"]

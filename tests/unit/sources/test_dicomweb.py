@@ -11,12 +11,13 @@ from typing import ClassVar
 import pydicom
 import pytest
 
-from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.errors import SourceError, ValidationError
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.dicomweb import DicomWebSource
 from tests.helpers.dicom import make_series
 from tests.helpers.orthanc import Orthanc
+from tests.helpers.transfer import download, files_under
 
 pytestmark = pytest.mark.skipif(
     not Orthanc.available(), reason="Orthanc is not installed (make test installs it)"
@@ -132,14 +133,15 @@ def test_unreachable_archive(tmp_path: Path) -> None:
         DicomWebSource("gone", f"http://127.0.0.1:{port}/dicom-web", backoff=0.01).browse()
 
 
-def test_fetch_retrieves_a_series_by_wado_rs(
+def test_download_retrieves_a_series_by_wado_rs(
     source: DicomWebSource, orthanc: Orthanc, tmp_path: Path
 ) -> None:
     (leaf,) = [x for x in source.resolve(Selection.of(source.pointer("P2"))) if x.path[-1] == "1.2.2.1"]
-    files = source.fetch(leaf, tmp_path / "dest")
-    assert len(files) == 4
+    report = download(source, [leaf], tmp_path / "dest", layout="{patient}/{modality}_{series}")
+    files = [tmp_path / "dest" / f for f in files_under(tmp_path / "dest")]
+    assert report.ok and len(files) == 4
     assert {pydicom.dcmread(f).SOPInstanceUID for f in files} == {f"1.2.2.1.{i}" for i in range(1, 5)}
-    assert [p.name for p in (tmp_path / "dest").iterdir()] == ["1.2.2.1"]
+    assert {f.parent.name for f in files} == {"MR_1.2.2.1"}
 
 
 def test_fetch_refuses_a_series_that_changed_since_it_was_pinned(
@@ -149,9 +151,9 @@ def test_fetch_refuses_a_series_that_changed_since_it_was_pinned(
     orthanc.upload(made[:2])
     (leaf,) = list(source.resolve(Selection.of(source.pointer("P3"))))
     orthanc.upload(made[2:])  # a third instance arrives after the set was resolved
-    with pytest.raises(IntegrityError, match="changed since"):
-        source.fetch(leaf, tmp_path / "dest")
-    assert not any((tmp_path / "dest").iterdir())
+    report = download(source, [leaf], tmp_path / "dest")
+    assert "changed since" in report.failed[0].reason
+    assert files_under(tmp_path / "dest") == []
 
 
 def test_paging_goes_on_until_an_empty_page(bad_server: tuple[str, type[_Bad]]) -> None:

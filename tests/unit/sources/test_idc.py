@@ -6,18 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.errors import SourceError, ValidationError
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Rule, Selection, decide
 from mediator_desktop.sources.idc import COLUMNS, PATH_COLUMNS, IdcSource, default_index_path
 from tests.helpers.dicom import make_series
+from tests.helpers.idc import small_index
 from tests.helpers.s3 import MotoServer
+from tests.helpers.transfer import download, files_under
 
 
 @pytest.fixture(scope="module")
@@ -112,29 +113,6 @@ def test_pointers_deeper_than_the_levels_are_refused(idc: IdcSource) -> None:
     assert len(idc.resolve(Selection.of(Pointer.of("other-source", "x")))) == 0
 
 
-def small_index(tmp_path: Path, rows: list[dict[str, object]]) -> Path:
-    path = tmp_path / "index.parquet"
-    base = {c: None for c in COLUMNS}
-    table = pa.Table.from_pylist(
-        [{**base, **r} for r in rows],
-        schema=pa.schema(
-            [
-                (
-                    c,
-                    pa.int64()
-                    if c in ("instanceCount", "series_revised_idc_version")
-                    else pa.float64()
-                    if c == "series_size_MB"
-                    else pa.large_string(),
-                )
-                for c in COLUMNS
-            ]
-        ),
-    )
-    pq.write_table(table, path)
-    return path
-
-
 def test_odd_keys_are_escaped_and_survive(tmp_path: Path) -> None:
     rows = [
         {
@@ -202,7 +180,7 @@ def moto() -> Iterator[MotoServer]:
         server.stop()
 
 
-def test_fetch_a_series_from_an_s3_endpoint(tmp_path: Path, moto: MotoServer) -> None:
+def test_download_series_from_an_s3_endpoint(tmp_path: Path, moto: MotoServer) -> None:
     moto.public_bucket("idc-open-data")
     s3 = moto.client()
     files = make_series(tmp_path / "made", "P1", "1.2.9", "1.2.9.1", 3)
@@ -215,18 +193,19 @@ def test_fetch_a_series_from_an_s3_endpoint(tmp_path: Path, moto: MotoServer) ->
          "series_revised_idc_version": 25, "Modality": "CT"},
         {"collection_id": "c", "PatientID": "P1", "StudyInstanceUID": "1.2.9", "SeriesInstanceUID": "1.2.9.2",
          "instanceCount": 5, "series_size_MB": 0.03, "crdc_series_uuid": "missing-objects",
-         "aws_bucket": "idc-open-data", "series_revised_idc_version": 25, "Modality": "CT"},
+         "aws_bucket": "idc-open-data", "series_revised_idc_version": 25, "Modality": "MR"},
     ]  # fmt: skip
     source = IdcSource(small_index(tmp_path, rows), endpoint_url=moto.url)
     manifest = source.resolve(Selection.of(source.pointer("c")))
     good, short = sorted(manifest, key=lambda leaf: leaf.path[-1])
     dest = tmp_path / "dest"
-    fetched = source.fetch(good, dest)
-    assert [f.name for f in fetched] == ["inst-0.dcm", "inst-1.dcm", "inst-2.dcm"]
-    assert all(pydicom.dcmread(f).SeriesInstanceUID == "1.2.9.1" for f in fetched)
-    with pytest.raises(IntegrityError, match="should have 5 instances"):
-        source.fetch(short, dest)
-    assert sorted(p.name for p in dest.iterdir()) == ["1.2.9.1"]
+    report = download(source, [good, short], dest)
+    assert report.fetched == (good.key,)
+    assert [f.key for f in report.failed] == [short.key] and "should have 5 instances" in report.failed[
+        0
+    ].reason
+    assert files_under(dest) == [f"c/P1/1.2.9/CT_1.2.9.1/inst-{i}.dcm" for i in range(3)]
+    assert all(pydicom.dcmread(dest / f).SeriesInstanceUID == "1.2.9.1" for f in files_under(dest))
 
 
 def test_pinned_versions_that_were_revised_are_changes(idc: IdcSource) -> None:

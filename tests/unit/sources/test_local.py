@@ -11,11 +11,12 @@ import pydicom
 import pytest
 
 from mediator_desktop.core.diff import ManifestDiff
-from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.errors import SourceError, ValidationError
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.local import LocalFolderSource
 from tests.helpers.dicom import make_instance, make_series
+from tests.helpers.transfer import download, files_under
 
 
 @pytest.fixture
@@ -105,14 +106,19 @@ def test_a_missing_folder_is_a_source_error(tmp_path: Path) -> None:
         s.close()
 
 
-def test_fetch_copies_a_series_only_while_it_matches(
+def test_download_copies_a_series_only_while_it_matches(
     source: LocalFolderSource, folder: Path, tmp_path: Path
 ) -> None:
     source.reindex()
     (leaf,) = list(source.resolve(Selection.of(Pointer.of("lab", "P2"))))
-    copied = source.fetch(leaf, tmp_path / "dest")
-    assert len(copied) == 4 and all(pydicom.dcmread(f).SeriesInstanceUID == "1.2.2.1" for f in copied)
+    report = download(source, [leaf], tmp_path / "dest")
+    copied = [tmp_path / "dest" / f for f in files_under(tmp_path / "dest")]
+    assert report.ok and len(copied) == 4
+    assert all(pydicom.dcmread(f).SeriesInstanceUID == "1.2.2.1" for f in copied)
+    assert all(
+        f.parent.relative_to(tmp_path / "dest").as_posix() == "lab/P2/1.2.2/MR_1.2.2.1" for f in copied
+    )
     make_series(folder, "P2", "1.2.2", "1.2.2.1", 4, modality="MR", body_part="HEAD", pixels=16)
     source.reindex()
-    with pytest.raises(IntegrityError, match="changed on disk"):
-        source.fetch(leaf, tmp_path / "dest2")
+    report = download(source, [leaf], tmp_path / "dest2")
+    assert "changed on disk" in report.failed[0].reason and files_under(tmp_path / "dest2") == []

@@ -1,0 +1,642 @@
+"""The transfer engine: download exactly the data a manifest points to, and later only what changed.
+
+A download folder keeps its own record in ``<destination>/.mediator/state.sqlite``: for each leaf,
+the fingerprint it was fetched at and the files written for it. A run compares the manifest with
+that record and fetches only leaves that are new or changed; leaves that left the manifest are
+reported and, only when asked, pruned (only files this app wrote). Files arrive in a staging folder
+``.mediator/partial/<leaf>/`` as ``.part`` files (resumed with HTTP Range where the server allows),
+are verified against what the archive promised, and then move into the layout folder by rename.
+After a crash or SIGKILL a rerun picks up where it stopped: completed leaves are not fetched again,
+completed files of a half-done leaf neither.
+
+Threads: ``download`` blocks its caller; leaves are planned and placed by a pool of ``workers``
+threads; bytes move on the transport's own thread(s). Progress is reported from a ticker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import string
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from mediator_desktop.core.errors import (
+    Cancelled,
+    DownloadBusy,
+    InsufficientSpace,
+    IntegrityError,
+    MediatorError,
+    ValidationError,
+)
+from mediator_desktop.core.jobs import JobControl, Progress, ProgressMeter, human_bytes
+from mediator_desktop.core.manifest import Leaf, Manifest
+from mediator_desktop.core.paths import inside, safe_component
+from mediator_desktop.core.source import DataSource, LeafPlan, RemoteFile
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LAYOUT = "{collection}/{patient}/{study}/{modality}_{series}"
+STATE_DIR = ".mediator"
+#: Fields every layout may use besides the sources' level names.
+COMMON_FIELDS = frozenset({"source", "leaf", "modality", "collection"})
+#: Kept free beyond what a download needs.
+SPACE_RESERVE = 16 << 20
+
+
+class Transport(Protocol):
+    """Moves bytes: GET ``file`` into ``target`` (via ``target.part``), resuming and verifying."""
+
+    def submit(
+        self,
+        file: RemoteFile,
+        target: Path,
+        *,
+        group: str,
+        control: JobControl,
+        on_bytes: Callable[[int], None],
+    ) -> Future[Path]:
+        """Start (or queue) the download. The future ends with ``target`` once size and MD5 (when
+        known) match, or with ``SourceError`` / ``IntegrityError`` / ``Cancelled`` / ``OSError``.
+        ``on_bytes`` gets byte counts as they arrive (negative when a restart discards bytes)."""
+        ...
+
+    def set_limit(self, group: str, connections: int) -> None:
+        """At most ``connections`` transfers of ``group`` at once."""
+        ...
+
+
+class Layout:
+    """A folder template over leaf metadata, e.g. ``{collection}/{patient}/{study}/{modality}_{series}``.
+
+    Each ``/``-separated segment becomes one folder name, made safe on every OS; a value can never
+    add a level or climb out of the destination.
+    """
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.segments: list[list[tuple[str, str | None]]] = []
+        if not template.strip():
+            raise ValidationError("a layout template cannot be empty")
+        for segment in template.split("/"):
+            parts: list[tuple[str, str | None]] = []
+            try:
+                parsed = list(string.Formatter().parse(segment))
+            except ValueError as exc:
+                raise ValidationError(f"layout {template!r}: {exc}") from None
+            for literal, name, spec, conversion in parsed:
+                if spec or conversion:
+                    raise ValidationError(f"layout {template!r}: write fields plainly, as {{{name}}}")
+                if name is not None and not name.isidentifier():
+                    raise ValidationError(f"layout {template!r}: {{{name}}} is not a field name")
+                parts.append((literal, name))
+            if not any(name for _, name in parts) and not segment.strip():
+                raise ValidationError(f"layout {template!r} has an empty folder level")
+            self.segments.append(parts)
+        self.fields = {name for parts in self.segments for _, name in parts if name}
+
+    def check(self, allowed: Collection[str]) -> None:
+        unknown = sorted(self.fields - set(allowed))
+        if unknown:
+            raise ValidationError(
+                f"layout {self.template!r} uses {', '.join(unknown)}; it may use {', '.join(sorted(allowed))}"
+            )
+
+    def render(self, values: Mapping[str, str]) -> str:
+        folders = []
+        for parts in self.segments:
+            text = "".join(
+                literal + (values.get(name) or "unknown" if name else "") for literal, name in parts
+            )
+            folders.append(safe_component(text))
+        return "/".join(folders)
+
+
+@dataclass(frozen=True, slots=True)
+class LeafFailure:
+    key: str
+    source_id: str
+    path: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a download did. ``failed`` lists every leaf that did not arrive, with the reason."""
+
+    destination: Path
+    manifest_id: str
+    fetched: tuple[str, ...] = ()
+    unchanged: int = 0
+    removed: tuple[str, ...] = ()
+    pruned: tuple[str, ...] = ()
+    failed: tuple[LeafFailure, ...] = ()
+    pending: int = 0  # not attempted: the job was cancelled first
+    bytes: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.cancelled and not self.pending
+
+    def retry_keys(self) -> set[str]:
+        """The failed leaves: pass as ``only=`` to retry them alone."""
+        return {failure.key for failure in self.failed}
+
+    def summary(self) -> str:
+        parts = [f"{len(self.fetched)} fetched ({human_bytes(self.bytes)})", f"{self.unchanged} unchanged"]
+        if self.removed:
+            parts.append(f"{len(self.removed)} no longer in the set" + (" (pruned)" if self.pruned else ""))
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.cancelled:
+            parts.append(f"cancelled with {self.pending} not started")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "destination": str(self.destination),
+            "manifest_id": self.manifest_id,
+            "fetched": list(self.fetched),
+            "unchanged": self.unchanged,
+            "removed": list(self.removed),
+            "pruned": list(self.pruned),
+            "failed": [
+                {"key": f.key, "source": f.source_id, "path": list(f.path), "reason": f.reason}
+                for f in self.failed
+            ],
+            "pending": self.pending,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "cancelled": self.cancelled,
+            "ok": self.ok,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    fingerprint: str
+    folder: str
+    status: str  # "placing" while files move into place, then "done"
+
+
+class TransferState:
+    """The download folder's record (SQLite, WAL). Thread-safe."""
+
+    def __init__(self, destination: Path) -> None:
+        self.root = destination
+        self.dir = destination / STATE_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.dir / "state.sqlite", check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("pragma journal_mode=wal")
+            self._db.execute("pragma synchronous=normal")
+            self._db.executescript(
+                """
+                create table if not exists leaves (
+                    key text primary key, fingerprint text not null, folder text not null,
+                    status text not null, bytes integer not null, updated real not null);
+                create table if not exists files (path text primary key, key text not null);
+                create index if not exists files_by_key on files (key);
+                create table if not exists runs (
+                    id integer primary key, finished real not null, report text not null);
+                """
+            )
+        except sqlite3.DatabaseError as exc:
+            raise ValidationError(
+                f"the download record {self.dir / 'state.sqlite'} is unreadable ({exc}); move the folder "
+                ".mediator away to start the record afresh (files already there will then count as foreign)"
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def leaves(self) -> dict[str, _Row]:
+        with self._lock:
+            rows = self._db.execute("select key, fingerprint, folder, status from leaves").fetchall()
+        return {key: _Row(fp, folder, status) for key, fp, folder, status in rows}
+
+    def files_of(self, key: str) -> list[str]:
+        with self._lock:
+            return [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
+
+    def claim(self, key: str, fingerprint: str, folder: str, files: list[str], size: int) -> list[str]:
+        """Record that ``files`` are about to become ``key``'s; returns the key's files no longer needed.
+
+        Raises ``ValidationError`` when a file belongs to another leaf (the layout gives two leaves
+        the same folder) or exists without being ours.
+        """
+        with self._lock:
+            owners = dict(
+                self._db.execute(
+                    f"select path, key from files where path in ({','.join('?' * len(files))})", files
+                ).fetchall()
+            )
+            for path in files:
+                owner = owners.get(path)
+                if owner is not None and owner != key:
+                    raise ValidationError(
+                        f"{path} already holds another leaf: the layout gives two leaves the same folder; "
+                        "use a layout with {series}"
+                    )
+                if owner is None and (self.root / path).exists():
+                    raise ValidationError(
+                        f"{path} exists and was not written by MEDIator; move it away or download elsewhere"
+                    )
+            old = [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
+            self._db.execute("begin")
+            self._db.execute("delete from files where key = ?", (key,))
+            self._db.executemany("insert into files (path, key) values (?, ?)", [(p, key) for p in files])
+            self._db.execute(
+                "insert or replace into leaves values (?, ?, ?, 'placing', ?, ?)",
+                (key, fingerprint, folder, size, time.time()),
+            )
+            self._db.execute("commit")
+        keep = set(files)
+        return [p for p in old if p not in keep]
+
+    def done(self, key: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "update leaves set status = 'done', updated = ? where key = ?", (time.time(), key)
+            )
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("begin")
+            self._db.execute("delete from files where key = ?", (key,))
+            self._db.execute("delete from leaves where key = ?", (key,))
+            self._db.execute("commit")
+
+    def record(self, report: Report) -> None:
+        with self._lock:
+            self._db.execute(
+                "insert into runs (finished, report) values (?, ?)",
+                (time.time(), json.dumps(report.to_json())),
+            )
+
+    def last_report(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("select report from runs order by id desc limit 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+
+class _FolderLock:
+    """One download per folder at a time (an advisory lock on ``.mediator/lock``)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._file = (state_dir / "lock").open("a+")
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; the app itself serialises its jobs
+            return
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise DownloadBusy(
+                f"another download is writing into {state_dir.parent}; wait for it or choose another folder"
+            ) from None
+
+    def release(self) -> None:
+        self._file.close()  # closing drops the lock
+
+
+def _stage_name(key: str, fingerprint: str) -> str:
+    return hashlib.sha256(f"{key}\t{fingerprint}".encode()).hexdigest()[:24]
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full; free some space and run the download again (finished files are kept)"
+    if exc.errno == errno.EDQUOT:
+        return "the disk quota is used up; free some space and run the download again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {exc.filename or 'the folder'}: {exc.strerror}; check its permissions"
+    return f"{exc.strerror or exc.__class__.__name__} ({exc.filename or 'no file'}); run the download again"
+
+
+class Downloader:
+    """Downloads manifests through ``transport`` from ``sources`` (a source id to ``DataSource`` map)."""
+
+    def __init__(self, sources: Mapping[str, DataSource], transport: Transport) -> None:
+        self.sources = sources
+        self.transport = transport
+
+    def download(
+        self,
+        manifest: Manifest,
+        destination: Path,
+        *,
+        layout: str = DEFAULT_LAYOUT,
+        workers: int = 8,
+        progress: Callable[[Progress], None] | None = None,
+        control: JobControl | None = None,
+        prune: bool = False,
+        only: Collection[str] | None = None,
+        progress_interval: float = 0.25,
+    ) -> Report:
+        """Bring ``destination`` up to ``manifest``; see the module docstring. Blocks.
+
+        Args:
+            layout: folder template (fields: ``source``, ``leaf``, ``modality``, ``collection`` and the
+                sources' level names).
+            workers: leaves planned and placed at once (the transport bounds connections per source).
+            progress: called from a ticker thread, and once at the end.
+            control: pause / resume / cancel from another thread.
+            prune: delete files of leaves no longer in the manifest (only files this app wrote).
+            only: leaf keys to consider (``report.retry_keys()`` retries the failures alone).
+
+        Raises:
+            InsufficientSpace: before anything is fetched, when the folder's disk cannot hold it.
+            DownloadBusy: another download writes into the same folder.
+            ValidationError: a bad layout, or an unreadable download record.
+        """
+        started = time.monotonic()
+        control = control or JobControl()
+        destination = destination.expanduser().absolute()
+        plan_layout = Layout(layout)
+        plan_layout.check(
+            COMMON_FIELDS | {level for s in self.sources.values() for level in s.hierarchy.levels}
+        )
+        destination.mkdir(parents=True, exist_ok=True)
+        lock = _FolderLock(destination / STATE_DIR)
+        state = TransferState(destination)
+        try:
+            return _Run(self, manifest, destination, plan_layout, state, control, workers).go(
+                progress, progress_interval, prune, only, started
+            )
+        finally:
+            state.close()
+            lock.release()
+
+
+class _Run:
+    """One call of ``Downloader.download``."""
+
+    def __init__(
+        self,
+        downloader: Downloader,
+        manifest: Manifest,
+        destination: Path,
+        layout: Layout,
+        state: TransferState,
+        control: JobControl,
+        workers: int,
+    ) -> None:
+        self.sources = downloader.sources
+        self.transport = downloader.transport
+        self.manifest = manifest
+        self.destination = destination
+        self.layout = layout
+        self.state = state
+        self.control = control
+        self.workers = max(1, workers)
+        self.partial = state.dir / "partial"
+        self.meter = ProgressMeter(0, 0)
+        self._lock = threading.Lock()
+        self.fetched: list[str] = []
+        self.failed: list[LeafFailure] = []
+        self.pending = 0
+        self.bytes = 0
+
+    def go(
+        self,
+        progress: Callable[[Progress], None] | None,
+        interval: float,
+        prune: bool,
+        only: Collection[str] | None,
+        started: float,
+    ) -> Report:
+        known = self.state.leaves()
+        wanted = set(only) if only is not None else None
+        todo: list[tuple[Leaf, str]] = []
+        unchanged = 0
+        in_manifest: set[str] = set()
+        for line in self.manifest.lines():
+            key, _, fingerprint = line.partition("\t")
+            in_manifest.add(key)
+            if wanted is not None and key not in wanted:
+                continue
+            row = known.get(key)
+            if (
+                row is not None
+                and row.status == "done"
+                and row.fingerprint == fingerprint
+                and os.path.isdir(os.path.join(self.destination, row.folder))
+            ):
+                unchanged += 1
+                continue
+            todo.append((Leaf.decode(line), fingerprint))
+        removed = sorted(k for k in known if k not in in_manifest) if wanted is None else []
+        stages = {_stage_name(leaf.key, fp) for leaf, fp in todo}
+        if wanted is None:
+            self._sweep_partial(stages)
+        self._check_space(todo, stages)
+        self.meter = ProgressMeter(sum(leaf.fingerprint.size or 0 for leaf, _ in todo), len(todo))
+        for source_id in {leaf.source_id for leaf, _ in todo}:
+            source = self.sources.get(source_id)
+            if source is not None:
+                self.transport.set_limit(source_id, max(1, int(getattr(source, "connections", 8))))
+
+        finished = threading.Event()
+        ticker = None
+        if progress is not None:
+            ticker = threading.Thread(
+                target=self._tick, args=(progress, interval, finished), name="download-progress", daemon=True
+            )
+            ticker.start()
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="download") as pool:
+                futures = [pool.submit(self._leaf, leaf, fp) for leaf, fp in todo]
+                for future in futures:
+                    future.result()  # programming errors propagate
+        finally:
+            finished.set()
+            if ticker is not None:
+                ticker.join()
+        pruned = self._prune(removed) if prune and not self.control.cancelled else []
+        report = Report(
+            destination=self.destination,
+            manifest_id=self.manifest.id,
+            fetched=tuple(sorted(self.fetched)),
+            unchanged=unchanged,
+            removed=tuple(removed),
+            pruned=tuple(pruned),
+            failed=tuple(sorted(self.failed, key=lambda f: f.key)),
+            pending=self.pending,
+            bytes=self.bytes,
+            seconds=time.monotonic() - started,
+            cancelled=self.control.cancelled,
+        )
+        self.state.record(report)
+        if progress is not None:
+            progress(self.meter.snapshot(paused=self.control.paused))
+        return report
+
+    def _tick(self, progress: Callable[[Progress], None], interval: float, finished: threading.Event) -> None:
+        while not finished.wait(interval):
+            progress(self.meter.snapshot(paused=self.control.paused))
+
+    def _sweep_partial(self, keep: set[str]) -> None:
+        """Staging folders of leaves this manifest no longer wants (older versions) go."""
+        if not self.partial.is_dir():
+            return
+        for entry in os.scandir(self.partial):
+            if entry.name not in keep:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def _check_space(self, todo: list[tuple[Leaf, str]], stages: set[str]) -> None:
+        need = sum(leaf.fingerprint.size or 0 for leaf, _ in todo)
+        have = 0
+        for name in stages:
+            folder = self.partial / name
+            if folder.is_dir():
+                have += sum(e.stat().st_size for e in os.scandir(folder) if e.is_file())
+        need = max(need - have, 0)
+        if not need:
+            return
+        free = shutil.disk_usage(self.destination).free
+        if need + SPACE_RESERVE > free:
+            raise InsufficientSpace(
+                f"{self.destination} has {human_bytes(free)} free but this download needs "
+                f"{human_bytes(need)}; "
+                "free some space or choose another folder"
+            )
+
+    # -- one leaf, on a worker thread ------------------------------------------------------------
+    def _leaf(self, leaf: Leaf, fingerprint: str) -> None:
+        """Called on a download worker thread."""
+        if not self.control.wait_while_paused():
+            with self._lock:
+                self.pending += 1
+            return
+        source = self.sources.get(leaf.source_id)
+        try:
+            if source is None:
+                raise ValidationError(
+                    f"source {leaf.source_id!r} is not configured on this machine; add it in the settings"
+                )
+            plan = source.plan(leaf)
+            stage = self.partial / _stage_name(leaf.key, fingerprint)
+            final = self._fetch(leaf, source, plan, stage)
+            placed = self._place(leaf, fingerprint, source, plan, final)
+            shutil.rmtree(stage, ignore_errors=True)
+        except Cancelled:
+            with self._lock:
+                self.pending += 1
+            return
+        except (MediatorError, OSError) as exc:
+            reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+            log.warning("download of %s failed: %s", leaf.key.replace("\x1f", "/"), reason)
+            self.meter.item_failed()
+            with self._lock:
+                self.failed.append(LeafFailure(leaf.key, leaf.source_id, leaf.path, reason))
+            return
+        self.meter.item_done()
+        with self._lock:
+            self.fetched.append(leaf.key)
+            self.bytes += placed
+
+    def _fetch(self, leaf: Leaf, source: DataSource, plan: LeafPlan, stage: Path) -> list[Path]:
+        names = [safe_component(f.name) for f in plan.files]
+        if len(set(names)) != len(names):
+            raise IntegrityError(f"the archive names two files of {leaf.path[-1]} alike; cannot keep both")
+        stage.mkdir(parents=True, exist_ok=True)
+        futures: list[Future[Path]] = []
+        for file, name in zip(plan.files, names, strict=True):
+            target = stage / name
+            if target.exists():  # verified in an earlier run that stopped before the leaf was placed
+                self.meter.add_bytes(target.stat().st_size)
+                continue
+            futures.append(
+                self.transport.submit(
+                    file, target, group=leaf.source_id, control=self.control, on_bytes=self.meter.add_bytes
+                )
+            )
+        wait_futures(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if any(isinstance(e, Cancelled) for e in errors):
+            raise Cancelled("cancelled")
+        if errors:
+            first = errors[0]
+            assert first is not None
+            if len(errors) > 1 and isinstance(first, MediatorError):
+                raise first.__class__(f"{first} (and {len(errors) - 1} more files of this leaf)")
+            raise first
+        downloaded = [stage / name for name in names]
+        if plan.finish is None:
+            return downloaded
+        try:
+            return plan.finish(stage, downloaded)
+        except IntegrityError:
+            shutil.rmtree(stage, ignore_errors=True)  # never reuse what failed its check
+            raise
+
+    def _place(
+        self, leaf: Leaf, fingerprint: str, source: DataSource, plan: LeafPlan, files: list[Path]
+    ) -> int:
+        if plan.count is not None and len(files) != plan.count:
+            raise IntegrityError(
+                f"{leaf.path[-1]} should have {plan.count} files but {len(files)} arrived; the archive "
+                "changed since the set was resolved, or sent too few: try again, then resolve the set anew"
+            )
+        values = dict(zip(source.hierarchy.levels, leaf.path, strict=False))
+        values.setdefault("collection", leaf.source_id)
+        values.update({"source": leaf.source_id, "leaf": leaf.path[-1]})
+        values.update({k: v for k, v in plan.fields.items() if v})
+        folder = self.layout.render(values)
+        folder_path = inside(self.destination, folder)
+        if folder_path == self.state.dir or self.state.dir in folder_path.parents:
+            raise ValidationError(
+                f"the layout puts {leaf.path[-1]} inside {STATE_DIR}; choose another layout"
+            )
+        relative = [f"{folder}/{f.name}" for f in files]
+        size = sum(f.stat().st_size for f in files)
+        stale = self.state.claim(leaf.key, fingerprint, folder, relative, size)
+        folder_path.mkdir(parents=True, exist_ok=True)
+        for f, rel in zip(files, relative, strict=True):
+            os.replace(f, self.destination / rel)
+        for rel in stale:
+            _remove_file(self.destination, rel)
+        self.state.done(leaf.key)
+        return size
+
+    def _prune(self, removed: list[str]) -> list[str]:
+        pruned = []
+        for key in removed:
+            for rel in self.state.files_of(key):
+                _remove_file(self.destination, rel)
+            self.state.forget(key)
+            pruned.append(key)
+        return pruned
+
+
+def _remove_file(root: Path, relative: str) -> None:
+    """Delete one file this app wrote, then the folders it leaves empty (never ``root`` itself)."""
+    path = root / relative
+    path.unlink(missing_ok=True)
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:  # not empty, or gone
+            break
+        parent = parent.parent

@@ -1,0 +1,524 @@
+"""Moving bytes: one libcurl multi loop (pycurl) on its own thread drives every file download.
+
+Per-request overhead is what limits Python downloaders on many small objects; libcurl keeps pooled
+keep-alive connections, parses HTTP in C and hands us large blocks, so one thread keeps every
+connection busy. Each file streams into ``<target>.part`` (hashed as it arrives when the archive
+gave an MD5), resumes with ``Range`` after a network fault (and starts over when the server ignores
+the range), is checked for size and MD5, and only then renamed to ``target``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import certifi
+import pycurl
+
+from mediator_desktop import __version__
+from mediator_desktop.core.errors import Cancelled, IntegrityError, SourceError
+from mediator_desktop.core.jobs import JobControl
+from mediator_desktop.core.source import RemoteFile
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_BLOCK = 1 << 20
+
+
+class _Job:
+    __slots__ = (
+        "abort",
+        "attempt",
+        "content_range",
+        "control",
+        "digest",
+        "error_body",
+        "fh",
+        "file",
+        "first_write",
+        "future",
+        "group",
+        "is_file",
+        "offset",
+        "on_bytes",
+        "os_error",
+        "part",
+        "paused",
+        "received",
+        "status",
+        "target",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        file: RemoteFile,
+        target: Path,
+        group: str,
+        control: JobControl,
+        on_bytes: Callable[[int], None],
+    ) -> None:
+        self.file = file
+        self.target = target
+        self.part = target.with_name(target.name + ".part")
+        self.group = group
+        self.control = control
+        self.on_bytes = on_bytes
+        self.future: Future[Path] = Future()
+        self.attempt = 0
+        self.is_file = file.url.startswith("file:")
+        self.reset()
+
+    def reset(self) -> None:
+        self.offset = 0
+        self.received = 0
+        self.status = 0
+        self.content_range: int | None = None
+        self.digest: Any = None
+        self.fh: Any = None
+        self.os_error: OSError | None = None
+        self.abort: str | None = None
+        self.error_body = b""
+        self.first_write = True
+        self.paused = False
+
+    @property
+    def what(self) -> str:
+        return f"{self.file.name} ({urlsplit(self.file.url).netloc or 'local file'})"
+
+    def header(self, line: bytes) -> None:
+        """Called on the transport thread."""
+        if line.startswith(b"HTTP/"):
+            fields = line.split()
+            self.status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+            self.content_range = None
+        elif line[:14].lower() == b"content-range:":
+            value = line[14:].strip().lower()
+            if value.startswith(b"bytes ") and b"-" in value:
+                first = value[6:].split(b"-", 1)[0]
+                self.content_range = int(first) if first.isdigit() else -1
+
+    def write(self, data: bytes) -> int | None:
+        """Called on the transport thread. Returning 0 aborts the transfer."""
+        status = 200 if self.is_file else self.status
+        if status not in (200, 206):
+            if len(self.error_body) < 2048:
+                self.error_body += data[:2048]
+            return None
+        if self.first_write:
+            self.first_write = False
+            if status == 200 and self.offset:  # the server ignored the range: start over
+                self.fh.seek(0)
+                self.fh.truncate()
+                self.on_bytes(-self.offset)
+                self.offset = 0
+                self.digest = hashlib.md5(usedforsecurity=False) if self.file.md5 else None
+            elif status == 206 and self.content_range != self.offset:
+                self.abort = f"the server resumed {self.what} at the wrong offset"
+                return 0
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            self.os_error = exc
+            return 0
+        if self.digest is not None:
+            self.digest.update(data)
+        self.received += len(data)
+        self.on_bytes(len(data))
+        if self.file.size is not None and self.offset + self.received > self.file.size:
+            self.abort = f"{self.what} is longer than the {self.file.size} bytes the archive announced"
+            return 0
+        return None
+
+
+class CurlTransport:
+    """Downloads files on one background thread over pooled connections.
+
+    Args:
+        connections: transfers at once over all groups (``set_limit`` bounds each group).
+        attempts: tries per file (network faults resume; a bad checksum starts over).
+        backoff: seconds before the first retry, doubled after each.
+        stall_timeout: a transfer slower than 1 byte/s for this long is a fault.
+    """
+
+    def __init__(
+        self,
+        connections: int = 16,
+        *,
+        attempts: int = 4,
+        backoff: float = 0.5,
+        connect_timeout: float = 10.0,
+        stall_timeout: float = 60.0,
+    ) -> None:
+        self.connections = connections
+        self.attempts = attempts
+        self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.stall_timeout = stall_timeout
+        self._cond = threading.Condition()
+        self._inbox: deque[_Job] = deque()
+        self._limits: dict[str, int] = {}
+        self._watched: set[int] = set()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.requests = 0  # HTTP requests sent, for tests and benchmarks
+
+    # -- public, any thread ------------------------------------------------------------------------
+    def set_limit(self, group: str, connections: int) -> None:
+        with self._cond:
+            self._limits[group] = max(1, connections)
+
+    def submit(
+        self,
+        file: RemoteFile,
+        target: Path,
+        *,
+        group: str,
+        control: JobControl,
+        on_bytes: Callable[[int], None],
+    ) -> Future[Path]:
+        job = _Job(file, target, group, control, on_bytes)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the transport is closed")
+            if id(control) not in self._watched:
+                self._watched.add(id(control))
+                control.on_change(self._wake)
+            self._inbox.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="transport", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return job.future
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(30)
+        with self._cond:  # usable again: a node may be started anew
+            self._thread = None
+            self._closed = False
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    # -- the transport thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        multi = pycurl.CurlMulti()
+        multi.setopt(pycurl.M_MAXCONNECTS, self.connections * 2)
+        handles: list[Any] = []
+        active: dict[Any, _Job] = {}
+        per_group: dict[str, int] = {}
+        pending: dict[str, deque[_Job]] = {}
+        delayed: list[tuple[float, int, _Job]] = []
+        order = itertools.count()
+        try:
+            while True:
+                with self._cond:
+                    while self._inbox:
+                        job = self._inbox.popleft()
+                        pending.setdefault(job.group, deque()).append(job)
+                    if self._closed:
+                        break
+                    waiting = any(pending.values()) or delayed
+                    if not active and not waiting:
+                        self._cond.wait()
+                        continue
+                    limits = dict(self._limits)
+                now = time.monotonic()
+                while delayed and delayed[0][0] <= now:
+                    job = heapq.heappop(delayed)[2]
+                    pending.setdefault(job.group, deque()).appendleft(job)
+                started = self._start_some(multi, handles, active, per_group, pending, limits)
+                self._watch_active(multi, handles, active, per_group)
+                if active:
+                    while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                        pass
+                    self._drain(multi, handles, active, per_group, delayed, order)
+                    if active:
+                        multi.select(0.1)
+                elif not started:
+                    timeout = 0.1
+                    if delayed:
+                        timeout = min(timeout, max(delayed[0][0] - time.monotonic(), 0.0))
+                    with self._cond:
+                        if not self._inbox and not self._closed:
+                            self._cond.wait(timeout)
+        finally:
+            for handle, job in list(active.items()):
+                multi.remove_handle(handle)
+                self._close_file(job)
+                self._fail(job, Cancelled("the transport closed"))
+            for queue in pending.values():
+                for job in queue:
+                    self._fail(job, Cancelled("the transport closed"))
+            for _, _, job in delayed:
+                self._fail(job, Cancelled("the transport closed"))
+            for handle in handles + list(active):
+                handle.close()
+            multi.close()
+
+    def _start_some(
+        self,
+        multi: Any,
+        handles: list[Any],
+        active: dict[Any, _Job],
+        per_group: dict[str, int],
+        pending: dict[str, deque[_Job]],
+        limits: dict[str, int],
+    ) -> int:
+        started = 0
+        progress = True
+        while progress and len(active) < self.connections:
+            progress = False
+            for group, queue in pending.items():
+                if not queue or per_group.get(group, 0) >= limits.get(group, self.connections):
+                    continue
+                job = queue[0]
+                if job.control.cancelled:
+                    queue.popleft()
+                    self._fail(job, Cancelled("cancelled"))
+                    progress = True
+                    continue
+                if job.control.paused:
+                    continue
+                queue.popleft()
+                progress = True
+                handle = handles.pop() if handles else pycurl.Curl()
+                try:
+                    begun = self._begin(job, handle)
+                except OSError as exc:
+                    self._close_file(job)
+                    self._fail(job, exc)
+                    begun = False
+                if not begun:
+                    handles.append(handle)
+                    continue
+                multi.add_handle(handle)
+                active[handle] = job
+                per_group[group] = per_group.get(group, 0) + 1
+                started += 1
+                if len(active) >= self.connections:
+                    break
+        return started
+
+    def _begin(self, job: _Job, handle: Any) -> bool:
+        """Open the ``.part`` file and set up ``handle``; False when nothing needs fetching."""
+        job.reset()
+        size = job.file.size
+        offset = job.part.stat().st_size if job.part.exists() else 0
+        if size is not None and offset > size:
+            job.part.unlink()
+            offset = 0
+        job.digest = hashlib.md5(usedforsecurity=False) if job.file.md5 else None
+        if offset and job.digest is not None:
+            with job.part.open("rb") as f:
+                while block := f.read(_BLOCK):
+                    job.digest.update(block)
+        if size is not None and offset == size and offset > 0:  # all there before a crash or fault
+            if job.digest is None or job.digest.hexdigest() == (job.file.md5 or "").lower():
+                job.on_bytes(offset)
+                os.replace(job.part, job.target)
+                job.future.set_result(job.target)
+                return False
+            job.part.unlink()
+            offset = 0
+            job.digest = hashlib.md5(usedforsecurity=False)
+        job.offset = offset
+        job.fh = job.part.open("r+b" if offset else "wb")
+        job.fh.seek(offset)
+        if offset:
+            job.on_bytes(offset)
+        handle.reset()
+        handle.setopt(pycurl.URL, job.file.url)
+        handle.setopt(pycurl.WRITEFUNCTION, job.write)
+        handle.setopt(pycurl.HEADERFUNCTION, job.header)
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FILE)
+        handle.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        handle.setopt(pycurl.FOLLOWLOCATION, 1)
+        handle.setopt(pycurl.MAXREDIRS, 5)
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(self.connect_timeout * 1000))
+        handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        handle.setopt(pycurl.LOW_SPEED_TIME, max(1, int(self.stall_timeout)))
+        handle.setopt(pycurl.BUFFERSIZE, 256 * 1024)
+        handle.setopt(pycurl.USERAGENT, f"MEDIator-Desktop/{__version__}")
+        handle.setopt(pycurl.CAINFO, certifi.where())
+        headers = [f"{k}: {v}" for k, v in job.file.headers]
+        if offset:
+            if job.is_file:
+                handle.setopt(pycurl.RESUME_FROM_LARGE, offset)
+            else:
+                headers.append(f"Range: bytes={offset}-")
+        if headers:
+            handle.setopt(pycurl.HTTPHEADER, headers)
+        job.attempt += 1
+        self.requests += 1
+        return True
+
+    def _watch_active(
+        self, multi: Any, handles: list[Any], active: dict[Any, _Job], per_group: dict[str, int]
+    ) -> None:
+        for handle, job in list(active.items()):
+            if job.control.cancelled:
+                self._release(multi, handles, active, per_group, handle)
+                self._fail(job, Cancelled("cancelled"))  # the .part stays for the next run
+            elif job.control.paused != job.paused:
+                job.paused = job.control.paused
+                handle.pause(pycurl.PAUSE_ALL if job.paused else pycurl.PAUSE_CONT)
+
+    def _release(
+        self, multi: Any, handles: list[Any], active: dict[Any, _Job], per_group: dict[str, int], handle: Any
+    ) -> _Job:
+        job = active.pop(handle)
+        multi.remove_handle(handle)
+        handles.append(handle)
+        per_group[job.group] -= 1
+        self._close_file(job)
+        return job
+
+    def _drain(
+        self,
+        multi: Any,
+        handles: list[Any],
+        active: dict[Any, _Job],
+        per_group: dict[str, int],
+        delayed: list[tuple[float, int, _Job]],
+        order: itertools.count[int],
+    ) -> None:
+        while True:
+            queued, ok, failed = multi.info_read()
+            for handle in ok:
+                job = self._release(multi, handles, active, per_group, handle)
+                self._finished(job, delayed, order)
+            for handle, _code, message in failed:
+                job = self._release(multi, handles, active, per_group, handle)
+                self._faulted(job, message, delayed, order)
+            if not queued:
+                break
+
+    def _finished(
+        self, job: _Job, delayed: list[tuple[float, int, _Job]], order: itertools.count[int]
+    ) -> None:
+        status = 200 if job.is_file else job.status
+        if status in (200, 206):
+            self._complete(job, delayed, order)
+            return
+        body = job.error_body.decode("utf-8", "replace").strip()[:200]
+        if status == 416:  # our range is past the end: the object changed; start over
+            job.part.unlink(missing_ok=True)
+            self._retry(job, f"the server refused to resume {job.what}", delayed, order)
+        elif status in _RETRY_STATUS:
+            self._retry(job, f"the server answered {status} for {job.what}", delayed, order)
+        elif status in (404, 410):
+            self._fail(
+                job,
+                SourceError(
+                    f"the archive no longer has {job.what} (HTTP {status}); "
+                    "resolve the set again to see what changed"
+                ),
+            )
+        elif status in (401, 403):
+            self._fail(
+                job,
+                SourceError(f"the archive refused {job.what} (HTTP {status}); check access or credentials"),
+            )
+        else:
+            self._fail(job, SourceError(f"the archive answered {status} for {job.what}: {body!r}"))
+
+    def _faulted(
+        self, job: _Job, message: str, delayed: list[tuple[float, int, _Job]], order: itertools.count[int]
+    ) -> None:
+        if job.os_error is not None:
+            job.part.unlink(missing_ok=True)
+            self._fail(job, job.os_error)
+        elif job.abort is not None:  # wrong bytes: never keep them
+            self._discard(job)
+            self._retry(job, job.abort, delayed, order, integrity=True)
+        else:
+            self._retry(job, f"{job.what} failed: {message}", delayed, order)
+
+    def _complete(
+        self, job: _Job, delayed: list[tuple[float, int, _Job]], order: itertools.count[int]
+    ) -> None:
+        self._close_file(job)
+        if job.os_error is not None:
+            job.part.unlink(missing_ok=True)
+            self._fail(job, job.os_error)
+            return
+        have = job.part.stat().st_size if job.part.exists() else 0
+        size = job.file.size
+        problem = None
+        integrity = False
+        if size is not None and have < size:
+            problem = f"{job.what} ended after {have} of {size} bytes"  # a cut connection: resume
+        elif size is not None and have != size:
+            problem = f"{job.what} has {have} bytes, not the {size} the archive announced"
+            integrity = True
+        elif job.digest is not None and job.file.md5 and job.digest.hexdigest() != job.file.md5.lower():
+            problem = f"{job.what} does not match its MD5"
+            integrity = True
+        if problem is None:
+            os.replace(job.part, job.target)
+            job.future.set_result(job.target)
+            return
+        if integrity:
+            self._discard(job)
+        self._retry(job, problem, delayed, order, integrity=integrity)
+
+    def _discard(self, job: _Job) -> None:
+        if job.received or job.offset:
+            job.on_bytes(-(job.received + job.offset))
+        job.received = job.offset = 0
+        job.part.unlink(missing_ok=True)
+
+    def _retry(
+        self,
+        job: _Job,
+        problem: str,
+        delayed: list[tuple[float, int, _Job]],
+        order: itertools.count[int],
+        *,
+        integrity: bool = False,
+    ) -> None:
+        if job.attempt >= self.attempts:
+            if integrity:
+                error: Exception = IntegrityError(f"{problem}, {job.attempt} times; nothing of it was kept")
+            else:
+                error = SourceError(
+                    f"{problem}; gave up after {job.attempt} tries, run the download again later"
+                )
+            self._fail(job, error)
+            return
+        log.info("retrying %s: %s", job.what, problem)
+        wait = self.backoff * 2 ** (job.attempt - 1)
+        heapq.heappush(delayed, (time.monotonic() + wait, next(order), job))
+
+    @staticmethod
+    def _close_file(job: _Job) -> None:
+        if job.fh is not None:
+            try:
+                job.fh.close()
+            except OSError as exc:  # a full disk may surface only on close
+                job.os_error = job.os_error or exc
+            job.fh = None
+
+    @staticmethod
+    def _fail(job: _Job, error: BaseException) -> None:
+        if not job.future.done():
+            job.future.set_exception(error)
