@@ -43,9 +43,9 @@ class JobControl:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    def wait_while_paused(self, timeout: float | None = None) -> bool:
+    def wait_while_paused(self) -> bool:
         """Block while paused; True when the job may go on, False once cancelled."""
-        self._running.wait(timeout)
+        self._running.wait()
         return not self._cancelled.is_set()
 
     def on_change(self, listener: Callable[[], None]) -> None:

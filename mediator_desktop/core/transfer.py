@@ -51,7 +51,7 @@ DEFAULT_LAYOUT = "{collection}/{patient}/{study}/{modality}_{series}"
 STATE_DIR = ".mediator"
 #: Fields every layout may use besides the sources' level names.
 COMMON_FIELDS = frozenset({"source", "leaf", "modality", "collection"})
-#: Kept free beyond what a download needs.
+#: Kept free beyond what a download needs (at most; a tenth of the need for small downloads).
 SPACE_RESERVE = 16 << 20
 
 
@@ -514,7 +514,7 @@ class _Run:
         if not need:
             return
         free = shutil.disk_usage(self.destination).free
-        if need + SPACE_RESERVE > free:
+        if need + min(SPACE_RESERVE, need // 10) > free:
             raise InsufficientSpace(
                 f"{self.destination} has {human_bytes(free)} free but this download needs "
                 f"{human_bytes(need)}; "
