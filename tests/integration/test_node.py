@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,32 @@ def test_concurrent_uploads_keep_each_manifests_chunks_in_order(node: Node) -> N
     assert not errors, errors
     assert all(m.id in node.store.state.manifests for m in manifests)
     assert all(len(node.store.state.manifests[m.id]) > 3 for m in manifests)
+
+
+def test_a_set_downloads_through_the_service_and_again_only_what_changed(
+    mediator_home: Path, tmp_path: Path
+) -> None:
+    from tests.helpers.dicom import make_series
+    from tests.helpers.transfer import files_under
+
+    folder = tmp_path / "scanner"
+    make_series(folder, "P1", "1.2.1", "1.2.1.1", 2, modality="CT")
+    lab = {"kind": "local", "id": "lab", "options": {"folder": str(folder)}}
+    replace(Settings.load(), sources=(lab,)).save()
+    with Node() as node:
+        source = node.sources["lab"]
+        source.reindex()  # type: ignore[attr-defined]
+        service = node.service
+        set_id = service.create_set("scans")
+        selection = Selection.of(Pointer.of("lab"))
+        service.commit(set_id, selection, source.resolve(selection), "first")
+        dest = tmp_path / "dest"
+        first = service.download(set_id, None, dest, layout="{patient}/{series}")
+        assert first.ok and files_under(dest) == ["P1/1.2.1.1/000000_0000.dcm", "P1/1.2.1.1/000001_0001.dcm"]
+        make_series(folder, "P2", "1.2.2", "1.2.2.1", 1, modality="MR")
+        source.reindex()  # type: ignore[attr-defined]
+        service.commit(set_id, selection, source.resolve(selection), "second")
+        second = service.download(set_id, None, dest, layout="{patient}/{series}")
+        assert second.ok and len(second.fetched) == 1 and second.unchanged == 1
+        assert [f.split("/")[0] for f in files_under(dest)] == ["P1", "P1", "P2"]
+        assert service.download(set_id, 1, dest, layout="{patient}/{series}").removed == second.fetched
