@@ -128,7 +128,9 @@ class _Job:
                 self.abort = f"the server resumed {self.what} at the wrong offset"
                 return 0
         try:
-            self.fh.write(data)
+            view = memoryview(data)
+            while view:  # an unbuffered file may take a block in pieces
+                view = view[self.fh.write(view) :]
         except OSError as exc:
             self.os_error = exc
             return 0
@@ -143,10 +145,12 @@ class _Job:
 
 
 class CurlTransport:
-    """Downloads files on one background thread over pooled connections.
+    """Downloads files on background threads over pooled connections.
 
     Args:
         connections: transfers at once over all groups (``set_limit`` bounds each group).
+        loops: threads, each driving its own libcurl multi handle: writes and hashing release the
+            GIL, so two loops keep two cores busy on large files.
         attempts: tries per file (network faults resume; a bad checksum starts over).
         backoff: seconds before the first retry, doubled after each.
         stall_timeout: a transfer slower than 1 byte/s for this long is a fault.
@@ -156,6 +160,7 @@ class CurlTransport:
         self,
         connections: int = 16,
         *,
+        loops: int = 2,
         attempts: int = 4,
         backoff: float = 0.5,
         connect_timeout: float = 10.0,
@@ -166,18 +171,23 @@ class CurlTransport:
         self.backoff = backoff
         self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout
-        self._cond = threading.Condition()
-        self._inbox: deque[_Job] = deque()
+        self._lock = threading.Lock()
         self._limits: dict[str, int] = {}
         self._watched: set[int] = set()
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._loops = [_Loop(self, i, max(1, connections // loops)) for i in range(max(1, loops))]
+        self._next = itertools.cycle(self._loops)
         self.requests = 0  # HTTP requests sent, for tests and benchmarks
 
     # -- public, any thread ------------------------------------------------------------------------
     def set_limit(self, group: str, connections: int) -> None:
-        with self._cond:
+        with self._lock:
             self._limits[group] = max(1, connections)
+
+    def limit(self, group: str) -> int:
+        """Connections one loop may open to ``group``."""
+        with self._lock:
+            total = self._limits.get(group, self.connections)
+        return max(1, -(-total // len(self._loops)))
 
     def submit(
         self,
@@ -189,18 +199,49 @@ class CurlTransport:
         on_bytes: Callable[[int], None],
     ) -> Future[Path]:
         job = _Job(file, target, group, control, on_bytes)
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("the transport is closed")
+        with self._lock:
             if id(control) not in self._watched:
                 self._watched.add(id(control))
-                control.on_change(self._wake)
+                control.on_change(self.wake)
+            loop = next(self._next)
+        loop.put(job)
+        return job.future
+
+    def wake(self) -> None:
+        for loop in self._loops:
+            loop.wake()
+
+    def close(self) -> None:
+        """Stop the loops; unfinished downloads end with ``Cancelled`` (their ``.part`` stays)."""
+        for loop in self._loops:
+            loop.close()
+
+
+class _Loop:
+    """One thread driving one libcurl multi handle."""
+
+    def __init__(self, transport: CurlTransport, index: int, connections: int) -> None:
+        self.transport = transport
+        self.index = index
+        self.connections = connections
+        self.attempts = transport.attempts
+        self.backoff = transport.backoff
+        self._cond = threading.Condition()
+        self._inbox: deque[_Job] = deque()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def put(self, job: _Job) -> None:
+        with self._cond:
             self._inbox.append(job)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="transport", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=f"transport-{self.index}", daemon=True)
                 self._thread.start()
             self._cond.notify()
-        return job.future
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -213,11 +254,7 @@ class CurlTransport:
             self._thread = None
             self._closed = False
 
-    def _wake(self) -> None:
-        with self._cond:
-            self._cond.notify()
-
-    # -- the transport thread ----------------------------------------------------------------------
+    # -- the loop's thread -----------------------------------------------------------------------
     def _run(self) -> None:
         multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_MAXCONNECTS, self.connections * 2)
@@ -239,7 +276,7 @@ class CurlTransport:
                     if not active and not waiting:
                         self._cond.wait()
                         continue
-                    limits = dict(self._limits)
+                limits = {group: self.transport.limit(group) for group in pending}
                 now = time.monotonic()
                 while delayed and delayed[0][0] <= now:
                     job = heapq.heappop(delayed)[2]
@@ -299,7 +336,7 @@ class CurlTransport:
                     continue
                 queue.popleft()
                 progress = True
-                handle = handles.pop() if handles else pycurl.Curl()
+                handle = handles.pop() if handles else self._new_handle()
                 try:
                     begun = self._begin(job, handle)
                 except OSError as exc:
@@ -321,7 +358,10 @@ class CurlTransport:
         """Open the ``.part`` file and set up ``handle``; False when nothing needs fetching."""
         job.reset()
         size = job.file.size
-        offset = job.part.stat().st_size if job.part.exists() else 0
+        try:
+            offset = os.stat(job.part).st_size
+        except FileNotFoundError:
+            offset = 0
         if size is not None and offset > size:
             job.part.unlink()
             offset = 0
@@ -340,36 +380,42 @@ class CurlTransport:
             offset = 0
             job.digest = hashlib.md5(usedforsecurity=False)
         job.offset = offset
-        job.fh = job.part.open("r+b" if offset else "wb")
-        job.fh.seek(offset)
+        job.fh = open(job.part, "r+b" if offset else "wb", buffering=0)  # noqa: SIM115 - closed when done
         if offset:
+            job.fh.seek(offset)
             job.on_bytes(offset)
-        handle.reset()
         handle.setopt(pycurl.URL, job.file.url)
         handle.setopt(pycurl.WRITEFUNCTION, job.write)
         handle.setopt(pycurl.HEADERFUNCTION, job.header)
+        headers = [f"{k}: {v}" for k, v in job.file.headers]
+        resume = 0
+        if offset:
+            if job.is_file:
+                resume = offset
+            else:
+                headers.append(f"Range: bytes={offset}-")
+        handle.setopt(pycurl.RESUME_FROM_LARGE, resume)
+        handle.setopt(pycurl.HTTPHEADER, headers)
+        job.attempt += 1
+        self.transport.requests += 1
+        return True
+
+    def _new_handle(self) -> Any:
+        """A handle with the options every download shares (set once, not per file)."""
+        t = self.transport
+        handle = pycurl.Curl()
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FILE)
         handle.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         handle.setopt(pycurl.FOLLOWLOCATION, 1)
         handle.setopt(pycurl.MAXREDIRS, 5)
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(self.connect_timeout * 1000))
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(t.connect_timeout * 1000))
         handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)
-        handle.setopt(pycurl.LOW_SPEED_TIME, max(1, int(self.stall_timeout)))
-        handle.setopt(pycurl.BUFFERSIZE, 256 * 1024)
+        handle.setopt(pycurl.LOW_SPEED_TIME, max(1, int(t.stall_timeout)))
+        handle.setopt(pycurl.BUFFERSIZE, 512 * 1024)
         handle.setopt(pycurl.USERAGENT, f"MEDIator-Desktop/{__version__}")
         handle.setopt(pycurl.CAINFO, certifi.where())
-        headers = [f"{k}: {v}" for k, v in job.file.headers]
-        if offset:
-            if job.is_file:
-                handle.setopt(pycurl.RESUME_FROM_LARGE, offset)
-            else:
-                headers.append(f"Range: bytes={offset}-")
-        if headers:
-            handle.setopt(pycurl.HTTPHEADER, headers)
-        job.attempt += 1
-        self.requests += 1
-        return True
+        return handle
 
     def _watch_active(
         self, multi: Any, handles: list[Any], active: dict[Any, _Job], per_group: dict[str, int]

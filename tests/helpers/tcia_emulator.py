@@ -242,6 +242,10 @@ class TciaEmulator:
         self.image_requests: Counter[str] = Counter()
         #: Seconds each image request waits before answering.
         self.image_delay = 0.0
+        #: Keep each zip once built, as a server streams stored files (benchmarks: the client's
+        #: cost shows, not the emulator's zipping).
+        self.cache_zips = False
+        self._zips: dict[tuple[str, str, bool, bool], bytes] = {}
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -549,6 +553,10 @@ class TciaEmulator:
             return self._send(request, 400, "application/json", message.encode())
         with_md5 = endpoint == "getImageWithMD5Hash" or params.get("IncludeMD5", "").lower() == "yes"
         new_names = params.get("NewFileNames", "").lower() == "yes"
+        headers = {"Content-Disposition": f'attachment; filename="{s.uid}.zip"'}
+        cache_key = (s.uid, endpoint, with_md5, new_names)
+        if fault is None and cache_key in self._zips:
+            return self._send(request, 200, "application/octet-stream", self._zips[cache_key], headers)
         files = s.files()
         width = len(str(len(files)))
         names = [f"1-{i + 1:0{width}d}.dcm" if new_names else f"{i + 1:08d}.dcm" for i in range(len(files))]
@@ -578,15 +586,19 @@ class TciaEmulator:
         if fault == "corrupt_zip":
             middle = len(body) // 3
             body = body[:middle] + bytes(64) + body[middle + 64 :]
-        headers = {"Content-Disposition": f'attachment; filename="{s.uid}.zip"'}
+        if fault is None and self.cache_zips:
+            self._zips[cache_key] = body
         self._send(request, 200, "application/octet-stream", body, headers)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve a TCIA (NBIA REST API) emulator on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--cache-zips", action="store_true", help="build each series' zip once")
     args = parser.parse_args()
-    emulator = TciaEmulator(port=args.port).start()
+    emulator = TciaEmulator(port=args.port)
+    emulator.cache_zips = args.cache_zips
+    emulator.start()
     print(f"TCIA emulator at {emulator.v4} ({len(emulator.series)} series); Ctrl-C stops it", flush=True)
     try:
         threading.Event().wait()

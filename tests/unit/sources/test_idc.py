@@ -196,6 +196,7 @@ def test_download_series_from_an_s3_endpoint(tmp_path: Path, moto: MotoServer) -
          "aws_bucket": "idc-open-data", "series_revised_idc_version": 25, "Modality": "MR"},
     ]  # fmt: skip
     source = IdcSource(small_index(tmp_path, rows), endpoint_url=moto.url)
+    source.list_page_size = 2  # three objects: the listing takes two pages
     manifest = source.resolve(Selection.of(source.pointer("c")))
     good, short = sorted(manifest, key=lambda leaf: leaf.path[-1])
     dest = tmp_path / "dest"
