@@ -9,6 +9,7 @@ talk to what this module hands them.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 from dataclasses import replace
@@ -78,7 +79,7 @@ class Node:
         )
         #: Every download of this node shares one transport (one connection pool per archive).
         self.transport = CurlTransport()
-        self.downloader = Downloader(self.sources, self.transport)
+        self.downloader = Downloader(self.sources, self.transport, processes=min(2, os.cpu_count() or 1))
         self.identity: Identity | None = None
         self.store: RaftStore | None = None
         self._service: Service | None = None
@@ -125,6 +126,7 @@ class Node:
 
     def stop(self) -> None:
         self.transport.close()
+        self.downloader.close()
         if self.store is not None:
             self.store.close()
             self.store = None

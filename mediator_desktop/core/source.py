@@ -78,12 +78,15 @@ class LeafPlan:
             engine under the hierarchy's level names.
         finish: see ``Finish``; None when the fetched files are the leaf's files.
         count: how many files the leaf must end with (a series' instances), when known.
+        heavy: ``finish`` is CPU-bound (unzipping, hashing) and picklable, so the engine may run it
+            in a worker process, off the GIL.
     """
 
     files: tuple[RemoteFile, ...]
     fields: Mapping[str, str] = field(default_factory=dict)
     finish: Finish | None = None
     count: int | None = None
+    heavy: bool = False
 
 
 class DataSource(Protocol):

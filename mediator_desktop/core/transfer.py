@@ -19,6 +19,7 @@ import errno
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -26,8 +27,9 @@ import string
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -334,11 +336,47 @@ def _os_reason(exc: OSError) -> str:
 
 
 class Downloader:
-    """Downloads manifests through ``transport`` from ``sources`` (a source id to ``DataSource`` map)."""
+    """Downloads manifests through ``transport`` from ``sources`` (a source id to ``DataSource`` map).
 
-    def __init__(self, sources: Mapping[str, DataSource], transport: Transport) -> None:
+    Args:
+        processes: worker processes for CPU-bound finishing steps (unzipping and hashing a TCIA
+            series); 0 runs them on the download threads. Started on first use, kept until ``close``.
+    """
+
+    def __init__(
+        self, sources: Mapping[str, DataSource], transport: Transport, *, processes: int = 0
+    ) -> None:
         self.sources = sources
         self.transport = transport
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def finish(self, plan: LeafPlan, stage: Path, downloaded: list[Path]) -> list[Path]:
+        """Run ``plan.finish``: in a worker process when it is heavy and processes are allowed."""
+        assert plan.finish is not None
+        if not (plan.heavy and self.processes):
+            return plan.finish(stage, downloaded)
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.processes, mp_context=multiprocessing.get_context("spawn")
+                )
+            pool = self._pool
+        try:
+            return pool.submit(plan.finish, stage, downloaded).result()
+        except BrokenProcessPool:
+            log.warning("a finishing process died; finishing on this thread instead")
+            with self._pool_lock:
+                if self._pool is pool:
+                    self._pool = None
+            return plan.finish(stage, downloaded)
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def download(
         self,
@@ -401,6 +439,7 @@ class _Run:
         control: JobControl,
         workers: int,
     ) -> None:
+        self.downloader = downloader
         self.sources = downloader.sources
         self.transport = downloader.transport
         self.manifest = manifest
@@ -585,7 +624,7 @@ class _Run:
         if plan.finish is None:
             return downloaded
         try:
-            return plan.finish(stage, downloaded)
+            return self.downloader.finish(plan, stage, downloaded)
         except IntegrityError:
             shutil.rmtree(stage, ignore_errors=True)  # never reuse what failed its check
             raise

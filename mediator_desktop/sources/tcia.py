@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import threading
@@ -217,13 +218,14 @@ class TciaSource:
         else:
             url = f"{self.base_url}getImageWithMD5Hash?{urlencode({'SeriesInstanceUID': series})}"
         headers = tuple((k, v) for k, v in self._session.headers.items() if k == "Authorization")
-        expected = leaf.fingerprint.count
-
-        def finish(stage: Path, downloaded: list[Path]) -> list[Path]:
-            return self._unpack(downloaded[0], stage, series, expected, leaf.fingerprint.size)
-
+        finish = functools.partial(
+            _unpack_series, series=series, expected=leaf.fingerprint.count, size=leaf.fingerprint.size
+        )
         return LeafPlan(
-            (RemoteFile(url, "series.zip", headers=headers),), {"modality": self._modality(leaf)}, finish
+            (RemoteFile(url, "series.zip", headers=headers),),
+            {"modality": self._modality(leaf)},
+            finish,
+            heavy=True,
         )
 
     @staticmethod
@@ -292,6 +294,13 @@ class TciaSource:
                 (into / "LICENSE").write_bytes(archive.read("LICENSE"))
                 out.append(into / "LICENSE")
             return out
+
+
+def _unpack_series(
+    stage: Path, downloaded: list[Path], *, series: str, expected: int | None, size: int | None
+) -> list[Path]:
+    """A series' ``finish`` step (module level, so a worker process can run it)."""
+    return TciaSource._unpack(downloaded[0], stage, series, expected, size)
 
 
 def _upper_filters(rules: list[Any]) -> list[Any]:

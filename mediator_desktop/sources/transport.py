@@ -451,10 +451,16 @@ class _Loop:
             queued, ok, failed = multi.info_read()
             for handle in ok:
                 job = self._release(multi, handles, active, per_group, handle)
-                self._finished(job, delayed, order)
+                try:
+                    self._finished(job, delayed, order)
+                except OSError as exc:  # the staging folder vanished, the disk failed...
+                    self._fail(job, exc)
             for handle, _code, message in failed:
                 job = self._release(multi, handles, active, per_group, handle)
-                self._faulted(job, message, delayed, order)
+                try:
+                    self._faulted(job, message, delayed, order)
+                except OSError as exc:
+                    self._fail(job, exc)
             if not queued:
                 break
 

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import random
 import threading
 import time
 import zipfile
@@ -97,6 +98,7 @@ class Series:
     sex: str | None = "F"
     age: str | None = "061Y"
     description: str | None = "Series"
+    pixels: int = 8  # rows and columns of each image (16 bits a pixel)
     _files: list[tuple[str, bytes]] | None = field(default=None, repr=False)
 
     def files(self) -> list[tuple[str, bytes]]:
@@ -133,13 +135,16 @@ def _dicom(series: Series, index: int) -> bytes:
     ds.Modality = series.modality
     ds.InstanceNumber = index + 1
     ds.AcquisitionNumber = 1
-    ds.Rows = ds.Columns = 8
+    ds.Rows = ds.Columns = series.pixels
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit = 15
     ds.PixelRepresentation = 0
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = bytes((index + k) % 256 for k in range(128))
+    if series.pixels == 8:
+        ds.PixelData = bytes((index + k) % 256 for k in range(128))
+    else:  # noise, as a real image compresses little
+        ds.PixelData = random.Random(sop).randbytes(series.pixels * series.pixels * 2)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
@@ -153,7 +158,10 @@ def _date(text: str | None) -> dt.date | None:
 
 
 def catalogue_from_idc(
-    collections: Iterable[str] = ("lidc_idri", "soft_tissue_sarcoma"), patients: int = 3, max_images: int = 4
+    collections: Iterable[str] = ("lidc_idri", "soft_tissue_sarcoma"),
+    patients: int = 3,
+    max_images: int = 4,
+    pixels: int = 8,
 ) -> list[Series]:
     """Series of real TCIA collections as IDC lists them (names as TCIA spells them)."""
     import idc_index_data
@@ -201,6 +209,7 @@ def catalogue_from_idc(
                     r["PatientSex"],
                     r["PatientAge"],
                     r["SeriesDescription"],
+                    pixels,
                 )
             )
     return out
@@ -595,8 +604,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serve a TCIA (NBIA REST API) emulator on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--cache-zips", action="store_true", help="build each series' zip once")
+    parser.add_argument("--collections", default="lidc_idri,soft_tissue_sarcoma", help="IDC collection ids")
+    parser.add_argument("--patients", type=int, default=3, help="patients per collection")
+    parser.add_argument("--max-images", type=int, default=4, help="images per series at most")
+    parser.add_argument("--pixels", type=int, default=8, help="rows and columns of each image")
     args = parser.parse_args()
-    emulator = TciaEmulator(port=args.port)
+    series = catalogue_from_idc(args.collections.split(","), args.patients, args.max_images, args.pixels)
+    emulator = TciaEmulator(series, port=args.port)
     emulator.cache_zips = args.cache_zips
     emulator.start()
     print(f"TCIA emulator at {emulator.v4} ({len(emulator.series)} series); Ctrl-C stops it", flush=True)

@@ -14,18 +14,22 @@ from mediator_desktop.sources.transport import CurlTransport
 
 
 @contextmanager
-def downloader(*sources: DataSource, **transport: Any) -> Iterator[Downloader]:
+def downloader(*sources: DataSource, processes: int = 0, **transport: Any) -> Iterator[Downloader]:
     options = {"backoff": 0.01, "attempts": 3, **transport}
     curl = CurlTransport(**options)
+    engine = Downloader({s.source_id: s for s in sources}, curl, processes=processes)
     try:
-        yield Downloader({s.source_id: s for s in sources}, curl)
+        yield engine
     finally:
         curl.close()
+        engine.close()
 
 
-def download(source: DataSource, leaves: Iterable[Leaf], destination: Path, **options: Any) -> Report:
+def download(
+    source: DataSource, leaves: Iterable[Leaf], destination: Path, *, processes: int = 0, **options: Any
+) -> Report:
     """Download ``leaves`` of one source with a fresh transport; returns the report."""
-    with downloader(source) as d:
+    with downloader(source, processes=processes) as d:
         return d.download(Manifest.build(leaves), destination, **options)
 
 

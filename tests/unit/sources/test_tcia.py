@@ -181,3 +181,14 @@ def test_tcias_own_client_lists_and_downloads_through_the_emulator(
         assert images[0].name.startswith("1-")  # NewFileNames=Yes naming
         assert pydicom.dcmread(images[0]).SeriesInstanceUID == row["SeriesInstanceUID"]
         assert (folder / "LICENSE").exists()
+
+
+def test_zips_are_checked_and_unpacked_in_worker_processes(
+    tcia: TciaSource, emulator: TciaEmulator, tmp_path: Path
+) -> None:
+    leaf = leaf_of(tcia, emulator, images=2)
+    good = download(tcia, [leaf], tmp_path / "good", processes=2, layout="{series}")
+    assert good.ok and len(files_under(tmp_path / "good")) == leaf.fingerprint.count + 1  # + LICENSE
+    emulator.faults.add("getImage", "bad_md5")
+    bad = download(tcia, [leaf], tmp_path / "bad", processes=2)
+    assert "does not match its MD5" in bad.failed[0].reason and files_under(tmp_path / "bad") == []
