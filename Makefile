@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # Debian packages: Qt's X11/Wayland plugins for the app; a real DICOMweb server (Orthanc) for the tests.
 RUN_DEBS := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libwayland-cursor0
 TEST_DEBS := orthanc orthanc-dicomweb
+# nginx plays a static S3 endpoint and curl is a peer in the transfer benchmark.
+BENCH_DEBS := nginx-light curl
 
 .PHONY: run test lint typecheck layers pytest bench clean
 
@@ -31,10 +33,12 @@ pytest: $(VENV)/.installed-test
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
 
 bench: $(VENV)/.installed-test
+	@./packaging/ensure-debs.sh $(BENCH_DEBS)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/manifest.py
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/sources.py
+	$(BIN)/python bench/transfer.py
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11+ on PATH)" >&2; exit 1; }
