@@ -314,3 +314,43 @@ def test_sigkill_mid_download_then_a_rerun_fetches_only_the_rest(tmp_path: Path)
         }
         assert not rerequested
         assert len(report.fetched) + report.unchanged == len(manifest)
+
+
+def test_a_pause_holds_new_transfers_until_resumed(tmp_path: Path) -> None:
+    with TciaEmulator() as emulator:
+        source = TciaSource(base_url=emulator.v4, backoff=0.01)
+        manifest = source.resolve(Selection.of(source.pointer("LIDC-IDRI")))
+        control = JobControl()
+        paused = threading.Event()
+
+        def on_progress(p: Progress) -> None:
+            if p.items_done >= 1 and not paused.is_set():
+                control.pause()
+                paused.set()
+
+        emulator.image_delay = 0.05
+        with downloader(source) as d:
+            result: list[object] = []
+            worker = threading.Thread(
+                target=lambda: result.append(
+                    d.download(
+                        manifest,
+                        tmp_path / "dest",
+                        workers=1,
+                        progress=on_progress,
+                        control=control,
+                        progress_interval=0.01,
+                    )
+                )
+            )
+            worker.start()
+            try:
+                assert paused.wait(30)
+                asked = sum(emulator.image_requests.values())
+                assert not threading.Event().wait(0.5)  # half a second paused...
+                assert sum(emulator.image_requests.values()) <= asked + 1  # ...starts nothing new
+            finally:
+                control.resume()
+                worker.join(60)
+        (report,) = result
+        assert report.ok and len(report.fetched) == len(manifest)  # type: ignore[attr-defined]
