@@ -11,17 +11,25 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from mediator_desktop import __version__
+from mediator_desktop.core.cluster import JoinCode, Peer, cluster_id_of
+from mediator_desktop.core.errors import NotFound, PairingError, PermissionDenied
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.keystore import read_secret, write_secret
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.core.source import DataSource
+from mediator_desktop.core.store import ClusterStatus
 from mediator_desktop.core.transfer import Downloader
+from mediator_desktop.raft.discovery import Discovery
+from mediator_desktop.raft.pairing import PairingServer, redeem
 from mediator_desktop.raft.store import RaftStore
 from mediator_desktop.sources import registry
 from mediator_desktop.sources.transport import CurlTransport
@@ -81,6 +89,8 @@ class Node:
         self.transport = CurlTransport()
         self.downloader = Downloader(self.sources, self.transport, processes=min(2, os.cpu_count() or 1))
         self.identity: Identity | None = None
+        self.pairing: PairingServer | None = None
+        self.discovery: Discovery | None = None
         self.store: RaftStore | None = None
         self._service: Service | None = None
 
@@ -101,6 +111,25 @@ class Node:
             self.settings.save(self._settings_path)
         self.identity = Identity.load_or_create(self.data_dir, self.settings.display_name)
         peers = list(self.settings.peers)
+        self._start_store(ready_timeout)
+        host = self.settings.raft_address.rpartition(":")[0]
+        secret = cluster_secret(self.data_dir)
+        self.pairing = PairingServer(
+            host, secret, version=__version__, add_member=self._add_member, members=self._member_addresses
+        )
+        if self.settings.discovery:
+            self._start_discovery(secret)
+        log.info(
+            "node %s started (%s); data in %s",
+            self.settings.raft_address,
+            "one-node cluster" if not peers else f"{len(peers) + 1} members",
+            self.data_dir,
+        )
+        return self
+
+    def _start_store(self, ready_timeout: float) -> None:
+        assert self.identity is not None
+        peers = list(self.settings.peers)
         self.store = RaftStore(
             self.settings.raft_address,
             peers,
@@ -111,22 +140,160 @@ class Node:
         )
         try:
             self.store.wait_ready(ready_timeout)
-            self._service = Service(self.store, self.identity, downloader=self.downloader)
+            if self._service is None:
+                self._service = Service(self.store, self.identity, downloader=self.downloader, cluster=self)
+            else:  # after a join or a leave: the same facade, a new store
+                self._service.store = self.store
             self._service.register()
         except BaseException:
             self.store.close()
             raise
-        log.info(
-            "node %s started (%s); data in %s",
-            self.settings.raft_address,
-            "one-node cluster" if not peers else f"{len(peers) + 1} members",
-            self.data_dir,
-        )
-        return self
+
+    def _start_discovery(self, secret: str) -> None:
+        assert self.identity is not None and self.pairing is not None
+        self.discovery = Discovery(
+            node_id=self.identity.key_id[:16] + self.settings.raft_address.rpartition(":")[2],
+            name=self.settings.display_name,
+            raft_address=self.settings.raft_address,
+            cluster_id=cluster_id_of(secret),
+            version=__version__,
+            members=lambda: set(self._member_addresses()),
+            pairing_port=self.pairing.port,
+            events=self.events,
+        ).start()
+
+    # -- the cluster (the service facade reaches these as ``service.cluster``) -----------------
+    def status(self) -> ClusterStatus:
+        """Members and their health, from Raft (not from discovery)."""
+        if self.store is None:
+            raise RuntimeError("the node is not started")
+        return self.store.status()
+
+    def peers(self) -> list[Peer]:
+        """Machines seen on the network, marked member / not member / other cluster."""
+        return self.discovery.peers() if self.discovery is not None else []
+
+    def create_join_code(self, ttl: float = 600.0) -> str:
+        """A single-use code (valid ``ttl`` seconds) that lets one machine join this cluster."""
+        if self.pairing is None:
+            raise RuntimeError("the node is not started")
+        return self.pairing.create_code(ttl).text()
+
+    def _member_addresses(self) -> list[str]:
+        if self.store is None:
+            return []
+        return [m.address for m in self.store.status().members]
+
+    def _add_member(self, address: str) -> None:
+        """Called on a pairing thread."""
+        assert self.store is not None
+        if address in self._member_addresses():
+            return
+        self.store.set_election_timeout(CLUSTER_TIMEOUTS)
+        self.store.begin_add_member(address)
+
+    def join(self, code: str, *, ready_timeout: float = 30.0) -> None:
+        """Join the cluster of the member that made ``code``.
+
+        This node's own store is replaced by the cluster's, so a node that holds replica sets of
+        its own is refused (start from a fresh data folder, or share those sets first).
+        """
+        if self.store is None or self.identity is None:
+            raise RuntimeError("start the node before joining")
+        parsed = JoinCode.parse(code)
+        own = [s for s in self.store.state.sets.values()]
+        if own:
+            raise PairingError(
+                f"this node holds {len(own)} replica sets of its own and joining replaces its store; "
+                "join from a fresh data folder (MEDIATOR_HOME) or leave those sets first"
+            )
+        if self.settings.raft_address.startswith("127.") and not parsed.host.startswith("127."):
+            raise PairingError(
+                f"this node listens on {self.settings.raft_address}, which {parsed.host} cannot reach; "
+                "set its cluster address to this machine's network address first"
+            )
+        self._restart_store(lambda: self._redeem(parsed), ready_timeout)
+        self.events.emit("cluster_joined", members=list(self.settings.peers))
+
+    def _redeem(self, code: JoinCode) -> None:
+        grant = redeem(code, self.settings.raft_address, name=self.settings.display_name, version=__version__)
+        account = f"cluster-secret:{self.data_dir.resolve()}"
+        write_secret(account, self.data_dir / SECRET_FILE, grant.secret, replace=True)
+        peers = tuple(m for m in grant.members if m != self.settings.raft_address)
+        self.settings = replace(self.settings, peers=peers)
+        self.settings.save(self._settings_path)
+        shutil.rmtree(self.data_dir / "raft", ignore_errors=True)  # the cluster's log replaces ours
+
+    def leave(self, *, ready_timeout: float = 30.0) -> None:
+        """Leave the cluster and go on alone, with a new secret and an empty store."""
+        if self.store is None:
+            raise RuntimeError("the node is not started")
+        if self.settings.peers:
+            self.store.leave()
+
+        def alone() -> None:
+            account = f"cluster-secret:{self.data_dir.resolve()}"
+            write_secret(account, self.data_dir / SECRET_FILE, secrets.token_urlsafe(32), replace=True)
+            self.settings = replace(self.settings, peers=())
+            self.settings.save(self._settings_path)
+            shutil.rmtree(self.data_dir / "raft", ignore_errors=True)
+
+        self._restart_store(alone, ready_timeout)
+        self.events.emit("cluster_left")
+
+    def remove_member(self, address: str) -> None:
+        """Remove a (dead) member, unless the rest could then not make progress."""
+        status = self.status()
+        members = {m.address: m for m in status.members}
+        if address not in members:
+            raise NotFound(f"{address} is not a member of this cluster")
+        rest = [m for a, m in members.items() if a != address]
+        alive = sum(1 for m in rest if m.connected)
+        if alive < len(rest) // 2 + 1:
+            raise PermissionDenied(
+                f"removing {address} would leave {alive} of {len(rest)} members reachable, too few to agree "
+                "on anything; bring members back first"
+            )
+        assert self.store is not None
+        self.store.remove_member(address)
+        if address in self.settings.peers:
+            self.settings = replace(
+                self.settings, peers=tuple(p for p in self.settings.peers if p != address)
+            )
+            self.settings.save(self._settings_path)
+
+    def _restart_store(self, change: Callable[[], None], ready_timeout: float) -> None:
+        """Stop Raft, apply ``change`` (new secret, peers...), start Raft again."""
+        assert self.store is not None
+        if self.discovery is not None:
+            self.discovery.close()
+            self.discovery = None
+        if self.pairing is not None:
+            self.pairing.close()
+            self.pairing = None
+        self.store.close()
+        self.store = None
+        try:
+            change()
+        finally:
+            self._start_store(ready_timeout)
+            secret = cluster_secret(self.data_dir)
+            host = self.settings.raft_address.rpartition(":")[0]
+            self.pairing = PairingServer(
+                host, secret, version=__version__, add_member=self._add_member, members=self._member_addresses
+            )
+            if self.settings.discovery:
+                self._start_discovery(secret)
 
     def stop(self) -> None:
         self.transport.close()
         self.downloader.close()
+        if self.discovery is not None:
+            self.discovery.close()
+            self.discovery = None
+        if self.pairing is not None:
+            self.pairing.close()
+            self.pairing = None
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -53,3 +53,7 @@ class InsufficientSpace(MediatorError):
 
 class DownloadBusy(MediatorError):
     """Another download is already writing into the same folder."""
+
+
+class PairingError(MediatorError):
+    """A join failed: a wrong, expired or used code, another protocol version, or no answer."""

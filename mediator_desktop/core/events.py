@@ -17,7 +17,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 #: Kinds of events: set_changed, set_deleted, version_committed, manifest_committed, published,
-#: drift_recorded, user_registered, member_joined, member_left, leader_changed.
+#: drift_recorded, user_registered, member_joined, member_left, member_connected,
+#: member_disconnected, leader_changed, peer_seen, peer_lost, cluster_joined, cluster_left.
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,12 @@ def read_secret(account: str, fallback: Path) -> str | None:
     return text
 
 
-def write_secret(account: str, fallback: Path, value: str) -> None:
-    """Store a new secret in the keyring or, without one, in ``fallback`` (0600, never overwritten)."""
+def write_secret(account: str, fallback: Path, value: str, *, replace: bool = False) -> None:
+    """Store a new secret in the keyring or, without one, in ``fallback`` (0600).
+
+    A fallback file is never overwritten unless ``replace`` (a cluster secret after a join or a
+    leave); then it is swapped atomically, so a crash leaves the old secret or the new one.
+    """
     try:
         keyring.set_password(KEYRING_SERVICE, account, value)
         return
@@ -51,6 +55,13 @@ def write_secret(account: str, fallback: Path, value: str) -> None:
         "no OS keyring available: %s is kept in %s (readable only by you)", account.split(":")[0], fallback
     )
     fallback.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(fallback, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    target = fallback.with_name(fallback.name + ".new") if replace else fallback
+    if replace:
+        target.unlink(missing_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    if replace:
+        os.replace(target, fallback)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from mediator_desktop.core.cluster import ClusterControl
 from mediator_desktop.core.commands import SeqClock, seal
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.errors import NotFound
@@ -38,10 +39,13 @@ class Service:
         *,
         timeout: float = 10.0,
         downloader: Downloader | None = None,
+        cluster: ClusterControl | None = None,
     ) -> None:
         self.store = store
         self.identity = identity
         self.downloader = downloader
+        #: Peers, members, join codes, leave and remove (None: a service without a node around it).
+        self.cluster = cluster
         self.timeout = timeout
         self._seq = SeqClock()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()

@@ -87,6 +87,12 @@ class Settings:
             "base_url or folder. Passwords and tokens live in the OS keyring, never here.",
         ),
     )
+    discovery: bool = field(
+        default_factory=lambda: os.environ.get("MEDIATOR_DISCOVERY", "on") != "off",
+        metadata=_describe(
+            "Discovery", "Advertise this node on the local network (mDNS) and list the machines seen."
+        ),
+    )
     update_check_minutes: int = field(
         default=360,
         metadata=_describe(

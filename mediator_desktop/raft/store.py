@@ -339,15 +339,55 @@ class RaftStore:
         )
 
     # -- membership ----------------------------------------------------------------------------
+    def set_election_timeout(self, timeout: tuple[float, float]) -> None:
+        """Change the election timeouts at run time (a lone node that gained peers needs longer ones)."""
+        conf = self._sync.conf
+        conf.raftMinTimeout, conf.raftMaxTimeout = timeout
+        conf.appendEntriesPeriod = min(0.1, timeout[0] / 4)
+        conf.leaderFallbackTimeout = max(3 * timeout[1], 3.0)
+
     def add_member(self, address: str, timeout: float = 10.0) -> None:
         self._membership(self._sync.addNodeToCluster, address, timeout)
         self.events.emit("member_joined", address=address)
+
+    def begin_add_member(self, address: str) -> None:
+        """Start adding a member without waiting: the change commits only once the newcomer runs
+        and answers (in a cluster of one, the new majority is both), so a pairing member hands
+        the newcomer what it needs first. ``member_joined`` follows when the change commits."""
+
+        def callback(result: Any, error: int) -> None:
+            """Called on the raft thread."""
+            if error == FAIL_REASON.SUCCESS:
+                self.events.emit("member_joined", address=address)
+            else:
+                log.warning("adding %s to the cluster failed (pysyncobj error %s)", address, error)
+
+        self._sync.addNodeToCluster(address, callback=callback)
 
     def remove_member(self, address: str, timeout: float = 10.0) -> None:
         self._membership(self._sync.removeNodeFromCluster, address, timeout)
         self.events.emit("member_left", address=address)
 
-    def _membership(self, change: Callable[..., None], address: str, timeout: float) -> None:
+    def leave(self, timeout: float = 10.0) -> None:
+        """Ask the cluster to remove this node. Once removed, it hears no more from the leader, so
+        pysyncobj reports "leader changed" rather than success; both mean the change went through."""
+        try:
+            self._membership(
+                self._sync.removeNodeFromCluster,
+                self.self_address,
+                timeout,
+                accept=(FAIL_REASON.SUCCESS, FAIL_REASON.LEADER_CHANGED),
+            )
+        finally:
+            self.events.emit("member_left", address=self.self_address)
+
+    def _membership(
+        self,
+        change: Callable[..., None],
+        address: str,
+        timeout: float,
+        accept: tuple[int, ...] = (FAIL_REASON.SUCCESS,),
+    ) -> None:
         done = threading.Event()
         outcome: list[int] = []
 
@@ -358,7 +398,7 @@ class RaftStore:
         change(address, callback=callback)
         if not done.wait(timeout):
             raise ClusterUnavailable(f"changing membership ({address}) got no answer in {timeout:.0f} s")
-        if outcome[0] != FAIL_REASON.SUCCESS:
+        if outcome[0] not in accept:
             raise ClusterUnavailable(
                 f"the cluster refused the membership change for {address} (error {outcome[0]})"
             )
