@@ -1,0 +1,124 @@
+"""A whole node (discovery, pairing, Raft) in its own process, driven over a Unix socket.
+
+Run inside a network namespace: ``ip netns exec NS python -m tests.helpers.cluster_node HOME ADDRESS
+SOCKET``. The file system is shared across namespaces, so the test talks to it through SOCKET.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import asdict
+from multiprocessing.connection import Client, Listener
+from pathlib import Path
+from typing import Any
+
+from mediator_desktop.core.errors import MediatorError
+from mediator_desktop.core.replica import Visibility
+from mediator_desktop.core.selection import Selection
+from mediator_desktop.core.settings import Settings
+from mediator_desktop.node import Node
+from tests.helpers.proc import stop_process
+
+AUTHKEY = b"mediator-test-cluster"
+
+
+def serve(home: Path, address: str, socket_path: str) -> None:
+    settings = Settings(
+        data_dir=home / "data",
+        download_dir=home / "downloads",
+        display_name=home.name,
+        raft_address=address,
+        discovery=True,
+        sources=(),
+    )
+    node = Node(settings, settings_path=home / "settings.json").start(ready_timeout=30)
+    listener = Listener(socket_path, family="AF_UNIX", authkey=AUTHKEY)
+    try:
+        with listener.accept() as conn:
+            while True:
+                try:
+                    name, args = conn.recv()
+                except EOFError:
+                    return
+                if name == "stop":
+                    conn.send(("ok", None))
+                    return
+                try:
+                    conn.send(("ok", _call(node, name, args)))
+                except MediatorError as exc:
+                    conn.send(("err", f"{exc.__class__.__name__}: {exc}"))
+    finally:
+        listener.close()
+        node.stop()
+
+
+def _call(node: Node, name: str, args: list[Any]) -> Any:
+    service = node.service
+    if name == "join_code":
+        return node.create_join_code(*args)
+    if name == "join":
+        started = time.monotonic()
+        node.join(args[0])
+        return time.monotonic() - started
+    if name == "create_set":
+        set_id = service.create_set(args[0], visibility=Visibility.CLUSTER)
+        service.commit(set_id, Selection(), message="first")
+        return set_id
+    if name == "commit":
+        return service.commit(args[0], Selection(), message=args[1])
+    if name == "versions":
+        return {s: len(v) for s, v in service.store.state.versions.items()}
+    if name == "status":
+        return asdict(node.status())
+    if name == "peers":
+        return [asdict(p) for p in node.peers()]
+    if name == "timeout":
+        service.timeout = float(args[0])
+        return None
+    raise ValueError(f"unknown call {name}")
+
+
+class RemoteNode:
+    """The test's handle on a node process."""
+
+    def __init__(self, prefix: list[str], home: Path, address: str, socket_path: Path, cwd: Path) -> None:
+        import subprocess
+
+        self.address = address
+        self.proc = subprocess.Popen(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "tests.helpers.cluster_node",
+                str(home),
+                address,
+                str(socket_path),
+            ],
+            cwd=cwd,
+        )
+        deadline = time.monotonic() + 60
+        while not socket_path.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                stop_process(self.proc, 5)
+                raise RuntimeError(f"the node at {address} did not start")
+            time.sleep(0.05)
+        self.conn = Client(str(socket_path), family="AF_UNIX", authkey=AUTHKEY)
+
+    def call(self, name: str, *args: Any) -> Any:
+        self.conn.send((name, list(args)))
+        kind, value = self.conn.recv()
+        if kind == "err":
+            raise MediatorError(value)
+        return value
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self.call("stop")
+        stop_process(self.proc, 20)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3])
