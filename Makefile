@@ -3,9 +3,10 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: Qt's X11/Wayland plugins for the app; a real DICOMweb server (Orthanc) for the tests.
+# Debian packages: Qt's X11/Wayland plugins for the app; for the tests a real DICOMweb server
+# (Orthanc) and iproute2 (network namespaces: several "hosts" on one machine).
 RUN_DEBS := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libwayland-cursor0
-TEST_DEBS := orthanc orthanc-dicomweb
+TEST_DEBS := orthanc orthanc-dicomweb iproute2
 # nginx plays a static S3 endpoint and curl is a peer in the transfer benchmark.
 BENCH_DEBS := nginx-light curl
 
