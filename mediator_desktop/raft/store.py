@@ -368,9 +368,13 @@ class RaftStore:
         self._membership(self._sync.removeNodeFromCluster, address, timeout)
         self.events.emit("member_left", address=address)
 
-    def leave(self, timeout: float = 10.0) -> None:
-        """Ask the cluster to remove this node. Once removed, it hears no more from the leader, so
-        pysyncobj reports "leader changed" rather than success; both mean the change went through."""
+    def leave(self, timeout: float = 5.0) -> bool:
+        """Ask the cluster to remove this node; True when the cluster confirmed it.
+
+        The leader drops a removed node at once, so the answer often never comes back (pysyncobj
+        then says "leader changed", or nothing): without it, the removal most likely went through;
+        if this machine still shows as a member elsewhere, remove it there (``remove_member``).
+        """
         try:
             self._membership(
                 self._sync.removeNodeFromCluster,
@@ -378,8 +382,12 @@ class RaftStore:
                 timeout,
                 accept=(FAIL_REASON.SUCCESS, FAIL_REASON.LEADER_CHANGED),
             )
-        finally:
-            self.events.emit("member_left", address=self.self_address)
+            confirmed = True
+        except ClusterUnavailable as exc:
+            log.warning("leaving: %s; the cluster may still list this node", exc)
+            confirmed = False
+        self.events.emit("member_left", address=self.self_address, confirmed=confirmed)
+        return confirmed
 
     def _membership(
         self,
