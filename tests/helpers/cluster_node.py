@@ -100,12 +100,15 @@ class RemoteNode:
             cwd=cwd,
         )
         deadline = time.monotonic() + 60
-        while not socket_path.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                stop_process(self.proc, 5)
-                raise RuntimeError(f"the node at {address} did not start")
-            time.sleep(0.05)
-        self.conn = Client(str(socket_path), family="AF_UNIX", authkey=AUTHKEY)
+        while True:  # the socket file appears at bind, a moment before the listener accepts
+            try:
+                self.conn = Client(str(socket_path), family="AF_UNIX", authkey=AUTHKEY)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    stop_process(self.proc, 5)
+                    raise RuntimeError(f"the node at {address} did not start") from None
+                time.sleep(0.05)
 
     def call(self, name: str, *args: Any) -> Any:
         self.conn.send((name, list(args)))
