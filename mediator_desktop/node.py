@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mediator_desktop import __version__
 from mediator_desktop.core.cluster import JoinCode, Peer, cluster_id_of
-from mediator_desktop.core.errors import NotFound, PairingError, PermissionDenied
+from mediator_desktop.core.errors import MediatorError, NotFound, PairingError, PermissionDenied
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.keystore import read_secret, write_secret
@@ -111,14 +111,7 @@ class Node:
             self.settings.save(self._settings_path)
         self.identity = Identity.load_or_create(self.data_dir, self.settings.display_name)
         peers = list(self.settings.peers)
-        self._start_store(ready_timeout)
-        host = self.settings.raft_address.rpartition(":")[0]
-        secret = cluster_secret(self.data_dir)
-        self.pairing = PairingServer(
-            host, secret, version=__version__, add_member=self._add_member, members=self._member_addresses
-        )
-        if self.settings.discovery:
-            self._start_discovery(secret)
+        self._start_cluster(ready_timeout)
         log.info(
             "node %s started (%s); data in %s",
             self.settings.raft_address,
@@ -127,7 +120,7 @@ class Node:
         )
         return self
 
-    def _start_store(self, ready_timeout: float) -> None:
+    def _start_store(self, ready_timeout: float, before_ready: Callable[[], None] | None = None) -> None:
         assert self.identity is not None
         peers = list(self.settings.peers)
         self.store = RaftStore(
@@ -139,6 +132,8 @@ class Node:
             election_timeout=CLUSTER_TIMEOUTS if peers else LONE_TIMEOUTS,
         )
         try:
+            if before_ready is not None:
+                before_ready()
             self.store.wait_ready(ready_timeout)
             if self._service is None:
                 self._service = Service(self.store, self.identity, downloader=self.downloader, cluster=self)
@@ -190,7 +185,7 @@ class Node:
         if address in self._member_addresses():
             return
         self.store.set_election_timeout(CLUSTER_TIMEOUTS)
-        self.store.begin_add_member(address)
+        self.store.add_member(address, timeout=20.0)
 
     def join(self, code: str, *, ready_timeout: float = 30.0) -> None:
         """Join the cluster of the member that made ``code``.
@@ -212,17 +207,39 @@ class Node:
                 f"this node listens on {self.settings.raft_address}, which {parsed.host} cannot reach; "
                 "set its cluster address to this machine's network address first"
             )
-        self._restart_store(lambda: self._redeem(parsed), ready_timeout)
+        session = redeem(
+            parsed, self.settings.raft_address, name=self.settings.display_name, version=__version__
+        )
+        old_secret, old_peers = cluster_secret(self.data_dir), self.settings.peers
+        self._stop_cluster()
+        try:
+            self._adopt(
+                session.grant.secret,
+                tuple(m for m in session.grant.members if m != self.settings.raft_address),
+            )
+            # Raft runs with the secret before the member adds us: the change needs us to answer.
+            self._start_store(ready_timeout, before_ready=session.started)
+        except BaseException as exc:
+            session.close()
+            log.warning("joining failed (%s); going on alone", exc)
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            self._adopt(old_secret, old_peers)
+            self._start_cluster(ready_timeout)
+            if isinstance(exc, MediatorError):
+                raise PairingError(f"joining failed: {exc}; this node goes on as before") from None
+            raise
+        self._start_services()
         self.events.emit("cluster_joined", members=list(self.settings.peers))
 
-    def _redeem(self, code: JoinCode) -> None:
-        grant = redeem(code, self.settings.raft_address, name=self.settings.display_name, version=__version__)
+    def _adopt(self, secret: str, peers: tuple[str, ...]) -> None:
+        """Take a cluster's secret and members; the node's own log gives way to the cluster's."""
         account = f"cluster-secret:{self.data_dir.resolve()}"
-        write_secret(account, self.data_dir / SECRET_FILE, grant.secret, replace=True)
-        peers = tuple(m for m in grant.members if m != self.settings.raft_address)
+        write_secret(account, self.data_dir / SECRET_FILE, secret, replace=True)
         self.settings = replace(self.settings, peers=peers)
         self.settings.save(self._settings_path)
-        shutil.rmtree(self.data_dir / "raft", ignore_errors=True)  # the cluster's log replaces ours
+        shutil.rmtree(self.data_dir / "raft", ignore_errors=True)
 
     def leave(self, *, ready_timeout: float = 30.0) -> None:
         """Leave the cluster and go on alone, with a new secret and an empty store."""
@@ -231,14 +248,9 @@ class Node:
         if self.settings.peers:
             self.store.leave()
 
-        def alone() -> None:
-            account = f"cluster-secret:{self.data_dir.resolve()}"
-            write_secret(account, self.data_dir / SECRET_FILE, secrets.token_urlsafe(32), replace=True)
-            self.settings = replace(self.settings, peers=())
-            self.settings.save(self._settings_path)
-            shutil.rmtree(self.data_dir / "raft", ignore_errors=True)
-
-        self._restart_store(alone, ready_timeout)
+        self._stop_cluster()
+        self._adopt(secrets.token_urlsafe(32), ())
+        self._start_cluster(ready_timeout)
         self.events.emit("cluster_left")
 
     def remove_member(self, address: str) -> None:
@@ -262,28 +274,31 @@ class Node:
             )
             self.settings.save(self._settings_path)
 
-    def _restart_store(self, change: Callable[[], None], ready_timeout: float) -> None:
-        """Stop Raft, apply ``change`` (new secret, peers...), start Raft again."""
-        assert self.store is not None
+    def _stop_cluster(self) -> None:
+        """Stop discovery, pairing and Raft (before a join or a leave)."""
         if self.discovery is not None:
             self.discovery.close()
             self.discovery = None
         if self.pairing is not None:
             self.pairing.close()
             self.pairing = None
-        self.store.close()
-        self.store = None
-        try:
-            change()
-        finally:
-            self._start_store(ready_timeout)
-            secret = cluster_secret(self.data_dir)
-            host = self.settings.raft_address.rpartition(":")[0]
-            self.pairing = PairingServer(
-                host, secret, version=__version__, add_member=self._add_member, members=self._member_addresses
-            )
-            if self.settings.discovery:
-                self._start_discovery(secret)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def _start_cluster(self, ready_timeout: float) -> None:
+        self._start_store(ready_timeout)
+        self._start_services()
+
+    def _start_services(self) -> None:
+        """Pairing and discovery, with the secret now in force."""
+        secret = cluster_secret(self.data_dir)
+        host = self.settings.raft_address.rpartition(":")[0]
+        self.pairing = PairingServer(
+            host, secret, version=__version__, add_member=self._add_member, members=self._member_addresses
+        )
+        if self.settings.discovery:
+            self._start_discovery(secret)
 
     def stop(self) -> None:
         self.transport.close()

@@ -263,12 +263,16 @@ class TransferState:
                     )
             old = [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
             self._db.execute("begin")
-            self._db.execute("delete from files where key = ?", (key,))
-            self._db.executemany("insert into files (path, key) values (?, ?)", [(p, key) for p in files])
-            self._db.execute(
-                "insert or replace into leaves values (?, ?, ?, 'placing', ?, ?)",
-                (key, fingerprint, folder, size, time.time()),
-            )
+            try:
+                self._db.execute("delete from files where key = ?", (key,))
+                self._db.executemany("insert into files (path, key) values (?, ?)", [(p, key) for p in files])
+                self._db.execute(
+                    "insert or replace into leaves values (?, ?, ?, 'placing', ?, ?)",
+                    (key, fingerprint, folder, size, time.time()),
+                )
+            except BaseException:
+                self._db.execute("rollback")
+                raise
             self._db.execute("commit")
         keep = set(files)
         return [p for p in old if p not in keep]
@@ -648,13 +652,21 @@ class _Run:
                 f"the layout puts {leaf.path[-1]} inside {STATE_DIR}; choose another layout"
             )
         relative = [f"{folder}/{f.name}" for f in files]
+        if len(set(relative)) != len(relative):
+            raise IntegrityError(
+                f"the archive gave two files of {leaf.path[-1]} the same name; cannot keep both"
+            )
         size = sum(f.stat().st_size for f in files)
-        stale = self.state.claim(leaf.key, fingerprint, folder, relative, size)
+        # The files of the version being replaced go first: once the claim is recorded they are no
+        # longer listed, and a crash between the two must not leave them behind untracked.
+        keep = set(relative)
+        for rel in self.state.files_of(leaf.key):
+            if rel not in keep:
+                _remove_file(self.destination, rel)
+        self.state.claim(leaf.key, fingerprint, folder, relative, size)
         folder_path.mkdir(parents=True, exist_ok=True)
         for f, rel in zip(files, relative, strict=True):
             os.replace(f, self.destination / rel)
-        for rel in stale:
-            _remove_file(self.destination, rel)
         self.state.done(leaf.key)
         return size
 

@@ -16,6 +16,8 @@ costs the guesser one of five tries a minute (per address, and thirty a minute i
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -45,6 +47,8 @@ MAX_LINE = 16 * 1024
 PER_ADDRESS_FAILURES = 5
 ALL_FAILURES = 30
 WINDOW = 60.0
+#: How long a member waits for a newcomer to start with the secret before giving up on it.
+STARTUP_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,23 @@ class Grant:
     cluster_id: str
 
 
+@functools.lru_cache(maxsize=16)
+def _stretch(token: bytes, nonces: bytes) -> bytes:
+    """64 bytes from the token, memory-hard (scrypt, ~32 MB): someone who records an exchange
+    cannot try the 2^48 tokens offline in any useful time, and online guesses are rate-limited."""
+    return hashlib.scrypt(
+        token, salt=b"mediator-join-v1" + nonces, n=2**15, r=8, p=1, maxmem=64 << 20, dklen=64
+    )
+
+
 def _key(token: bytes, nonces: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=nonces, info=b"mediator-join-v1").derive(token)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=nonces, info=b"mediator-join-v1").derive(
+        _stretch(token, nonces)[32:]
+    )
 
 
 def _proof(token: bytes, side: bytes, nonces: bytes) -> str:
-    return hmac.new(token, side + nonces, hashlib.sha256).hexdigest()
+    return hmac.new(_stretch(token, nonces)[:32], side + nonces, hashlib.sha256).hexdigest()
 
 
 class PairingServer:
@@ -155,17 +170,15 @@ class PairingServer:
             send({"protocol": self.protocol, "version": self.version, "nonce": server_nonce})
             nonces = bytes.fromhex(client_nonce) + bytes.fromhex(server_nonce)
             proof = _read(conn.rfile).get("proof")
+            if self._blocked(client):  # guesses sent in parallel count too
+                send({"error": "too many wrong join codes from this machine; wait a minute and try again"})
+                return
             token = self._redeem(proof if isinstance(proof, str) else "", nonces)
             if token is None:
                 self._failed(client)
                 send(
                     {"error": "this join code is wrong, expired or used already; ask a member for a new one"}
                 )
-                return
-            try:
-                self._add_member(address)
-            except MediatorError as exc:
-                send({"error": f"the cluster could not add {address} now ({exc}); ask for a new code"})
                 return
             grant = {
                 "secret": self._secret,
@@ -182,6 +195,19 @@ class PairingServer:
                     "sealed": sealed.hex(),
                 }
             )
+            # Phase two: add the newcomer only once it runs with the secret, so the membership
+            # change can commit (in a one-node cluster the new majority is both nodes) and a
+            # newcomer that fails to start never leaves the cluster waiting for it.
+            conn.connection.settimeout(STARTUP_WAIT)
+            started = _read(conn.rfile)
+            if started.get("started") is not True:
+                return
+            try:
+                self._add_member(address)
+            except MediatorError as exc:
+                send({"error": f"the cluster could not add {address} ({exc}); ask for a new code"})
+                return
+            send({"added": True})
             log.info("%s joined the cluster with a join code", address)
         except (OSError, ValueError, json.JSONDecodeError):
             log.debug("a pairing connection from %s broke off", client)
@@ -223,6 +249,36 @@ def _read(stream: Any) -> dict[str, Any]:
     return message
 
 
+class Redemption:
+    """A join in progress: the grant is in hand; ``started()`` asks the member to add this node
+    (call it once Raft runs with the granted secret); ``close()`` abandons the join."""
+
+    def __init__(self, sock: socket.socket, stream: Any, grant: Grant, where: str) -> None:
+        self._sock = sock
+        self._stream = stream
+        self.grant = grant
+        self._where = where
+
+    def started(self, timeout: float = 30.0) -> None:
+        try:
+            self._sock.settimeout(timeout)
+            _write(self._stream, {"started": True})
+            answer = _read(self._stream)
+        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            raise PairingError(
+                f"{self._where} did not confirm adding this node ({exc.__class__.__name__}); try again "
+                "with a new code"
+            ) from None
+        finally:
+            self.close()
+        if "error" in answer:
+            raise PairingError(str(answer["error"]))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
 def redeem(
     code: JoinCode,
     address: str,
@@ -231,47 +287,57 @@ def redeem(
     version: str,
     protocol: int = PROTOCOL,
     timeout: float = 15.0,
-) -> Grant:
-    """Ask the member that made ``code`` to let the node at ``address`` in. Raises ``PairingError``."""
+) -> Redemption:
+    """Ask the member that made ``code`` for the cluster's secret and members. Raises ``PairingError``.
+
+    The member adds this node only after ``Redemption.started()``.
+    """
     if code.expired():
         when = time.strftime("%H:%M", time.localtime(code.expires))
         raise PairingError(f"this join code expired at {when}; ask a member for a new one")
     client_nonce = secrets.token_bytes(16)
+    where = f"the member at {code.host}:{code.port}"
+    sock: socket.socket | None = None
     try:
-        with socket.create_connection((code.host, code.port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            stream = sock.makefile("rwb")
-            hello = {"protocol": protocol, "version": version, "address": address, "name": name}
-            _write(stream, {**hello, "nonce": client_nonce.hex()})
-            answer = _read(stream)
-            if "error" in answer:
-                raise PairingError(str(answer["error"]))
-            nonces = client_nonce + bytes.fromhex(str(answer.get("nonce", "")))
-            _write(stream, {"proof": _proof(code.token, b"client", nonces)})
-            final = _read(stream)
-    except PairingError:
+        sock = socket.create_connection((code.host, code.port), timeout=timeout)
+        sock.settimeout(timeout)
+        stream = sock.makefile("rwb")
+        hello = {"protocol": protocol, "version": version, "address": address, "name": name}
+        _write(stream, {**hello, "nonce": client_nonce.hex()})
+        answer = _read(stream)
+        if "error" in answer:
+            raise PairingError(str(answer["error"]))
+        nonces = client_nonce + bytes.fromhex(str(answer.get("nonce", "")))
+        _write(stream, {"proof": _proof(code.token, b"client", nonces)})
+        final = _read(stream)
+        if "error" in final:
+            raise PairingError(str(final["error"]))
+        if not hmac.compare_digest(str(final.get("proof", "")), _proof(code.token, b"server", nonces)):
+            raise PairingError("the machine that answered does not hold this join code; refused")
+        try:
+            plain = AESGCM(_key(code.token, nonces)).decrypt(
+                bytes.fromhex(str(final["iv"])), bytes.fromhex(str(final["sealed"])), None
+            )
+            data = json.loads(plain)
+            grant = Grant(str(data["secret"]), [str(m) for m in data["members"]], str(data["cluster_id"]))
+        except (KeyError, ValueError, TypeError, InvalidTag) as exc:
+            raise PairingError(
+                f"the member's answer is damaged ({exc.__class__.__name__}); try again"
+            ) from None
+        return Redemption(sock, stream, grant, where)
+    except BaseException as exc:
+        if sock is not None:
+            sock.close()
+        if isinstance(exc, PairingError):
+            raise
+        if isinstance(exc, TimeoutError):
+            raise PairingError(f"{where} did not answer in time; is it running and reachable?") from None
+        if isinstance(exc, (OSError, ValueError, json.JSONDecodeError)):
+            raise PairingError(
+                f"cannot pair with {code.host}:{code.port} ({exc.__class__.__name__}); check that the "
+                "member is running and that this machine can reach it"
+            ) from None
         raise
-    except TimeoutError:
-        raise PairingError(
-            f"the member at {code.host}:{code.port} did not answer in time; is it running and reachable?"
-        ) from None
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise PairingError(
-            f"cannot pair with {code.host}:{code.port} ({exc.__class__.__name__}); check that the member "
-            "is running and that this machine can reach it"
-        ) from None
-    if "error" in final:
-        raise PairingError(str(final["error"]))
-    if not hmac.compare_digest(str(final.get("proof", "")), _proof(code.token, b"server", nonces)):
-        raise PairingError("the machine that answered does not hold this join code; refused")
-    try:
-        plain = AESGCM(_key(code.token, nonces)).decrypt(
-            bytes.fromhex(str(final["iv"])), bytes.fromhex(str(final["sealed"])), None
-        )
-        grant = json.loads(plain)
-        return Grant(str(grant["secret"]), [str(m) for m in grant["members"]], str(grant["cluster_id"]))
-    except (KeyError, ValueError, TypeError, InvalidTag) as exc:
-        raise PairingError(f"the member's answer is damaged ({exc.__class__.__name__}); try again") from None
 
 
 def _write(stream: Any, message: dict[str, Any]) -> None:

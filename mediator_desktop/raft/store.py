@@ -350,20 +350,6 @@ class RaftStore:
         self._membership(self._sync.addNodeToCluster, address, timeout)
         self.events.emit("member_joined", address=address)
 
-    def begin_add_member(self, address: str) -> None:
-        """Start adding a member without waiting: the change commits only once the newcomer runs
-        and answers (in a cluster of one, the new majority is both), so a pairing member hands
-        the newcomer what it needs first. ``member_joined`` follows when the change commits."""
-
-        def callback(result: Any, error: int) -> None:
-            """Called on the raft thread."""
-            if error == FAIL_REASON.SUCCESS:
-                self.events.emit("member_joined", address=address)
-            else:
-                log.warning("adding %s to the cluster failed (pysyncobj error %s)", address, error)
-
-        self._sync.addNodeToCluster(address, callback=callback)
-
     def remove_member(self, address: str, timeout: float = 10.0) -> None:
         self._membership(self._sync.removeNodeFromCluster, address, timeout)
         self.events.emit("member_left", address=address)

@@ -258,6 +258,10 @@ class DicomWebSource:
             raise IntegrityError(
                 f"{self.title} did not answer series {series} with multipart DICOM; try again"
             )
+        if not body.rstrip(b"\r\n").endswith(first + b"--"):  # no closing boundary: cut short
+            raise IntegrityError(
+                f"{self.title} sent series {series} cut short (no closing boundary); try again"
+            )
         uids, files = [], []
         for data in parts:
             try:

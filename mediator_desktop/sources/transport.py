@@ -57,6 +57,7 @@ class _Job:
         "part",
         "paused",
         "received",
+        "reported",
         "status",
         "target",
     )  # fmt: skip
@@ -78,6 +79,7 @@ class _Job:
         self.future: Future[Path] = Future()
         self.attempt = 0
         self.is_file = file.url.startswith("file:")
+        self.reported = 0  # bytes of this file counted in the progress, across attempts
         self.reset()
 
     def reset(self) -> None:
@@ -96,6 +98,12 @@ class _Job:
     @property
     def what(self) -> str:
         return f"{self.file.name} ({urlsplit(self.file.url).netloc or 'local file'})"
+
+    def report_total(self, total: int) -> None:
+        """Make the progress count ``total`` bytes for this file (no double counting on retries)."""
+        if total != self.reported:
+            self.on_bytes(total - self.reported)
+            self.reported = total
 
     def header(self, line: bytes) -> None:
         """Called on the transport thread."""
@@ -118,10 +126,10 @@ class _Job:
             return None
         if self.first_write:
             self.first_write = False
-            if status == 200 and self.offset:  # the server ignored the range: start over
+            if status == 200 and self.offset and not self.is_file:  # the server ignored the range
                 self.fh.seek(0)
                 self.fh.truncate()
-                self.on_bytes(-self.offset)
+                self.report_total(0)
                 self.offset = 0
                 self.digest = hashlib.md5(usedforsecurity=False) if self.file.md5 else None
             elif status == 206 and self.content_range != self.offset:
@@ -137,6 +145,7 @@ class _Job:
         if self.digest is not None:
             self.digest.update(data)
         self.received += len(data)
+        self.reported += len(data)
         self.on_bytes(len(data))
         if self.file.size is not None and self.offset + self.received > self.file.size:
             self.abort = f"{self.what} is longer than the {self.file.size} bytes the archive announced"
@@ -372,7 +381,7 @@ class _Loop:
                     job.digest.update(block)
         if size is not None and offset == size and offset > 0:  # all there before a crash or fault
             if job.digest is None or job.digest.hexdigest() == (job.file.md5 or "").lower():
-                job.on_bytes(offset)
+                job.report_total(offset)
                 os.replace(job.part, job.target)
                 job.future.set_result(job.target)
                 return False
@@ -381,9 +390,9 @@ class _Loop:
             job.digest = hashlib.md5(usedforsecurity=False)
         job.offset = offset
         job.fh = open(job.part, "r+b" if offset else "wb", buffering=0)  # noqa: SIM115 - closed when done
+        job.report_total(offset)
         if offset:
             job.fh.seek(offset)
-            job.on_bytes(offset)
         handle.setopt(pycurl.URL, job.file.url)
         handle.setopt(pycurl.WRITEFUNCTION, job.write)
         handle.setopt(pycurl.HEADERFUNCTION, job.header)
@@ -503,6 +512,8 @@ class _Loop:
             self._discard(job)
             self._retry(job, job.abort, delayed, order, integrity=True)
         else:
+            if job.received:  # it moved forward: a long file on a flaky line gets its tries anew
+                job.attempt = 0
             self._retry(job, f"{job.what} failed: {message}", delayed, order)
 
     def _complete(
@@ -534,8 +545,7 @@ class _Loop:
         self._retry(job, problem, delayed, order, integrity=integrity)
 
     def _discard(self, job: _Job) -> None:
-        if job.received or job.offset:
-            job.on_bytes(-(job.received + job.offset))
+        job.report_total(0)
         job.received = job.offset = 0
         job.part.unlink(missing_ok=True)
 

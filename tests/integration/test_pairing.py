@@ -106,6 +106,16 @@ def test_wrong_used_expired_and_foreign_codes_are_refused(tmp_path: Path, nodes:
     assert len(first.status().members) == 2
 
 
+def test_a_newcomer_that_never_starts_leaves_the_cluster_as_it_was(tmp_path: Path, nodes: ExitStack) -> None:
+    first = nodes.enter_context(make_node(tmp_path, "first"))
+    code = JoinCode.parse(first.create_join_code())
+    session = redeem(code, "127.0.0.1:9", name="ghost", version="0.1.0")
+    assert session.grant.members == sorted([first.settings.raft_address, "127.0.0.1:9"])
+    session.close()  # the newcomer gives up before its Raft runs
+    set_id = first.service.create_set("still writable")  # no member was added: quorum is intact
+    assert set_id in first.service.store.state.sets and len(first.status().members) == 1
+
+
 def test_repeated_wrong_codes_are_rate_limited(tmp_path: Path, nodes: ExitStack) -> None:
     first = nodes.enter_context(make_node(tmp_path, "first"))
     code = JoinCode.parse(first.create_join_code())
