@@ -647,7 +647,12 @@ class _Run:
         values.update({k: v for k, v in plan.fields.items() if v})
         folder = self.layout.render(values)
         folder_path = inside(self.destination, folder)
-        if folder_path == self.state.dir or self.state.dir in folder_path.parents:
+        record = self.state.dir.resolve()
+        if (
+            folder_path == record
+            or record in folder_path.parents
+            or folder.split("/")[0].lower() == STATE_DIR
+        ):
             raise ValidationError(
                 f"the layout puts {leaf.path[-1]} inside {STATE_DIR}; choose another layout"
             )
