@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -212,15 +213,26 @@ class Node:
         )
         old_secret, old_peers = cluster_secret(self.data_dir), self.settings.peers
         self._stop_cluster()
+        added = threading.Event()
+
+        def confirm() -> None:
+            session.started()
+            added.set()
+
         try:
             self._adopt(
                 session.grant.secret,
                 tuple(m for m in session.grant.members if m != self.settings.raft_address),
             )
             # Raft runs with the secret before the member adds us: the change needs us to answer.
-            self._start_store(ready_timeout, before_ready=session.started)
+            self._start_store(ready_timeout, before_ready=confirm)
         except BaseException as exc:
             session.close()
+            if added.is_set():  # the cluster counts us in now: going back alone would cost it its quorum
+                log.warning("joined, but catching up failed (%s); trying once more", exc)
+                self._start_cluster(ready_timeout)
+                self.events.emit("cluster_joined", members=list(self.settings.peers))
+                return
             log.warning("joining failed (%s); going on alone", exc)
             if self.store is not None:
                 self.store.close()
@@ -303,16 +315,10 @@ class Node:
     def stop(self) -> None:
         self.transport.close()
         self.downloader.close()
-        if self.discovery is not None:
-            self.discovery.close()
-            self.discovery = None
-        if self.pairing is not None:
-            self.pairing.close()
-            self.pairing = None
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-            self._service = None
+        running = self.store is not None
+        self._stop_cluster()
+        self._service = None
+        if running:
             log.info("node stopped")
 
     def __enter__(self) -> Node:
