@@ -11,7 +11,7 @@ verifies and places them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -60,6 +60,26 @@ class RemoteFile:
     size: int | None = None
     md5: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+
+
+class LazyFields(Mapping[str, str]):
+    """Layout fields computed on first use: metadata that costs an archive request (a series'
+    modality from TCIA or a PACS) is asked for only when the layout names it."""
+
+    def __init__(self, **getters: Callable[[], str]) -> None:
+        self._getters = getters
+        self._values: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._values:
+            self._values[name] = self._getters[name]()
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._getters)
+
+    def __len__(self) -> int:
+        return len(self._getters)
 
 
 #: Turns the files that arrived (in a staging folder) into the leaf's files, in the same folder,

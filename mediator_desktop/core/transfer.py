@@ -644,7 +644,9 @@ class _Run:
         values = dict(zip(source.hierarchy.levels, leaf.path, strict=False))
         values.setdefault("collection", leaf.source_id)
         values.update({"source": leaf.source_id, "leaf": leaf.path[-1]})
-        values.update({k: v for k, v in plan.fields.items() if v})
+        for name in self.layout.fields & set(plan.fields):  # only what the layout uses: may cost a request
+            if plan.fields[name]:
+                values[name] = plan.fields[name]
         folder = self.layout.render(values)
         folder_path = inside(self.destination, folder)
         record = self.state.dir.resolve()

@@ -23,7 +23,7 @@ from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
+from mediator_desktop.core.source import BrowseItem, BrowsePage, LazyFields, LeafPlan, RemoteFile
 from mediator_desktop.sources import http
 
 PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
@@ -237,7 +237,7 @@ class DicomWebSource:
 
         return LeafPlan(
             (RemoteFile(url, "series.multipart", headers=tuple(headers)),),
-            {"modality": self._modality(patient, study, series)},
+            LazyFields(modality=lambda: self._modality(patient, study, series)),
             finish,
             count=leaf.fingerprint.count,
         )

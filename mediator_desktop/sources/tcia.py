@@ -31,7 +31,7 @@ from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
+from mediator_desktop.core.source import BrowseItem, BrowsePage, LazyFields, LeafPlan, RemoteFile
 from mediator_desktop.sources import http
 
 DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
@@ -223,7 +223,7 @@ class TciaSource:
         )
         return LeafPlan(
             (RemoteFile(url, "series.zip", headers=headers),),
-            {"modality": self._modality(leaf)},
+            LazyFields(modality=lambda: self._modality(leaf)),
             finish,
             heavy=True,
         )

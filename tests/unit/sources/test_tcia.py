@@ -192,3 +192,14 @@ def test_zips_are_checked_and_unpacked_in_worker_processes(
     emulator.faults.add("getImage", "bad_md5")
     bad = download(tcia, [leaf], tmp_path / "bad", processes=2)
     assert "does not match its MD5" in bad.failed[0].reason and files_under(tmp_path / "bad") == []
+
+
+def test_metadata_is_asked_for_only_when_the_layout_names_it(
+    tcia: TciaSource, emulator: TciaEmulator, tmp_path: Path
+) -> None:
+    leaf = leaf_of(tcia, emulator)
+    before = emulator.requests["getSeries"]
+    assert download(tcia, [leaf], tmp_path / "plain", layout="{collection}/{series}").ok
+    assert emulator.requests["getSeries"] == before  # no modality in the layout: no search
+    assert download(tcia, [leaf], tmp_path / "full").ok  # the default layout names the modality
+    assert emulator.requests["getSeries"] == before + 1
