@@ -586,8 +586,13 @@ class _Run:
             with self._lock:
                 self.pending += 1
             return
-        except (MediatorError, OSError) as exc:
-            reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        except (MediatorError, OSError, sqlite3.Error) as exc:
+            if isinstance(exc, OSError):
+                reason = _os_reason(exc)
+            elif isinstance(exc, sqlite3.Error):
+                reason = f"the download record could not be written ({exc}); free some space and run it again"
+            else:
+                reason = str(exc)
             log.warning("download of %s failed: %s", leaf.key.replace("\x1f", "/"), reason)
             self.meter.item_failed()
             with self._lock:

@@ -280,7 +280,7 @@ class TciaSource:
             for name in images:
                 try:
                     data = archive.read(name)
-                except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
                     raise IntegrityError(
                         f"TCIA's zip for series {series} is corrupt at {name!r} ({exc}); try again"
                     ) from None
