@@ -297,11 +297,6 @@ class TransferState:
                 (time.time(), json.dumps(report.to_json())),
             )
 
-    def last_report(self) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("select report from runs order by id desc limit 1").fetchone()
-        return json.loads(row[0]) if row else None
-
 
 class _FolderLock:
     """One download per folder at a time (an advisory lock on ``.mediator/lock``)."""

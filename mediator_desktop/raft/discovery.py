@@ -177,7 +177,3 @@ class Discovery:
             self._peers[name] = peer
         if new:
             self.events.emit("peer_seen", node_id=peer.node_id, name=peer.name, version=peer.version)
-
-    def advertised(self) -> dict[str, str]:
-        """What this node advertises."""
-        return dict(self._properties)

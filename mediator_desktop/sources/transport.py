@@ -233,8 +233,6 @@ class _Loop:
         self.transport = transport
         self.index = index
         self.connections = connections
-        self.attempts = transport.attempts
-        self.backoff = transport.backoff
         self._cond = threading.Condition()
         self._inbox: deque[_Job] = deque()
         self._thread: threading.Thread | None = None
@@ -558,7 +556,7 @@ class _Loop:
         *,
         integrity: bool = False,
     ) -> None:
-        if job.attempt >= self.attempts:
+        if job.attempt >= self.transport.attempts:
             if integrity:
                 error: Exception = IntegrityError(f"{problem}, {job.attempt} times; nothing of it was kept")
             else:
@@ -568,7 +566,7 @@ class _Loop:
             self._fail(job, error)
             return
         log.info("retrying %s: %s", job.what, problem)
-        wait = self.backoff * 2 ** (job.attempt - 1)
+        wait = self.transport.backoff * 2 ** (job.attempt - 1)
         heapq.heappush(delayed, (time.monotonic() + wait, next(order), job))
 
     @staticmethod
