@@ -3,10 +3,15 @@
 This package is also the Python SDK. It imports without PySide6, so notebooks, 3D Slicer (which
 ships its own Qt) and Galaxy tools can use it::
 
-    from mediator_desktop import Pointer, Selection, ManifestBuilder
+    from mediator_desktop import Mediator
 
-    selection = Selection.of(Pointer.of("idc", "nlst", Modality="CT"))
+    with Mediator() as m:  # the node running here, or one started for this script
+        rs = m.create_set("NLST CT", add=["idc/nlst?Modality=CT"])
+
+The domain types (``Pointer``, ``Selection``, ``Manifest``...) work on their own, without a node.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.errors import (
@@ -14,6 +19,7 @@ from mediator_desktop.core.errors import (
     ConflictError,
     IntegrityError,
     MediatorError,
+    NodeUnreachable,
     NotFound,
     PermissionDenied,
     SourceError,
@@ -26,6 +32,19 @@ from mediator_desktop.core.selection import Rule, Selection, SelectionDiff
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from mediator_desktop.sdk import Mediator
+
+
+def __getattr__(name: str) -> Any:
+    # The SDK client loads on first use, so ``import mediator_desktop`` stays light.
+    if name == "Mediator":
+        from mediator_desktop.sdk import Mediator
+
+        return Mediator
+    raise AttributeError(f"module 'mediator_desktop' has no attribute {name!r}")
+
+
 __all__ = [
     "ClusterUnavailable",
     "ConflictError",
@@ -36,7 +55,9 @@ __all__ = [
     "Manifest",
     "ManifestBuilder",
     "ManifestDiff",
+    "Mediator",
     "MediatorError",
+    "NodeUnreachable",
     "NotFound",
     "PermissionDenied",
     "Pointer",

@@ -1,77 +1,713 @@
-"""The ``mediator`` command. Later issues add sets, sources, downloads and the headless node."""
+"""The ``mediator`` command: replica sets, archives, downloads and the cluster from a terminal.
+
+Every command but ``node run`` talks to the node running on this machine (the desktop app or
+``mediator node run``) through its local API; with none running, it starts one for the length
+of the command. ``--json`` gives machine-readable output on every command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import logging.handlers
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mediator_desktop import __version__
+from mediator_desktop.core import errors
 from mediator_desktop.core.diff import ManifestDiff
-from mediator_desktop.core.errors import MediatorError
+from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
-from mediator_desktop.core.settings import Settings
+from mediator_desktop.core.settings import HOME_ENV, Settings
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from mediator_desktop.sdk import Mediator
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CLUSTER_UNAVAILABLE = 3
+EXIT_NOT_FOUND = 4
+EXIT_PERMISSION_DENIED = 5
+EXIT_CONFLICT = 6
+EXIT_ARCHIVE_ERROR = 7
+EXIT_DOWNLOAD_INCOMPLETE = 8
+EXIT_NO_NODE = 9
+EXIT_INTERRUPTED = 130
+
+#: Exit status per error, most specific first (documented in docs/cli.md and ``--help``).
+EXIT_CODES: tuple[tuple[type[errors.MediatorError], int], ...] = (
+    (errors.ClusterUnavailable, EXIT_CLUSTER_UNAVAILABLE),
+    (errors.NotFound, EXIT_NOT_FOUND),
+    (errors.PermissionDenied, EXIT_PERMISSION_DENIED),
+    (errors.ConflictError, EXIT_CONFLICT),
+    (errors.SourceError, EXIT_ARCHIVE_ERROR),
+    (errors.IntegrityError, EXIT_ARCHIVE_ERROR),
+    (errors.NodeUnreachable, EXIT_NO_NODE),
+)
+
+EPILOG = """exit status:
+  0 ok; 1 user error (bad input, a rule broken); 2 usage; 3 cluster unavailable (no quorum);
+  4 not found; 5 permission denied; 6 conflict (someone committed first: run again on the new head);
+  7 archive error; 8 download finished with failures (run it again to retry them);
+  9 no node reachable; 130 interrupted.
+pointers: SOURCE[/KEY...][?NAME=VALUE[,VALUE][&NAME=VALUE]], e.g. idc/nlst?Modality=CT
+"""
 
 
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> int:
+    if args.json:
+        print(json.dumps(_plain(data), indent=None))
+    else:
+        human()
+    return EXIT_OK
+
+
+def _plain(data: Any) -> Any:
+    if hasattr(data, "model_dump"):
+        return data.model_dump(mode="json")
+    if isinstance(data, list):
+        return [_plain(x) for x in data]
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    return data
+
+
+def _client(args: argparse.Namespace) -> Mediator:
+    from mediator_desktop.sdk import Mediator
+
+    client = Mediator()
+    if client.embedded and not args.json:
+        print(
+            "(no node was running: one runs for this command; `mediator node run` keeps one up)",
+            file=sys.stderr,
+        )
+    return client
+
+
+def _size(n: int | None) -> str:
+    return "?" if n is None else human_bytes(n)
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+# -- offline commands ----------------------------------------------------------------------------
 def _info(args: argparse.Namespace) -> int:
     settings = Settings.load()
     data = {"version": __version__, **settings.to_json()}
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
+
+    def human() -> None:
         for name, title, _ in Settings.describe():
             print(f"{title}: {data[name]}")
-    return EXIT_OK
+
+    return _emit(args, data, human)
 
 
 def _manifest_diff(args: argparse.Namespace) -> int:
     old, new = (Manifest.decode(Path(p).read_bytes()) for p in (args.old, args.new))
     diff = ManifestDiff.between(old, new)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "old": old.id,
-                    "new": new.id,
-                    "summary": diff.summary(),
-                    "added": len(diff.added),
-                    "removed": len(diff.removed),
-                    "changed": len(diff.changed),
-                }
+    data = {
+        "old": old.id,
+        "new": new.id,
+        "summary": diff.summary(),
+        "added": len(diff.added),
+        "removed": len(diff.removed),
+        "changed": len(diff.changed),
+    }
+    return _emit(args, data, lambda: print(diff.summary()))
+
+
+# -- the headless node ---------------------------------------------------------------------------
+def _node_run(args: argparse.Namespace) -> int:
+    from mediator_desktop.node import Node, cluster_secret, set_cluster_secret
+
+    settings = Settings.load()
+    changed = {}
+    if args.listen:
+        changed["raft_address"] = args.listen
+    if args.peer:
+        changed["peers"] = tuple(args.peer)
+    if changed:
+        settings = replace(settings, **changed)
+        settings.save()
+    log_file = Path(args.log_file) if args.log_file else settings.data_dir / "logs" / "node.log"
+    _setup_logging(log_file, args.verbose)
+    if args.secret_file:
+        secret = Path(args.secret_file).read_text(encoding="utf-8").strip()
+        if len(secret) < 16:
+            raise errors.ValidationError(
+                f"the cluster secret in {args.secret_file} is shorter than 16 characters"
             )
-        )
-    else:
-        print(diff.summary())
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if cluster_secret(settings.data_dir) != secret:
+            set_cluster_secret(settings.data_dir, secret)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with Node(settings, api=True) as node:
+        if args.join:
+            if node.settings.peers:
+                logging.getLogger("mediator").warning("already in a cluster; --join is ignored")
+            else:
+                node.join(args.join)
+        assert node.api is not None
+        ready = {
+            "state": "ready",
+            "api": node.api.url,
+            "cluster_address": node.settings.raft_address,
+            "data_dir": str(node.data_dir),
+            "log_file": str(log_file),
+            "pid": os.getpid(),
+        }
+        if args.json:
+            print(json.dumps(ready), flush=True)
+        else:
+            print(
+                f"mediator node ready: API {node.api.url}, cluster address {node.settings.raft_address}, "
+                f"data in {node.data_dir}, log in {log_file}. Stop with Ctrl-C or SIGTERM.",
+                flush=True,
+            )
+        stop.wait()
+        logging.getLogger("mediator").info("stopping on a signal")
     return EXIT_OK
 
 
+def _setup_logging(log_file: Path, verbose: bool) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    to_file = logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3)
+    to_stderr = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in (to_file, to_stderr):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+
+
+# -- archives ------------------------------------------------------------------------------------
+def _filters(items: Sequence[str] | None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items or ():
+        name, eq, value = item.partition("=")
+        if not eq or not name or not value:
+            raise errors.ValidationError(f"--filter {item!r} must be NAME=VALUE, e.g. --filter Modality=CT")
+        out.setdefault(name, []).extend(v for v in value.split(",") if v)
+    return out
+
+
+def _print_items(items: Sequence[Any]) -> None:
+    for item in items:
+        count = "" if item.leaves is None else f"{item.leaves} leaves"
+        size = "" if item.size is None else _size(item.size)
+        label = f"  {item.label}" if item.label and item.label != item.key else ""
+        print(f"{item.key}\t{item.level}\t{count}\t{size}{label}")
+
+
+def _sources_list(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        sources = m.sources()
+
+    def human() -> None:
+        for s in sources:
+            print(f"{s.id}\t{s.title}\t{' > '.join(s.levels)}\tfilters: {', '.join(s.filterable) or '-'}")
+
+    return _emit(args, sources, human)
+
+
+def _sources_browse(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        page = m.browse(
+            args.source, *args.path, filters=_filters(args.filter), offset=args.offset, limit=args.limit
+        )
+
+    def human() -> None:
+        _print_items(page.items)
+        shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "none"
+        hint = f"; next page: --offset {page.offset + len(page.items)}" if page.more else ""
+        print(f"({shown} of {page.total}{hint})", file=sys.stderr)
+
+    return _emit(args, page, human)
+
+
+def _sources_search(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        found = m.search(args.source, args.text, *args.path, filters=_filters(args.filter), limit=args.limit)
+
+    def human() -> None:
+        _print_items(found)
+        print(f"({len(found)} found)", file=sys.stderr)
+
+    return _emit(args, found, human)
+
+
+# -- sets ----------------------------------------------------------------------------------------
+def _print_set(rs: Any) -> None:
+    owner = f"{rs.owner_name} ({rs.owner[:8]})" if rs.owner_name else rs.owner[:8]
+    print(f"{rs.name}  [{rs.id}]")
+    print(f"  owner: {owner}; visibility: {rs.visibility}; head: {rs.head or 'no version yet'}")
+    if rs.head:
+        print(f"  {rs.leaves} leaves, {_size(rs.size)}")
+    if rs.description:
+        print(f"  {rs.description}")
+    if rs.editors:
+        print(f"  editors: {', '.join(e[:8] for e in rs.editors)}")
+    if rs.forked_from:
+        print(f"  forked from {rs.forked_from[0]} version {rs.forked_from[1]}")
+    if rs.published:
+        print(f"  published versions: {', '.join(map(str, rs.published))}")
+
+
+def _sets_list(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        sets = m.sets(args.scope)
+
+    def human() -> None:
+        if not sets:
+            print("no sets yet: create one with `mediator sets create NAME --add POINTER`", file=sys.stderr)
+        for rs in sets:
+            head = f"v{rs.head}" if rs.head else "-"
+            print(f"{rs.id}\t{rs.name}\t{rs.visibility}\t{head}\t{rs.leaves or 0} leaves\t{_size(rs.size)}")
+
+    return _emit(args, sets, human)
+
+
+def _sets_create(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.create_set(
+            args.name,
+            add=args.add or (),
+            description=args.description,
+            visibility=args.visibility,
+            message=args.message,
+        )
+
+    def human() -> None:
+        _print_set(rs)
+        print(f"created; add to it with `mediator sets add {rs.id} POINTER`", file=sys.stderr)
+
+    return _emit(args, rs, human)
+
+
+def _sets_show(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        number = args.version or rs.head
+        version = m.version(rs.id, number) if number else None
+        leaves = list(m.leaves(rs.id, number)) if args.leaves and number else []
+    data = {"set": rs, "version": version, "leaves": leaves if args.leaves else None}
+
+    def human() -> None:
+        _print_set(rs)
+        if version is not None:
+            print(f"version {version.number} ({_when(version.time)}): {version.message or '(no message)'}")
+            for rule in version.rules:
+                pointer = rule.pointer
+                text = "/".join([pointer.source, *pointer.path])
+                if pointer.filters:
+                    text += "?" + "&".join(f"{k}={','.join(v)}" for k, v in pointer.filters.items())
+                print(f"  {'+' if rule.include else '-'} {text}")
+        for leaf in leaves:
+            print(f"{'/'.join([leaf.source, *leaf.path])}\t{_size(leaf.size)}")
+
+    return _emit(args, data, human)
+
+
+def _update(args: argparse.Namespace, add: Sequence[str], remove: Sequence[str]) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        result = m.update(rs.id, add=add, remove=remove, message=args.message)
+
+    def human() -> None:
+        if result.version is None:
+            print(f"{rs.name}: nothing changed (still version {rs.head})")
+        else:
+            print(
+                f"{rs.name}: version {result.version}, {result.set.leaves} leaves, {_size(result.set.size)}"
+            )
+
+    return _emit(args, result, human)
+
+
+def _sets_add(args: argparse.Namespace) -> int:
+    return _update(args, args.pointers, ())
+
+
+def _sets_remove(args: argparse.Namespace) -> int:
+    return _update(args, (), args.pointers)
+
+
+def _sets_diff(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        other = m.find_set(args.other).id if args.other else None
+        diff = m.diff(rs.id, args.old, args.new, other=other, limit=args.limit)
+
+    def human() -> None:
+        print(diff.summary)
+        if diff.selection_summary != "no changes":
+            print(f"selection: {diff.selection_summary}")
+        for mark, leaves in (
+            ("+", diff.added_leaves),
+            ("-", diff.removed_leaves),
+            ("~", diff.changed_leaves),
+        ):
+            for leaf in leaves:
+                print(f"{mark} {leaf}")
+
+    return _emit(args, diff, human)
+
+
+def _sets_duplicate(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.duplicate(m.find_set(args.set).id, args.version, args.name)
+    return _emit(args, rs, lambda: _print_set(rs))
+
+
+def _sets_share(args: argparse.Namespace) -> int:
+    if not (args.visibility or args.editor or args.revoke):
+        raise errors.ValidationError(
+            "say how to share: --visibility cluster|public|private, --editor USER, --revoke USER"
+        )
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        users = m.users()
+
+        def key_of(who: str) -> str:
+            exact = [u.key_id for u in users if who in (u.key_id, u.display_name)]
+            prefix = [u.key_id for u in users if u.key_id.startswith(who)]
+            found = exact or prefix
+            if len(set(found)) != 1:
+                known = ", ".join(f"{u.display_name} ({u.key_id[:8]})" for u in users)
+                raise errors.NotFound(
+                    f"{who!r} names {'no' if not found else 'more than one'} user; known: {known}"
+                )
+            return found[0]
+
+        rs = m.share(
+            rs.id,
+            visibility=args.visibility,
+            editors=[key_of(w) for w in args.editor or ()],
+            revoke=[key_of(w) for w in args.revoke or ()],
+        )
+    return _emit(args, rs, lambda: _print_set(rs))
+
+
+def _sets_follow(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        rs = m.unfollow(rs.id) if args.stop else m.follow(rs.id)
+    return _emit(args, rs, lambda: print(f"{'no longer following' if args.stop else 'following'} {rs.name}"))
+
+
+def _sets_delete(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        if not args.yes:
+            raise errors.ValidationError(
+                f"deleting {rs.name!r} ({rs.id}) cannot be undone; add --yes to do it"
+            )
+        m.delete_set(rs.id)
+    return _emit(args, {"deleted": rs.id}, lambda: print(f"deleted {rs.name}"))
+
+
+def _sets_history(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        versions = m.history(rs.id)
+        users = {u.key_id: u.display_name for u in m.users()}
+
+    def human() -> None:
+        for v in versions:
+            who = users.get(v.author, v.author[:8])
+            print(f"v{v.number}\t{_when(v.time)}\t{who}\t{v.message or '(no message)'}")
+
+    return _emit(args, versions, human)
+
+
+# -- downloads -----------------------------------------------------------------------------------
+def _download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        handle = m.start_download(
+            rs.id,
+            Path(args.destination),
+            version=args.version,
+            layout=args.layout,
+            workers=args.workers,
+            prune=args.prune,
+        )
+        bar = tqdm(
+            total=0,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1000,
+            desc=rs.name[:30],
+            disable=args.json or None,
+        )
+        try:
+            while handle.job.state not in ("done", "failed", "cancelled"):
+                job = handle.refresh(wait=1.0)
+                if job.progress is not None:
+                    bar.total = job.progress.bytes_total
+                    bar.n = job.progress.bytes_done
+                    bar.set_postfix_str(
+                        f"{job.progress.items_done}/{job.progress.items_total} items", refresh=False
+                    )
+                    bar.refresh()
+        except KeyboardInterrupt:
+            handle.cancel()
+            job = handle.wait()
+            bar.close()
+            print(f"cancelled: {job.summary}; run the same command again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        bar.close()
+        job = handle.job
+    if job.state == "failed" and job.report is None:  # stopped before any leaf: no space, busy folder...
+        kind = getattr(errors, job.error_type or "", None)
+        if not (isinstance(kind, type) and issubclass(kind, errors.MediatorError)):
+            kind = errors.MediatorError
+        raise kind(job.error or "the download failed")
+
+    def human() -> None:
+        print(f"{rs.name} v{job.version} -> {job.destination}: {job.summary}")
+        for failure in (job.report or {}).get("failed", []):
+            print(
+                f"  failed {'/'.join([failure['source'], *failure['path']])}: {failure['reason']}",
+                file=sys.stderr,
+            )
+        if job.state == "failed":
+            print(
+                "run the same command again to retry what failed (finished leaves are kept)", file=sys.stderr
+            )
+
+    _emit(args, job, human)
+    return EXIT_OK if job.state == "done" else EXIT_DOWNLOAD_INCOMPLETE
+
+
+# -- cluster -------------------------------------------------------------------------------------
+def _status(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        node, cluster = m.node(), m.cluster()
+
+    def human() -> None:
+        print(f"{node.display_name} ({node.key_id[:8]}), mediator {node.version}, data in {node.data_dir}")
+        print(
+            f"cluster: {len(cluster.members)} members, leader {cluster.leader or 'none'}, "
+            f"quorum: {cluster.has_quorum}"
+        )
+        for member in cluster.members:
+            marks = [x for x, on in (("this node", member.is_self), ("leader", member.is_leader)) if on]
+            state = "up" if member.connected or member.is_self else "unreachable"
+            print(f"  {member.address}\t{state}\t{', '.join(marks)}")
+
+    return _emit(args, {"node": node, "cluster": cluster}, human)
+
+
+def _peers(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        peers = m.peers()
+
+    def human() -> None:
+        if not peers:
+            print("no other MEDIator machines seen on this network", file=sys.stderr)
+        for p in peers:
+            print(f"{p.name}\t{p.raft_address}\t{p.status}\tmediator {p.version}")
+
+    return _emit(args, peers, human)
+
+
+def _join_code(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        code = m.join_code(args.ttl)
+
+    def human() -> None:
+        print(code)
+        print(
+            f"on the other machine, run `mediator join {code}` within {args.ttl / 60:.0f} minutes; "
+            "the code works once",
+            file=sys.stderr,
+        )
+
+    return _emit(args, {"code": code}, human)
+
+
+def _join(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        cluster = m.join(args.code)
+    return _emit(
+        args, cluster, lambda: print(f"joined: {len(cluster.members)} members, leader {cluster.leader}")
+    )
+
+
+def _leave(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        cluster = m.leave()
+    return _emit(args, cluster, lambda: print("left the cluster; this node goes on alone"))
+
+
+# -- the parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mediator", description="MEDIator Desktop from the terminal.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    parser = argparse.ArgumentParser(
+        prog="mediator",
+        description="MEDIator Desktop from the terminal: replica sets of imaging-archive data.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
     parser.add_argument("--version", action="version", version=f"mediator {__version__}")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    commands = parser.add_subparsers(dest="command", required=True)
-    info = commands.add_parser("info", help="show version and settings")
-    info.set_defaults(run=_info)
+    parser.add_argument("--home", help=f"folder for settings and data (default: ${HOME_ENV} or the user's)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        group: Any, name: str, run: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help, description=help, parents=[common])
+        sub.set_defaults(run=run)
+        return sub
+
+    command(commands, "info", _info, "show version and settings")
+
     manifest = commands.add_parser("manifest", help="work with manifest files")
-    manifest_commands = manifest.add_subparsers(dest="manifest_command", required=True)
-    diff = manifest_commands.add_parser("diff", help="what changed between two manifest files")
+    manifest_commands = manifest.add_subparsers(dest="manifest_command", required=True, metavar="COMMAND")
+    diff = command(manifest_commands, "diff", _manifest_diff, "what changed between two manifest files")
     diff.add_argument("old", help="the older manifest (canonical encoding)")
     diff.add_argument("new", help="the newer manifest")
-    diff.set_defaults(run=_manifest_diff)
+
+    node = commands.add_parser("node", help="run this machine's node")
+    node_commands = node.add_subparsers(dest="node_command", required=True, metavar="COMMAND")
+    run = command(
+        node_commands, "run", _node_run, "run a headless cluster member (for an always-on lab server)"
+    )
+    run.add_argument("--listen", metavar="HOST:PORT", help="cluster address (default: the one remembered)")
+    run.add_argument("--peer", action="append", metavar="HOST:PORT", help="a member to start with (repeat)")
+    run.add_argument("--join", metavar="CODE", help="join the cluster of the member that made CODE")
+    run.add_argument("--secret-file", help="a file holding the cluster secret (all members share it)")
+    run.add_argument("--log-file", help="default: DATA/logs/node.log")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    sources = commands.add_parser("sources", help="the archives: list, browse, search")
+    src = sources.add_subparsers(dest="sources_command", required=True, metavar="COMMAND")
+    command(src, "list", _sources_list, "the configured archives")
+    browse = command(src, "browse", _sources_browse, "children of a path: collections, patients, studies...")
+    browse.add_argument("source", help="a source id (see `mediator sources list`)")
+    browse.add_argument("path", nargs="*", help="keys from the first level down")
+    browse.add_argument("--filter", action="append", metavar="NAME=VALUE", help="e.g. Modality=CT (repeat)")
+    browse.add_argument("--offset", type=int, default=0)
+    browse.add_argument("--limit", type=int, default=100)
+    search = command(src, "search", _sources_search, "children of a path whose key or label contains TEXT")
+    search.add_argument("source")
+    search.add_argument("text")
+    search.add_argument("path", nargs="*", help="where to look (default: the first level)")
+    search.add_argument("--filter", action="append", metavar="NAME=VALUE")
+    search.add_argument("--limit", type=int, default=100)
+
+    sets = commands.add_parser("sets", help="replica sets: list, create, show, add, remove, diff, share...")
+    st = sets.add_subparsers(dest="sets_command", required=True, metavar="COMMAND")
+    lst = command(st, "list", _sets_list, "sets you may see")
+    lst.add_argument(
+        "--scope",
+        default="all",
+        choices=("all", "mine", "shared", "cluster", "public", "published", "following"),
+    )
+    create = command(st, "create", _sets_create, "a new set, with a first version when --add is given")
+    create.add_argument("name")
+    create.add_argument(
+        "--add", action="append", metavar="POINTER", help="e.g. idc/nlst?Modality=CT (repeat)"
+    )
+    create.add_argument("--description", default="")
+    create.add_argument("--visibility", default="private", choices=("private", "cluster", "public"))
+    create.add_argument("-m", "--message", default="")
+    show = command(st, "show", _sets_show, "a set and the selection of a version")
+    show.add_argument("set", help="a set id or name")
+    show.add_argument("--version", type=int)
+    show.add_argument("--leaves", action="store_true", help="also list every leaf")
+    for name, run_update, what in (
+        ("add", _sets_add, "add"),
+        ("remove", _sets_remove, "remove (or exclude)"),
+    ):
+        sub = command(st, name, run_update, f"{what} pointers in a new version")
+        sub.add_argument("set")
+        sub.add_argument("pointers", nargs="+", metavar="POINTER")
+        sub.add_argument("-m", "--message", default="")
+    sdiff = command(st, "diff", _sets_diff, "what changed between two versions (or two sets)")
+    sdiff.add_argument("set")
+    sdiff.add_argument("old", type=int)
+    sdiff.add_argument("new", type=int, nargs="?", help="default: the head")
+    sdiff.add_argument("--other", metavar="SET", help="compare with version NEW of this set")
+    sdiff.add_argument("--limit", type=int, default=50, help="leaves listed per kind")
+    dup = command(st, "duplicate", _sets_duplicate, "fork a set into a new one of yours")
+    dup.add_argument("set")
+    dup.add_argument("--version", type=int)
+    dup.add_argument("--name", default="")
+    share = command(st, "share", _sets_share, "change visibility and editors")
+    share.add_argument("set")
+    share.add_argument("--visibility", choices=("private", "cluster", "public"))
+    share.add_argument("--editor", action="append", metavar="USER", help="a user's name or key id (repeat)")
+    share.add_argument("--revoke", action="append", metavar="USER")
+    follow = command(st, "follow", _sets_follow, "be told of new versions of a set")
+    follow.add_argument("set")
+    follow.add_argument("--stop", action="store_true", help="stop following")
+    delete = command(st, "delete", _sets_delete, "delete a set of yours")
+    delete.add_argument("set")
+    delete.add_argument("--yes", action="store_true", help="really delete")
+    history = command(st, "history", _sets_history, "the versions of a set")
+    history.add_argument("set")
+
+    dl = command(commands, "download", _download, "bring a folder up to a set version (only what changed)")
+    dl.add_argument("set")
+    dl.add_argument("destination")
+    dl.add_argument("--version", type=int, help="default: the head")
+    dl.add_argument("--layout", default="{collection}/{patient}/{study}/{series}", help="folder layout")
+    dl.add_argument("--workers", type=int, default=8)
+    dl.add_argument("--prune", action="store_true", help="delete files of leaves no longer in the set")
+
+    command(commands, "status", _status, "this node and its cluster")
+    command(commands, "peers", _peers, "MEDIator machines seen on this network")
+    jc = command(commands, "join-code", _join_code, "a one-time code for another machine to join")
+    jc.add_argument("--ttl", type=float, default=600.0, help="seconds the code is valid (default 600)")
+    join = command(commands, "join", _join, "join the cluster of the member that made CODE")
+    join.add_argument("code")
+    command(commands, "leave", _leave, "leave the cluster and go on alone")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.json = getattr(args, "json", False)
+    if args.home:
+        os.environ[HOME_ENV] = str(Path(args.home).expanduser().absolute())
     try:
         code: int = args.run(args)
-    except (MediatorError, OSError) as exc:
-        print(f"mediator: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    except errors.MediatorError as exc:
+        return _fail(args, exc, next((c for kind, c in EXIT_CODES if isinstance(exc, kind)), EXIT_USER_ERROR))
+    except OSError as exc:
+        return _fail(args, exc, EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _fail(args: argparse.Namespace, exc: Exception, code: int) -> int:
+    if args.json:
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc), "exit": code}))
+    print(f"mediator: {exc}", file=sys.stderr)
     return code
 
 

@@ -17,13 +17,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mediator_desktop import __version__
 from mediator_desktop.core.cluster import JoinCode, Peer, cluster_id_of
-from mediator_desktop.core.errors import MediatorError, NotFound, PairingError, PermissionDenied
+from mediator_desktop.core.errors import MediatorError, NodeRunning, NotFound, PairingError, PermissionDenied
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.keystore import read_secret, write_secret
+from mediator_desktop.core.locks import FileLock
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.core.source import DataSource
@@ -34,6 +36,9 @@ from mediator_desktop.raft.pairing import PairingServer, redeem
 from mediator_desktop.raft.store import RaftStore
 from mediator_desktop.sources import registry
 from mediator_desktop.sources.transport import CurlTransport
+
+if TYPE_CHECKING:
+    from mediator_desktop.api.server import LocalApi
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,11 @@ def cluster_secret(data_dir: Path) -> str:
     return secret
 
 
+def set_cluster_secret(data_dir: Path, secret: str) -> None:
+    """Replace the cluster secret of this node (every member of a cluster shares one)."""
+    write_secret(f"cluster-secret:{data_dir.resolve()}", data_dir / SECRET_FILE, secret, replace=True)
+
+
 def source_secret(data_dir: Path, source_id: str) -> str | None:
     """The password or token stored for a source of this node, if any."""
     return read_secret(
@@ -75,8 +85,17 @@ def store_source_secret(data_dir: Path, source_id: str, value: str) -> None:
 class Node:
     """One running MEDIator node (desktop app or headless). Use as a context manager."""
 
-    def __init__(self, settings: Settings | None = None, *, settings_path: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, settings_path: Path | None = None, api: bool = False
+    ) -> None:
+        """Args:
+        api: also serve the local HTTP API (``mediator_desktop.api``) for the SDK, the CLI and
+            other programs of this user; where it listens goes into ``local-api.json``.
+        """
         self.settings = settings or Settings.load(settings_path)
+        self._want_api = api
+        self.api: LocalApi | None = None
+        self._lock: FileLock | None = None
         self._settings_path = settings_path
         self.events = EventBus()
         #: The archives this node can browse (IDC, by default, works offline from the index the
@@ -107,6 +126,21 @@ class Node:
 
     def start(self, ready_timeout: float = 20.0) -> Node:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._lock = FileLock(self.data_dir / "node.lock")
+        except BlockingIOError:
+            raise NodeRunning(
+                f"a node already runs on {self.data_dir}; use it (the CLI and SDK find it by themselves) "
+                "or stop it first"
+            ) from None
+        try:
+            self._start(ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, ready_timeout: float) -> None:
         if not self.settings.raft_address:
             self.settings = replace(self.settings, raft_address=_free_loopback_address())
             self.settings.save(self._settings_path)
@@ -119,7 +153,10 @@ class Node:
             "one-node cluster" if not peers else f"{len(peers) + 1} members",
             self.data_dir,
         )
-        return self
+        if self._want_api:
+            from mediator_desktop.api.server import LocalApi
+
+            self.api = LocalApi(self).start()
 
     def _start_store(self, ready_timeout: float, before_ready: Callable[[], None] | None = None) -> None:
         assert self.identity is not None
@@ -137,7 +174,9 @@ class Node:
                 before_ready()
             self.store.wait_ready(ready_timeout)
             if self._service is None:
-                self._service = Service(self.store, self.identity, downloader=self.downloader, cluster=self)
+                self._service = Service(
+                    self.store, self.identity, downloader=self.downloader, cluster=self, sources=self.sources
+                )
             else:  # after a join or a leave: the same facade, a new store
                 self._service.store = self.store
             self._service.register()
@@ -247,8 +286,7 @@ class Node:
 
     def _adopt(self, secret: str, peers: tuple[str, ...]) -> None:
         """Take a cluster's secret and members; the node's own log gives way to the cluster's."""
-        account = f"cluster-secret:{self.data_dir.resolve()}"
-        write_secret(account, self.data_dir / SECRET_FILE, secret, replace=True)
+        set_cluster_secret(self.data_dir, secret)
         self.settings = replace(self.settings, peers=peers)
         self.settings.save(self._settings_path)
         shutil.rmtree(self.data_dir / "raft", ignore_errors=True)
@@ -313,11 +351,19 @@ class Node:
             self._start_discovery(secret)
 
     def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        if self._service is not None:
+            self._service.downloads.close()
         self.transport.close()
         self.downloader.close()
         running = self.store is not None
         self._stop_cluster()
         self._service = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         if running:
             log.info("node stopped")
 

@@ -57,3 +57,11 @@ class DownloadBusy(MediatorError):
 
 class PairingError(MediatorError):
     """A join failed: a wrong, expired or used code, another protocol version, or no answer."""
+
+
+class NodeRunning(MediatorError):
+    """Another node already runs on the same data folder (use it through its local API)."""
+
+
+class NodeUnreachable(MediatorError):
+    """No node answers on this machine's local API (not running, or the token was refused)."""

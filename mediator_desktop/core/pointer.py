@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
 from mediator_desktop.core.errors import ValidationError
 
@@ -123,10 +124,33 @@ class Pointer:
         return cls(data.get("source"), tuple(data.get("path", [])), make_filters(filters))  # type: ignore[arg-type]
 
     def __str__(self) -> str:
-        text = "/".join((self.source_id, *self.path))
+        """``idc/nlst/100002?Modality=CT,MR``: what ``parse`` reads (reserved characters %-escaped)."""
+        text = "/".join(quote(key, safe="") for key in (self.source_id, *self.path))
         if self.filters:
-            text += "?" + "&".join(f"{k}={','.join(v)}" for k, v in self.filters)
+            text += "?" + "&".join(
+                f"{quote(k, safe='')}={','.join(quote(v, safe='') for v in vals)}" for k, vals in self.filters
+            )
         return text
+
+    @classmethod
+    def parse(cls, text: str) -> Pointer:
+        """Read ``SOURCE[/KEY...][?NAME=VALUE[,VALUE][&NAME=VALUE]]``, e.g. ``idc/nlst?Modality=CT``.
+
+        Keys with ``/``, ``?``, ``&``, ``,``, ``=`` or ``%`` in them are written %-escaped.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValidationError("a pointer is SOURCE[/KEY...][?NAME=VALUE], e.g. idc/nlst?Modality=CT")
+        head, _, query = text.strip().partition("?")
+        parts = [unquote(part) for part in head.strip("/").split("/")]
+        filters: dict[str, list[str]] = {}
+        for item in filter(None, query.split("&")):
+            name, eq, values = item.partition("=")
+            if not eq:
+                raise ValidationError(
+                    f"filter {item!r} in {text!r} needs a value: NAME=VALUE, e.g. Modality=CT"
+                )
+            filters.setdefault(unquote(name), []).extend(unquote(v) for v in values.split(","))
+        return cls(parts[0], tuple(parts[1:]), make_filters(filters))
 
 
 @dataclass(frozen=True, slots=True)

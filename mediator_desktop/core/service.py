@@ -9,19 +9,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from mediator_desktop.core.cluster import ClusterControl
 from mediator_desktop.core.commands import SeqClock, seal
 from mediator_desktop.core.diff import ManifestDiff
-from mediator_desktop.core.errors import NotFound
+from mediator_desktop.core.downloads import Downloads
+from mediator_desktop.core.errors import NotFound, ValidationError
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.jobs import JobControl, Progress
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
+from mediator_desktop.core.pointer import Filters, Pointer
 from mediator_desktop.core.replica import PublishedRecord, ReplicaSet, Version, Visibility, new_set_id
 from mediator_desktop.core.selection import Selection, SelectionDiff
+from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource
 from mediator_desktop.core.store import Store, unwrap
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Report
 
@@ -40,8 +43,11 @@ class Service:
         timeout: float = 10.0,
         downloader: Downloader | None = None,
         cluster: ClusterControl | None = None,
+        sources: Mapping[str, DataSource] | None = None,
     ) -> None:
         self.store = store
+        #: The archives this node browses and resolves selections against.
+        self.sources: Mapping[str, DataSource] = sources or {}
         self.identity = identity
         self.downloader = downloader
         #: Peers, members, join codes, leave and remove (None: a service without a node around it).
@@ -50,6 +56,8 @@ class Service:
         self._seq = SeqClock()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._lock = threading.Lock()
+        #: Download jobs any frontend can start, watch, pause and cancel.
+        self.downloads = Downloads(self)
 
     @property
     def key_id(self) -> str:
@@ -78,7 +86,103 @@ class Service:
         """Key id -> display name of every registered user."""
         return {k: u.display_name for k, u in list(self.store.state.users.items())}
 
+    # -- sources -------------------------------------------------------------------------------
+    def source(self, source_id: str) -> DataSource:
+        source = self.sources.get(source_id)
+        if source is None:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise NotFound(f"no source {source_id!r} is configured here (configured: {known})")
+        return source
+
+    def browse(
+        self,
+        source_id: str,
+        path: tuple[str, ...] = (),
+        *,
+        filters: Filters = (),
+        offset: int = 0,
+        limit: int = 200,
+    ) -> BrowsePage:
+        """Children of ``path`` in an archive, one page at a time (see ``DataSource.browse``)."""
+        source = self.source(source_id)
+        if len(path) >= len(source.hierarchy.levels):
+            raise ValidationError(
+                f"{'/'.join(path)} is a {source.hierarchy.leaf_level} of {source_id}: it has no children"
+            )
+        return source.browse(path, filters=filters, offset=offset, limit=limit)
+
+    def search(
+        self,
+        source_id: str,
+        text: str = "",
+        path: tuple[str, ...] = (),
+        *,
+        filters: Filters = (),
+        limit: int = 100,
+        scan: int = 20_000,
+    ) -> list[BrowseItem]:
+        """Children of ``path`` whose key or label contains ``text`` (any case), at most ``limit``.
+
+        Looks through at most ``scan`` children: narrow a large level with ``path`` or ``filters``.
+        """
+        needle = text.casefold()
+        found: list[BrowseItem] = []
+        offset = 0
+        while len(found) < limit and offset < scan:
+            page = self.browse(
+                source_id, path, filters=filters, offset=offset, limit=min(1000, scan - offset)
+            )
+            found.extend(
+                item
+                for item in page.items
+                if needle in item.key.casefold() or needle in item.label.casefold()
+            )
+            if not page.more or not page.items:
+                break
+            offset += len(page.items)
+        return found[:limit]
+
+    def resolve(self, selection: Selection) -> Manifest:
+        """The leaves ``selection`` selects today, from every source it names, with fingerprints."""
+        manifests = [
+            self.source(source_id).resolve(selection.for_source(source_id)) for source_id in selection.sources
+        ]
+        if len(manifests) == 1:
+            return manifests[0]
+        return Manifest.build(leaf for manifest in manifests for leaf in manifest)
+
+    def check_pointer(self, pointer: Pointer) -> Pointer:
+        """``pointer`` if its source is configured here and the path fits its levels."""
+        return self.source(pointer.source_id).hierarchy.validate(pointer)
+
     # -- writes --------------------------------------------------------------------------------
+    def update(
+        self,
+        set_id: str,
+        add: Iterable[Pointer] = (),
+        remove: Iterable[Pointer] = (),
+        message: str = "",
+        *,
+        expected_head: int | Literal["head"] | None = "head",
+    ) -> int | None:
+        """Add and remove pointers (at any granularity), resolve, commit; returns the new version.
+
+        Removing part of something added coarser becomes an exclusion. Returns None when the
+        selection and what it resolves to are both unchanged (nothing is committed).
+        """
+        rs = self.get_set(set_id)
+        head = rs.head if expected_head == "head" else expected_head
+        before = self.version(set_id, head).selection if head is not None else Selection()
+        selection = before
+        for pointer in add:
+            selection = selection.add(self.check_pointer(pointer))
+        for pointer in remove:
+            selection = selection.remove(self.check_pointer(pointer))
+        manifest = self.resolve(selection)
+        if head is not None and selection == before and manifest.id == self.version(set_id, head).manifest_id:
+            return None
+        return self.commit(set_id, selection, manifest, message, expected_head=head)
+
     def create_set(
         self, name: str, description: str = "", visibility: Visibility = Visibility.PRIVATE
     ) -> str:

@@ -43,6 +43,7 @@ from mediator_desktop.core.errors import (
     ValidationError,
 )
 from mediator_desktop.core.jobs import JobControl, Progress, ProgressMeter, human_bytes
+from mediator_desktop.core.locks import FileLock
 from mediator_desktop.core.manifest import Leaf, Manifest
 from mediator_desktop.core.paths import inside, safe_component
 from mediator_desktop.core.source import DataSource, LeafPlan, RemoteFile
@@ -302,22 +303,15 @@ class _FolderLock:
     """One download per folder at a time (an advisory lock on ``.mediator/lock``)."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self._file = (state_dir / "lock").open("a+")
         try:
-            import fcntl
-        except ImportError:  # Windows: no advisory lock; the app itself serialises its jobs
-            return
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock = FileLock(state_dir / "lock")
         except BlockingIOError:
-            self._file.close()
             raise DownloadBusy(
                 f"another download is writing into {state_dir.parent}; wait for it or choose another folder"
             ) from None
 
     def release(self) -> None:
-        self._file.close()  # closing drops the lock
+        self._lock.release()
 
 
 def _stage_name(key: str, fingerprint: str) -> str:

@@ -1,0 +1,566 @@
+"""The Python SDK: replica sets from scripts, notebooks, 3D Slicer and Galaxy tools.
+
+``Mediator()`` connects to the node running on this machine (the desktop app or ``mediator node
+run``) through its local API; when none runs, it starts one inside this process for as long as
+the ``Mediator`` is open. Nothing here imports Qt.
+
+Example::
+
+    from mediator_desktop import Mediator
+
+    with Mediator() as m:
+        rs = m.create_set("Lung CT", add=["idc/nlst?Modality=CT"], visibility="cluster")
+        m.add(rs.id, "idc/lidc_idri?Modality=CT", message="and LIDC")
+        print(m.diff(rs.id, 1).summary)
+        report = m.download(rs.id, "/data/lung-ct", progress=lambda p: print(p.line))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+from pydantic import BaseModel
+
+from mediator_desktop.api.models import (
+    ClusterModel,
+    DiffModel,
+    ItemModel,
+    JobModel,
+    LeafModel,
+    LeavesModel,
+    NodeInfo,
+    PageModel,
+    PeerModel,
+    ProgressModel,
+    SetModel,
+    SetScope,
+    SourceModel,
+    UpdateResult,
+    UserModel,
+    VersionModel,
+)
+from mediator_desktop.core import errors
+from mediator_desktop.core.endpoint import Endpoint
+from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.replica import check_set_id
+from mediator_desktop.core.settings import Settings
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ClusterModel",
+    "DiffModel",
+    "DownloadHandle",
+    "ItemModel",
+    "JobModel",
+    "LeafModel",
+    "Mediator",
+    "NodeInfo",
+    "PageModel",
+    "PeerModel",
+    "ProgressModel",
+    "SetModel",
+    "SourceModel",
+    "UserModel",
+    "VersionModel",
+]
+
+M = TypeVar("M", bound=BaseModel)
+PointerLike = Pointer | str | Mapping[str, Any]
+
+
+def _pointer_json(p: PointerLike) -> dict[str, Any]:
+    """A pointer as the API takes it, from a ``Pointer``, ``"idc/nlst?Modality=CT"`` or a dict."""
+    if isinstance(p, str):
+        p = Pointer.parse(p)
+    if isinstance(p, Pointer):
+        return p.to_json()
+    return Pointer.from_json(dict(p)).to_json()
+
+
+def _error_of(response: requests.Response) -> errors.MediatorError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    name = body.get("error") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    if response.status_code == 422:
+        detail = body.get("detail") if isinstance(body, dict) else None
+        return errors.ValidationError(f"the node refused the request: {detail or response.text[:500]}")
+    if response.status_code == 401:
+        return errors.NodeUnreachable(
+            f"the node refused the token ({message}); restart it, or check MEDIATOR_HOME points at its data"
+        )
+    kind = getattr(errors, name, None) if isinstance(name, str) else None
+    text = message or f"HTTP {response.status_code}: {response.text[:300]}"
+    if kind is errors.ConflictError:
+        return errors.ConflictError(text, current_head=body.get("current_head"))
+    if isinstance(kind, type) and issubclass(kind, errors.MediatorError):
+        return kind(text)
+    return errors.MediatorError(text)
+
+
+class DownloadHandle:
+    """A running download: ``wait()`` for its report, or ``pause()``, ``resume()``, ``cancel()``."""
+
+    def __init__(self, mediator: Mediator, job: JobModel) -> None:
+        self._m = mediator
+        self.job = job
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    def refresh(self, wait: float = 0.0) -> JobModel:
+        """The job now, or once it changed (waiting up to ``wait`` seconds, at most 30)."""
+        self.job = self._m._get(
+            f"/v1/downloads/{self.id}", JobModel, after=self.job.changes, wait=min(wait, 30.0)
+        )
+        return self.job
+
+    def wait(
+        self,
+        progress: Callable[[ProgressModel], None] | None = None,
+        cancel: threading.Event | None = None,
+        timeout: float | None = None,
+    ) -> JobModel:
+        """Block until the job ends; calls ``progress`` on each change. Setting ``cancel`` cancels
+        the job (what finished stays; the next run resumes). Returns the finished job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cancelled = False
+        while self.job.state not in ("done", "failed", "cancelled"):
+            if cancel is not None and cancel.is_set() and not cancelled:
+                self.cancel()
+                cancelled = True
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"download {self.id} still runs after {timeout} s")
+            self.refresh(wait=0.5 if cancel is not None else 10.0)
+            if progress is not None and self.job.progress is not None:
+                progress(self.job.progress)
+        return self.job
+
+    def pause(self) -> JobModel:
+        self.job = self._m._post(f"/v1/downloads/{self.id}/pause", JobModel)
+        return self.job
+
+    def resume(self) -> JobModel:
+        self.job = self._m._post(f"/v1/downloads/{self.id}/resume", JobModel)
+        return self.job
+
+    def cancel(self) -> JobModel:
+        self.job = self._m._post(f"/v1/downloads/{self.id}/cancel", JobModel)
+        return self.job
+
+
+class Mediator:
+    """Replica sets as one user of this machine's node. Use as a context manager, or ``close()``.
+
+    Args:
+        url, token: a node's local API (default: the one the node of this user's data folder
+            published in ``local-api.json``).
+        start: start a node in this process when none runs (default True).
+        timeout: seconds for one request (downloads wait in shorter steps).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        start: bool = True,
+        settings_path: Path | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self._session = requests.Session()
+        self._session.trust_env = False  # loopback only: never through a proxy
+        self._timeout = timeout
+        self._node: Any = None
+        if url is None or token is None:
+            url, token = self._find(settings_path, start)
+        self.url = url.rstrip("/")
+        self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def _find(self, settings_path: Path | None, start: bool) -> tuple[str, str]:
+        data_dir = Settings.load(settings_path).data_dir
+        endpoint = Endpoint.read(data_dir)
+        if endpoint is not None and endpoint.alive():
+            return endpoint.url, endpoint.token
+        if not start:
+            raise errors.NodeUnreachable(
+                f"no node runs for {data_dir}; start one (mediator node run, or the desktop app)"
+            )
+        from mediator_desktop.node import Node  # heavy: Raft, archives; only when we start one
+
+        node = Node(settings_path=settings_path, api=True)
+        try:
+            node.start()
+        except errors.NodeRunning:  # another process is starting one right now: use it
+            return self._wait_for_endpoint(data_dir)
+        self._node = node
+        assert node.api is not None
+        return node.api.url, node.api.token
+
+    @staticmethod
+    def _wait_for_endpoint(data_dir: Path, timeout: float = 60.0) -> tuple[str, str]:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while time.monotonic() < deadline:
+            endpoint = Endpoint.read(data_dir)
+            if endpoint is not None and endpoint.alive():
+                return endpoint.url, endpoint.token
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise errors.NodeUnreachable(f"a node holds {data_dir} but published no local API within {timeout} s")
+
+    @property
+    def embedded(self) -> bool:
+        """True when this object started the node it talks to (it stops with ``close``)."""
+        return self._node is not None
+
+    def close(self) -> None:
+        self._session.close()
+        if self._node is not None:
+            self._node.stop()
+            self._node = None
+
+    def __enter__(self) -> Mediator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- HTTP ------------------------------------------------------------------------------------
+    def _call(self, method: str, path: str, body: Any = None, /, **params: Any) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = self._session.request(
+                method, self.url + path, json=body, params=query, timeout=self._timeout
+            )
+        except requests.ConnectionError as exc:
+            raise errors.NodeUnreachable(
+                f"the node at {self.url} does not answer ({exc.__class__.__name__}); is it still running?"
+            ) from None
+        except requests.Timeout:
+            raise errors.NodeUnreachable(
+                f"the node at {self.url} did not answer within {self._timeout} s"
+            ) from None
+        if response.status_code >= 400:
+            raise _error_of(response)
+        return None if response.status_code == 204 or not response.content else response.json()
+
+    def _get(self, path: str, model: type[M], /, **params: Any) -> M:
+        return model.model_validate(self._call("GET", path, **params))
+
+    def _post(self, path: str, model: type[M], body: Any = None) -> M:
+        return model.model_validate(self._call("POST", path, body))
+
+    def _list(self, path: str, model: type[M], /, **params: Any) -> list[M]:
+        return [model.model_validate(x) for x in self._call("GET", path, **params)]
+
+    # -- node and cluster ------------------------------------------------------------------------
+    def node(self) -> NodeInfo:
+        """This node: version, the user's key id and name, folders, cluster address."""
+        return self._get("/v1/node", NodeInfo)
+
+    def cluster(self) -> ClusterModel:
+        """Members of the cluster, their health and the leader."""
+        return self._get("/v1/cluster", ClusterModel)
+
+    def peers(self) -> list[PeerModel]:
+        """Machines seen on the network (member, not member, other cluster)."""
+        return self._list("/v1/peers", PeerModel)
+
+    def join_code(self, ttl: float = 600.0) -> str:
+        """A single-use code another machine types to join this cluster."""
+        return str(self._call("POST", "/v1/cluster/join-code", {"ttl": ttl})["code"])
+
+    def join(self, code: str) -> ClusterModel:
+        """Join the cluster that made ``code`` (this node must hold no sets of its own)."""
+        return self._post("/v1/cluster/join", ClusterModel, {"code": code})
+
+    def leave(self) -> ClusterModel:
+        """Leave the cluster and go on alone."""
+        return self._post("/v1/cluster/leave", ClusterModel)
+
+    def users(self) -> list[UserModel]:
+        return self._list("/v1/users", UserModel)
+
+    # -- archives --------------------------------------------------------------------------------
+    def sources(self) -> list[SourceModel]:
+        """The archives this node can browse, with their levels and filterable metadata."""
+        return self._list("/v1/sources", SourceModel)
+
+    def browse(
+        self,
+        source: str,
+        *path: str,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        offset: int = 0,
+        limit: int = 200,
+    ) -> PageModel:
+        """Children of ``path`` in an archive: ``m.browse("idc", "nlst")`` lists NLST's patients."""
+        return self._get(
+            f"/v1/sources/{_segment(source)}/browse",
+            PageModel,
+            path=list(path),
+            filter=_filter_args(filters),
+            offset=offset,
+            limit=limit,
+        )
+
+    def browse_all(self, source: str, *path: str, page: int = 1000) -> Iterator[ItemModel]:
+        """Every child of ``path``, fetched page by page."""
+        offset = 0
+        while True:
+            result = self.browse(source, *path, offset=offset, limit=page)
+            yield from result.items
+            if not result.more or not result.items:
+                return
+            offset += len(result.items)
+
+    def search(
+        self,
+        source: str,
+        text: str = "",
+        *path: str,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        limit: int = 100,
+    ) -> list[ItemModel]:
+        """Children of ``path`` whose key or label contains ``text``: ``m.search("idc", "lung")``."""
+        return self._list(
+            f"/v1/sources/{_segment(source)}/search",
+            ItemModel,
+            q=text,
+            path=list(path),
+            filter=_filter_args(filters),
+            limit=limit,
+        )
+
+    def values(self, source: str, name: str, *path: str) -> list[str]:
+        """The values metadata ``name`` (e.g. ``Modality``) takes below ``path``."""
+        return list(
+            self._call("GET", f"/v1/sources/{_segment(source)}/values/{_segment(name)}", path=list(path))
+        )
+
+    # -- replica sets ----------------------------------------------------------------------------
+    def sets(self, scope: SetScope = "all") -> list[SetModel]:
+        """Sets you may see: all, mine, shared, cluster, public, published or following."""
+        return self._list("/v1/sets", SetModel, scope=scope)
+
+    def get_set(self, set_id: str) -> SetModel:
+        return self._get(f"/v1/sets/{_set_id(set_id)}", SetModel)
+
+    def find_set(self, name_or_id: str) -> SetModel:
+        """A set by id, or by its name when exactly one set you see has it."""
+        if len(name_or_id) == 32 and all(c in "0123456789abcdef" for c in name_or_id):
+            return self.get_set(name_or_id)
+        matches = [s for s in self.sets() if s.name == name_or_id]
+        if not matches:
+            raise errors.NotFound(
+                f"no set named {name_or_id!r} is visible to you; see `mediator sets list` or sets()"
+            )
+        if len(matches) > 1:
+            ids = ", ".join(s.id for s in matches)
+            raise errors.ValidationError(f"{len(matches)} sets are named {name_or_id!r} ({ids}); use an id")
+        return matches[0]
+
+    def create_set(
+        self,
+        name: str,
+        *,
+        add: Iterable[PointerLike] = (),
+        description: str = "",
+        visibility: str = "private",
+        message: str = "",
+    ) -> SetModel:
+        """A new set, with a first version when ``add`` names pointers (resolved by the node)."""
+        body = {
+            "name": name,
+            "description": description,
+            "visibility": visibility,
+            "add": [_pointer_json(p) for p in add],
+            "message": message,
+        }
+        return SetModel.model_validate(self._call("POST", "/v1/sets", body))
+
+    def update(
+        self,
+        set_id: str,
+        *,
+        add: Iterable[PointerLike] = (),
+        remove: Iterable[PointerLike] = (),
+        message: str = "",
+        expected_head: int | None = None,
+    ) -> UpdateResult:
+        """Add and remove pointers at any granularity in one new version.
+
+        Removing part of something added coarser excludes it. ``expected_head``: the version
+        you built on; if someone committed since, ``ConflictError`` carries the current head.
+        """
+        body = {
+            "add": [_pointer_json(p) for p in add],
+            "remove": [_pointer_json(p) for p in remove],
+            "message": message,
+            "expected_head": expected_head,
+        }
+        return self._post(f"/v1/sets/{_set_id(set_id)}/versions", UpdateResult, body)
+
+    def add(self, set_id: str, *pointers: PointerLike, message: str = "") -> UpdateResult:
+        """``m.add(set_id, "idc/nlst/100002")``: add pointers in a new version."""
+        return self.update(set_id, add=pointers, message=message)
+
+    def remove(self, set_id: str, *pointers: PointerLike, message: str = "") -> UpdateResult:
+        """``m.remove(set_id, "idc/nlst/100002")``: remove (or exclude) pointers in a new version."""
+        return self.update(set_id, remove=pointers, message=message)
+
+    def delete_set(self, set_id: str) -> None:
+        """Delete a set you own (not possible once a version is published)."""
+        self._call("DELETE", f"/v1/sets/{_set_id(set_id)}")
+
+    def duplicate(self, set_id: str, version: int | None = None, name: str = "") -> SetModel:
+        """Fork a set (yours, shared with you, or public) into a new set of yours."""
+        return SetModel.model_validate(
+            self._call("POST", f"/v1/sets/{_set_id(set_id)}/duplicate", {"version": version, "name": name})
+        )
+
+    def share(
+        self,
+        set_id: str,
+        *,
+        visibility: str | None = None,
+        editors: Iterable[str] = (),
+        revoke: Iterable[str] = (),
+    ) -> SetModel:
+        """Change who sees a set (private, cluster, public) and who may edit it (users' key ids)."""
+        rs = self.get_set(set_id)
+        if visibility is not None:
+            rs = SetModel.model_validate(
+                self._call("PUT", f"/v1/sets/{rs.id}/visibility", {"visibility": visibility})
+            )
+        for key_id in editors:
+            rs = SetModel.model_validate(self._call("PUT", f"/v1/sets/{rs.id}/editors/{_segment(key_id)}"))
+        for key_id in revoke:
+            rs = SetModel.model_validate(self._call("DELETE", f"/v1/sets/{rs.id}/editors/{_segment(key_id)}"))
+        return rs
+
+    def follow(self, set_id: str) -> SetModel:
+        """Be told when a set gets a new version."""
+        return SetModel.model_validate(self._call("PUT", f"/v1/sets/{_set_id(set_id)}/follow"))
+
+    def unfollow(self, set_id: str) -> SetModel:
+        return SetModel.model_validate(self._call("DELETE", f"/v1/sets/{_set_id(set_id)}/follow"))
+
+    def history(self, set_id: str) -> list[VersionModel]:
+        """Every version of a set, oldest first, with messages, authors and selections."""
+        return self._list(f"/v1/sets/{_set_id(set_id)}/versions", VersionModel)
+
+    def version(self, set_id: str, number: int) -> VersionModel:
+        return self._get(f"/v1/sets/{_set_id(set_id)}/versions/{int(number)}", VersionModel)
+
+    def leaves(self, set_id: str, number: int | None = None, *, page: int = 5000) -> Iterator[LeafModel]:
+        """The leaves of a version (default: the head), with sizes and fingerprints."""
+        number = number if number is not None else self.get_set(set_id).head
+        if number is None:
+            return
+        offset = 0
+        while True:
+            result = self._get(
+                f"/v1/sets/{_set_id(set_id)}/versions/{number}/leaves", LeavesModel, offset=offset, limit=page
+            )
+            yield from result.leaves
+            offset += len(result.leaves)
+            if offset >= result.total or not result.leaves:
+                return
+
+    def diff(
+        self, set_id: str, old: int, new: int | None = None, *, other: str | None = None, limit: int = 1000
+    ) -> DiffModel:
+        """What changed from version ``old`` to ``new`` (default: the head), or to a version of
+        ``other`` set; ``summary`` reads like ``+5 series (2.1 GB) in 3 patients, -1 series``."""
+        return self._get(
+            f"/v1/sets/{_set_id(set_id)}/diff",
+            DiffModel,
+            old=old,
+            new=new,
+            other=None if other is None else _set_id(other),
+            limit=limit,
+        )
+
+    # -- downloads -------------------------------------------------------------------------------
+    def start_download(
+        self,
+        set_id: str,
+        destination: str | os.PathLike[str],
+        *,
+        version: int | None = None,
+        layout: str = DEFAULT_LAYOUT,
+        workers: int = 8,
+        prune: bool = False,
+        only: Iterable[str] | None = None,
+    ) -> DownloadHandle:
+        """Start a download on the node and return at once; see ``download``."""
+        body = {
+            "set_id": _set_id(set_id),
+            "destination": str(Path(destination).expanduser().absolute()),
+            "version": version,
+            "layout": layout,
+            "workers": workers,
+            "prune": prune,
+            "only": None if only is None else list(only),
+        }
+        return DownloadHandle(self, self._post("/v1/downloads", JobModel, body))
+
+    def download(
+        self,
+        set_id: str,
+        destination: str | os.PathLike[str],
+        *,
+        version: int | None = None,
+        layout: str = DEFAULT_LAYOUT,
+        workers: int = 8,
+        prune: bool = False,
+        only: Iterable[str] | None = None,
+        progress: Callable[[ProgressModel], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> JobModel:
+        """Bring ``destination`` up to a version (default: the head) of a set, and wait.
+
+        Only leaves new or changed since the folder's last download are fetched. ``progress`` is
+        called with bytes, items, rate and ETA; set ``cancel`` to stop (finished leaves stay).
+        The returned job's ``report`` lists what was fetched and every failure with its reason;
+        its ``state`` is ``done``, ``failed`` or ``cancelled``.
+        """
+        handle = self.start_download(
+            set_id, destination, version=version, layout=layout, workers=workers, prune=prune, only=only
+        )
+        return handle.wait(progress=progress, cancel=cancel)
+
+    def downloads(self) -> list[JobModel]:
+        """Every download job of the node since it started."""
+        return self._list("/v1/downloads", JobModel)
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _set_id(set_id: str) -> str:
+    return check_set_id(set_id)
+
+
+def _filter_args(filters: Mapping[str, str | Sequence[str]] | None) -> list[str]:
+    out = []
+    for name, values in (filters or {}).items():
+        vals = [values] if isinstance(values, str) else list(values)
+        out.append(f"{name}={','.join(vals)}")
+    return out
