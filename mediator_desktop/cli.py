@@ -262,7 +262,7 @@ def _print_set(rs: Any) -> None:
     if rs.editors:
         print(f"  editors: {', '.join(e[:8] for e in rs.editors)}")
     if rs.forked_from:
-        print(f"  forked from {rs.forked_from[0]} version {rs.forked_from[1]}")
+        print(f"  forked from {rs.forked_from.set_id} version {rs.forked_from.version}")
     if rs.published:
         print(f"  published versions: {', '.join(map(str, rs.published))}")
 

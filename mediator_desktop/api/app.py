@@ -19,6 +19,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette import types as asgi
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from mediator_desktop import __version__
@@ -28,6 +29,7 @@ from mediator_desktop.api.models import (
     DiffModel,
     Duplicate,
     ErrorModel,
+    ForkModel,
     ItemModel,
     JobModel,
     JoinBody,
@@ -84,7 +86,10 @@ _STATUS: tuple[tuple[type[errors.MediatorError], int], ...] = (
 
 # -- plumbing ------------------------------------------------------------------------------------
 class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, whether announced or streamed."""
+    """Refuses request bodies over ``limit`` bytes with 413, whether announced or streamed.
+
+    The body is read here first (it is small by then) and handed on whole.
+    """
 
     def __init__(self, app: asgi.ASGIApp, limit: int = MAX_BODY) -> None:
         self.app, self.limit = app, limit
@@ -97,24 +102,30 @@ class BodyLimit:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
                 await _too_large(self.limit)(scope, receive, send)
                 return
-        seen = 0
-
-        async def limited() -> asgi.Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await _too_large(self.limit)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(self.limit)(scope, receive, send)
+        async def replay() -> asgi.Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -176,10 +187,14 @@ def build_app(node: Node, token: str) -> FastAPI:
     async def mediator_error(request: Request, exc: errors.MediatorError) -> JSONResponse:
         return _error(exc)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        names = {401: "Unauthorized", 404: "NotFound", 405: "MethodNotAllowed"}
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such API path: {request.url.path} (see /openapi.json)"
         return JSONResponse(
-            {"error": "Unauthorized" if exc.status_code == 401 else "HTTPError", "message": str(exc.detail)},
+            {"error": names.get(exc.status_code, "HTTPError"), "message": message},
             status_code=exc.status_code,
             headers=exc.headers,
         )
@@ -204,7 +219,9 @@ def build_app(node: Node, token: str) -> FastAPI:
             owner_name=svc.users().get(rs.owner, ""),
             editors=sorted(rs.editors),
             visibility=rs.visibility.value,
-            forked_from=rs.forked_from,
+            forked_from=None
+            if rs.forked_from is None
+            else ForkModel(set_id=rs.forked_from[0], version=rs.forked_from[1]),
             following=svc.key_id in rs.followers,
             head=rs.head,
             published=sorted(rs.published),

@@ -144,6 +144,13 @@ class VersionModel(_Model):
         )
 
 
+class ForkModel(_Model):
+    """Where a duplicated set came from."""
+
+    set_id: str
+    version: int | None
+
+
 class SetModel(_Model):
     id: str
     name: str
@@ -152,7 +159,7 @@ class SetModel(_Model):
     owner_name: str
     editors: list[str]
     visibility: Literal["private", "cluster", "public"]
-    forked_from: tuple[str, int] | None
+    forked_from: ForkModel | None
     following: bool
     head: int | None
     published: list[int]

@@ -27,6 +27,9 @@ class FaultyProxy:
         self._faults: defaultdict[str, list[str]] = defaultdict(list)
         #: Drop every Range header (a server without range support).
         self.ignore_range = False
+        #: While this event is clear, object GETs wait (listings pass): a download held mid-way.
+        self.gate = threading.Event()
+        self.gate.set()
         self._lock = threading.Lock()
         proxy = self
 
@@ -88,6 +91,8 @@ class FaultyProxy:
         with self._lock:
             self.requests.append((request.command, request.path, range_header))
         fault = self._next_fault(request.path) if request.command == "GET" else None
+        if "list-type" not in request.path and not self.gate.wait(60):
+            raise RuntimeError("the proxy's gate stayed closed for 60 s")
         if fault == "503":
             body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
             request.send_response(503)
