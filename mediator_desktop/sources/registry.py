@@ -38,6 +38,12 @@ def build(
             )
         if not isinstance(source_id, str) or not source_id or source_id in out:
             raise ValidationError(f"source ids must be unique, non-empty names; got {source_id!r}")
+        unknown = sorted(set(config) - {"kind", "id", "options"})
+        if unknown:
+            raise ValidationError(
+                f"source {source_id!r} has unknown settings {', '.join(map(repr, unknown))}: "
+                "give kind, id and options (e.g. {\"options\": {\"base_url\": ...}})"
+            )
         options = config.get("options") or {}
         if not isinstance(options, Mapping):
             raise ValidationError(f"the options of source {source_id!r} must be a mapping")

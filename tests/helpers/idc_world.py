@@ -51,7 +51,13 @@ class IdcWorld:
         base = Settings(
             data_dir=home / "data",
             download_dir=home / "downloads",
-            sources=({"kind": "idc", "id": "idc", "index": str(self.index), "endpoint_url": self.proxy.url},),
+            sources=(
+                {
+                    "kind": "idc",
+                    "id": "idc",
+                    "options": {"index": str(self.index), "endpoint_url": self.proxy.url},
+                },
+            ),
             discovery=False,
         )
         return replace(base, **changes)  # type: ignore[arg-type]

@@ -52,6 +52,7 @@ def test_build_from_settings_with_secrets_from_the_keystore(tmp_path: Path) -> N
     ("configs", "message"),
     [
         ([{"kind": "ftp"}], "unknown source kind 'ftp'"),
+        ([{"kind": "idc", "index": "/x.parquet"}], "unknown settings 'index'"),
         ([{"kind": "idc"}, {"kind": "idc"}], "unique"),
         ([{"kind": "dicomweb", "id": "p"}], "needs a base_url"),
         ([{"kind": "local", "id": "l"}], "needs a folder"),

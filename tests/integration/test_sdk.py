@@ -1,0 +1,188 @@
+"""The Python SDK against real nodes: embedded when none runs, connected when one does, typed errors,
+downloads with progress, pause and cancel, and usable without PySide6."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediator_desktop import Mediator
+from mediator_desktop.core.endpoint import Endpoint
+from mediator_desktop.core.errors import ConflictError, NodeUnreachable, NotFound, ValidationError
+from mediator_desktop.sdk import ProgressModel
+from tests.helpers.idc_world import SERIES, IdcWorld, start_world
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdcWorld]:
+    moto, proxy, world = start_world(tmp_path_factory.mktemp("idc"))
+    try:
+        yield world
+    finally:
+        proxy.gate.set()
+        proxy.stop()
+        moto.stop()
+
+
+@pytest.fixture
+def m(world: IdcWorld, mediator_home: Path) -> Iterator[Mediator]:
+    world.install(mediator_home)
+    with Mediator() as client:
+        yield client
+
+
+def test_without_a_node_it_starts_one_and_a_second_client_connects_to_it(
+    world: IdcWorld, mediator_home: Path
+) -> None:
+    world.install(mediator_home)
+    with pytest.raises(NodeUnreachable, match="mediator node run"):
+        Mediator(start=False)
+    with Mediator() as first:
+        assert first.embedded
+        rs = first.create_set("shared", add=["idc/lung_a?Modality=CT"], visibility="cluster")
+        with Mediator(start=False) as second:  # finds the running node through local-api.json
+            assert not second.embedded and second.url == first.url
+            assert [s.id for s in second.sets()] == [rs.id]
+    endpoint = Endpoint.read(mediator_home / "data")
+    assert endpoint is not None and not endpoint.alive()  # stopped with the first client
+    with pytest.raises(NodeUnreachable, match="no node runs"):
+        Mediator(start=False)
+
+
+def test_browse_search_and_build_a_set_at_every_granularity(m: Mediator) -> None:
+    assert [s.id for s in m.sources()] == ["idc"]
+    page = m.browse("idc")
+    assert [i.key for i in page.items] == ["lung_a", "lung_b", "other_c"] and page.total == 3
+    assert page.items[0].leaves == 3
+    assert [i.key for i in m.browse("idc", "lung_a", filters={"Modality": "MR"}).items] == ["pa1"]
+    assert [i.key for i in m.search("idc", "LUNG")] == ["lung_a", "lung_b"]
+    assert m.values("idc", "Modality") == ["CT", "MR"]
+    assert [i.key for i in m.browse_all("idc", "lung_b", "pb1", "pb1.st")] == ["2.1", "2.2"]
+
+    rs = m.create_set("lungs", add=["idc/lung_a?Modality=CT", "idc/lung_b"], message="first")
+    assert rs.head == 1 and rs.leaves == 2 + 2
+    v2 = m.remove(rs.id, "idc/lung_b/pb1/pb1.st/2.2", message="one series less")
+    assert v2.version == 2 and v2.set.leaves == 3
+    assert m.add(rs.id, "idc/lung_a?Modality=CT").version is None  # nothing changed, nothing committed
+    v3 = m.update(rs.id, add=["idc/other_c"], remove=["idc/lung_a/pa2"], message="swap")
+    assert v3.version == 3
+    diff = m.diff(rs.id, 1)
+    assert (diff.added, diff.removed) == (1, 2)
+    assert diff.summary.startswith("+1 series")
+    assert "idc/other_c/pc1/pc1.st/3.1" in diff.added_leaves
+    history = m.history(rs.id)
+    assert [v.message for v in history] == ["first", "one series less", "swap"]
+    assert {r.include for r in history[1].rules} == {True, False}  # a removal under a coarser pointer
+    assert sorted(leaf.path[-1] for leaf in m.leaves(rs.id)) == ["1.1", "2.1", "3.1"]
+    assert sorted(leaf.path[-1] for leaf in m.leaves(rs.id, 1, page=1)) == ["1.1", "1.3", "2.1", "2.2"]
+
+
+def test_errors_come_back_typed_with_what_to_do(m: Mediator) -> None:
+    rs = m.create_set("conflicts", add=["idc/lung_a"])
+    m.update(rs.id, add=["idc/lung_b"], expected_head=1)
+    with pytest.raises(ConflictError) as conflict:
+        m.update(rs.id, add=["idc/other_c"], expected_head=1)
+    assert conflict.value.current_head == 2
+    with pytest.raises(NotFound, match="no source 'tcia'"):
+        m.add(rs.id, "tcia/LIDC-IDRI")
+    with pytest.raises(NotFound, match="no set named"):
+        m.find_set("nothing like it")
+    with pytest.raises(ValidationError, match="4 levels"):
+        m.add(rs.id, "idc/a/b/c/d/e")
+    with pytest.raises(ValidationError, match="32 hex digits"):
+        m.get_set("../../etc")
+    with pytest.raises(ValidationError, match="refused the request"):
+        m.share(rs.id, visibility="secret")
+
+
+def test_share_fork_follow_and_delete(m: Mediator) -> None:
+    rs = m.create_set("original", add=["idc/lung_b"])
+    me = m.node().key_id
+    shared = m.share(rs.id, visibility="public")
+    assert shared.visibility == "public"
+    assert [s.id for s in m.sets("public")] == [rs.id]
+    fork = m.duplicate(rs.id, name="my fork")
+    assert fork.forked_from is not None and fork.forked_from.set_id == rs.id and fork.owner == me
+    assert m.follow(rs.id).following and not m.unfollow(rs.id).following
+    m.delete_set(fork.id)
+    with pytest.raises(NotFound):
+        m.get_set(fork.id)
+
+
+def test_download_with_progress_then_only_what_changed(m: Mediator, world: IdcWorld, tmp_path: Path) -> None:
+    rs = m.create_set("to disk", add=["idc/lung_a?Modality=CT"])
+    seen: list[ProgressModel] = []
+    job = m.download(rs.id, tmp_path / "out", progress=seen.append)
+    assert job.state == "done" and job.report is not None
+    assert len(job.report["fetched"]) == 2 and not job.report["failed"]
+    files = sorted(p for p in (tmp_path / "out").rglob("*.dcm"))
+    assert len(files) == 3 + 2
+    assert sorted(p.read_bytes() for p in files) == sorted(world.blobs["1.1"] + world.blobs["1.3"])
+    assert seen and seen[-1].items_done == 2
+    m.add(rs.id, "idc/lung_b/pb1/pb1.st/2.1")
+    again = m.download(rs.id, tmp_path / "out")
+    assert again.report is not None
+    assert (len(again.report["fetched"]), again.report["unchanged"]) == (1, 2)
+    assert again.summary is not None and "1 fetched" in again.summary
+    assert any(j.id == again.id for j in m.downloads())
+
+
+def test_a_download_can_be_paused_resumed_and_cancelled(m: Mediator, world: IdcWorld, tmp_path: Path) -> None:
+    rs = m.create_set("held", add=["idc/lung_a", "idc/lung_b"])
+    world.proxy.gate.clear()  # object GETs wait: the download is held mid-way
+    try:
+        handle = m.start_download(rs.id, tmp_path / "held", workers=1)
+        assert handle.pause().state == "paused"
+        assert handle.resume().state == "running"
+        cancel = threading.Event()
+        cancel.set()
+        world.proxy.gate.set()
+        job = handle.wait(cancel=cancel)
+    finally:
+        world.proxy.gate.set()
+    assert job.state in ("cancelled", "done")  # a cancel that loses the race to the end is fine
+    if job.state == "cancelled":
+        assert job.report is not None and job.report["cancelled"]
+    rerun = m.download(rs.id, tmp_path / "held")
+    assert rerun.state == "done" and rerun.report is not None
+    total = sum(1 for s in SERIES if s[0] in ("lung_a", "lung_b"))
+    assert len(rerun.report["fetched"]) + rerun.report["unchanged"] == total
+
+
+def test_download_failures_stop_with_a_typed_error_and_write_nothing(m: Mediator, tmp_path: Path) -> None:
+    rs = m.create_set("nowhere", add=["idc/lung_a"])
+    with pytest.raises(ValidationError, match="absolute"):
+        m._call("POST", "/v1/downloads", {"set_id": rs.id, "destination": "relative"})
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    job = m.download(rs.id, blocker / "below")
+    assert job.state == "failed" and job.error
+    assert blocker.read_text() == "not a folder"
+
+
+def test_the_sdk_works_where_pyside6_cannot_be_imported(world: IdcWorld, mediator_home: Path) -> None:
+    world.install(mediator_home)
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["PySide6"] = None  # as in a Python without it: importing it fails
+        from mediator_desktop import Mediator
+        with Mediator() as m:
+            rs = m.create_set("no Qt", add=["idc/lung_b"])
+            print(rs.leaves, m.diff(rs.id, 1).summary)
+        assert not any(name.startswith(("PySide6.", "shiboken6")) for name in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "no", "changes"]
