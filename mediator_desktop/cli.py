@@ -132,7 +132,9 @@ def _node_run(args: argparse.Namespace) -> int:
     from mediator_desktop.node import Node, cluster_secret, set_cluster_secret
 
     settings = Settings.load()
-    changed = {}
+    changed: dict[str, Any] = {}
+    if args.data_dir:
+        changed["data_dir"] = Path(args.data_dir).expanduser().absolute()
     if args.listen:
         changed["raft_address"] = args.listen
     if args.peer:
@@ -594,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command(
         node_commands, "run", _node_run, "run a headless cluster member (for an always-on lab server)"
     )
+    run.add_argument("--data-dir", help="where the node keeps its data (remembered in the settings)")
     run.add_argument("--listen", metavar="HOST:PORT", help="cluster address (default: the one remembered)")
     run.add_argument("--peer", action="append", metavar="HOST:PORT", help="a member to start with (repeat)")
     run.add_argument("--join", metavar="CODE", help="join the cluster of the member that made CODE")

@@ -236,6 +236,12 @@ class Node:
         if self.store is None or self.identity is None:
             raise RuntimeError("start the node before joining")
         parsed = JoinCode.parse(code)
+        members = self._member_addresses()
+        if len(members) > 1:
+            raise PairingError(
+                f"this node is already a member of a cluster of {len(members)}; leave it first "
+                "(mediator leave) to join another"
+            )
         own = [s for s in self.store.state.sets.values()]
         if own:
             raise PairingError(

@@ -42,7 +42,7 @@ def build(
         if unknown:
             raise ValidationError(
                 f"source {source_id!r} has unknown settings {', '.join(map(repr, unknown))}: "
-                "give kind, id and options (e.g. {\"options\": {\"base_url\": ...}})"
+                'give kind, id and options (e.g. {"options": {"base_url": ...}})'
             )
         options = config.get("options") or {}
         if not isinstance(options, Mapping):

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from mediator_desktop import __version__
+from mediator_desktop.core.errors import NodeRunning
 from mediator_desktop.node import Node
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MEDIator Desktop")
     app.setApplicationVersion(__version__)
-    with Node() as node:
+    node = Node(api=True)  # the SDK and the CLI of this user reach the app's node through its local API
+    try:
+        node.start()
+    except NodeRunning as exc:
+        print(f"mediator-desktop: {exc}", file=sys.stderr)
+        return 1
+    try:
         window = MainWindow(node)
         window.show()
         log.info("MEDIator Desktop %s started; data in %s", __version__, node.data_dir)
         if args.quit_after is not None:
             QTimer.singleShot(int(args.quit_after * 1000), app.quit)
         return app.exec()
+    finally:
+        node.stop()
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ class IdcWorld:
             uuid = hashlib.sha1(f"{self.root}{series}".encode()).hexdigest()
             blobs = [os.urandom(1500 + 100 * i) for i in range(count)]
             upload_series(s3, BUCKET, uuid, blobs)
-            rows.append(series_row((collection, patient, f"{patient}.st", series), uuid, blobs, modality=modality))
+            rows.append(
+                series_row((collection, patient, f"{patient}.st", series), uuid, blobs, modality=modality)
+            )
             self.blobs[series] = blobs
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = small_index(self.root / "index.parquet", rows)

@@ -16,3 +16,18 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 15.0) -> N
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The next line ``proc`` writes to its stdout (a pipe, text mode), waiting at most ``timeout``."""
+    import selectors
+
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise TimeoutError(f"no line from process {proc.pid} within {timeout} s")
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"process {proc.pid} closed its output (exit {proc.wait(5)})")
+    return line

@@ -14,9 +14,9 @@ import psutil
 import pytest
 import requests
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
+from schemathesis.checks import positive_data_acceptance
 
 from mediator_desktop.core.endpoint import ENDPOINT_FILE, Endpoint
 from mediator_desktop.core.errors import NodeRunning
@@ -96,10 +96,15 @@ def test_only_loopback_can_connect_and_only_with_a_loopback_host_name(
         if a.family == socket.AF_INET and not a.address.startswith("127.")
     ]
     for address in others:
-        with pytest.raises(ConnectionRefusedError), socket.create_connection((address, node.api.port), timeout=2):
+        with (
+            pytest.raises(ConnectionRefusedError),
+            socket.create_connection((address, node.api.port), timeout=2),
+        ):
             pass
     # A page on another site that points a browser at the port (DNS rebinding) gets nothing.
-    assert http.get(url(node, "/v1/node"), headers={"Host": f"evil.example:{node.api.port}"}).status_code == 400
+    assert (
+        http.get(url(node, "/v1/node"), headers={"Host": f"evil.example:{node.api.port}"}).status_code == 400
+    )
     assert http.get(url(node, "/v1/node"), headers={"Host": f"localhost:{node.api.port}"}).status_code == 200
 
 

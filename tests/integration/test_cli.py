@@ -1,0 +1,270 @@
+"""The `mediator` command as a new user meets it in a terminal: a headless node, then every step of
+the walkthrough (browse IDC, a set of two collections' CT series, share, diff, download), seen by an
+SDK script in a second terminal; exit codes; a second machine joining with a code; SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediator_desktop.cli import (
+    EXIT_NO_NODE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_USER_ERROR,
+)
+from mediator_desktop.core.endpoint import Endpoint
+from tests.helpers.idc_world import IdcWorld, start_world
+from tests.helpers.net import free_ports
+from tests.helpers.proc import read_line, stop_process
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdcWorld]:
+    moto, proxy, world = start_world(tmp_path_factory.mktemp("idc"))
+    try:
+        yield world
+    finally:
+        proxy.stop()
+        moto.stop()
+
+
+def env_for(home: Path) -> dict[str, str]:
+    return {**os.environ, "MEDIATOR_HOME": str(home)}
+
+
+def mediator(home: Path, *args: str, code: int = EXIT_OK) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "mediator_desktop.cli", *args],
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert out.returncode == code, (
+        f"mediator {' '.join(args)} -> {out.returncode}\n{out.stdout}\n{out.stderr}"
+    )
+    return out
+
+
+def as_json(out: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(out.stdout)
+
+
+class HeadlessNode:
+    """`mediator node run` in its own process."""
+
+    def __init__(self, home: Path, *args: str, wait: bool = True) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mediator_desktop.cli", "--json", "node", "run", *args],
+            env=env_for(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.ready: dict[str, Any] = {}
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> dict[str, Any]:
+        try:
+            self.ready = json.loads(read_line(self.proc, 60))
+        except BaseException:
+            self.stop()
+            raise
+        assert self.ready.get("state") == "ready", self.ready
+        return self.ready
+
+    def stop(self) -> int:
+        stop_process(self.proc, 20)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def test_walkthrough_from_a_terminal(world: IdcWorld, mediator_home: Path, tmp_path: Path) -> None:
+    world.install(mediator_home)
+    node = HeadlessNode(mediator_home)
+    try:
+        assert node.ready["state"] == "ready" and node.ready["api"].startswith("http://127.0.0.1:")
+        # Browse IDC.
+        assert "idc" in mediator(mediator_home, "sources", "list").stdout
+        collections = as_json(mediator(mediator_home, "--json", "sources", "browse", "idc"))["items"]
+        assert [c["key"] for c in collections] == ["lung_a", "lung_b", "other_c"]
+        assert [
+            c["key"] for c in as_json(mediator(mediator_home, "--json", "sources", "search", "idc", "lung"))
+        ] == [
+            "lung_a",
+            "lung_b",
+        ]
+        patients = mediator(
+            mediator_home, "sources", "browse", "idc", "lung_a", "--filter", "Modality=CT"
+        ).stdout
+        assert patients.split()[0] == "pa1"
+        # A set of two collections' CT series, shared with the cluster.
+        created = as_json(
+            mediator(
+                mediator_home,
+                "--json",
+                "sets",
+                "create",
+                "Lung CT",
+                "--add",
+                "idc/lung_a?Modality=CT",
+                "--add",
+                "idc/lung_b?Modality=CT",
+                "-m",
+                "two collections",
+            )
+        )
+        set_id = created["id"]
+        assert created["head"] == 1 and created["leaves"] == 4
+        mediator(mediator_home, "sets", "remove", "Lung CT", "idc/lung_b/pb1/pb1.st/2.2", "-m", "drop one")
+        shared = as_json(
+            mediator(mediator_home, "--json", "sets", "share", "Lung CT", "--visibility", "cluster")
+        )
+        assert shared["visibility"] == "cluster"
+        # Diff two versions.
+        diff = mediator(mediator_home, "sets", "diff", "Lung CT", "1", "2").stdout.splitlines()
+        assert diff[0].startswith("-1 series") and "- idc/lung_b/pb1/pb1.st/2.2" in diff
+        history = mediator(mediator_home, "sets", "history", set_id).stdout
+        assert "two collections" in history and "drop one" in history
+        # Download it.
+        out = mediator(mediator_home, "download", "Lung CT", str(tmp_path / "data")).stdout
+        assert "3 fetched" in out
+        files = sorted(p.relative_to(tmp_path / "data") for p in (tmp_path / "data").rglob("*.dcm"))
+        assert len(files) == 3 + 2 + 2 and str(files[0]).startswith("lung_a/pa1/")
+        again = as_json(mediator(mediator_home, "--json", "download", "Lung CT", str(tmp_path / "data")))
+        assert again["report"]["fetched"] == [] and again["report"]["unchanged"] == 3
+        # A second terminal's SDK script sees the same set.
+        script = textwrap.dedent(
+            """
+            import json
+            from mediator_desktop import Mediator
+            with Mediator(start=False) as m:
+                rs = m.find_set("Lung CT")
+                print(json.dumps({"id": rs.id, "head": rs.head, "visibility": rs.visibility,
+                                  "diff": m.diff(rs.id, 1, 2).summary}))
+            """
+        )
+        seen = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env_for(mediator_home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert seen.returncode == 0, seen.stderr
+        view = json.loads(seen.stdout)
+        assert (view["id"], view["head"], view["visibility"]) == (set_id, 2, "cluster")
+        assert view["diff"].startswith("-1 series")
+        # Exit codes that say what went wrong.
+        missing = mediator(mediator_home, "sets", "show", "no such set", code=EXIT_NOT_FOUND)
+        assert "no set named 'no such set'" in missing.stderr
+        assert "invalid choice" in mediator(mediator_home, "sets", "frobnicate", code=EXIT_USAGE).stderr
+        refused = mediator(mediator_home, "sets", "delete", "Lung CT", code=EXIT_USER_ERROR)
+        assert "--yes" in refused.stderr
+        failed = as_json(
+            mediator(mediator_home, "--json", "sets", "add", "Lung CT", "idc/a/b/c/d/e", code=EXIT_USER_ERROR)
+        )
+        assert failed["error"] == "ValidationError" and failed["exit"] == EXIT_USER_ERROR
+    finally:
+        code = node.stop()
+    # SIGTERM: a clean stop, the log kept, the endpoint marked as no longer served.
+    assert code == 0
+    log = Path(node.ready["log_file"]).read_text()
+    assert "stopping on a signal" in log and "node stopped" in log
+    endpoint = Endpoint.read(mediator_home / "data")
+    assert endpoint is not None and endpoint.pid == 0
+    assert mediator(
+        mediator_home, "--json", "sets", "list", "--scope", "mine"
+    ).stdout  # runs a node for itself
+    listed = as_json(mediator(mediator_home, "--json", "sets", "list"))
+    assert [s["name"] for s in listed] == ["Lung CT"]
+
+
+def test_a_lab_server_and_a_workstation_pair_with_a_join_code(world: IdcWorld, tmp_path: Path) -> None:
+    server_home, desk_home = tmp_path / "server", tmp_path / "desk"
+    world.install(server_home)
+    world.install(desk_home)
+    server = HeadlessNode(server_home)
+    desk: HeadlessNode | None = None
+    try:
+        rs = as_json(
+            mediator(
+                server_home,
+                "--json",
+                "sets",
+                "create",
+                "Server set",
+                "--add",
+                "idc/other_c",
+                "--visibility",
+                "cluster",
+            )
+        )
+        code = mediator(server_home, "join-code").stdout.strip()
+        desk = HeadlessNode(desk_home, "--join", code)
+        status = as_json(mediator(desk_home, "--json", "status"))
+        assert len(status["cluster"]["members"]) == 2
+        assert [s["id"] for s in as_json(mediator(desk_home, "--json", "sets", "list"))] == [rs["id"]]
+        used = mediator(desk_home, "join", code, code=EXIT_USER_ERROR)
+        assert "already a member of a cluster of 2" in used.stderr
+        left = as_json(mediator(desk_home, "--json", "leave"))
+        assert len(left["members"]) == 1
+        assert as_json(mediator(desk_home, "--json", "sets", "list")) == []
+    finally:
+        if desk is not None:
+            desk.stop()
+        server.stop()
+
+
+def test_without_a_node_the_sdk_can_be_told_not_to_start_one(mediator_home: Path) -> None:
+    script = "from mediator_desktop import Mediator\nMediator(start=False)"
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env_for(mediator_home), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0 and "NodeUnreachable" in out.stderr and "mediator node run" in out.stderr
+    assert EXIT_NO_NODE == 9
+
+
+def test_lab_servers_configured_with_a_shared_secret_file_and_peers(world: IdcWorld, tmp_path: Path) -> None:
+    short = tmp_path / "short.secret"
+    short.write_text("tiny\n")
+    refused = mediator(tmp_path / "x", "node", "run", "--secret-file", str(short), code=EXIT_USER_ERROR)
+    assert "shorter than 16" in refused.stderr
+    secret = tmp_path / "cluster.secret"
+    secret.write_text("a-secret-both-servers-share-0123456789\n")
+    a_port, b_port = free_ports(2)
+    homes = [tmp_path / "a", tmp_path / "b"]
+    addresses = [f"127.0.0.1:{a_port}", f"127.0.0.1:{b_port}"]
+    nodes: list[HeadlessNode] = []
+    try:
+        for home, me, other in zip(homes, addresses, reversed(addresses), strict=True):
+            world.install(home)
+            args = ("--data-dir", str(home / "elsewhere"), "--listen", me, "--peer", other)
+            nodes.append(HeadlessNode(home, *args, "--secret-file", str(secret), wait=False))
+        for node in nodes:  # each waits for the other: a member alone has no quorum
+            node.wait_ready()
+        assert nodes[0].ready["data_dir"] == str(homes[0] / "elsewhere")
+        created = as_json(mediator(homes[0], "--json", "sets", "create", "Both", "--visibility", "cluster"))
+        listed = as_json(mediator(homes[1], "--json", "sets", "list"))
+        assert [s["id"] for s in listed] == [created["id"]]
+        status = as_json(mediator(homes[1], "--json", "status"))["cluster"]
+        assert sorted(m["address"] for m in status["members"]) == sorted(addresses) and status["has_quorum"]
+    finally:
+        for node in nodes:
+            node.stop()
