@@ -11,6 +11,7 @@ OpenAPI document at ``/openapi.json`` describes every operation. Errors come bac
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -228,6 +229,12 @@ def build_app(node: Node, token: str) -> FastAPI:
             leaves=leaves,
             size=size,
         )
+
+    def changed(set_id: str, change: Callable[[Service], object]) -> SetModel:
+        """Make a change to a set, then answer with the set as it is now."""
+        svc = service()
+        change(svc)
+        return set_model(svc.get_set(set_id))
 
     def job_model(job: DownloadJob) -> JobModel:
         return JobModel.model_validate(job.to_json())
@@ -447,37 +454,27 @@ def build_app(node: Node, token: str) -> FastAPI:
 
     @app.put("/v1/sets/{set_id}/visibility", tags=["sharing"])
     def put_visibility(set_id: SetId, body: VisibilityBody) -> SetModel:
-        svc = service()
-        svc.set_visibility(set_id, _visibility(body.visibility))
-        return set_model(svc.get_set(set_id))
+        return changed(set_id, lambda svc: svc.set_visibility(set_id, _visibility(body.visibility)))
 
     @app.put("/v1/sets/{set_id}/editors/{key_id}", tags=["sharing"])
     def put_editor(
         set_id: SetId, key_id: Annotated[str, PathParam(min_length=1, max_length=128)]
     ) -> SetModel:
-        svc = service()
-        svc.grant_editor(set_id, key_id)
-        return set_model(svc.get_set(set_id))
+        return changed(set_id, lambda svc: svc.grant_editor(set_id, key_id))
 
     @app.delete("/v1/sets/{set_id}/editors/{key_id}", tags=["sharing"])
     def delete_editor(
         set_id: SetId, key_id: Annotated[str, PathParam(min_length=1, max_length=128)]
     ) -> SetModel:
-        svc = service()
-        svc.revoke_editor(set_id, key_id)
-        return set_model(svc.get_set(set_id))
+        return changed(set_id, lambda svc: svc.revoke_editor(set_id, key_id))
 
     @app.put("/v1/sets/{set_id}/follow", tags=["sharing"])
     def put_follow(set_id: SetId) -> SetModel:
-        svc = service()
-        svc.follow(set_id)
-        return set_model(svc.get_set(set_id))
+        return changed(set_id, lambda svc: svc.follow(set_id))
 
     @app.delete("/v1/sets/{set_id}/follow", tags=["sharing"])
     def delete_follow(set_id: SetId) -> SetModel:
-        svc = service()
-        svc.unfollow(set_id)
-        return set_model(svc.get_set(set_id))
+        return changed(set_id, lambda svc: svc.unfollow(set_id))
 
     # -- downloads -------------------------------------------------------------------------------
     @app.post("/v1/downloads", status_code=202, tags=["downloads"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -69,12 +71,16 @@ class IdcWorld:
         return self.settings(home).save(home / "config" / "settings.json")
 
 
-def start_world(root: Path) -> tuple[MotoServer, FaultyProxy, IdcWorld]:
+@contextmanager
+def idc_world(root: Path) -> Iterator[IdcWorld]:
+    """moto's S3 server and the proxy before it, running for the ``with`` block."""
     moto = MotoServer().start()
     try:
         moto.public_bucket(BUCKET)
-        proxy = FaultyProxy(moto.url).start()
-    except BaseException:
+        with FaultyProxy(moto.url) as proxy:
+            try:
+                yield IdcWorld(moto, proxy, root)
+            finally:
+                proxy.gate.set()  # nobody may stay held in the proxy
+    finally:
         moto.stop()
-        raise
-    return moto, proxy, IdcWorld(moto, proxy, root)

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,11 @@ from mediator_desktop.cli import (
     EXIT_USER_ERROR,
 )
 from mediator_desktop.core.endpoint import Endpoint
-from tests.helpers.idc_world import IdcWorld, start_world
+from tests.helpers.idc_world import IdcWorld
 from tests.helpers.net import free_ports
 from tests.helpers.proc import read_line, stop_process
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdcWorld]:
-    moto, proxy, world = start_world(tmp_path_factory.mktemp("idc"))
-    try:
-        yield world
-    finally:
-        proxy.stop()
-        moto.stop()
 
 
 def env_for(home: Path) -> dict[str, str]:

@@ -21,19 +21,9 @@ from schemathesis.checks import positive_data_acceptance
 from mediator_desktop.core.endpoint import ENDPOINT_FILE, Endpoint
 from mediator_desktop.core.errors import NodeRunning
 from mediator_desktop.node import Node
-from tests.helpers.idc_world import IdcWorld, start_world
+from tests.helpers.idc_world import IdcWorld
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdcWorld]:
-    moto, proxy, world = start_world(tmp_path_factory.mktemp("idc"))
-    try:
-        yield world
-    finally:
-        proxy.stop()
-        moto.stop()
 
 
 @pytest.fixture(scope="module")

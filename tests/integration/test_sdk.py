@@ -16,20 +16,9 @@ from mediator_desktop import Mediator
 from mediator_desktop.core.endpoint import Endpoint
 from mediator_desktop.core.errors import ConflictError, NodeUnreachable, NotFound, ValidationError
 from mediator_desktop.sdk import ProgressModel
-from tests.helpers.idc_world import SERIES, IdcWorld, start_world
+from tests.helpers.idc_world import SERIES, IdcWorld
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdcWorld]:
-    moto, proxy, world = start_world(tmp_path_factory.mktemp("idc"))
-    try:
-        yield world
-    finally:
-        proxy.gate.set()
-        proxy.stop()
-        moto.stop()
 
 
 @pytest.fixture
