@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.helpers.idc_world import IdcWorld, idc_world
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Never touch the developer's real keyring; tests that need one install their own backend.
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
@@ -29,3 +31,10 @@ def mediator_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     home = tmp_path / "home"
     monkeypatch.setenv("MEDIATOR_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdcWorld]:
+    """A small IDC in moto's S3 behind the fault-injecting proxy, one per test module."""
+    with idc_world(tmp_path_factory.mktemp("idc")) as started:
+        yield started

@@ -37,6 +37,7 @@ class DownloadJob:
     set_name: str
     version: int
     destination: Path
+    layout: str = DEFAULT_LAYOUT
     control: JobControl = field(default_factory=JobControl)
     state: str = "running"
     progress: Progress | None = None
@@ -128,31 +129,30 @@ class Downloads:
         if not 1 <= workers <= 64:
             raise ValidationError(f"workers must be between 1 and 64, not {workers}")
         job = DownloadJob(
-            f"{next(self._counter)}-{secrets.token_hex(4)}", set_id, rs.name, number, destination
+            f"{next(self._counter)}-{secrets.token_hex(4)}", set_id, rs.name, number, destination, layout
         )
         job.control.on_change(lambda: job._update(state="paused" if job.control.paused else "running"))
         thread = threading.Thread(
-            target=self._run, args=(job, layout, workers, prune, only), name=f"download-{job.id}", daemon=True
+            target=self._run, args=(job, workers, prune, only), name=f"download-{job.id}", daemon=True
         )
         with self._lock:
             self._jobs[job.id] = job
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
         thread.start()
+        self._service.store.events.emit("download_started", job=job.id, set_id=set_id)
         return job
 
-    def _run(
-        self, job: DownloadJob, layout: str, workers: int, prune: bool, only: Collection[str] | None
-    ) -> None:
+    def _run(self, job: DownloadJob, workers: int, prune: bool, only: Collection[str] | None) -> None:
         events = self._service.store.events
         try:
             report = self._service.download(
                 job.set_id,
                 job.version,
                 job.destination,
-                layout=layout,
+                layout=job.layout,
                 workers=workers,
-                progress=lambda p: job._update(progress=p),
+                progress=lambda p: self._progressed(job, p),
                 control=job.control,
                 prune=prune,
                 only=only,
@@ -169,6 +169,10 @@ class Downloads:
         state = "cancelled" if report.cancelled else "done" if not report.failed else "failed"
         job._update(state=state, report=report, error=None if state != "failed" else report.summary())
         events.emit(f"download_{'finished' if state == 'done' else state}", job=job.id, set_id=job.set_id)
+
+    def _progressed(self, job: DownloadJob, progress: Progress) -> None:
+        job._update(progress=progress)
+        self._service.store.events.emit("download_progress", job=job.id)
 
     def get(self, job_id: str) -> DownloadJob:
         with self._lock:

@@ -64,6 +64,11 @@ def _unescape(text: str) -> str:
     return _ESCAPE_PERCENT.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
+#: One key of a leaf's path as it stands in a canonical line, and back.
+escape_component = _escape
+unescape_component = _unescape
+
+
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """What proves a leaf unchanged. Which fields a source fills is its own choice; never none.

@@ -183,6 +183,19 @@ class Service:
             return None
         return self.commit(set_id, selection, manifest, message, expected_head=head)
 
+    def commit_selection(
+        self,
+        set_id: str,
+        selection: Selection,
+        message: str = "",
+        *,
+        expected_head: int | Literal["head"] | None = "head",
+    ) -> int:
+        """Resolve ``selection`` (a draft's, say) against the archives and commit it as a version."""
+        for rule in selection.rules:
+            self.check_pointer(rule.pointer)
+        return self.commit(set_id, selection, self.resolve(selection), message, expected_head=expected_head)
+
     def create_set(
         self, name: str, description: str = "", visibility: Visibility = Visibility.PRIVATE
     ) -> str:

@@ -1,22 +1,123 @@
-"""The main window. The full browser, set editor and panels come with the desktop-app issue."""
+"""The main window: sets on the left, the open set in the middle, its details on the right, the
+archives and the downloads in docks. Everything slow runs on workers; core events arrive through
+the event bridge as queued signals."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from mediator_desktop import __version__
 from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.events import Event
-from mediator_desktop.core.source import BrowsePage
+from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.node import Node
-from mediator_desktop.ui.bridge import EventBridge, JobBridge
+from mediator_desktop.ui.archive import ArchiveBrowser
+from mediator_desktop.ui.bridge import EventBridge
+from mediator_desktop.ui.downloads import DownloadsPanel
+from mediator_desktop.ui.set_view import SetView
+from mediator_desktop.ui.workers import Runner
 
-#: Events after which the list of sets is read again (reads are local and cheap).
+#: Events after which the sidebar and details are read again (reads are local and cheap).
 _SET_EVENTS = {"set_changed", "set_deleted", "version_committed", "state_reloaded", "published"}
+#: The sidebar's groups, as ``Service.list_sets`` scopes.
+GROUPS = (
+    ("mine", "My sets"),
+    ("shared", "Shared with me"),
+    ("cluster", "Cluster"),
+    ("public", "Public"),
+    ("published", "Published"),
+    ("following", "Following"),
+)
+
+
+class Banner(QWidget):
+    """A non-modal message across the top of the window: what went wrong and what to do."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QLabel(self)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss", self)
+        close.setToolTip("Hide this message (Esc)")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.setAutoFillBackground(True)
+        self.setStyleSheet(
+            "Banner { background: palette(highlight); } QLabel { color: palette(highlighted-text); }"
+        )
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+
+class SetDetails(QWidget):
+    """Description, owner, editors, visibility, provenance and version history of a set."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel("", self)
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.history = QListWidget(self)
+        self.history.setAccessibleName("Version history")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(QLabel("Versions:", self))
+        layout.addWidget(self.history, 1)
+
+    def show_set(self, node: Node, set_id: str | None) -> None:
+        self.history.clear()
+        if set_id is None:
+            self.summary.setText("")
+            return
+        service = node.service
+        try:
+            rs = service.get_set(set_id)
+        except MediatorError:
+            self.summary.setText("This set is gone, or no longer shared with you.")
+            return
+        users = service.users()
+        lines = [f"<b>{rs.name}</b>"]
+        if rs.description:
+            lines.append(rs.description)
+        lines.append(f"Owner: {users.get(rs.owner, rs.owner[:12])}")
+        lines.append(f"Visibility: {rs.visibility.value}")
+        if rs.editors:
+            lines.append("Editors: " + ", ".join(users.get(k, k[:12]) for k in sorted(rs.editors)))
+        if rs.forked_from is not None:
+            lines.append(f"Forked from {rs.forked_from[0][:12]}…, version {rs.forked_from[1]}")
+        if rs.published:
+            lines.append("Published versions: " + ", ".join(map(str, sorted(rs.published))))
+        self.summary.setText("<br>".join(lines))
+        for version in reversed(service.history(set_id)):
+            when = datetime.fromtimestamp(version.time).strftime("%Y-%m-%d %H:%M")
+            who = users.get(version.author, version.author[:12])
+            self.history.addItem(f"v{version.number} · {when} · {who}: {version.message or '(no message)'}")
 
 
 class MainWindow(QMainWindow):
@@ -25,75 +126,221 @@ class MainWindow(QMainWindow):
     def __init__(self, node: Node) -> None:
         super().__init__()
         self.node = node
+        service = node.service
         self.setWindowTitle("MEDIator Desktop")
-        self.resize(1000, 640)
+        self.resize(1280, 800)
+        self.runner = Runner(self, workers=2, name="window")
+        self.banner = Banner(self)
+        self.sidebar = QTreeWidget(self)
+        self.sidebar.setHeaderHidden(True)
+        self.sidebar.setAccessibleName("Replica sets")
+        self.set_view = SetView(service, self)
+        self.details = SetDetails(self)
+        splitter = QSplitter(self)
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(self.set_view)
+        splitter.addWidget(self.details)
+        splitter.setSizes([240, 700, 300])
         central = QWidget(self)
         layout = QVBoxLayout(central)
-        self.title_label = QLabel(f"<h2>MEDIator Desktop {__version__}</h2>", central)
-        self.status_label = QLabel(central)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.sources_label = QLabel("Archives: opening…", central)
-        self.sets_list = QListWidget(central)
-        self.sets_list.setAccessibleName("Replica sets")
-        layout.addWidget(self.title_label)
-        layout.addWidget(self.status_label)
-        layout.addWidget(self.sources_label)
-        layout.addWidget(QLabel("Replica sets you can see:", central))
-        layout.addWidget(self.sets_list, 1)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
+        self.archives = ArchiveBrowser(service, self)
+        self.downloads = DownloadsPanel(service, self)
+        self.archives_dock = self._dock("Archives", self.archives, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.downloads_dock = self._dock("Downloads", self.downloads, Qt.DockWidgetArea.BottomDockWidgetArea)
+        for source in (
+            self.archives.model.load_failed,
+            self.set_view.error_raised,
+            self.downloads.error_raised,
+        ):
+            source.connect(self.banner.show_message)
+        self.archives.model.loaded.connect(self._archives_loaded)
+        self.set_view.committed.connect(
+            lambda n: self.statusBar().showMessage(f"Committed version {n}", 5000)
+        )
+        self.sidebar.currentItemChanged.connect(self._set_chosen)
+        self._make_actions()
         self.bridge = EventBridge(node.events, self)
         self.bridge.event_received.connect(self.on_event)
         self.refresh()
-        # Opening the IDC index takes about a second: never on the GUI thread.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ui-jobs")
-        self.sources_job = JobBridge(self)
-        self.sources_job.finished.connect(self.on_sources_loaded)
-        self.sources_job.failed.connect(self.on_sources_failed)
-        # The first configured archive (IDC by default) is opened to show it is there.
-        self.first_source = next(iter(node.sources.values()), None)
-        if self.first_source is None:
-            self.sources_label.setText("Archives: none configured (see Settings)")
-        else:
-            self.sources_job.watch(self._executor.submit(self.first_source.browse, limit=10_000))
+        self._show_cluster()
 
-    def on_sources_loaded(self, page: BrowsePage) -> None:
-        assert self.first_source is not None
-        level = self.first_source.hierarchy.levels[0]
-        leaves = sum(item.leaves or 0 for item in page.items)
-        counted = f", {leaves:,} {self.first_source.hierarchy.leaf_level}" if leaves else ""
-        self.sources_label.setText(f"Archives: {self.first_source.title}, {page.total} {level}s{counted}")
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower())
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
 
-    def on_sources_failed(self, error: BaseException) -> None:
+    def _make_actions(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        self.new_set_action = self._action(menu, "&New set…", QKeySequence.StandardKey.New, self.ask_new_set)
+        self.download_action = self._action(
+            menu,
+            "&Download set…",
+            QKeySequence("Ctrl+D"),
+            self.ask_download,
+            "Download the open set into a folder",
+        )
+        menu.addSeparator()
+        self._action(menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        edit = self.menuBar().addMenu("&Edit")
+        for action in (self.set_view.undo_action, self.set_view.redo_action, self.set_view.remove_action):
+            edit.addAction(action)
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.archives_dock.toggleViewAction())
+        view.addAction(self.downloads_dock.toggleViewAction())
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main toolbar")
+        for action in (self.new_set_action, self.download_action):
+            toolbar.addAction(action)
+
+    def _action(
+        self,
+        menu: object,
+        text: str,
+        keys: QKeySequence | QKeySequence.StandardKey,
+        slot: object,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(keys))
+        action.setToolTip(tip or text.replace("&", "").rstrip("…"))
+        action.triggered.connect(slot)
+        menu.addAction(action)  # type: ignore[attr-defined]
+        return action
+
+    # -- sets ------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read the sets again (a local read) and rebuild the sidebar, keeping the choice."""
+        service = self.node.service
+        chosen = self.set_view.set_id
+        self.sidebar.blockSignals(True)
+        self.sidebar.clear()
+        again: QTreeWidgetItem | None = None
+        for scope, title in GROUPS:
+            sets = service.list_sets(scope)
+            group = QTreeWidgetItem(self.sidebar, [f"{title} ({len(sets)})"])
+            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            for rs in sets:
+                head = f"v{rs.head}" if rs.head else "empty"
+                item = QTreeWidgetItem(group, [f"{rs.name}  ·  {head}"])
+                item.setData(0, Qt.ItemDataRole.UserRole, rs.id)
+                item.setToolTip(0, f"{rs.visibility.value} set, {head}")
+                if rs.id == chosen and again is None:
+                    again = item
+            group.setExpanded(bool(sets) and scope in ("mine", "shared", "cluster"))
+        if again is not None:
+            self.sidebar.setCurrentItem(again)
+        self.sidebar.blockSignals(False)
+        self.details.show_set(self.node, chosen)
+
+    def set_items(self, scope: str) -> list[QTreeWidgetItem]:
+        """The sidebar's items of one group (for tests and keyboard navigation)."""
+        index = [s for s, _ in GROUPS].index(scope)
+        group = self.sidebar.topLevelItem(index)
+        assert group is not None
+        return [item for item in (group.child(i) for i in range(group.childCount())) if item is not None]
+
+    def _set_chosen(self, item: QTreeWidgetItem | None, _: QTreeWidgetItem | None = None) -> None:
+        set_id = None if item is None else item.data(0, Qt.ItemDataRole.UserRole)
+        if not isinstance(set_id, str):
+            return
+        self.open_set(set_id)
+
+    def open_set(self, set_id: str) -> None:
+        try:
+            self.set_view.open_set(set_id)
+        except MediatorError as exc:
+            self.banner.show_message(str(exc))
+            return
+        self.details.show_set(self.node, set_id)
+
+    def ask_new_set(self) -> None:
+        name, ok = QInputDialog.getText(self, "New replica set", "Name:")
+        if ok and name.strip():
+            self.create_set(name.strip())
+
+    def create_set(self, name: str) -> None:
+        """Make a set (on a worker) and open it, ready for drops."""
+
+        def created(set_id: str) -> None:
+            self.refresh()
+            self.open_set(set_id)
+            self.statusBar().showMessage(f"Created {name!r}: drag archive items onto it", 5000)
+
+        self.runner.run(self.node.service.create_set, name, done=created, failed=self._failed)
+
+    def _failed(self, error: BaseException) -> None:
         if not isinstance(error, MediatorError):
             raise error
-        title = self.first_source.title if self.first_source else "the archive"
-        self.sources_label.setText(f"Archives: {title} is not available: {error}")
+        self.banner.show_message(str(error))
 
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        super().closeEvent(event)
+    # -- downloads -------------------------------------------------------------------------------
+    def ask_download(self) -> None:
+        if self.set_view.set_id is None:
+            self.banner.show_message("Open a set first, then download it.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Download into", str(self.node.settings.download_dir))
+        if folder:
+            self.start_download(Path(folder))
 
+    def start_download(self, folder: Path) -> None:
+        set_id = self.set_view.set_id
+        if set_id is None:
+            return
+        try:
+            self.node.service.downloads.start(set_id, folder)
+        except MediatorError as exc:
+            self.banner.show_message(str(exc))
+            return
+        self.downloads_dock.show()
+
+    # -- events ----------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
         if event.kind in _SET_EVENTS:
             self.refresh()
-        elif event.kind == "leader_changed":
-            self.statusBar().showMessage(f"Cluster leader: {event.details.get('leader') or 'none'}")
+        elif event.kind.startswith("download_"):
+            self.downloads.on_event(event)
+            if event.kind in ("download_finished", "download_failed"):
+                self.statusBar().showMessage(f"Download {event.kind.removeprefix('download_')}", 5000)
+        elif event.kind in (
+            "leader_changed",
+            "member_joined",
+            "member_left",
+            "cluster_joined",
+            "cluster_left",
+        ):
+            self._show_cluster()
 
-    def refresh(self) -> None:
+    def _show_cluster(self) -> None:
         service = self.node.service
         members = len(self.node.settings.peers) + 1
-        self.status_label.setText(
+        self.cluster_text = (
             f"{'One-node cluster' if members == 1 else f'{members}-member cluster'} at "
-            f"{self.node.settings.raft_address}. You are {service.identity.display_name} "
-            f"({service.key_id[:12]}). Data folder: {self.node.data_dir}"
+            f"{self.node.settings.raft_address} · you are {service.identity.display_name} "
+            f"({service.key_id[:12]}) · MEDIator {__version__}"
         )
-        self.sets_list.clear()
-        sets = service.list_sets()
-        for rs in sets:
-            head = f"version {rs.head}" if rs.head else "no version yet"
-            item = QListWidgetItem(f"{rs.name} — {rs.visibility.value}, {head}")
-            item.setData(Qt.ItemDataRole.UserRole, rs.id)
-            self.sets_list.addItem(item)
-        if not sets:
-            self.sets_list.addItem(QListWidgetItem("No replica sets yet."))
-        self.statusBar().showMessage(f"{len(sets)} replica set(s)")
+        self.statusBar().showMessage(self.cluster_text)
+
+    def _archives_loaded(self) -> None:
+        model = self.archives.model
+        roots = [model.node(model.index(r, 0)) for r in range(model.rowCount())]
+        parts = []
+        for root in roots:
+            if root.total is not None:
+                leaves = sum(c.item.leaves or 0 for c in root.children if c.item is not None)
+                size = sum(c.item.size or 0 for c in root.children if c.item is not None)
+                title = self.node.service.sources[root.source_id].title
+                parts.append(f"{title}: {root.total} collections, {leaves:,} series, {human_bytes(size)}")
+        if parts:
+            self.archives_dock.setToolTip("\n".join(parts))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.runner.close()
+        self.set_view.runner.close()
+        self.archives.runner.close()
+        super().closeEvent(event)

@@ -35,6 +35,7 @@ class IdcWorld:
     root: Path
     index: Path = field(init=False)
     blobs: dict[str, list[bytes]] = field(default_factory=dict)  # by series UID
+    uuids: dict[str, str] = field(default_factory=dict)  # series UID -> crdc_series_uuid
 
     def __post_init__(self) -> None:
         rows = []
@@ -47,8 +48,13 @@ class IdcWorld:
                 series_row((collection, patient, f"{patient}.st", series), uuid, blobs, modality=modality)
             )
             self.blobs[series] = blobs
+            self.uuids[series] = uuid
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = small_index(self.root / "index.parquet", rows)
+
+    def object_keys(self, series: str) -> list[str]:
+        """The bucket keys of a series' instances (for the proxy's faults)."""
+        return [f"{self.uuids[series]}/inst-{i}.dcm" for i in range(len(self.blobs[series]))]
 
     def settings(self, home: Path, **changes: object) -> Settings:
         """Settings of a node living in ``home`` (as MEDIATOR_HOME lays it out) with this IDC."""

@@ -1,36 +1,250 @@
+"""The main window driven as a user would (offscreen): browse the archive, drag items into a set,
+remove, undo and redo, commit, download with the downloads panel; a real node and moto's S3."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtWidgets import QAbstractItemView
 from pytestqt.qtbot import QtBot
 
+from mediator_desktop.core.errors import ConflictError
+from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.selection import Selection
 from mediator_desktop.node import Node
+from mediator_desktop.ui.archive import ArchiveModel, pointers_from_mime
 from mediator_desktop.ui.main_window import MainWindow
+from tests.helpers.idc_world import IdcWorld
+
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def node() -> Iterator[Node]:
+def node(world: IdcWorld, mediator_home: Path) -> Iterator[Node]:
+    world.install(mediator_home)
     with Node() as started:
         yield started
 
 
-def test_main_window_shows_the_node_and_follows_its_sets(
-    qtbot: QtBot, node: Node, mediator_home: Path
-) -> None:
-    window = MainWindow(node)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    assert window.windowTitle() == "MEDIator Desktop"
-    assert str(mediator_home / "data") in window.status_label.text()
-    assert "One-node cluster" in window.status_label.text()
-    assert window.sets_list.item(0).text() == "No replica sets yet."
-    # A change made elsewhere (here: this test's thread) reaches the list through the event bridge.
+@pytest.fixture
+def window(qtbot: QtBot, node: Node) -> Iterator[MainWindow]:
+    w = MainWindow(node)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def child(model: ArchiveModel, parent: QModelIndex, key: str, qtbot: QtBot) -> QModelIndex:
+    """The child of ``parent`` with ``key``, once its page has loaded."""
+    if model.canFetchMore(parent):
+        model.fetchMore(parent)
+
+    def find() -> QModelIndex | None:
+        for row in range(model.rowCount(parent)):
+            index = model.index(row, 0, parent)
+            if model.node(index).path[-1:] == (key,):
+                return index
+        return None
+
+    qtbot.waitUntil(lambda: find() is not None, timeout=10000)
+    found = find()
+    assert found is not None
+    return found
+
+
+def keys(model: ArchiveModel, parent: QModelIndex) -> list[str]:
+    return [model.node(model.index(r, 0, parent)).path[-1] for r in range(model.rowCount(parent))]
+
+
+def make_set(window: MainWindow, qtbot: QtBot, name: str) -> str:
     with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
-        node.service.create_set("LIDC subset")
-    qtbot.waitUntil(lambda: window.sets_list.item(0).text().startswith("LIDC subset"), timeout=5000)
-    # The IDC index opens in a worker and the label follows.
-    qtbot.waitUntil(lambda: "179 collections" in window.sources_label.text(), timeout=20000)
-    window.close()
+        window.create_set(name)
+    qtbot.waitUntil(lambda: window.set_view.set_id is not None, timeout=5000)
+    assert window.set_view.set_id is not None
+    return window.set_view.set_id
+
+
+def drop(window: MainWindow, qtbot: QtBot, indexes: list[QModelIndex]) -> None:
+    """A drag from the archive browser, delivered through the set view's drop handler."""
+    mime = window.archives.model.mimeData(indexes)
+    with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
+        assert window.set_view.model.dropMimeData(mime, Qt.DropAction.CopyAction, -1, -1, QModelIndex())
+
+
+def tree_keys(window: MainWindow, parent: QModelIndex = QModelIndex()) -> list[str]:  # noqa: B008
+    model = window.set_view.model
+    if model.canFetchMore(parent):
+        model.fetchMore(parent)
+    return [model.data(model.index(r, 0, parent)) for r in range(model.rowCount(parent))]
+
+
+def test_the_archive_browser_loads_lazily_and_filters(window: MainWindow, qtbot: QtBot) -> None:
+    model = window.archives.model
+    root = model.index(0, 0)
+    assert model.data(root) == "NCI Imaging Data Commons"
+    qtbot.waitUntil(lambda: model.rowCount(root) == 3, timeout=10000)  # opened by itself
+    assert keys(model, root) == ["lung_a", "lung_b", "other_c"]
+    assert model.data(model.index(0, 1, root)) == "3"  # series below lung_a
+    lung_a = child(model, root, "lung_a", qtbot)
+    patient = child(model, lung_a, "pa1", qtbot)
+    assert model.pointer(patient) == Pointer.of("idc", "lung_a", "pa1")
+    # The modality filter reloads the tree; only MR below it now.
+    qtbot.waitUntil(lambda: window.archives.modality.count() == 3, timeout=10000)  # Any, CT, MR
+    window.archives.modality.setCurrentIndex(window.archives.modality.findData("MR"))
+    qtbot.waitUntil(lambda: keys(model, model.index(0, 0)) == ["lung_a"], timeout=10000)
+    lung_a = child(model, model.index(0, 0), "lung_a", qtbot)
+    assert model.pointer(lung_a) == Pointer.of("idc", "lung_a", Modality="MR")
+    window.archives.modality.setCurrentIndex(0)
+    window.archives.search.setText("B")
+    qtbot.waitUntil(lambda: keys(model, model.index(0, 0)) == ["lung_b"], timeout=10000)
+    # Several nodes dragged at once travel as pointers.
+    mime = model.mimeData([model.index(0, 0, model.index(0, 0))])
+    assert pointers_from_mime(mime) == [Pointer.of("idc", "lung_b")]
+    assert window.archives.tree.dragDropMode() == QAbstractItemView.DragDropMode.DragOnly
+
+
+def test_drag_into_a_set_remove_undo_redo_and_commit(window: MainWindow, qtbot: QtBot, node: Node) -> None:
+    set_id = make_set(window, qtbot, "From the browser")
+    assert [i.data(0, Qt.ItemDataRole.UserRole) for i in window.set_items("mine")] == [set_id]
+    model = window.archives.model
+    root = model.index(0, 0)
+    lung_a, lung_b = child(model, root, "lung_a", qtbot), child(model, root, "lung_b", qtbot)
+    drop(window, qtbot, [lung_a, lung_b])
+    assert tree_keys(window) == ["idc"]
+    source = window.set_view.model.index(0, 0)
+    assert tree_keys(window, source) == ["lung_a", "lung_b"]
+    assert window.set_view.model.data(window.set_view.model.index(0, 1)) == "5"
+    assert window.set_view.pending.count() == 1 and window.set_view.commit_button.isEnabled()
+    # Delete on a patient: it becomes an exclusion under the collection.
+    collection = window.set_view.model.index(0, 0, source)
+    assert tree_keys(window, collection) == ["pa1", "pa2"]
+    patient = window.set_view.model.index(0, 0, collection)
+    assert window.set_view.model.data(patient) == "pa1"
+    window.set_view.tree.selectionModel().select(
+        patient, window.set_view.tree.selectionModel().SelectionFlag.Select
+    )
+    with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
+        window.set_view.remove_action.trigger()
+    assert window.set_view.model.data(window.set_view.model.index(0, 1)) == "3"
+    assert window.set_view.draft is not None
+    assert window.set_view.draft.selection == Selection.of(
+        Pointer.of("idc", "lung_a"), Pointer.of("idc", "lung_b")
+    ).remove(Pointer.of("idc", "lung_a", "pa1"))
+    with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
+        window.set_view.undo_button.click()
+    assert window.set_view.model.data(window.set_view.model.index(0, 1)) == "5"
+    assert window.set_view.redo_button.isEnabled()
+    with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
+        window.set_view.redo_action.trigger()
+    assert window.set_view.pending.count() == 2
+    window.set_view.message.setText("lungs without pa1")
+    with qtbot.waitSignal(window.set_view.committed, timeout=10000) as committed:
+        window.set_view.commit_button.click()
+    assert committed.args == [1]
+    qtbot.waitUntil(lambda: window.details.history.count() == 1, timeout=5000)
+    assert "lungs without pa1" in window.details.history.item(0).text()
+    version = node.service.version(set_id, 1)
+    assert len(node.service.manifest(version.manifest_id)) == 3
+    assert window.set_view.pending.count() == 0 and not window.set_view.commit_button.isEnabled()
+
+
+def test_a_commit_that_lost_the_race_keeps_the_edits_on_the_new_head(
+    window: MainWindow, qtbot: QtBot, node: Node
+) -> None:
+    set_id = make_set(window, qtbot, "Contested")
+    model = window.archives.model
+    drop(window, qtbot, [child(model, model.index(0, 0), "lung_b", qtbot)])
+    # Someone else commits first.
+    service = node.service
+    other = Selection.of(Pointer.of("idc", "other_c"))
+    service.commit(set_id, other, service.resolve(other), "theirs", expected_head=None)
+    with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
+        window.set_view.commit("mine")
+    assert window.banner.isVisible() and "meanwhile" in window.banner.label.text()
+    draft = window.set_view.draft
+    assert (
+        draft is not None
+        and draft.base_version == 1
+        and draft.selection == other.add(Pointer.of("idc", "lung_b"))
+    )
+    with qtbot.waitSignal(window.set_view.committed, timeout=10000) as committed:
+        window.set_view.commit("mine, on theirs")
+    assert committed.args == [2]
+    with pytest.raises(ConflictError):
+        service.commit(set_id, other, service.resolve(other), "stale", expected_head=1)
+
+
+def test_bad_drops_and_edits_without_a_set_say_what_to_do(window: MainWindow, qtbot: QtBot) -> None:
+    from PySide6.QtCore import QMimeData
+
+    text = QMimeData()
+    text.setText("idc/lung_a")
+    assert not window.set_view.model.dropMimeData(text, Qt.DropAction.CopyAction, -1, -1, QModelIndex())
+    window.set_view.add([Pointer.of("idc", "lung_a")])
+    assert window.banner.isVisible() and "Choose or create a set" in window.banner.label.text()
+    make_set(window, qtbot, "Strict")
+    window.set_view.add([Pointer.of("tcia", "LIDC")])
+    assert "no source 'tcia'" in window.banner.label.text()
+    assert window.set_view.pending.count() == 0
+
+
+def test_the_downloads_panel_shows_progress_failures_and_retries(
+    window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
+) -> None:
+    service = node.service
+    set_id = service.create_set("To disk")
+    selection = Selection.of(Pointer.of("idc", "lung_b"))
+    service.commit(set_id, selection, service.resolve(selection), "lung_b")
+    qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
+    window.sidebar.setCurrentItem(window.set_items("mine")[0])
+    assert window.set_view.set_id == set_id
+    # One object stays corrupt on every try: its series fails, the other arrives.
+    key = next(k for k in world.object_keys("2.2"))
+    world.proxy.fault(key, *["corrupt"] * 20)
+    panel = window.downloads
+    window.start_download(tmp_path / "out")
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: panel.table.item(0, 4).text().startswith("failed"), timeout=30000)
+    assert "1 fetched" in panel.table.item(0, 4).text() and "1 failed" in panel.table.item(0, 4).text()
+    panel.table.selectRow(0)
+    assert panel.failures.count() == 1 and "2.2" in panel.failures.item(0).text()
+    assert panel.retry_button.isEnabled()
+    world.proxy._faults.clear()
+    panel.retry_button.click()
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=5000)
+    qtbot.waitUntil(lambda: panel.table.item(1, 4).text().startswith("done"), timeout=30000)
+    assert "1 fetched" in panel.table.item(1, 4).text()
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2 + 4
+
+
+def test_pause_resume_and_cancel_from_the_panel(
+    window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
+) -> None:
+    service = node.service
+    set_id = service.create_set("Held")
+    selection = Selection.of(Pointer.of("idc", "lung_a"))
+    service.commit(set_id, selection, service.resolve(selection), "lung_a")
+    qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
+    window.sidebar.setCurrentItem(window.set_items("mine")[0])
+    panel = window.downloads
+    world.proxy.gate.clear()
+    try:
+        window.start_download(tmp_path / "held")
+        qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=5000)
+        panel.table.selectRow(0)
+        assert panel.pause_button.isEnabled() and not panel.resume_button.isEnabled()
+        panel.pause_button.click()
+        qtbot.waitUntil(lambda: panel.table.item(0, 4).text() == "paused", timeout=5000)
+        assert panel.resume_button.isEnabled()
+        panel.resume_button.click()
+        qtbot.waitUntil(lambda: panel.table.item(0, 4).text() == "running", timeout=5000)
+        panel.cancel_button.click()
+    finally:
+        world.proxy.gate.set()
+    qtbot.waitUntil(lambda: panel.table.item(0, 4).text().startswith(("cancelled", "done")), timeout=30000)
+    assert not panel.cancel_button.isEnabled()

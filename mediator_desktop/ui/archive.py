@@ -1,0 +1,336 @@
+"""The archive browser: every configured source as a lazy tree, loaded a page at a time on workers.
+
+Any node can be dragged into a replica set: it travels as pointers (``POINTER_MIME``), at its own
+granularity and with the filters in force.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLineEdit,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mediator_desktop.core.errors import MediatorError
+from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.pointer import Pointer, make_filters
+from mediator_desktop.core.service import Service
+from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.ui.workers import Runner
+
+#: Pointers dragged between views: a JSON list of ``Pointer.to_json()``.
+POINTER_MIME = "application/x-mediator-pointers"
+PAGE = 200
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+def pointers_to_mime(pointers: list[Pointer]) -> QMimeData:
+    mime = QMimeData()
+    mime.setData(POINTER_MIME, json.dumps([p.to_json() for p in pointers]).encode())
+    mime.setText("\n".join(str(p) for p in pointers))
+    return mime
+
+
+def pointers_from_mime(mime: QMimeData) -> list[Pointer]:
+    """The pointers a drag carries; an empty list for anything else (text, files)."""
+    if not mime.hasFormat(POINTER_MIME):
+        return []
+    try:
+        data = json.loads(bytes(mime.data(POINTER_MIME).data()).decode())
+        return [Pointer.from_json(p) for p in data]
+    except (ValueError, MediatorError):
+        return []
+
+
+class _Node:
+    __slots__ = ("children", "error", "item", "loading", "parent", "path", "source_id", "total")
+
+    def __init__(
+        self, parent: _Node | None, source_id: str, path: tuple[str, ...], item: BrowseItem | None
+    ) -> None:
+        self.parent = parent
+        self.source_id = source_id
+        self.path = path
+        self.item = item
+        self.children: list[_Node] = []
+        self.total: int | None = None
+        self.loading = False
+        self.error: str | None = None
+
+
+class ArchiveModel(QAbstractItemModel):
+    """Sources > levels, fetched lazily (``canFetchMore``/``fetchMore``) a page at a time.
+
+    Signals: load_failed(str) when an archive could not answer; loaded() after each page.
+    """
+
+    load_failed = Signal(str)
+    loaded = Signal()
+    COLUMNS = ("Name", "Series", "Size")
+
+    def __init__(self, service: Service, runner: Runner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._service = service
+        self._runner = runner
+        self._filters: dict[str, list[str]] = {}
+        self._search = ""
+        self._generation = 0
+        self._root = _Node(None, "", (), None)
+        self._reset_children()
+
+    def _reset_children(self) -> None:
+        self._root.children = [_Node(self._root, sid, (), None) for sid in self._service.sources]
+        self._root.total = len(self._root.children)
+
+    # -- what the browser shows ------------------------------------------------------------------
+    def set_filters(self, filters: dict[str, list[str]]) -> None:
+        """Metadata filters (``{"Modality": ["CT"]}``) for every level; reloads the tree."""
+        self._filters = {k: v for k, v in filters.items() if v}
+        self._reload()
+
+    def set_search(self, text: str) -> None:
+        """Show only first-level nodes (collections...) whose key or label contains ``text``."""
+        self._search = text.strip()
+        self._reload()
+
+    @property
+    def filters(self) -> dict[str, list[str]]:
+        return dict(self._filters)
+
+    def _reload(self) -> None:
+        self.beginResetModel()
+        self._generation += 1
+        self._reset_children()
+        self.endResetModel()
+
+    def node(self, index: AnyIndex) -> _Node:
+        if not index.isValid():
+            return self._root
+        node = index.internalPointer()
+        assert isinstance(node, _Node)
+        return node
+
+    def pointer(self, index: AnyIndex) -> Pointer:
+        node = self.node(index)
+        return Pointer(node.source_id, node.path, make_filters(self._filters))
+
+    # -- Qt model --------------------------------------------------------------------------------
+    def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
+        node = self.node(parent)
+        if 0 <= row < len(node.children) and 0 <= column < len(self.COLUMNS):
+            return self.createIndex(row, column, node.children[row])
+        return QModelIndex()
+
+    def parent(self, index: AnyIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
+        if not index.isValid():
+            return QModelIndex()
+        parent = self.node(index).parent
+        if parent is None or parent is self._root:
+            return QModelIndex()
+        assert parent.parent is not None
+        return self.createIndex(parent.parent.children.index(parent), 0, parent)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return len(self.node(parent).children)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return len(self.COLUMNS)
+
+    def _levels(self, node: _Node) -> tuple[str, ...]:
+        return self._service.sources[node.source_id].hierarchy.levels
+
+    def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
+        node = self.node(parent)
+        if node is self._root:
+            return bool(node.children)
+        if len(node.path) >= len(self._levels(node)):
+            return False
+        return node.total is None or node.total > 0
+
+    def canFetchMore(self, parent: AnyIndex) -> bool:
+        node = self.node(parent)
+        if node is self._root or node.loading or len(node.path) >= len(self._levels(node)):
+            return False
+        return node.total is None or len(node.children) < node.total
+
+    def fetchMore(self, parent: AnyIndex) -> None:
+        if not self.canFetchMore(parent):
+            return
+        node = self.node(parent)
+        node.loading = True
+        generation = self._generation
+        filters = make_filters(self._filters)
+        if self._search and not node.path:
+            call: Any = self._service.search
+            args: tuple[Any, ...] = (node.source_id, self._search)
+            kwargs: dict[str, Any] = {"filters": filters, "limit": 5000}
+        else:
+            call = self._service.browse
+            args = (node.source_id, node.path)
+            kwargs = {"filters": filters, "offset": len(node.children), "limit": PAGE}
+
+        def done(result: BrowsePage | list[BrowseItem]) -> None:
+            if generation != self._generation:
+                return  # the tree was reloaded meanwhile
+            items = result if isinstance(result, list) else list(result.items)
+            total = len(items) if isinstance(result, list) else result.total
+            node.loading = False
+            node.total = total if items or isinstance(result, list) else len(node.children)
+            if items:
+                first = len(node.children)
+                self.beginInsertRows(self._index_of(node), first, first + len(items) - 1)
+                node.children.extend(_Node(node, node.source_id, (*node.path, i.key), i) for i in items)
+                self.endInsertRows()
+            self.loaded.emit()
+
+        def failed(error: BaseException) -> None:
+            node.loading = False
+            if generation != self._generation:
+                return
+            if not isinstance(error, MediatorError):
+                raise error
+            node.error = str(error)
+            node.total = len(node.children)
+            self.load_failed.emit(f"{self._service.sources[node.source_id].title}: {error}")
+
+        self._runner.run(call, *args, done=done, failed=failed, **kwargs)
+
+    def _index_of(self, node: _Node) -> QModelIndex:
+        if node is self._root or node.parent is None:
+            return QModelIndex()
+        return self.createIndex(node.parent.children.index(node), 0, node)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        node = self.node(index)
+        column = index.column()
+        item = node.item
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == 0:
+                if item is None:
+                    return self._service.sources[node.source_id].title
+                return item.label or item.key
+            if item is None:
+                return None
+            if column == 1:
+                return None if item.leaves is None else f"{item.leaves:,}"
+            return None if item.size is None else human_bytes(item.size)
+        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
+            levels = self._levels(node)
+            what = levels[len(node.path) - 1] if node.path else "archive"
+            tip = f"{what}: {self.pointer(index)!s}"
+            return tip + (f"\n{node.error}" if node.error else "") + "\nDrag it into a replica set to add it."
+        if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
+
+    def mimeTypes(self) -> list[str]:
+        return [POINTER_MIME, "text/plain"]
+
+    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # type: ignore[override]
+        rows = {(i.internalId(), i.row()): i for i in indexes if i.column() == 0}
+        return pointers_to_mime([self.pointer(i) for i in rows.values()])
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
+
+
+class ArchiveBrowser(QWidget):
+    """The model in a tree view, with a search box and a modality filter."""
+
+    def __init__(self, service: Service, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("archiveBrowser")
+        self.runner = Runner(self, name="archive")
+        self.model = ArchiveModel(service, self.runner, self)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search collections…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Search the archives")
+        self.modality = QComboBox(self)
+        self.modality.setToolTip("Show only series of this modality")
+        self.modality.setAccessibleName("Modality filter")
+        self.modality.addItem("Any modality", None)
+        self.tree = QTreeView(self)
+        self.tree.setModel(self.model)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.tree.setAccessibleName("Archives")
+        self.tree.setColumnWidth(0, 260)
+        # The first archive opens by itself (its collections load on a worker).
+        self.model.modelReset.connect(self._expand_first)
+        self._expand_first()
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.modality)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.tree, 1)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(300)
+        self._debounce.timeout.connect(lambda: self.model.set_search(self.search.text()))
+        self.search.textChanged.connect(lambda _: self._debounce.start())
+        self.modality.currentIndexChanged.connect(self._modality_changed)
+        source = next((s for s in service.sources.values() if "Modality" in s.filterable), None)
+        if source is not None:
+            self.runner.run(
+                source.filter_values, "Modality", done=self._fill_modalities, failed=self._filters_failed
+            )
+
+    def _expand_first(self) -> None:
+        if self.model.rowCount() > 0:
+            self.tree.expand(self.model.index(0, 0))
+
+    def _fill_modalities(self, values: list[str]) -> None:
+        for value in values:
+            self.modality.addItem(value, value)
+
+    def _filters_failed(self, error: BaseException) -> None:
+        if not isinstance(error, MediatorError):
+            raise error
+        self.model.load_failed.emit(f"the modality filter is not available: {error}")
+
+    def _modality_changed(self, _: int) -> None:
+        value = self.modality.currentData()
+        self.model.set_filters({"Modality": [value]} if value else {})
+
+    def selected_pointers(self) -> list[Pointer]:
+        rows = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]
+        return [self.model.pointer(i) for i in rows]

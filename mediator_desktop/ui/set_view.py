@@ -1,0 +1,421 @@
+"""A replica set in the middle of the window: its leaves as a tree (source > levels, with counts and
+sizes), edited by dropping archive nodes on it and pressing Delete, with undo and redo until the
+edits are committed as a version.
+
+Every edit is resolved against the archives on a worker, so the tree always shows what the
+selection would download; a million leaves load without blocking (``core.tree``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mediator_desktop.core.draft import Draft, Edit
+from mediator_desktop.core.errors import ConflictError, MediatorError
+from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.manifest import Manifest
+from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.selection import Selection
+from mediator_desktop.core.service import Service
+from mediator_desktop.core.tree import ManifestTree, TreeNode
+from mediator_desktop.ui.archive import POINTER_MIME, AnyIndex, pointers_from_mime
+from mediator_desktop.ui.workers import Runner
+
+PAGE = 500
+
+
+class _Node:
+    __slots__ = ("children", "done", "next_line", "parent", "value")
+
+    def __init__(self, parent: _Node | None, value: TreeNode | None) -> None:
+        self.parent = parent
+        self.value = value
+        self.children: list[_Node] = []
+        self.next_line = 0
+        self.done = value is not None and value.is_leaf
+
+
+class SetTreeModel(QAbstractItemModel):
+    """A ``ManifestTree`` as a lazy Qt tree; accepts dropped pointers. Signals:
+    pointers_dropped(list[Pointer])."""
+
+    pointers_dropped = Signal(list)
+    COLUMNS = ("Name", "Series", "Size")
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.tree: ManifestTree | None = None
+        self._root = _Node(None, None)
+        self._root.done = True
+
+    def set_tree(self, tree: ManifestTree | None) -> None:
+        self.beginResetModel()
+        self.tree = tree
+        self._root = _Node(None, None)
+        self._root.children = [_Node(self._root, n) for n in tree.sources()] if tree is not None else []
+        self._root.done = True
+        self.endResetModel()
+
+    def node(self, index: AnyIndex) -> _Node:
+        if not index.isValid():
+            return self._root
+        node = index.internalPointer()
+        assert isinstance(node, _Node)
+        return node
+
+    def pointer(self, index: AnyIndex) -> Pointer | None:
+        value = self.node(index).value
+        return None if value is None else Pointer(value.source_id, value.path)
+
+    def _index_of(self, node: _Node) -> QModelIndex:
+        if node.parent is None:
+            return QModelIndex()
+        return self.createIndex(node.parent.children.index(node), 0, node)
+
+    def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
+        node = self.node(parent)
+        if 0 <= row < len(node.children) and 0 <= column < len(self.COLUMNS):
+            return self.createIndex(row, column, node.children[row])
+        return QModelIndex()
+
+    def parent(self, index: AnyIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
+        if not index.isValid():
+            return QModelIndex()
+        parent = self.node(index).parent
+        if parent is None or parent is self._root or parent.parent is None:
+            return QModelIndex()
+        return self.createIndex(parent.parent.children.index(parent), 0, parent)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return len(self.node(parent).children)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return len(self.COLUMNS)
+
+    def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
+        node = self.node(parent)
+        return bool(node.children) or not node.done
+
+    def canFetchMore(self, parent: AnyIndex) -> bool:
+        return not self.node(parent).done
+
+    def fetchMore(self, parent: AnyIndex) -> None:
+        node = self.node(parent)
+        if node.done or node.value is None or self.tree is None:
+            return
+        batch: list[TreeNode] = []
+        for child in self.tree.children(node.value.source_id, node.value.path, node.next_line):
+            batch.append(child)
+            if len(batch) == PAGE:
+                break
+        if len(batch) < PAGE:
+            node.done = True
+        if batch:
+            node.next_line = self.tree.after(batch[-1])
+            first = len(node.children)
+            self.beginInsertRows(self._index_of(node), first, first + len(batch) - 1)
+            node.children.extend(_Node(node, child) for child in batch)
+            self.endInsertRows()
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        value = self.node(index).value if index.isValid() else None
+        if value is None:
+            return None
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == 0:
+                return value.key
+            return f"{value.leaves:,}" if column == 1 else human_bytes(value.size)
+        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
+            return f"{Pointer(value.source_id, value.path)}\nDelete removes it from the set."
+        if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDropEnabled
+
+    def mimeTypes(self) -> list[str]:
+        return [POINTER_MIME]
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+
+    def canDropMimeData(
+        self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: AnyIndex
+    ) -> bool:
+        return data.hasFormat(POINTER_MIME)
+
+    def dropMimeData(
+        self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: AnyIndex
+    ) -> bool:
+        pointers = pointers_from_mime(data)
+        if not pointers:
+            return False
+        self.pointers_dropped.emit(
+            pointers
+        )  # no rows are inserted here: the edit is resolved, then the tree reloads
+        return True
+
+
+class SetView(QWidget):
+    """One set: its tree, the pending edits, undo / redo / commit.
+
+    Signals: error_raised(str) for the window's banner; committed(int) with the new version.
+    """
+
+    error_raised = Signal(str)
+    committed = Signal(int)
+    resolved = Signal()
+
+    def __init__(self, service: Service, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.runner = Runner(self, workers=2, name="set-view")
+        self.draft: Draft | None = None
+        self._resolved: tuple[Selection, Manifest] | None = None
+        self._job = 0
+        self.title = QLabel("Choose a set on the left, or make a new one.", self)
+        self.title.setWordWrap(True)
+        self.state = QLabel("", self)
+        self.model = SetTreeModel(self)
+        self.model.pointers_dropped.connect(self.add)
+        self.tree = QTreeView(self)
+        self.tree.setModel(self.model)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setAcceptDrops(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        self.tree.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.tree.setDropIndicatorShown(True)
+        self.tree.setAccessibleName("Replica set contents")
+        self.tree.setColumnWidth(0, 320)
+        self.pending = QListWidget(self)
+        self.pending.setAccessibleName("Pending changes")
+        self.pending.setMaximumHeight(110)
+        self.undo_button = QPushButton("Undo", self)
+        self.redo_button = QPushButton("Redo", self)
+        self.message = QLineEdit(self)
+        self.message.setPlaceholderText("What changed (the version's message)")
+        self.message.setAccessibleName("Version message")
+        self.commit_button = QPushButton("Commit", self)
+        self.discard_button = QPushButton("Discard", self)
+        for button, tip in (
+            (self.undo_button, "Undo the last change (Ctrl+Z)"),
+            (self.redo_button, "Redo (Ctrl+Shift+Z)"),
+            (self.commit_button, "Make the pending changes a new version (Ctrl+Return)"),
+            (self.discard_button, "Drop every pending change"),
+        ):
+            button.setToolTip(tip)
+        self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
+        self.discard_button.clicked.connect(self.discard)
+        self.commit_button.clicked.connect(lambda: self.commit(self.message.text()))
+        self.message.returnPressed.connect(lambda: self.commit(self.message.text()))
+        self.remove_action = self._action(
+            "Remove from set", QKeySequence.StandardKey.Delete, self.remove_selected
+        )
+        self.undo_action = self._action("Undo", QKeySequence.StandardKey.Undo, self.undo)
+        self.redo_action = self._action("Redo", QKeySequence.StandardKey.Redo, self.redo)
+        buttons = QHBoxLayout()
+        for button in (self.undo_button, self.redo_button, self.discard_button):
+            buttons.addWidget(button)
+        buttons.addWidget(self.message, 1)
+        buttons.addWidget(self.commit_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.state)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(QLabel("Pending changes (drop archive items above; Delete removes):", self))
+        layout.addWidget(self.pending)
+        layout.addLayout(buttons)
+        self._update_controls()
+
+    def _action(self, text: str, keys: QKeySequence.StandardKey, slot: Any) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(keys))
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    # -- opening ---------------------------------------------------------------------------------
+    @property
+    def set_id(self) -> str | None:
+        return None if self.draft is None else self.draft.set_id
+
+    def open_set(self, set_id: str) -> None:
+        """Show a set at its head version; pending edits of the set shown before are dropped."""
+        rs = self.service.get_set(set_id)
+        base = self.service.version(set_id, rs.head).selection if rs.head else Selection()
+        self.draft = Draft(set_id, base, rs.head)
+        self._resolved = None
+        self.title.setText(f"<b>{rs.name}</b> — {'version ' + str(rs.head) if rs.head else 'no version yet'}")
+        self._refresh_pending()
+        self._load_version()
+
+    def _load_version(self) -> None:
+        assert self.draft is not None
+        self._job += 1
+        job, draft = self._job, self.draft
+        self.model.set_tree(None)
+        if draft.base_version is None:
+            self.state.setText("Empty: drag collections, patients, studies or series here from the archives.")
+            return
+        self.state.setText("Loading…")
+        manifest_id = self.service.version(draft.set_id, draft.base_version).manifest_id
+
+        def load() -> ManifestTree:
+            return ManifestTree(self.service.manifest(manifest_id))
+
+        self.runner.run(load, done=lambda tree: self._show(job, tree), failed=self._failed)
+
+    def _show(self, job: int, tree: ManifestTree) -> None:
+        if job != self._job:
+            return
+        self.model.set_tree(tree)
+        pending = " (with pending changes)" if self.draft is not None and self.draft.changed else ""
+        self.state.setText(f"{len(tree):,} series, {human_bytes(tree.total_size)}{pending}")
+        self.resolved.emit()
+
+    def _failed(self, error: BaseException) -> None:
+        if not isinstance(error, MediatorError):
+            raise error
+        self.state.setText(f"Could not load: {error}")
+        self.error_raised.emit(str(error))
+
+    # -- editing ---------------------------------------------------------------------------------
+    def add(self, pointers: list[Pointer]) -> None:
+        self._edit(Edit(add=tuple(pointers)))
+
+    def remove_selected(self) -> None:
+        indexes = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]
+        pointers = [p for p in (self.model.pointer(i) for i in indexes) if p is not None]
+        if pointers:
+            self._edit(Edit(remove=tuple(pointers)))
+
+    def _edit(self, edit: Edit) -> None:
+        if self.draft is None:
+            self.error_raised.emit("Choose or create a set first, then drop archive items on it.")
+            return
+        try:
+            for pointer in (*edit.add, *edit.remove):
+                self.service.check_pointer(pointer)
+        except MediatorError as exc:
+            self.error_raised.emit(str(exc))
+            return
+        if self.draft.apply(edit):
+            self._changed()
+
+    def undo(self) -> None:
+        if self.draft is not None and self.draft.undo() is not None:
+            self._changed()
+
+    def redo(self) -> None:
+        if self.draft is not None and self.draft.redo() is not None:
+            self._changed()
+
+    def discard(self) -> None:
+        if self.draft is not None:
+            self.open_set(self.draft.set_id)
+
+    def _changed(self) -> None:
+        self._refresh_pending()
+        self._resolve()
+
+    def _refresh_pending(self) -> None:
+        self.pending.clear()
+        if self.draft is not None:
+            for edit in self.draft.edits:
+                self.pending.addItem(edit.describe())
+        self._update_controls()
+
+    def _update_controls(self) -> None:
+        draft = self.draft
+        self.undo_button.setEnabled(bool(draft and draft.can_undo))
+        self.redo_button.setEnabled(bool(draft and draft.can_redo))
+        self.discard_button.setEnabled(bool(draft and draft.edits))
+        self.commit_button.setEnabled(bool(draft and draft.changed))
+
+    def _resolve(self) -> None:
+        assert self.draft is not None
+        self._job += 1
+        job, selection = self._job, self.draft.selection
+        self.state.setText("Resolving against the archives…")
+
+        def resolve() -> tuple[Manifest, ManifestTree]:
+            manifest = self.service.resolve(selection)
+            return manifest, ManifestTree(manifest)
+
+        def done(result: tuple[Manifest, ManifestTree]) -> None:
+            if job != self._job:
+                return
+            self._resolved = (selection, result[0])
+            self._show(job, result[1])
+
+        self.runner.run(resolve, done=done, failed=self._failed)
+
+    # -- committing ------------------------------------------------------------------------------
+    def commit(self, message: str) -> None:
+        """Make the pending edits a version (on a worker); ``committed`` tells the new number."""
+        draft = self.draft
+        if draft is None or not draft.changed:
+            return
+        selection, base = draft.selection, draft.base_version
+        resolved = self._resolved
+        manifest = resolved[1] if resolved is not None and resolved[0] == selection else None
+        self.commit_button.setEnabled(False)
+        self.state.setText("Committing…")
+
+        def commit() -> int:
+            chosen = manifest if manifest is not None else self.service.resolve(selection)
+            return self.service.commit(draft.set_id, selection, chosen, message, expected_head=base)
+
+        def failed(error: BaseException) -> None:
+            self._update_controls()
+            if isinstance(error, ConflictError) and self.draft is draft:
+                rs = self.service.get_set(draft.set_id)
+                head = rs.head
+                draft.rebase(
+                    self.service.version(draft.set_id, head).selection if head else Selection(), head
+                )
+                self._changed()
+                self.error_raised.emit(
+                    f"Someone committed version {head} meanwhile. Your changes now build on it; "
+                    "check them and commit again."
+                )
+                return
+            self._failed(error)
+
+        def done(number: int) -> None:
+            self.message.clear()
+            if self.draft is draft:
+                self.open_set(draft.set_id)
+            self.committed.emit(number)
+
+        self.runner.run(commit, done=done, failed=failed)
