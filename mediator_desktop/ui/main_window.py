@@ -32,6 +32,7 @@ from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.node import Node
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
+from mediator_desktop.ui.diff_view import DiffDialog
 from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.set_view import SetView
 from mediator_desktop.ui.workers import Runner
@@ -185,8 +186,15 @@ class MainWindow(QMainWindow):
             self.ask_download,
             "Download the open set into a folder",
         )
+        self.compare_action = self._action(
+            menu,
+            "&Compare versions…",
+            QKeySequence("Ctrl+Shift+D"),
+            self.show_diff,
+            "Compare two versions of the open set",
+        )
         menu.addSeparator()
-        self._action(menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self._action(menu, "&Quit", QKeySequence.StandardKey.Quit, self.quit)
         edit = self.menuBar().addMenu("&Edit")
         for action in (self.set_view.undo_action, self.set_view.redo_action, self.set_view.remove_action):
             edit.addAction(action)
@@ -195,7 +203,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.downloads_dock.toggleViewAction())
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main toolbar")
-        for action in (self.new_set_action, self.download_action):
+        for action in (self.new_set_action, self.download_action, self.compare_action):
             toolbar.addAction(action)
 
     def _action(
@@ -278,6 +286,20 @@ class MainWindow(QMainWindow):
         if not isinstance(error, MediatorError):
             raise error
         self.banner.show_message(str(error))
+
+    def show_diff(self) -> DiffDialog | None:
+        """Open the comparison of the open set's last two versions (non-modal)."""
+        set_id = self.set_view.set_id
+        if set_id is None:
+            self.banner.show_message("Open a set first, then compare its versions.")
+            return None
+        self.diff_dialog = DiffDialog(self.node.service, set_id, self)
+        self.diff_dialog.show()
+        self.diff_dialog.compare()
+        return self.diff_dialog
+
+    def quit(self) -> None:
+        self.close()
 
     # -- downloads -------------------------------------------------------------------------------
     def ask_download(self) -> None:

@@ -248,3 +248,46 @@ def test_pause_resume_and_cancel_from_the_panel(
         world.proxy.gate.set()
     qtbot.waitUntil(lambda: panel.table.item(0, 4).text().startswith(("cancelled", "done")), timeout=30000)
     assert not panel.cancel_button.isEnabled()
+
+
+def test_the_diff_view_colours_changes_and_can_show_the_rest(
+    window: MainWindow, qtbot: QtBot, node: Node
+) -> None:
+    from mediator_desktop.ui.diff_view import COLOURS
+
+    service = node.service
+    set_id = service.create_set("Evolving")
+    first = Selection.of(Pointer.of("idc", "lung_a"))
+    second = first.remove(Pointer.of("idc", "lung_a", "pa2")).add(Pointer.of("idc", "other_c"))
+    service.commit(set_id, first, service.resolve(first), "v1")
+    service.commit(set_id, second, service.resolve(second), "v2")
+    qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
+    window.sidebar.setCurrentItem(window.set_items("mine")[0])
+    dialog = window.show_diff()
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.tree.topLevelItemCount() == 1, timeout=10000)
+    assert dialog.summary.text().startswith("<b>+1 series")
+    assert "other_c" in dialog.summary.text()  # the selection change, spelled out
+    idc = dialog.tree.topLevelItem(0)
+    assert idc is not None and idc.text(0) == "idc" and idc.text(1) == "+1  −1"
+    collections = {idc.child(i).text(0): idc.child(i) for i in range(idc.childCount())}
+    assert sorted(collections) == ["lung_a", "other_c"]
+    removed = collections["lung_a"].child(0).child(0).child(0)
+    assert removed.text(1) == "removed" and removed.foreground(0).color() == COLOURS["removed"]
+    dialog.only_changes.setChecked(False)  # the unchanged series come too
+    qtbot.waitUntil(
+        lambda: dialog.tree.topLevelItem(0).childCount() == 2 and _leaves(dialog.tree) == 4, timeout=10000
+    )
+    dialog.close()
+
+
+def _leaves(tree: object) -> int:
+    from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItemIterator
+
+    assert isinstance(tree, QTreeWidget)
+    it = QTreeWidgetItemIterator(tree, QTreeWidgetItemIterator.IteratorFlag.NoChildren)
+    count = 0
+    while it.value() is not None:
+        count += 1
+        it += 1
+    return count

@@ -1,0 +1,195 @@
+"""Two versions of a set, or two sets, as one tree: added in green, removed in red, changed in
+amber, with the one-line summary on top. Computed on a worker; big diffs are shown in part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mediator_desktop.core.diff import ManifestDiff
+from mediator_desktop.core.errors import MediatorError
+from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.manifest import Leaf
+from mediator_desktop.core.service import Service
+from mediator_desktop.ui.workers import Runner
+
+#: Leaves shown at most (the counts on top always cover all).
+MAX_SHOWN = 20_000
+COLOURS = {"added": QColor(30, 140, 60), "removed": QColor(190, 40, 40), "changed": QColor(200, 130, 0)}
+MARKS = {"added": "+", "removed": "−", "changed": "~", "same": " "}
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    summary: str
+    selection_summary: str
+    rows: list[tuple[str, Leaf]]  # (kind, leaf), sorted by key; kind: added, removed, changed, same
+    truncated: bool
+
+
+def compute_diff(
+    service: Service, set_id: str, old: int, new: int | None, other: str | None, with_unchanged: bool
+) -> DiffResult:
+    """Called on a worker."""
+    selection, manifest = service.diff(set_id, old, new, other)
+    hierarchies = {sid: s.hierarchy for sid, s in service.sources.items()}
+    rows: list[tuple[str, Leaf]] = [("added", leaf) for leaf in manifest.added]
+    rows += [("removed", leaf) for leaf in manifest.removed]
+    rows += [("changed", after) for _, after in manifest.changed]
+    if with_unchanged:
+        rows += [("same", leaf) for leaf in _unchanged(service, set_id, new, other, manifest)]
+    rows.sort(key=lambda row: row[1].key)
+    return DiffResult(
+        manifest.summary(hierarchies), selection.summary(), rows[:MAX_SHOWN], len(rows) > MAX_SHOWN
+    )
+
+
+def _unchanged(
+    service: Service, set_id: str, new: int | None, other: str | None, diff: ManifestDiff
+) -> list[Leaf]:
+    target = service.manifest(service.version(other or set_id, new).manifest_id)
+    touched = {leaf.key for leaf in diff.added} | {after.key for _, after in diff.changed}
+    out = []
+    for leaf in target:
+        if leaf.key not in touched:
+            out.append(leaf)
+            if len(out) > MAX_SHOWN:
+                break
+    return out
+
+
+class DiffDialog(QDialog):
+    """Pick two versions (of one set, or of two sets) and see what changed. Non-modal."""
+
+    def __init__(self, service: Service, set_id: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.set_id = set_id
+        self.runner = Runner(self, workers=1, name="diff")
+        self._job = 0
+        rs = service.get_set(set_id)
+        self.setWindowTitle(f"Compare versions of {rs.name}")
+        self.old = QComboBox(self)
+        self.new = QComboBox(self)
+        self.other = QComboBox(self)
+        self.other.setToolTip("Compare with a version of another set")
+        self.other.addItem("this set", None)
+        for candidate in service.list_sets():
+            if candidate.id != set_id and candidate.head:
+                self.other.addItem(candidate.name, candidate.id)
+        self.only_changes = QCheckBox("Only changes", self)
+        self.only_changes.setChecked(True)
+        self.summary = QLabel("", self)
+        self.summary.setWordWrap(True)
+        self.tree = QTreeWidget(self)
+        self.tree.setHeaderLabels(["Name", "Change", "Size"])
+        self.tree.setAccessibleName("Differences")
+        self.tree.setColumnWidth(0, 360)
+        compare = QPushButton("Compare", self)
+        compare.setDefault(True)
+        compare.clicked.connect(self.compare)
+        pickers = QHBoxLayout()
+        for label, widget in (("From version", self.old), ("to version", self.new), ("of", self.other)):
+            pickers.addWidget(QLabel(label, self))
+            pickers.addWidget(widget)
+        pickers.addWidget(self.only_changes)
+        pickers.addStretch(1)
+        pickers.addWidget(compare)
+        layout = QVBoxLayout(self)
+        layout.addLayout(pickers)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.tree, 1)
+        self.other.currentIndexChanged.connect(self._fill_new)
+        self.only_changes.toggled.connect(lambda _: self.compare())
+        versions = [v.number for v in service.history(set_id)]
+        for number in versions:
+            self.old.addItem(f"v{number}", number)
+        self.old.setCurrentIndex(max(0, len(versions) - 2))
+        self._fill_new()
+        self.resize(900, 600)
+
+    def _fill_new(self) -> None:
+        self.new.clear()
+        target = self.other.currentData() or self.set_id
+        numbers = [v.number for v in self.service.history(target)]
+        for number in numbers:
+            self.new.addItem(f"v{number}", number)
+        self.new.setCurrentIndex(len(numbers) - 1)
+
+    def compare(self) -> None:
+        old, new, other = self.old.currentData(), self.new.currentData(), self.other.currentData()
+        if old is None or new is None:
+            self.summary.setText("This set has no versions to compare yet.")
+            return
+        self._job += 1
+        job = self._job
+        self.summary.setText("Comparing…")
+        self.runner.run(
+            compute_diff,
+            self.service,
+            self.set_id,
+            old,
+            new,
+            other,
+            not self.only_changes.isChecked(),
+            done=lambda result: self._show(job, result),
+            failed=self._failed,
+        )
+
+    def _failed(self, error: BaseException) -> None:
+        if not isinstance(error, MediatorError):
+            raise error
+        self.summary.setText(f"Could not compare: {error}")
+
+    def _show(self, job: int, result: DiffResult) -> None:
+        if job != self._job:
+            return
+        note = f" (showing the first {MAX_SHOWN:,})" if result.truncated else ""
+        selection = (
+            "" if result.selection_summary == "no changes" else f"<br>Selection: {result.selection_summary}"
+        )
+        self.summary.setText(f"<b>{result.summary}</b>{note}{selection}")
+        self.tree.clear()
+        groups: dict[tuple[str, ...], QTreeWidgetItem] = {}
+        counts: dict[tuple[str, ...], dict[str, int]] = {}
+        for kind, leaf in result.rows:
+            parts = (leaf.source_id, *leaf.path)
+            parent: QTreeWidgetItem | None = None
+            for depth in range(1, len(parts)):
+                key = parts[:depth]
+                counts.setdefault(key, {}).setdefault(kind, 0)
+                counts[key][kind] += 1
+                if key not in groups:
+                    item = QTreeWidgetItem([parts[depth - 1], "", ""])
+                    if parent is None:
+                        self.tree.addTopLevelItem(item)
+                    else:
+                        parent.addChild(item)
+                    groups[key] = item
+                parent = groups[key]
+            leaf_item = QTreeWidgetItem(
+                [parts[-1], kind if kind != "same" else "", human_bytes(leaf.fingerprint.size or 0)]
+            )
+            if kind in COLOURS:
+                for column in range(3):
+                    leaf_item.setForeground(column, QBrush(COLOURS[kind]))
+            assert parent is not None
+            parent.addChild(leaf_item)
+        for key, item in groups.items():
+            item.setText(
+                1, "  ".join(f"{MARKS[k]}{n}" for k, n in sorted(counts[key].items()) if k != "same")
+            )
+        self.tree.expandToDepth(1)
