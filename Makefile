@@ -4,9 +4,10 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: Qt's X11/Wayland plugins for the app; for the tests a real DICOMweb server
-# (Orthanc) and iproute2 (network namespaces: several "hosts" on one machine).
+# (Orthanc), iproute2 (network namespaces: several "hosts" on one machine), Xvfb and a tray host.
 RUN_DEBS := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libwayland-cursor0
-TEST_DEBS := orthanc orthanc-dicomweb iproute2
+# xvfb and trayer: a real X server with a system tray for the tray test (plus Qt's X11 libraries).
+TEST_DEBS := orthanc orthanc-dicomweb iproute2 xvfb trayer $(RUN_DEBS)
 # nginx plays a static S3 endpoint and curl is a peer in the transfer benchmark.
 BENCH_DEBS := nginx-light curl
 

@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from mediator_desktop.ui.main_window import MainWindow
+    from mediator_desktop.ui.tray import QtTray
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MEDIator Desktop")
@@ -55,7 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mediator-desktop: {exc}", file=sys.stderr)
         return 1
     try:
-        window = MainWindow(node)
+        tray = QtTray(app)
+        # With a tray icon, closing the window keeps the app running; quit from the icon's menu.
+        QApplication.setQuitOnLastWindowClosed(not tray.available())
+        window = MainWindow(node, tray)
         window.show()
         log.info("MEDIator Desktop %s started; data in %s", __version__, node.data_dir)
         if args.quit_after is not None:

@@ -4,12 +4,15 @@ the event bridge as queued signals."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -29,12 +32,15 @@ from mediator_desktop import __version__
 from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.events import Event
 from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.replica import Visibility
 from mediator_desktop.node import Node
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
 from mediator_desktop.ui.diff_view import DiffDialog
 from mediator_desktop.ui.downloads import DownloadsPanel
+from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
 from mediator_desktop.ui.set_view import SetView
+from mediator_desktop.ui.tray import TrayController, TrayWrapper
 from mediator_desktop.ui.workers import Runner
 
 #: Events after which the sidebar and details are read again (reads are local and cheap).
@@ -73,6 +79,24 @@ class Banner(QWidget):
     def show_message(self, text: str) -> None:
         self.label.setText(text)
         self.show()
+
+
+class SidebarTree(QTreeWidget):
+    """The sets, grouped; a set can be dragged onto a person or a machine in the peers panel."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHeaderHidden(True)
+        self.setAccessibleName("Replica sets")
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+
+    def mimeTypes(self) -> list[str]:
+        return [SET_MIME]
+
+    def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:
+        ids = [i.data(0, Qt.ItemDataRole.UserRole) for i in items]
+        return set_mime(next((i for i in ids if isinstance(i, str)), ""))
 
 
 class SetDetails(QWidget):
@@ -124,17 +148,17 @@ class SetDetails(QWidget):
 class MainWindow(QMainWindow):
     """Top-level window over one running node."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, tray: TrayWrapper | None = None) -> None:
         super().__init__()
         self.node = node
+        self._quitting = False
+        self._closed = False
         service = node.service
         self.setWindowTitle("MEDIator Desktop")
         self.resize(1280, 800)
         self.runner = Runner(self, workers=2, name="window")
         self.banner = Banner(self)
-        self.sidebar = QTreeWidget(self)
-        self.sidebar.setHeaderHidden(True)
-        self.sidebar.setAccessibleName("Replica sets")
+        self.sidebar = SidebarTree(self)
         self.set_view = SetView(service, self)
         self.details = SetDetails(self)
         splitter = QSplitter(self)
@@ -152,6 +176,11 @@ class MainWindow(QMainWindow):
         self.downloads = DownloadsPanel(service, self)
         self.archives_dock = self._dock("Archives", self.archives, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.downloads_dock = self._dock("Downloads", self.downloads, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.peers = PeersPanel(node, self)
+        self.peers_dock = self._dock("Peers", self.peers, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.peers.share_requested.connect(self.share_with)
+        self.peers.cluster_share_requested.connect(self.share_with_cluster)
+        self.peers.error_raised.connect(self.banner.show_message)
         for source in (
             self.archives.model.load_failed,
             self.set_view.error_raised,
@@ -168,6 +197,7 @@ class MainWindow(QMainWindow):
         self.bridge.event_received.connect(self.on_event)
         self.refresh()
         self._show_cluster()
+        self.tray = TrayController(self, tray) if tray is not None else None
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -201,6 +231,7 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         view.addAction(self.archives_dock.toggleViewAction())
         view.addAction(self.downloads_dock.toggleViewAction())
+        view.addAction(self.peers_dock.toggleViewAction())
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main toolbar")
         for action in (self.new_set_action, self.download_action, self.compare_action):
@@ -282,6 +313,27 @@ class MainWindow(QMainWindow):
 
         self.runner.run(self.node.service.create_set, name, done=created, failed=self._failed)
 
+    def share_with(self, set_id: str, key_id: str) -> None:
+        """A set dropped on a person: they may now commit versions of it."""
+        name = self.node.service.users().get(key_id, key_id[:12])
+        self.runner.run(
+            self.node.service.grant_editor,
+            set_id,
+            key_id,
+            done=lambda _: self.statusBar().showMessage(f"{name} may now edit the set", 5000),
+            failed=self._failed,
+        )
+
+    def share_with_cluster(self, set_id: str) -> None:
+        """A set dropped on a machine: everyone in the cluster may read it."""
+        self.runner.run(
+            self.node.service.set_visibility,
+            set_id,
+            Visibility.CLUSTER,
+            done=lambda _: self.statusBar().showMessage("Shared with the cluster", 5000),
+            failed=self._failed,
+        )
+
     def _failed(self, error: BaseException) -> None:
         if not isinstance(error, MediatorError):
             raise error
@@ -299,7 +351,12 @@ class MainWindow(QMainWindow):
         return self.diff_dialog
 
     def quit(self) -> None:
+        """Quit the app (the window's close button only hides it while a tray icon shows)."""
+        self._quitting = True
         self.close()
+        app = QApplication.instance()
+        if app is not None and not QApplication.quitOnLastWindowClosed():
+            app.quit()
 
     # -- downloads -------------------------------------------------------------------------------
     def ask_download(self) -> None:
@@ -323,6 +380,9 @@ class MainWindow(QMainWindow):
 
     # -- events ----------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
+        if self._closed:  # queued before the window closed
+            return
+        self.peers.on_event(event)
         if event.kind in _SET_EVENTS:
             self.refresh()
         elif event.kind.startswith("download_"):
@@ -362,6 +422,15 @@ class MainWindow(QMainWindow):
             self.archives_dock.setToolTip("\n".join(parts))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._quitting and self.tray is not None and self.tray.window_closed():
+            event.ignore()
+            self.hide()
+            return
+        self._closed = True
+        self.bridge.detach()  # the node may stop now: none of its events reach these widgets
+        self.peers.runner.close()
+        if self.tray is not None:
+            self.tray.close()
         self.runner.close()
         self.set_view.runner.close()
         self.archives.runner.close()

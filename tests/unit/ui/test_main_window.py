@@ -291,3 +291,51 @@ def _leaves(tree: object) -> int:
         count += 1
         it += 1
     return count
+
+
+def test_peers_panel_shares_by_drop_and_makes_and_takes_join_codes(
+    window: MainWindow, qtbot: QtBot, node: Node
+) -> None:
+    from mediator_desktop.core.cluster import JoinCode
+    from mediator_desktop.core.identity import Identity
+    from mediator_desktop.core.replica import Visibility
+    from mediator_desktop.core.service import Service
+
+    peers = window.peers
+    assert peers.members.count() == 1 and "this machine, leader" in peers.members.item(0).text()
+    bob = Service(node.store, Identity.generate("bob"))
+    with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
+        bob.register()
+    qtbot.waitUntil(lambda: peers.people.count() == 2, timeout=5000)
+    set_id = node.service.create_set("To share")
+    qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
+    # A set dragged from the sidebar carries its id; dropped on bob, he becomes an editor.
+    mime = window.sidebar.mimeData(window.set_items("mine"))
+    bob_row = next(
+        peers.people.item(i) for i in range(peers.people.count()) if "bob" in peers.people.item(i).text()
+    )
+    me_row = next(
+        peers.people.item(i) for i in range(peers.people.count()) if "(you)" in peers.people.item(i).text()
+    )
+    assert not peers.people.drop_set(mime, me_row)  # not on yourself
+    with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
+        assert peers.people.drop_set(mime, bob_row)
+    qtbot.waitUntil(lambda: bob.key_id in node.service.get_set(set_id).editors, timeout=5000)
+    # Dropped on a machine of the cluster: every member may read it.
+    with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
+        assert peers.members.drop_set(mime, peers.members.item(0))
+    qtbot.waitUntil(lambda: node.service.get_set(set_id).visibility is Visibility.CLUSTER, timeout=5000)
+    # Join codes: one made here parses; a wrong one typed in the join dialog says what is wrong.
+    peers.create_button.click()
+    qtbot.waitUntil(lambda: peers.code_dialog is not None and peers.code_dialog.isVisible(), timeout=5000)
+    assert peers.code_dialog is not None
+    JoinCode.parse(peers.code_dialog.code.text())
+    dialog = peers.ask_join()
+    dialog.code.setText("00000-00000-00000-00000-00000-0000")
+    dialog.join_button.click()
+    qtbot.waitUntil(
+        lambda: dialog.join_button.isEnabled() and "Joining" not in dialog.outcome.text(), timeout=10000
+    )
+    assert "code" in dialog.outcome.text().lower()
+    dialog.close()
+    peers.code_dialog.close()
