@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
 import sys
 from collections.abc import Sequence
 
 from mediator_desktop import __version__
 from mediator_desktop.core.errors import NodeRunning
+from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
 
 log = logging.getLogger(__name__)
@@ -37,12 +39,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="quit after this many seconds (smoke tests, screenshots)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_file = Settings.load().data_dir / "logs" / "app.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[
+            logging.StreamHandler(),
+            logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3),
+        ],
+    )
     _choose_platform()
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from mediator_desktop.ui.errors import CrashReporter
     from mediator_desktop.ui.main_window import MainWindow
     from mediator_desktop.ui.tray import QtTray
 
@@ -60,11 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # With a tray icon, closing the window keeps the app running; quit from the icon's menu.
         QApplication.setQuitOnLastWindowClosed(not tray.available())
         window = MainWindow(node, tray)
+        crashes = CrashReporter(log_file, window).install()
         window.show()
         log.info("MEDIator Desktop %s started; data in %s", __version__, node.data_dir)
         if args.quit_after is not None:
-            QTimer.singleShot(int(args.quit_after * 1000), app.quit)
-        return app.exec()
+            QTimer.singleShot(int(args.quit_after * 1000), window.quit)
+        code = app.exec()
+        crashes.uninstall()
+        return code
     finally:
         node.stop()
 

@@ -339,3 +339,30 @@ def test_peers_panel_shares_by_drop_and_makes_and_takes_join_codes(
     assert "code" in dialog.outcome.text().lower()
     dialog.close()
     peers.code_dialog.close()
+
+
+def test_an_uncaught_error_on_any_thread_is_logged_and_shown_with_the_log_path(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from mediator_desktop.ui.errors import CrashReporter
+
+    reporter = CrashReporter(tmp_path / "app.log", window).install()
+    try:
+
+        def boom() -> None:
+            raise ZeroDivisionError("a bug in a worker")
+
+        with qtbot.waitSignal(reporter.crashed, timeout=5000):
+            thread = threading.Thread(target=boom)
+            thread.start()
+            thread.join()
+    finally:
+        reporter.uninstall()
+    qtbot.waitUntil(lambda: reporter.dialog is not None and reporter.dialog.isVisible(), timeout=5000)
+    assert reporter.dialog is not None
+    assert "ZeroDivisionError: a bug in a worker" in reporter.dialog.text()
+    assert str(tmp_path / "app.log") in reporter.dialog.text()
+    assert "a bug in a worker" in caplog.text and "Traceback" in caplog.text
+    reporter.dialog.close()
