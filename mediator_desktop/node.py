@@ -115,6 +115,11 @@ class Node:
         self._service: Service | None = None
 
     @property
+    def settings_path(self) -> Path | None:
+        """The settings file this node reads and writes (None: the default one)."""
+        return self._settings_path
+
+    @property
     def data_dir(self) -> Path:
         return self.settings.data_dir
 

@@ -17,6 +17,7 @@ from typing import Any
 import platformdirs
 
 from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Layout
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,13 @@ class Settings:
     download_dir: Path = field(
         default_factory=default_download_dir,
         metadata=_describe("Download folder", "Default destination for downloaded replica sets."),
+    )
+    download_layout: str = field(
+        default=DEFAULT_LAYOUT,
+        metadata=_describe(
+            "Download folder layout",
+            "Folders per leaf, from its metadata: {collection}, {patient}, {study}, {series}, {modality}...",
+        ),
     )
     display_name: str = field(
         default_factory=lambda: os.environ.get("USER", "") or "me",
@@ -120,6 +128,7 @@ class Settings:
         for address in (self.raft_address, *self.peers):
             if address and not _ADDRESS.fullmatch(address):
                 raise ValidationError(f"{address!r} is not host:port")
+        Layout(self.download_layout)  # a bad template fails here, with what is wrong
         if not self.display_name.strip():
             raise ValidationError("the display name is empty")
         if not 1 <= self.update_check_minutes <= 7 * 24 * 60:

@@ -33,6 +33,7 @@ from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.events import Event
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.replica import Visibility
+from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
@@ -40,6 +41,7 @@ from mediator_desktop.ui.diff_view import DiffDialog
 from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
 from mediator_desktop.ui.set_view import SetView
+from mediator_desktop.ui.settings_dialog import SettingsDialog
 from mediator_desktop.ui.tray import TrayController, TrayWrapper
 from mediator_desktop.ui.workers import Runner
 
@@ -224,6 +226,17 @@ class MainWindow(QMainWindow):
             "Compare two versions of the open set",
         )
         menu.addSeparator()
+        self.settings_action = self._action(
+            menu,
+            "&Settings…",
+            QKeySequence.StandardKey.Preferences,
+            self.show_settings,
+            "Folders, archives, cluster",
+        )
+        self.settings_action.setShortcuts(
+            [QKeySequence(QKeySequence.StandardKey.Preferences), QKeySequence("Ctrl+,")]
+        )
+        menu.addSeparator()
         self._action(menu, "&Quit", QKeySequence.StandardKey.Quit, self.quit)
         edit = self.menuBar().addMenu("&Edit")
         for action in (self.set_view.undo_action, self.set_view.redo_action, self.set_view.remove_action):
@@ -350,6 +363,23 @@ class MainWindow(QMainWindow):
         self.diff_dialog.compare()
         return self.diff_dialog
 
+    def show_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.node, self.node.settings_path, self)
+        dialog.accepted.connect(lambda: self._settings_saved(dialog))
+        dialog.open()
+        self.settings_dialog = dialog
+        return dialog
+
+    def _settings_saved(self, dialog: SettingsDialog) -> None:
+        if dialog.restart_needed:
+            names = {name: title for name, title, _ in Settings.describe()}
+            changed = ", ".join(names[n].lower() for n in dialog.restart_needed)
+            self.banner.show_message(
+                f"Settings saved. Restart MEDIator for the new {changed} to take effect."
+            )
+        else:
+            self.statusBar().showMessage("Settings saved", 5000)
+
     def quit(self) -> None:
         """Quit the app (the window's close button only hides it while a tray icon shows)."""
         self._quitting = True
@@ -372,7 +402,7 @@ class MainWindow(QMainWindow):
         if set_id is None:
             return
         try:
-            self.node.service.downloads.start(set_id, folder)
+            self.node.service.downloads.start(set_id, folder, layout=self.node.settings.download_layout)
         except MediatorError as exc:
             self.banner.show_message(str(exc))
             return

@@ -366,3 +366,42 @@ def test_an_uncaught_error_on_any_thread_is_logged_and_shown_with_the_log_path(
     assert str(tmp_path / "app.log") in reporter.dialog.text()
     assert "a bug in a worker" in caplog.text and "Traceback" in caplog.text
     reporter.dialog.close()
+
+
+def test_settings_are_checked_saved_and_credentials_go_to_the_keystore(
+    window: MainWindow, qtbot: QtBot, node: Node, mediator_home: Path
+) -> None:
+    from PySide6.QtWidgets import QLineEdit, QSpinBox
+
+    from mediator_desktop.core.settings import Settings
+    from mediator_desktop.node import source_secret
+    from mediator_desktop.ui.settings_dialog import SourcesEditor
+
+    dialog = window.show_settings()
+    layout = dialog.editors["download_layout"]
+    assert isinstance(layout, QLineEdit)
+    layout.setText("{collection}/{nope")
+    dialog.save()
+    assert dialog.isVisible() and dialog.problem.text().startswith("Not saved: layout")
+    layout.setText("{collection}/{series}")
+    interval = dialog.editors["update_check_minutes"]
+    assert isinstance(interval, QSpinBox)
+    interval.setValue(30)
+    name = dialog.editors["display_name"]
+    assert isinstance(name, QLineEdit)
+    name.setText("Dr. Who")
+    sources = dialog.editors["sources"]
+    assert isinstance(sources, SourcesEditor)
+    sources.store_secret("idc", "s3cr3t")
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.save()
+    saved = Settings.load()
+    assert (saved.download_layout, saved.update_check_minutes, saved.display_name) == (
+        "{collection}/{series}",
+        30,
+        "Dr. Who",
+    )
+    assert "s3cr3t" not in (mediator_home / "config" / "settings.json").read_text()
+    assert source_secret(node.data_dir, "idc") == "s3cr3t"
+    assert node.settings.download_layout == "{collection}/{series}"  # applies at once
+    assert window.banner.isVisible() and "display name" in window.banner.label.text()
