@@ -291,7 +291,8 @@ class ArchiveBrowser(QWidget):
         self.tree.setDragEnabled(True)
         self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setAccessibleName("Archives")
-        self.tree.setColumnWidth(0, 260)
+        self.tree.setColumnWidth(0, 230)
+        self.tree.setColumnWidth(1, 70)
         # The first archive opens by itself (its collections load on a worker).
         self.model.modelReset.connect(self._expand_first)
         self._expand_first()

@@ -180,6 +180,8 @@ class MainWindow(QMainWindow):
         self.downloads_dock = self._dock("Downloads", self.downloads, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.peers = PeersPanel(node, self)
         self.peers_dock = self._dock("Peers", self.peers, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.archives_dock, self.peers_dock], [400, 250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.downloads_dock], [170], Qt.Orientation.Vertical)
         self.peers.share_requested.connect(self.share_with)
         self.peers.cluster_share_requested.connect(self.share_with_cluster)
         self.peers.error_raised.connect(self.banner.show_message)

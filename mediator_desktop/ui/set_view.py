@@ -217,7 +217,7 @@ class SetView(QWidget):
         self.tree.setColumnWidth(0, 320)
         self.pending = QListWidget(self)
         self.pending.setAccessibleName("Pending changes")
-        self.pending.setMaximumHeight(110)
+        self.pending.setMaximumHeight(80)
         self.undo_button = QPushButton("Undo", self)
         self.redo_button = QPushButton("Redo", self)
         self.message = QLineEdit(self)
