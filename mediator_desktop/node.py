@@ -8,6 +8,7 @@ talk to what this module hands them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -15,6 +16,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 from mediator_desktop import __version__
 from mediator_desktop.core.cluster import JoinCode, Peer, cluster_id_of
 from mediator_desktop.core.errors import MediatorError, NodeRunning, NotFound, PairingError, PermissionDenied
-from mediator_desktop.core.events import EventBus
+from mediator_desktop.core.events import Event, EventBus
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.keystore import read_secret, write_secret
 from mediator_desktop.core.locks import FileLock
@@ -31,6 +33,7 @@ from mediator_desktop.core.settings import Settings
 from mediator_desktop.core.source import DataSource
 from mediator_desktop.core.store import ClusterStatus
 from mediator_desktop.core.transfer import Downloader
+from mediator_desktop.core.tree import TreeCache
 from mediator_desktop.raft.discovery import Discovery
 from mediator_desktop.raft.pairing import PairingServer, redeem
 from mediator_desktop.raft.store import RaftStore
@@ -113,6 +116,10 @@ class Node:
         self.discovery: Discovery | None = None
         self.store: RaftStore | None = None
         self._service: Service | None = None
+        # Versions committed anywhere get their tree summary here, in the background, so the
+        # app draws any set at once (``core.tree.TreeCache``).
+        self._summaries = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tree-summaries")
+        self.events.subscribe(self._summarize_later)
 
     @property
     def settings_path(self) -> Path | None:
@@ -180,7 +187,12 @@ class Node:
             self.store.wait_ready(ready_timeout)
             if self._service is None:
                 self._service = Service(
-                    self.store, self.identity, downloader=self.downloader, cluster=self, sources=self.sources
+                    self.store,
+                    self.identity,
+                    downloader=self.downloader,
+                    cluster=self,
+                    sources=self.sources,
+                    tree_cache=TreeCache(self.data_dir / "cache" / "trees"),
                 )
             else:  # after a join or a leave: the same facade, a new store
                 self._service.store = self.store
@@ -188,6 +200,23 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+
+    def _summarize_later(self, event: Event) -> None:
+        """Called on the raft thread: hands the work to the background."""
+        if event.kind == "version_committed" and self._service is not None:
+            with contextlib.suppress(RuntimeError):  # the node is stopping
+                self._summaries.submit(self._summarize, event.details["set_id"], event.details["version"])
+
+    def _summarize(self, set_id: str, number: int) -> None:
+        service = self._service
+        if service is None or service.tree_cache is None:
+            return
+        try:
+            manifest_id = service.store.state.versions[set_id][number - 1].manifest_id
+            if service.tree_cache.get(manifest_id) is None:
+                service.tree_cache.ensure(service.manifest(manifest_id))
+        except (MediatorError, LookupError, OSError) as exc:
+            log.debug("no tree summary for %s v%s: %s", set_id, number, exc)
 
     def _start_discovery(self, secret: str) -> None:
         assert self.identity is not None and self.pairing is not None
@@ -367,6 +396,7 @@ class Node:
             self.api = None
         if self._service is not None:
             self._service.downloads.close()
+        self._summaries.shutdown(wait=True, cancel_futures=True)
         self.transport.close()
         self.downloader.close()
         running = self.store is not None

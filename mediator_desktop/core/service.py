@@ -27,6 +27,7 @@ from mediator_desktop.core.selection import Selection, SelectionDiff
 from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource
 from mediator_desktop.core.store import Store, unwrap
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Report
+from mediator_desktop.core.tree import TreeCache
 
 #: Scopes of ``list_sets``, as the sidebar shows them.
 SCOPES = ("all", "mine", "shared", "cluster", "public", "published", "following")
@@ -44,8 +45,11 @@ class Service:
         downloader: Downloader | None = None,
         cluster: ClusterControl | None = None,
         sources: Mapping[str, DataSource] | None = None,
+        tree_cache: TreeCache | None = None,
     ) -> None:
         self.store = store
+        #: Summaries of manifests' trees, so a set of any size draws at once (None: not kept).
+        self.tree_cache = tree_cache
         #: The archives this node browses and resolves selections against.
         self.sources: Mapping[str, DataSource] = sources or {}
         self.identity = identity
@@ -237,6 +241,8 @@ class Service:
         manifest = manifest if manifest is not None else ManifestBuilder().build()
         manifest_id = self.upload_manifest(manifest)
         head = self.get_set(set_id).head if expected_head == "head" else expected_head
+        if self.tree_cache is not None:
+            self.tree_cache.ensure(manifest)
         value = self._do(
             "commit_version",
             set_id=set_id,

@@ -7,11 +7,17 @@ listed page by page, so a collection of 100,000 patients costs what its first pa
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from pathlib import Path
+from typing import Any
 
+from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.manifest import TAB, US, Manifest
 from mediator_desktop.core.manifest import escape_component as _escape
 from mediator_desktop.core.manifest import unescape_component as _unescape
@@ -97,3 +103,90 @@ class ManifestTree:
     def after(self, node: TreeNode) -> int:
         """The line index just past ``node``: where its next sibling starts."""
         return self._range(node.source_id, node.path)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSummary:
+    """The top of a manifest's tree (sources and their first level, with counts and sizes): enough
+    to draw a set at once while the whole tree loads. Cached per manifest (``TreeCache``)."""
+
+    manifest_id: str
+    nodes: tuple[TreeNode, ...]  # each source, then its first-level children, in key order
+
+    def sources(self) -> list[TreeNode]:
+        return [n for n in self.nodes if not n.path]
+
+    def children(self, source_id: str) -> list[TreeNode]:
+        return [n for n in self.nodes if n.source_id == source_id and len(n.path) == 1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifest_id": self.manifest_id,
+            "nodes": [[n.source_id, list(n.path), n.leaves, n.size, n.is_leaf] for n in self.nodes],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TreeSummary:
+        try:
+            nodes = tuple(
+                TreeNode(str(s), tuple(map(str, p)), int(c), int(z), bool(f))
+                for s, p, c, z, f in data["nodes"]
+            )
+            return cls(str(data["manifest_id"]), nodes)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"a damaged tree summary: {exc}") from None
+
+
+def summarize(manifest: Manifest) -> TreeSummary:
+    """One pass over the lines (about 0.6 s for a million leaves)."""
+    counts: dict[tuple[str, str | None], list[int]] = {}
+    for line in manifest.lines():
+        tab = line.index(TAB)
+        parts = line[:tab].split(US, 2)
+        end = line.find(US, tab)
+        size = int(line[tab + 1 : end] or 0)
+        depth_one = len(parts) == 2
+        for key in ((parts[0], None), (parts[0], parts[1])):
+            entry = counts.get(key)
+            if entry is None:
+                counts[key] = [1, size, depth_one and key[1] is not None]
+            else:
+                entry[0] += 1
+                entry[1] += size
+    nodes = []
+    for (source, first), (leaves, size, is_leaf) in sorted(
+        counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
+    ):
+        path = () if first is None else (_unescape(first),)
+        nodes.append(TreeNode(_unescape(source), path, leaves, size, bool(is_leaf)))
+    return TreeSummary(manifest.id, tuple(nodes))
+
+
+class TreeCache:
+    """Tree summaries on disk, one small JSON file per manifest id."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, manifest_id: str) -> Path:
+        if not all(c in "0123456789abcdef" for c in manifest_id) or len(manifest_id) != 64:
+            raise ValidationError(f"{manifest_id!r} is not a manifest id")
+        return self.folder / f"{manifest_id}.json"
+
+    def get(self, manifest_id: str) -> TreeSummary | None:
+        try:
+            summary = TreeSummary.from_json(json.loads(self._path(manifest_id).read_text(encoding="utf-8")))
+        except (OSError, ValueError, ValidationError):
+            return None  # missing or damaged: it is made again
+        return summary if summary.manifest_id == manifest_id else None
+
+    def ensure(self, manifest: Manifest) -> TreeSummary:
+        summary = self.get(manifest.id)
+        if summary is None:
+            summary = summarize(manifest)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self._path(manifest.id)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(json.dumps(summary.to_json()), encoding="utf-8")
+            os.replace(tmp, path)
+        return summary

@@ -31,7 +31,7 @@ from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
-from mediator_desktop.core.tree import ManifestTree, TreeNode
+from mediator_desktop.core.tree import ManifestTree, TreeNode, TreeSummary
 from mediator_desktop.ui.archive import POINTER_MIME, AnyIndex, pointers_from_mime
 from mediator_desktop.ui.workers import Runner
 
@@ -68,6 +68,21 @@ class SetTreeModel(QAbstractItemModel):
         self._root = _Node(None, None)
         self._root.children = [_Node(self._root, n) for n in tree.sources()] if tree is not None else []
         self._root.done = True
+        self.endResetModel()
+
+    def set_summary(self, summary: TreeSummary) -> None:
+        """Show the top of a tree (sources and their first level) until the whole tree is loaded."""
+        self.beginResetModel()
+        self.tree = None
+        self._root = _Node(None, None)
+        self._root.done = True
+        for source in summary.sources():
+            node = _Node(self._root, source)
+            node.done = True
+            node.children = [_Node(node, child) for child in summary.children(source.source_id)]
+            for child in node.children:
+                child.done = True  # deeper levels come with the whole tree
+            self._root.children.append(node)
         self.endResetModel()
 
     def node(self, index: AnyIndex) -> _Node:
@@ -191,6 +206,9 @@ class SetView(QWidget):
 
     error_raised = Signal(str)
     committed = Signal(int)
+    #: The set's tree is drawn: its top from the cached summary, or the whole tree.
+    painted_first = Signal()
+    #: The whole tree of the version (or of the pending edits) is loaded.
     resolved = Signal()
 
     def __init__(self, service: Service, parent: QWidget | None = None) -> None:
@@ -289,6 +307,14 @@ class SetView(QWidget):
             return
         self.state.setText("Loading…")
         manifest_id = self.service.version(draft.set_id, draft.base_version).manifest_id
+        summary = self.service.tree_cache.get(manifest_id) if self.service.tree_cache is not None else None
+        if summary is not None:
+            self.model.set_summary(summary)
+            self._expand_first()
+            total = sum(n.leaves for n in summary.sources())
+            size = sum(n.size for n in summary.sources())
+            self.state.setText(f"{total:,} series, {human_bytes(size)} (loading the details…)")
+            self.painted_first.emit()
 
         def load() -> ManifestTree:
             return ManifestTree(self.service.manifest(manifest_id))
@@ -299,9 +325,15 @@ class SetView(QWidget):
         if job != self._job:
             return
         self.model.set_tree(tree)
+        self._expand_first()
         pending = " (with pending changes)" if self.draft is not None and self.draft.changed else ""
         self.state.setText(f"{len(tree):,} series, {human_bytes(tree.total_size)}{pending}")
+        self.painted_first.emit()
         self.resolved.emit()
+
+    def _expand_first(self) -> None:
+        if self.model.rowCount() == 1:
+            self.tree.expand(self.model.index(0, 0))
 
     def _failed(self, error: BaseException) -> None:
         if not isinstance(error, MediatorError):

@@ -76,3 +76,27 @@ def test_children_page_on_from_where_the_last_page_ended() -> None:
     rest = list(tree.children("idc", ("c",), start))
     assert [n.key for _, n in first] + [n.key for n in rest] == [f"p{i:02d}" for i in range(30)]
     assert list(tree.children("idc", ("nope",))) == [] and tree.node("idc", ("nope",)).leaves == 0
+
+
+@given(LEAVES)
+def test_the_summary_is_the_top_of_the_tree_and_survives_the_cache(
+    leaves: list[tuple[str, tuple[str, str, str], int | None]],
+) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from mediator_desktop.core.tree import TreeCache, summarize
+
+    manifest = build(leaves)
+    tree = ManifestTree(manifest)
+    summary = summarize(manifest)
+    assert summary.sources() == tree.sources()
+    for source in tree.sources():
+        assert summary.children(source.source_id) == list(tree.children(source.source_id))
+    with tempfile.TemporaryDirectory() as folder:
+        cache = TreeCache(Path(folder))
+        assert cache.get(manifest.id) is None
+        cache.ensure(manifest)
+        assert cache.get(manifest.id) == summary
+        (Path(folder) / f"{manifest.id}.json").write_text("{not json")
+        assert cache.get(manifest.id) is None  # damaged: made again on the next ensure

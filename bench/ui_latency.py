@@ -1,0 +1,151 @@
+"""Is the GUI thread ever blocked? Event-loop lateness of a 10 ms timer while the real main window
+downloads a 10,000-leaf set (nginx as S3 on loopback) and opens a 1,000,000-leaf set.
+
+    python bench/ui_latency.py [--leaves 1000000] [--series 10000]
+
+The 1,000,000-leaf set is opened cold (the node's manifest cache emptied, as after a restart).
+Last line: one JSON object with p99_lateness_ms, max_lateness_ms, set_open_first_paint_s,
+set_open_full_s, download_s and the number of timer samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["MEDIATOR_DISCOVERY"] = "off"
+os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+
+from transfer import Nginx, World
+
+from tests.helpers.idc import small_index
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--leaves", type=int, default=1_000_000)
+    parser.add_argument("--series", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        world = World(root / "world")
+        blob = os.urandom(2048)
+        for i in range(args.series):
+            world.add_series("bench", f"{i:08x}-0000-4000-8000-{i:012x}", [blob])
+        world.finish()
+        with Nginx(world.www, root / "nginx") as nginx:
+            print(json.dumps(run(root, world, nginx.url, args.leaves)))
+
+
+def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, object]:
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from mediator_desktop.core.manifest import ManifestBuilder
+    from mediator_desktop.core.pointer import Pointer
+    from mediator_desktop.core.selection import Selection
+    from mediator_desktop.core.settings import Settings
+    from mediator_desktop.node import Node
+    from mediator_desktop.ui.main_window import MainWindow
+
+    home = root / "home"
+    os.environ["MEDIATOR_HOME"] = str(home)
+    index = small_index(root / "index.parquet", world.rows)
+    Settings(
+        data_dir=home / "data",
+        download_dir=home / "downloads",
+        sources=({"kind": "idc", "id": "idc", "options": {"index": str(index), "endpoint_url": endpoint}},),
+        discovery=False,
+    ).save()
+    app = QApplication(sys.argv[:1])
+    with Node() as node:
+        service = node.service
+        small = service.create_set("10k download")
+        selection = Selection.of(Pointer.of("idc", "bench"))
+        service.commit(small, selection, service.resolve(selection), "10k")
+        big = service.create_set("1M leaves")
+        builder = ManifestBuilder()
+        for i in range(leaves):
+            builder.add(
+                "idc",
+                (f"coll{i % 40:02d}", f"P{i // 16:07d}", f"1.2.{i // 4}", f"1.2.3.{i}"),
+                size=500_000 + i % 1000,
+                count=100,
+                version=f"{i:032x}",
+            )
+        t = time.perf_counter()
+        service.commit(big, Selection.of(Pointer.of("idc", "coll00")), builder.build(), "1M")
+        commit_s = time.perf_counter() - t
+        service._manifests.clear()  # cold, as after a restart
+
+        window = MainWindow(node)
+        window.resize(1400, 900)
+        window.show()
+
+        def spin(condition: object, seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while not condition():  # type: ignore[operator]
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the window did not get there in time")
+                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+
+        model = window.archives.model
+        spin(lambda: model.rowCount(model.index(0, 0)) > 0, 60)
+        late: list[float] = []
+        clock = QElapsedTimer()
+        clock.start()
+        expected = [10.0]
+
+        def tick() -> None:
+            now = clock.nsecsElapsed() / 1e6
+            late.append(max(0.0, now - expected[0]))
+            expected[0] = now + 10.0
+
+        timer = QTimer()
+        timer.setTimerType(Qt.TimerType.PreciseTimer)
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        timer.start()
+        expected[0] = clock.nsecsElapsed() / 1e6 + 10.0
+        # Open the big set and start downloading the small one at the same time.
+        first_paint: list[float] = []
+        full: list[float] = []
+        window.set_view.painted_first.connect(lambda: first_paint.append(time.perf_counter() - started))
+        window.set_view.resolved.connect(lambda: full.append(time.perf_counter() - started))
+        started = time.perf_counter()
+        window.open_set(big)
+        app.processEvents()  # the first paint
+        job = service.downloads.start(small, root / "download")
+        download_started = time.perf_counter()
+        spin(lambda: bool(full) and job.finished, 600)
+        download_s = time.perf_counter() - download_started
+        timer.stop()
+        window.quit()
+        assert job.state == "done", job.error
+    ordered = sorted(late)
+    return {
+        "p99_lateness_ms": round(ordered[int(len(ordered) * 0.99) - 1], 1),
+        "max_lateness_ms": round(ordered[-1], 1),
+        "median_lateness_ms": round(statistics.median(ordered), 2),
+        "set_open_first_paint_s": round(first_paint[0] if first_paint else full[0], 3),
+        "set_open_full_s": round(full[0], 3),
+        "download_s": round(download_s, 2),
+        "download_leaves": len(world.rows),
+        "set_leaves": leaves,
+        "commit_1m_s": round(commit_s, 1),
+        "samples": len(late),
+    }
+
+
+if __name__ == "__main__":
+    main()
