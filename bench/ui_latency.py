@@ -38,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        root.chmod(0o755)  # nginx's workers run as an unprivileged user when started by root
         world = World(root / "world")
         blob = os.urandom(2048)
         for i in range(args.series):
@@ -125,6 +126,7 @@ def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, objec
         started = time.perf_counter()
         window.open_set(big)
         app.processEvents()  # the first paint
+        painted = time.perf_counter() - started if first_paint else None
         job = service.downloads.start(small, root / "download")
         download_started = time.perf_counter()
         spin(lambda: bool(full) and job.finished, 600)
@@ -137,7 +139,7 @@ def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, objec
         "p99_lateness_ms": round(ordered[int(len(ordered) * 0.99) - 1], 1),
         "max_lateness_ms": round(ordered[-1], 1),
         "median_lateness_ms": round(statistics.median(ordered), 2),
-        "set_open_first_paint_s": round(first_paint[0] if first_paint else full[0], 3),
+        "set_open_first_paint_s": round(painted if painted is not None else full[0], 3),
         "set_open_full_s": round(full[0], 3),
         "download_s": round(download_s, 2),
         "download_leaves": len(world.rows),
