@@ -10,6 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.downloads import Downloads
 from mediator_desktop.core.errors import NotFound, ValidationError
 from mediator_desktop.core.identity import Identity
+from mediator_desktop.core.imports import export_document, read_manifest_file
 from mediator_desktop.core.jobs import JobControl, Progress
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Pointer
@@ -28,6 +30,15 @@ from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource
 from mediator_desktop.core.store import Store, unwrap
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Report
 from mediator_desktop.core.tree import TreeCache
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    set_id: str
+    version: int
+    pointers: int
+    missing: tuple[str, ...]  # identifiers no configured archive holds
+
 
 #: Scopes of ``list_sets``, as the sidebar shows them.
 SCOPES = ("all", "mine", "shared", "cluster", "public", "published", "following")
@@ -158,6 +169,45 @@ class Service:
     def check_pointer(self, pointer: Pointer) -> Pointer:
         """``pointer`` if its source is configured here and the path fits its levels."""
         return self.source(pointer.source_id).hierarchy.validate(pointer)
+
+    # -- manifest files ------------------------------------------------------------------------
+    def import_file(self, path: Path, visibility: Visibility = Visibility.PRIVATE) -> ImportResult:
+        """A new set from a manifest file (TCIA .tcia, IDC .s5cmd, GDC TSV, or a set export).
+
+        Series and files are found in the configured archives that can look them up; what none
+        of them holds is reported, never silently dropped. Raises ``NotFound`` when nothing is
+        found, ``ValidationError`` for a malformed file.
+        """
+        imported = read_manifest_file(path)
+        missing: list[str] = []
+        if imported.selection is not None:
+            selection = imported.selection
+        else:
+            pointers: list[Pointer] = []
+            missing = list(imported.identifiers)
+            for source in self.sources.values():
+                locate = getattr(source, "locate", None)
+                if locate is None or not missing:
+                    continue
+                found, missing = locate(imported.identifier_kind, missing)
+                pointers.extend(found)
+            if not pointers:
+                kinds = ", ".join(s for s in self.sources) or "none"
+                raise NotFound(
+                    f"none of the {len(imported.identifiers):,} items of {path.name} is in the archives "
+                    f"configured here ({kinds}); add the archive they come from in Settings"
+                )
+            selection = Selection.of(*pointers)
+        set_id = self.create_set(imported.name, imported.description, visibility)
+        message = f"imported from {path.name}" + (f" ({len(missing):,} not found)" if missing else "")
+        version = self.commit_selection(set_id, selection, message)
+        return ImportResult(set_id, version, len(selection), tuple(missing))
+
+    def export_set(self, set_id: str, version: int | None = None) -> dict[str, Any]:
+        """A set version as a MEDIator export (``import_file`` makes a set of it again)."""
+        rs = self.get_set(set_id)
+        v = self.version(set_id, version)
+        return export_document(rs.name, rs.description, v.selection, {"set_id": set_id, "version": v.number})
 
     # -- writes --------------------------------------------------------------------------------
     def update(

@@ -275,6 +275,25 @@ class IdcSource:
             self._lines(self._selected(selection)), check_grammar=False, check_unique=False
         )
 
+    def locate(self, kind: str, identifiers: Sequence[str]) -> tuple[list[Pointer], list[str]]:
+        """Series pointers for SeriesInstanceUIDs (``series_uid``, as in a TCIA manifest) or
+        ``crdc_series_uuid`` values (as in an IDC s5cmd manifest); and the identifiers not found."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = {"series_uid": "SeriesInstanceUID", "crdc_series_uuid": "crdc_series_uuid"}.get(kind)
+        if column is None:
+            return [], list(identifiers)
+        table = self._loaded()
+        wanted = pa.array(list(identifiers), pa.string())
+        rows = table.filter(pc.is_in(table.column(column), value_set=wanted))
+        found: dict[str, Pointer] = {}
+        for row in rows.select([*PATH_COLUMNS, column]).to_pylist():
+            path = tuple(row[c] for c in PATH_COLUMNS)
+            if all(path):
+                found[row[column]] = Pointer(self.source_id, path)
+        return list(dict.fromkeys(found.values())), [i for i in identifiers if i not in found]
+
     def _selected(self, selection: Selection) -> pa.Table:
         """The index rows of the series ``selection`` selects."""
         import pyarrow as pa

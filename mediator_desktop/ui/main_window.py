@@ -4,12 +4,13 @@ the event bridge as queued signals."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -33,6 +34,7 @@ from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.events import Event
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.replica import Visibility
+from mediator_desktop.core.service import ImportResult
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
 from mediator_desktop.ui.archive import ArchiveBrowser
@@ -56,6 +58,15 @@ GROUPS = (
     ("published", "Published"),
     ("following", "Following"),
 )
+
+
+def _local_files(mime: QMimeData) -> list[Path]:
+    if not mime.hasUrls():
+        return []
+    urls = mime.urls()
+    if not all(url.isLocalFile() for url in urls):
+        return []
+    return [Path(url.toLocalFile()) for url in urls if Path(url.toLocalFile()).is_file()]
 
 
 class Banner(QWidget):
@@ -148,7 +159,9 @@ class SetDetails(QWidget):
 
 
 class MainWindow(QMainWindow):
-    """Top-level window over one running node."""
+    """Top-level window over one running node. Signals: imported(ImportResult)."""
+
+    imported = Signal(object)
 
     def __init__(self, node: Node, tray: TrayWrapper | None = None) -> None:
         super().__init__()
@@ -202,6 +215,7 @@ class MainWindow(QMainWindow):
         self.refresh()
         self._show_cluster()
         self.tray = TrayController(self, tray) if tray is not None else None
+        self.setAcceptDrops(True)  # manifest files dropped anywhere on the window become sets
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -219,6 +233,20 @@ class MainWindow(QMainWindow):
             QKeySequence("Ctrl+D"),
             self.ask_download,
             "Download the open set into a folder",
+        )
+        self.import_action = self._action(
+            menu,
+            "&Import manifest…",
+            QKeySequence("Ctrl+I"),
+            self.ask_import,
+            "A new set from a .tcia, .s5cmd, GDC or set file",
+        )
+        self.export_action = self._action(
+            menu,
+            "&Export set…",
+            QKeySequence("Ctrl+E"),
+            self.ask_export,
+            "Save the open set as a file others can import",
         )
         self.compare_action = self._action(
             menu,
@@ -389,6 +417,69 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None and not QApplication.quitOnLastWindowClosed():
             app.quit()
+
+    # -- manifest files --------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _local_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = _local_files(event.mimeData())
+        if files:
+            event.acceptProposedAction()
+            self.drop_files(files)
+
+    def drop_files(self, files: list[Path]) -> None:
+        """Import each dropped manifest file as a new set (on a worker)."""
+        for path in files:
+            self.import_file(path)
+
+    def ask_import(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(
+            self,
+            "Import a manifest",
+            str(Path.home()),
+            "Manifests (*.tcia *.s5cmd *.txt *.tsv *.json);;All files (*)",
+        )
+        if name:
+            self.import_file(Path(name))
+
+    def import_file(self, path: Path) -> None:
+        def imported(result: ImportResult) -> None:
+            self.refresh()
+            self.open_set(result.set_id)
+            if result.missing:
+                shown = ", ".join(result.missing[:3]) + (" …" if len(result.missing) > 3 else "")
+                self.banner.show_message(
+                    f"Imported {path.name}: {result.pointers:,} items found, "
+                    f"{len(result.missing):,} not in the archives configured here ({shown})."
+                )
+            else:
+                self.statusBar().showMessage(f"Imported {path.name}: {result.pointers:,} items", 5000)
+            self.imported.emit(result)
+
+        self.statusBar().showMessage(f"Importing {path.name}…")
+        self.runner.run(self.node.service.import_file, path, done=imported, failed=self._failed)
+
+    def ask_export(self) -> None:
+        set_id = self.set_view.set_id
+        if set_id is None:
+            self.banner.show_message("Open a set first, then export it.")
+            return
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export the set", str(Path.home() / "set.json"), "Set (*.json)"
+        )
+        if name:
+            self.export_set(set_id, Path(name))
+
+    def export_set(self, set_id: str, path: Path) -> None:
+        try:
+            document = self.node.service.export_set(set_id)
+            path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        except (MediatorError, OSError) as exc:
+            self.banner.show_message(f"Not exported: {exc}")
+            return
+        self.statusBar().showMessage(f"Exported to {path}", 5000)
 
     # -- downloads -------------------------------------------------------------------------------
     def ask_download(self) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from uuid import UUID
 
 from mediator_desktop.core.settings import Settings
 from tests.helpers.faulty_proxy import FaultyProxy
@@ -41,7 +42,8 @@ class IdcWorld:
         rows = []
         s3 = self.moto.client()
         for collection, patient, series, modality, count in SERIES:
-            uuid = hashlib.sha1(f"{self.root}{series}".encode()).hexdigest()
+            # shaped like IDC's crdc_series_uuid values (what an s5cmd manifest names)
+            uuid = str(UUID(hex=hashlib.sha1(f"{self.root}{series}".encode()).hexdigest()[:32]))
             blobs = [os.urandom(1500 + 100 * i) for i in range(count)]
             upload_series(s3, BUCKET, uuid, blobs)
             rows.append(

@@ -405,3 +405,71 @@ def test_settings_are_checked_saved_and_credentials_go_to_the_keystore(
     assert source_secret(node.data_dir, "idc") == "s3cr3t"
     assert node.settings.download_layout == "{collection}/{series}"  # applies at once
     assert window.banner.isVisible() and "display name" in window.banner.label.text()
+
+
+def drop_files_on(window: MainWindow, paths: list[Path]) -> None:
+    """A drag of files from a file manager, delivered through the window's drop handlers."""
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(
+        window.rect().center(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        QPointF(window.rect().center()),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(drop)
+
+
+def test_dropped_manifest_files_become_sets_and_exports_round_trip(
+    window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
+) -> None:
+    unknown = "0f0f0f0f-1111-4000-8000-000000000000"
+    s5cmd = tmp_path / "cohort.s5cmd"
+    s5cmd.write_text(
+        "".join(f"cp s3://idc-open-data/{world.uuids[s]}/* .\n" for s in ("2.1", "2.2"))
+        + f"cp s3://x/{unknown}/* .\n"
+    )
+    with qtbot.waitSignal(window.imported, timeout=10000) as imported:
+        drop_files_on(window, [s5cmd])
+    result = imported.args[0]
+    assert (result.pointers, result.missing) == (2, (unknown,))
+    assert window.banner.isVisible() and "1 not in the archives" in window.banner.label.text()
+    assert window.set_view.set_id == result.set_id
+    assert node.service.get_set(result.set_id).name == "cohort"
+    manifest = node.service.manifest(node.service.version(result.set_id, 1).manifest_id)
+    assert sorted(leaf.path[-1] for leaf in manifest) == ["2.1", "2.2"]
+    # A TCIA manifest names series by their UIDs.
+    tcia = tmp_path / "lung.tcia"
+    tcia.write_text("manifestVersion=3.0\nListOfSeriesToDownload=\n1.1\n1.3\n")
+    with qtbot.waitSignal(window.imported, timeout=10000) as imported:
+        drop_files_on(window, [tcia])
+    assert imported.args[0].missing == () and imported.args[0].pointers == 2
+    # Export the open set, drop the file: the same selection comes back as a new set.
+    exported = tmp_path / "lung.json"
+    window.export_set(imported.args[0].set_id, exported)
+    with qtbot.waitSignal(window.imported, timeout=10000) as again:
+        drop_files_on(window, [exported])
+    first = node.service.version(imported.args[0].set_id, 1).selection
+    assert node.service.version(again.args[0].set_id, 1).selection == first
+    # Nothing known, and not a manifest at all: a banner says what to do; no set is made.
+    before = len(node.service.list_sets())
+    (tmp_path / "none.s5cmd").write_text(f"cp s3://x/{unknown}/* .\n")
+    (tmp_path / "notes.txt").write_text("hello\n")
+    drop_files_on(window, [tmp_path / "none.s5cmd"])
+    qtbot.waitUntil(lambda: "none of the 1 items" in window.banner.label.text(), timeout=10000)
+    drop_files_on(window, [tmp_path / "notes.txt"])
+    qtbot.waitUntil(lambda: "none of the manifests" in window.banner.label.text(), timeout=10000)
+    assert len(node.service.list_sets()) == before

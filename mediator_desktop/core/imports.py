@@ -1,0 +1,162 @@
+"""Manifest files people already have, read into something a replica set can be made of.
+
+- TCIA ``.tcia`` (NBIA Data Retriever): ``ListOfSeriesToDownload=`` then one SeriesInstanceUID a line;
+- IDC ``.s5cmd``: ``cp s3://<bucket>/<crdc_series_uuid>/* <folder>`` lines;
+- GDC manifest TSV: ``id  filename  md5  size  state`` with one file UUID a line;
+- a MEDIator set export (JSON, ``"format": "mediator-set"``): name, description and selection.
+
+Identifiers are checked for their shape here; which archive holds them is the sources' business
+(``locate``). Every malformed file is a ``ValidationError`` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.selection import Selection
+
+#: Larger files are refused before reading (a million series UIDs take about 60 MB).
+MAX_BYTES = 128 * 1024 * 1024
+EXPORT_FORMAT = "mediator-set"
+
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_S5CMD = re.compile(r"""^\s*(?:cp|sync)\s+(?:--\S+\s+)*['"]?s3://([^/\s'"]+)/([^/\s'"]+)/""")
+
+#: What the identifiers of each kind are, for ``DataSource.locate``.
+KINDS = {"tcia": "series_uid", "idc-s5cmd": "crdc_series_uuid", "gdc": "gdc_file_id"}
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedManifest:
+    """What a manifest file names. ``selection`` is set for MEDIator exports, ``identifiers`` otherwise."""
+
+    kind: str  # tcia, idc-s5cmd, gdc, mediator
+    name: str
+    identifiers: tuple[str, ...] = ()
+    selection: Selection | None = None
+    description: str = ""
+
+    @property
+    def identifier_kind(self) -> str:
+        return KINDS.get(self.kind, "")
+
+
+def read_manifest_file(path: Path) -> ImportedManifest:
+    """Read and check a manifest file; ``ValidationError`` says what is wrong with it."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ValidationError(
+                f"{path.name} is {size:,} bytes; manifest files over {MAX_BYTES:,} bytes are refused"
+            )
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError(
+            f"{path.name} is not a text file (UTF-8); drop a .tcia, .s5cmd, GDC TSV or set export"
+        ) from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    name = path.name.split(".")[0] or path.name
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return _export(path, text)
+    if "ListOfSeriesToDownload=" in text:
+        return _tcia(path, text, name)
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if first.split("\t")[:2] == ["id", "filename"]:
+        return _gdc(path, text, name)
+    if _S5CMD.match(first) or path.suffix == ".s5cmd":
+        return _s5cmd(path, text, name)
+    raise ValidationError(
+        f"{path.name} is none of the manifests MEDIator reads: a TCIA .tcia, an IDC .s5cmd, "
+        "a GDC manifest (TSV with id and filename columns) or a MEDIator set export"
+    )
+
+
+def _unique(items: list[str], path: Path) -> tuple[str, ...]:
+    if not items:
+        raise ValidationError(f"{path.name} names no series or files")
+    return tuple(dict.fromkeys(items))
+
+
+def _tcia(path: Path, text: str, name: str) -> ImportedManifest:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload="))
+    uids = []
+    for number, line in enumerate(lines[start + 1 :], start + 2):
+        value = line.strip()
+        if not value:
+            continue
+        if not _UID.fullmatch(value) or len(value) > 64:
+            raise ValidationError(f"{path.name} line {number}: {value[:80]!r} is not a SeriesInstanceUID")
+        uids.append(value)
+    return ImportedManifest("tcia", name, _unique(uids, path))
+
+
+def _s5cmd(path: Path, text: str, name: str) -> ImportedManifest:
+    uuids = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _S5CMD.match(line)
+        if match is None or not _UUID.fullmatch(match.group(2)):
+            raise ValidationError(
+                f"{path.name} line {number}: {line.strip()[:80]!r} is not "
+                "`cp s3://BUCKET/SERIES-UUID/* FOLDER`"
+            )
+        uuids.append(match.group(2).lower())
+    return ImportedManifest("idc-s5cmd", name, _unique(uuids, path))
+
+
+def _gdc(path: Path, text: str, name: str) -> ImportedManifest:
+    ids = []
+    for number, line in enumerate(text.splitlines()[1:], 2):
+        if not line.strip():
+            continue
+        file_id = line.split("\t", 1)[0].strip()
+        if not _UUID.fullmatch(file_id):
+            raise ValidationError(f"{path.name} line {number}: {file_id[:80]!r} is not a GDC file UUID")
+        ids.append(file_id.lower())
+    return ImportedManifest("gdc", name, _unique(ids, path))
+
+
+def _export(path: Path, text: str) -> ImportedManifest:
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise ValidationError(
+            f'{path.name} is JSON but not a MEDIator set export ("format": "{EXPORT_FORMAT}")'
+        )
+    if data.get("version") != 1:
+        raise ValidationError(
+            f"{path.name} is a set export of version {data.get('version')!r}; this app reads version 1"
+        )
+    name = data.get("name")
+    description = data.get("description", "")
+    if not isinstance(name, str) or not name.strip() or not isinstance(description, str):
+        raise ValidationError(f"{path.name}: the export needs a name (text) and a description (text)")
+    return ImportedManifest(
+        "mediator", name, selection=Selection.from_json(data.get("selection")), description=description
+    )
+
+
+def export_document(
+    name: str, description: str, selection: Selection, source: dict[str, Any]
+) -> dict[str, Any]:
+    """A set version as a file others can drop into their app (``read_manifest_file`` reads it)."""
+    return {
+        "format": EXPORT_FORMAT,
+        "version": 1,
+        "name": name,
+        "description": description,
+        "selection": selection.to_json(),
+        "exported_from": source,
+    }
