@@ -27,6 +27,7 @@ from mediator_desktop.core.pointer import Filters, Pointer
 from mediator_desktop.core.replica import PublishedRecord, ReplicaSet, Version, Visibility, new_set_id
 from mediator_desktop.core.selection import Selection, SelectionDiff
 from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource
+from mediator_desktop.core.state import DriftRecord
 from mediator_desktop.core.store import Store, unwrap
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Report
 from mediator_desktop.core.tree import TreeCache
@@ -366,6 +367,11 @@ class Service:
         if rs is None or not rs.can_read(self.key_id):
             raise NotFound(f"replica set {set_id} does not exist or is not shared with you")
         return rs
+
+    def drift(self, set_id: str) -> DriftRecord | None:
+        """What the head version's selection resolves to today, if a check found it changed."""
+        rs = self.get_set(set_id)
+        return None if rs.head is None else self.store.state.drift.get((set_id, rs.head))
 
     def history(self, set_id: str) -> list[Version]:
         self.get_set(set_id)

@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -269,7 +270,10 @@ class ArchiveModel(QAbstractItemModel):
 
 
 class ArchiveBrowser(QWidget):
-    """The model in a tree view, with a search box and a modality filter."""
+    """The model in a tree view, with a search box and a modality filter. Signals:
+    add_requested(list[Pointer]): the keyboard's way to drag the selected nodes into the set."""
+
+    add_requested = Signal(list)
 
     def __init__(self, service: Service, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -293,6 +297,13 @@ class ArchiveBrowser(QWidget):
         self.tree.setAccessibleName("Archives")
         self.tree.setColumnWidth(0, 230)
         self.tree.setColumnWidth(1, 70)
+        self.add_action = QAction("Add to the open set", self)
+        self.add_action.setShortcuts([QKeySequence("Insert"), QKeySequence("Ctrl+Return")])
+        self.add_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.add_action.setToolTip("Add the selected archive items to the open set (Insert)")
+        self.add_action.triggered.connect(self._add_selected)
+        self.tree.addAction(self.add_action)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         # The first archive opens by itself (its collections load on a worker).
         self.model.modelReset.connect(self._expand_first)
         self._expand_first()
@@ -331,6 +342,11 @@ class ArchiveBrowser(QWidget):
     def _modality_changed(self, _: int) -> None:
         value = self.modality.currentData()
         self.model.set_filters({"Modality": [value]} if value else {})
+
+    def _add_selected(self) -> None:
+        pointers = self.selected_pointers()
+        if pointers:
+            self.add_requested.emit(pointers)
 
     def selected_pointers(self) -> list[Pointer]:
         rows = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]

@@ -44,11 +44,19 @@ from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
 from mediator_desktop.ui.set_view import SetView
 from mediator_desktop.ui.settings_dialog import SettingsDialog
+from mediator_desktop.ui.share_dialog import ShareDialog
 from mediator_desktop.ui.tray import TrayController, TrayWrapper
 from mediator_desktop.ui.workers import Runner
 
 #: Events after which the sidebar and details are read again (reads are local and cheap).
-_SET_EVENTS = {"set_changed", "set_deleted", "version_committed", "state_reloaded", "published"}
+_SET_EVENTS = {
+    "set_changed",
+    "set_deleted",
+    "version_committed",
+    "state_reloaded",
+    "published",
+    "drift_recorded",
+}
 #: The sidebar's groups, as ``Service.list_sets`` scopes.
 GROUPS = (
     ("mine", "My sets"),
@@ -205,6 +213,7 @@ class MainWindow(QMainWindow):
         ):
             source.connect(self.banner.show_message)
         self.archives.model.loaded.connect(self._archives_loaded)
+        self.archives.add_requested.connect(self.set_view.add)
         self.set_view.committed.connect(
             lambda n: self.statusBar().showMessage(f"Committed version {n}", 5000)
         )
@@ -248,6 +257,13 @@ class MainWindow(QMainWindow):
             self.ask_export,
             "Save the open set as a file others can import",
         )
+        self.share_action = self._action(
+            menu,
+            "S&hare…",
+            QKeySequence("Ctrl+Shift+S"),
+            self.show_share,
+            "Who sees the open set, who may edit it",
+        )
         self.compare_action = self._action(
             menu,
             "&Compare versions…",
@@ -277,7 +293,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.peers_dock.toggleViewAction())
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main toolbar")
-        for action in (self.new_set_action, self.download_action, self.compare_action):
+        for action in (self.new_set_action, self.download_action, self.share_action, self.compare_action):
             toolbar.addAction(action)
 
     def _action(
@@ -309,9 +325,10 @@ class MainWindow(QMainWindow):
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
             for rs in sets:
                 head = f"v{rs.head}" if rs.head else "empty"
-                item = QTreeWidgetItem(group, [f"{rs.name}  ·  {head}"])
+                badges, notes = self._badges(rs.id, rs.head)
+                item = QTreeWidgetItem(group, [f"{rs.name}  ·  {head}{badges}"])
                 item.setData(0, Qt.ItemDataRole.UserRole, rs.id)
-                item.setToolTip(0, f"{rs.visibility.value} set, {head}")
+                item.setToolTip(0, "\n".join([f"{rs.visibility.value} set, {head}", *notes]))
                 if rs.id == chosen and again is None:
                     again = item
             group.setExpanded(bool(sets) and scope in ("mine", "shared", "cluster"))
@@ -319,6 +336,21 @@ class MainWindow(QMainWindow):
             self.sidebar.setCurrentItem(again)
         self.sidebar.blockSignals(False)
         self.details.show_set(self.node, chosen)
+
+    def _badges(self, set_id: str, head: int | None) -> tuple[str, list[str]]:
+        """Marks for drift and for downloads of the head version, with the longer notes."""
+        badges, notes = "", []
+        drift = self.node.service.store.state.drift.get((set_id, head)) if head else None
+        if drift is not None:
+            badges += "  ·  drift"
+            notes.append(f"Changed in the archive since v{head}: {drift.summary}")
+        jobs = [j for j in self.node.service.downloads.list() if j.set_id == set_id and j.version == head]
+        if any(not j.finished for j in jobs):
+            badges += "  ·  downloading"
+        elif any(j.state == "done" for j in jobs):
+            badges += "  ·  downloaded"
+            notes += [f"Downloaded into {j.destination}" for j in jobs if j.state == "done"]
+        return badges, notes
 
     def set_items(self, scope: str) -> list[QTreeWidgetItem]:
         """The sidebar's items of one group (for tests and keyboard navigation)."""
@@ -409,6 +441,21 @@ class MainWindow(QMainWindow):
             )
         else:
             self.statusBar().showMessage("Settings saved", 5000)
+
+    def show_share(self) -> ShareDialog | None:
+        set_id = self.set_view.set_id
+        if set_id is None:
+            self.banner.show_message("Open a set first, then share it.")
+            return None
+        try:
+            dialog = ShareDialog(self.node.service, set_id, self)
+        except MediatorError as exc:
+            self.banner.show_message(str(exc))
+            return None
+        dialog.applied.connect(self.refresh)
+        dialog.open()
+        self.share_dialog = dialog
+        return dialog
 
     def quit(self) -> None:
         """Quit the app (the window's close button only hides it while a tray icon shows)."""
@@ -510,6 +557,13 @@ class MainWindow(QMainWindow):
             self.refresh()
         elif event.kind.startswith("download_"):
             self.downloads.on_event(event)
+            if event.kind in (
+                "download_started",
+                "download_finished",
+                "download_failed",
+                "download_cancelled",
+            ):
+                self.refresh()  # the sidebar's download marks
             if event.kind in ("download_finished", "download_failed"):
                 self.statusBar().showMessage(f"Download {event.kind.removeprefix('download_')}", 5000)
         elif event.kind in (

@@ -473,3 +473,49 @@ def test_dropped_manifest_files_become_sets_and_exports_round_trip(
     drop_files_on(window, [tmp_path / "notes.txt"])
     qtbot.waitUntil(lambda: "none of the manifests" in window.banner.label.text(), timeout=10000)
     assert len(node.service.list_sets()) == before
+
+
+def test_without_a_mouse_add_share_and_see_the_badges(
+    window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QItemSelectionModel
+
+    from mediator_desktop.core.identity import Identity
+    from mediator_desktop.core.replica import Visibility
+    from mediator_desktop.core.service import Service
+
+    set_id = make_set(window, qtbot, "Keyboard")
+    model = window.archives.model
+    lung_b = child(model, model.index(0, 0), "lung_b", qtbot)
+    window.archives.tree.selectionModel().select(
+        lung_b, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+    )
+    with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
+        window.archives.add_action.trigger()  # Insert in the archive tree
+    assert window.set_view.model.data(window.set_view.model.index(0, 1)) == "2"
+    with qtbot.waitSignal(window.set_view.committed, timeout=10000):
+        window.set_view.commit("by keyboard")
+    # Share: visibility and an editor, from a dialog.
+    bob = Service(node.store, Identity.generate("bob"))
+    bob.register()
+    dialog = window.show_share()
+    assert dialog is not None
+    dialog.visibility.setCurrentIndex(dialog.visibility.findData(Visibility.CLUSTER))
+    qtbot.waitUntil(lambda: dialog.editors.count() == 1, timeout=5000)
+    dialog.editors.item(0).setCheckState(Qt.CheckState.Checked)
+    with qtbot.waitSignal(dialog.applied, timeout=10000):
+        dialog.apply_button.click()
+    rs = node.service.get_set(set_id)
+    assert rs.visibility is Visibility.CLUSTER and rs.editors == {bob.key_id}
+    dialog.close()
+    # Badges: a download of the head version, then drift found by an update check.
+    job = node.service.downloads.start(set_id, tmp_path / "kbd")
+    qtbot.waitUntil(
+        lambda: job.finished and "downloaded" in window.set_items("mine")[0].text(0), timeout=30000
+    )
+    manifest_id = node.service.version(set_id, 1).manifest_id
+    with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
+        node.service.record_drift(set_id, 1, manifest_id, "+3 series")
+    qtbot.waitUntil(lambda: "drift" in window.set_items("mine")[0].text(0), timeout=5000)
+    assert "+3 series" in window.set_items("mine")[0].toolTip(0)
+    assert node.service.drift(set_id) is not None
