@@ -6,7 +6,9 @@ granularity and with the filters in force.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from typing import Any
 
 from PySide6.QtCore import (
@@ -269,8 +271,13 @@ class ArchiveModel(QAbstractItemModel):
         return Qt.DropAction.CopyAction
 
 
+def _spaced(name: str) -> str:
+    """``BodyPartExamined`` -> ``body part examined``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+
+
 class ArchiveBrowser(QWidget):
-    """The model in a tree view, with a search box and a modality filter. Signals:
+    """The model in a tree view, with a search box and a filter per metadata field. Signals:
     add_requested(list[Pointer]): the keyboard's way to drag the selected nodes into the set."""
 
     add_requested = Signal(list)
@@ -284,10 +291,25 @@ class ArchiveBrowser(QWidget):
         self.search.setPlaceholderText("Search collections…")
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search the archives")
-        self.modality = QComboBox(self)
-        self.modality.setToolTip("Show only series of this modality")
-        self.modality.setAccessibleName("Modality filter")
-        self.modality.addItem("Any modality", None)
+        # One box per metadata the archives filter on (Modality, BodyPartExamined...).
+        self.filter_boxes: dict[str, QComboBox] = {}
+        for source in service.sources.values():
+            for name in source.filterable:
+                if name not in self.filter_boxes:
+                    box = QComboBox(self)
+                    label = _spaced(name)
+                    box.setToolTip(f"Show only series with this {label}")
+                    box.setAccessibleName(f"{label} filter")
+                    box.addItem(f"Any {label}", None)
+                    box.currentIndexChanged.connect(self._filters_changed)
+                    self.filter_boxes[name] = box
+                    self.runner.run(
+                        source.filter_values,
+                        name,
+                        done=functools.partial(self._fill, box),
+                        failed=self._filters_failed,
+                    )
+        self.modality = self.filter_boxes.get("Modality")
         self.tree = QTreeView(self)
         self.tree.setModel(self.model)
         self.tree.setUniformRowHeights(True)
@@ -309,7 +331,8 @@ class ArchiveBrowser(QWidget):
         self._expand_first()
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
-        top.addWidget(self.modality)
+        for box in self.filter_boxes.values():
+            top.addWidget(box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -319,29 +342,23 @@ class ArchiveBrowser(QWidget):
         self._debounce.setInterval(300)
         self._debounce.timeout.connect(lambda: self.model.set_search(self.search.text()))
         self.search.textChanged.connect(lambda _: self._debounce.start())
-        self.modality.currentIndexChanged.connect(self._modality_changed)
-        source = next((s for s in service.sources.values() if "Modality" in s.filterable), None)
-        if source is not None:
-            self.runner.run(
-                source.filter_values, "Modality", done=self._fill_modalities, failed=self._filters_failed
-            )
 
     def _expand_first(self) -> None:
         if self.model.rowCount() > 0:
             self.tree.expand(self.model.index(0, 0))
 
-    def _fill_modalities(self, values: list[str]) -> None:
+    def _fill(self, box: QComboBox, values: list[str]) -> None:
         for value in values:
-            self.modality.addItem(value, value)
+            box.addItem(value, value)
 
     def _filters_failed(self, error: BaseException) -> None:
         if not isinstance(error, MediatorError):
             raise error
-        self.model.load_failed.emit(f"the modality filter is not available: {error}")
+        self.model.load_failed.emit(f"a metadata filter is not available: {error}")
 
-    def _modality_changed(self, _: int) -> None:
-        value = self.modality.currentData()
-        self.model.set_filters({"Modality": [value]} if value else {})
+    def _filters_changed(self, _: int) -> None:
+        chosen = {name: box.currentData() for name, box in self.filter_boxes.items()}
+        self.model.set_filters({name: [value] for name, value in chosen.items() if value})
 
     def _add_selected(self) -> None:
         pointers = self.selected_pointers()
