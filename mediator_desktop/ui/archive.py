@@ -12,11 +12,9 @@ import re
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractItemModel,
     QMimeData,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
@@ -37,12 +35,12 @@ from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.pointer import Pointer, make_filters
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
 
 #: Pointers dragged between views: a JSON list of ``Pointer.to_json()``.
 POINTER_MIME = "application/x-mediator-pointers"
 PAGE = 200
-AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 def pointers_to_mime(pointers: list[Pointer]) -> QMimeData:
@@ -63,23 +61,22 @@ def pointers_from_mime(mime: QMimeData) -> list[Pointer]:
         return []
 
 
-class _Node:
-    __slots__ = ("children", "error", "item", "loading", "parent", "path", "source_id", "total")
+class _Node(TreeItem):
+    __slots__ = ("error", "item", "loading", "path", "source_id", "total")
 
     def __init__(
         self, parent: _Node | None, source_id: str, path: tuple[str, ...], item: BrowseItem | None
     ) -> None:
-        self.parent = parent
+        super().__init__(parent)
         self.source_id = source_id
         self.path = path
         self.item = item
-        self.children: list[_Node] = []
         self.total: int | None = None
         self.loading = False
         self.error: str | None = None
 
 
-class ArchiveModel(QAbstractItemModel):
+class ArchiveModel(TreeModel):
     """Sources > levels, fetched lazily (``canFetchMore``/``fetchMore``) a page at a time.
 
     Signals: load_failed(str) when an archive could not answer; loaded() after each page.
@@ -96,7 +93,7 @@ class ArchiveModel(QAbstractItemModel):
         self._filters: dict[str, list[str]] = {}
         self._search = ""
         self._generation = 0
-        self._root = _Node(None, "", (), None)
+        self._root: _Node = _Node(None, "", (), None)
         self._reset_children()
 
     def _reset_children(self) -> None:
@@ -125,9 +122,7 @@ class ArchiveModel(QAbstractItemModel):
         self.endResetModel()
 
     def node(self, index: AnyIndex) -> _Node:
-        if not index.isValid():
-            return self._root
-        node = index.internalPointer()
+        node = self.item(index)
         assert isinstance(node, _Node)
         return node
 
@@ -136,29 +131,6 @@ class ArchiveModel(QAbstractItemModel):
         return Pointer(node.source_id, node.path, make_filters(self._filters))
 
     # -- Qt model --------------------------------------------------------------------------------
-    def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
-        node = self.node(parent)
-        if 0 <= row < len(node.children) and 0 <= column < len(self.COLUMNS):
-            return self.createIndex(row, column, node.children[row])
-        return QModelIndex()
-
-    def parent(self, index: AnyIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
-        if not index.isValid():
-            return QModelIndex()
-        parent = self.node(index).parent
-        if parent is None or parent is self._root:
-            return QModelIndex()
-        assert parent.parent is not None
-        return self.createIndex(parent.parent.children.index(parent), 0, parent)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        if parent.isValid() and parent.column() != 0:
-            return 0
-        return len(self.node(parent).children)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return len(self.COLUMNS)
-
     def _levels(self, node: _Node) -> tuple[str, ...]:
         return self._service.sources[node.source_id].hierarchy.levels
 
@@ -218,11 +190,6 @@ class ArchiveModel(QAbstractItemModel):
 
         self._runner.run(call, *args, done=done, failed=failed, **kwargs)
 
-    def _index_of(self, node: _Node) -> QModelIndex:
-        if node is self._root or node.parent is None:
-            return QModelIndex()
-        return self.createIndex(node.parent.children.index(node), 0, node)
-
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
@@ -246,13 +213,6 @@ class ArchiveModel(QAbstractItemModel):
             return tip + (f"\n{node.error}" if node.error else "") + "\nDrag it into a replica set to add it."
         if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
         return None
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:

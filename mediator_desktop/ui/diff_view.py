@@ -79,6 +79,7 @@ class DiffDialog(QDialog):
         self.service = service
         self.set_id = set_id
         self.runner = Runner(self, workers=1, name="diff")
+        self.finished.connect(lambda _: self.runner.close())  # no worker outlives the dialog
         self._job = 0
         rs = service.get_set(set_id)
         self.setWindowTitle(f"Compare versions of {rs.name}")

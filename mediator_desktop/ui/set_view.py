@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QMimeData, QModelIndex, QObject, Qt, Signal
+from PySide6.QtCore import QMimeData, QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,24 +32,24 @@ from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.tree import ManifestTree, TreeNode, TreeSummary
-from mediator_desktop.ui.archive import POINTER_MIME, AnyIndex, pointers_from_mime
+from mediator_desktop.ui.archive import POINTER_MIME, pointers_from_mime
+from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
 
 PAGE = 500
 
 
-class _Node:
-    __slots__ = ("children", "done", "next_line", "parent", "value")
+class _Node(TreeItem):
+    __slots__ = ("done", "next_line", "value")
 
     def __init__(self, parent: _Node | None, value: TreeNode | None) -> None:
-        self.parent = parent
+        super().__init__(parent)
         self.value = value
-        self.children: list[_Node] = []
         self.next_line = 0
         self.done = value is not None and value.is_leaf
 
 
-class SetTreeModel(QAbstractItemModel):
+class SetTreeModel(TreeModel):
     """A ``ManifestTree`` as a lazy Qt tree; accepts dropped pointers. Signals:
     pointers_dropped(list[Pointer])."""
 
@@ -59,7 +59,7 @@ class SetTreeModel(QAbstractItemModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.tree: ManifestTree | None = None
-        self._root = _Node(None, None)
+        self._root: _Node = _Node(None, None)
         self._root.done = True
 
     def set_tree(self, tree: ManifestTree | None) -> None:
@@ -86,42 +86,13 @@ class SetTreeModel(QAbstractItemModel):
         self.endResetModel()
 
     def node(self, index: AnyIndex) -> _Node:
-        if not index.isValid():
-            return self._root
-        node = index.internalPointer()
+        node = self.item(index)
         assert isinstance(node, _Node)
         return node
 
     def pointer(self, index: AnyIndex) -> Pointer | None:
         value = self.node(index).value
         return None if value is None else Pointer(value.source_id, value.path)
-
-    def _index_of(self, node: _Node) -> QModelIndex:
-        if node.parent is None:
-            return QModelIndex()
-        return self.createIndex(node.parent.children.index(node), 0, node)
-
-    def index(self, row: int, column: int, parent: AnyIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
-        node = self.node(parent)
-        if 0 <= row < len(node.children) and 0 <= column < len(self.COLUMNS):
-            return self.createIndex(row, column, node.children[row])
-        return QModelIndex()
-
-    def parent(self, index: AnyIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
-        if not index.isValid():
-            return QModelIndex()
-        parent = self.node(index).parent
-        if parent is None or parent is self._root or parent.parent is None:
-            return QModelIndex()
-        return self.createIndex(parent.parent.children.index(parent), 0, parent)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        if parent.isValid() and parent.column() != 0:
-            return 0
-        return len(self.node(parent).children)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return len(self.COLUMNS)
 
     def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
         node = self.node(parent)
@@ -161,13 +132,6 @@ class SetTreeModel(QAbstractItemModel):
             return f"{Pointer(value.source_id, value.path)}\nDelete removes it from the set."
         if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
         return None
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:

@@ -31,6 +31,7 @@ class ShareDialog(QDialog):
         self.service = service
         self.set_id = set_id
         self.runner = Runner(self, workers=1, name="share")
+        self.finished.connect(lambda _: self.runner.close())  # no worker outlives the dialog
         rs = service.get_set(set_id)
         self.setWindowTitle(f"Share {rs.name}")
         self.visibility = QComboBox(self)

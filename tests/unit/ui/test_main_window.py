@@ -23,13 +23,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def node(world: IdcWorld, mediator_home: Path) -> Iterator[Node]:
-    world.install(mediator_home)
-    with Node() as started:
-        yield started
-
-
-@pytest.fixture
 def window(qtbot: QtBot, node: Node) -> Iterator[MainWindow]:
     w = MainWindow(node)
     qtbot.addWidget(w)

@@ -43,13 +43,6 @@ class RecordingTray(TrayWrapper):
 
 
 @pytest.fixture
-def node(world: IdcWorld, mediator_home: Path) -> Iterator[Node]:
-    world.install(mediator_home)
-    with Node() as started:
-        yield started
-
-
-@pytest.fixture
 def tray() -> RecordingTray:
     return RecordingTray()
 
