@@ -154,7 +154,8 @@ class IdcSource:
         """
         self._index_path = index_path
         self.endpoint_url = endpoint_url
-        self._session = http.session()
+        #: Listings go through libcurl: one per series, so their CPU cost adds up.
+        self._getter = http.CurlGetter()
         #: Objects per listing page (S3's default, 1,000, when None).
         self.list_page_size: int | None = None
         self._table: pa.Table | None = None
@@ -599,8 +600,9 @@ class IdcSource:
     def _list(self, bucket: str, prefix: str, what: str) -> list[tuple[str, int, str]]:
         """(key, size, ETag) of the objects under ``prefix``: anonymous ListObjectsV2, page by page.
 
-        One plain GET per page and the standard library's XML parser: botocore spends about
-        20 ms of CPU per page on the same answer, which a 10,000-series download would feel.
+        One plain GET per page through libcurl and the standard library's XML parser: botocore
+        spends about 20 ms of CPU per page on the same answer and requests about 1.4 ms, which a
+        10,000-series download would feel.
         """
         url = self.object_url(bucket, "").rstrip("/")
         params = {"list-type": "2", "prefix": prefix}
@@ -608,9 +610,9 @@ class IdcSource:
             params["max-keys"] = str(self.list_page_size)
         objects: list[tuple[str, int, str]] = []
         while True:
-            response = http.get(self._session, "IDC", url, what=f"the objects of {what}", params=params)
+            body = self._getter.get("IDC", url, what=f"the objects of {what}", params=params)
             try:
-                root = ElementTree.fromstring(response.content)
+                root = ElementTree.fromstring(body)
             except ElementTree.ParseError:
                 raise SourceError(
                     f"IDC answered the listing of {what} with something that is not XML"
