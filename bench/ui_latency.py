@@ -93,12 +93,16 @@ def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, objec
         window.resize(1400, 900)
         window.show()
 
+        heartbeat = QTimer()  # wakes the waits below at least every 50 ms
+        heartbeat.start(50)
+
         def spin(condition: object, seconds: float) -> None:
             deadline = time.monotonic() + seconds
             while not condition():  # type: ignore[operator]
                 if time.monotonic() > deadline:
                     raise TimeoutError("the window did not get there in time")
-                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+                # sleeps until an event comes (the 10 ms timer makes sure one does): no busy loop
+                app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
 
         model = window.archives.model
         spin(lambda: model.rowCount(model.index(0, 0)) > 0, 60)
