@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mediator_desktop.core.store import ClusterStatus
 
 #: Wire protocol of pairing and of the replicated commands; nodes that differ cannot join.
-PROTOCOL = 1
+PROTOCOL = 2  # 2: the Raft traffic is sealed with XChaCha20-Poly1305, not Fernet
 CODE_VERSION = 1
 #: Crockford's base32: no I, L, O or U, so a code read aloud is typed back right.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

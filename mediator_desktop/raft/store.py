@@ -5,7 +5,8 @@ sorted name, so it must never be renamed; a new protocol adds ``apply_commands``
 It takes a batch of envelopes: while a batch is on its way, new commands from any thread gather
 into the next one (group commit), so many clients share each round trip. The dump format is
 ``StoreState.to_dump()``. Traffic is always encrypted with the cluster secret: without
-it, pysyncobj speaks plain pickle, and anyone reaching the port could run code.
+it, pysyncobj speaks plain pickle, and anyone reaching the port could run code. The cipher is
+XChaCha20-Poly1305 (``raft.cipher``), not pysyncobj's Fernet: wire protocol 2.
 
 Every node stores every replica set. ``private`` is access control, not secrecy from the
 administrators of the machines in the cluster.
@@ -30,6 +31,7 @@ from mediator_desktop.core.errors import ClusterUnavailable, ValidationError
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.state import Result, StoreState
 from mediator_desktop.core.store import ClusterStatus, Member
+from mediator_desktop.raft.cipher import ClusterCipher
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,22 @@ class _SteadyTransport(TCPTransport):  # type: ignore[misc]
             callback(node, message)
 
         super().setOnMessageReceivedCallback(steady)
+
+
+class _ClusterSyncObj(SyncObj):  # type: ignore[misc]
+    """pysyncobj's node, with the cluster's AEAD (``raft.cipher``) on every connection instead of
+    Fernet. pysyncobj's connections take the encryptor from this property."""
+
+    def __init__(self, *args: Any, cipher: ClusterCipher, **kwargs: Any) -> None:
+        self._cipher = cipher  # before the transport starts: it asks for the encryptor at once
+        super().__init__(*args, **kwargs)
+
+    @property
+    def encryptor(self) -> ClusterCipher:
+        return self._cipher
+
+    def _getEncryptor(self) -> ClusterCipher:
+        return self._cipher
 
 
 def raft_conf(
@@ -175,8 +193,13 @@ class RaftStore:
         state.listener = self._relay
         self._replicated = _Replicated(state, lambda: self._relay("state_reloaded", {}))
         conf = raft_conf(secret, raft_dir, election_timeout, auto_tick=auto_tick)
-        self._sync = SyncObj(
-            self_address, peers, conf, consumers=[self._replicated], transportClass=_SteadyTransport
+        self._sync = _ClusterSyncObj(
+            self_address,
+            peers,
+            conf,
+            consumers=[self._replicated],
+            transportClass=_SteadyTransport,
+            cipher=ClusterCipher(secret),
         )
         # A lone node has no follower whose answer wakes its event loop after it appends a
         # command, so it would commit only at its next timer tick (50 ms). Wake it while

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from zeroconf import ServiceInfo, Zeroconf
 
-from mediator_desktop.core.cluster import JoinCode, Peer
+from mediator_desktop.core.cluster import PROTOCOL, JoinCode, Peer
 from mediator_desktop.core.errors import PairingError, PermissionDenied
 from mediator_desktop.core.events import Event
 from mediator_desktop.core.replica import Visibility
@@ -92,7 +92,7 @@ def test_wrong_used_expired_and_foreign_codes_are_refused(tmp_path: Path, nodes:
             name="x",
             version="0",
         )
-    with pytest.raises(PairingError, match=r"protocol 1 .* you have protocol 99"):
+    with pytest.raises(PairingError, match=rf"protocol {PROTOCOL} .* you have protocol 99"):
         redeem(code, other.settings.raft_address, name="other", version="9.0", protocol=99)
     stale = JoinCode.parse(first.create_join_code())
     first.pairing._codes[stale.token] = int(time.time()) - 1  # expired on the member's side
