@@ -60,6 +60,11 @@ class FaultyProxy:
         with self._lock:
             self._faults[key].extend(kinds)
 
+    def clear_faults(self) -> None:
+        """Drop every queued fault."""
+        with self._lock:
+            self._faults.clear()
+
     def gets(self, suffix: str = "") -> list[tuple[str, str, str]]:
         with self._lock:
             return [r for r in self.requests if r[0] == "GET" and r[1].split("?")[0].endswith(suffix)]

@@ -69,6 +69,18 @@ def drop(window: MainWindow, qtbot: QtBot, indexes: list[QModelIndex]) -> None:
         assert window.set_view.model.dropMimeData(mime, Qt.DropAction.CopyAction, -1, -1, QModelIndex())
 
 
+def open_committed_set(window: MainWindow, qtbot: QtBot, node: Node, name: str, pointer: Pointer) -> str:
+    """A set with one version, made elsewhere, then chosen in the sidebar as a user would."""
+    service = node.service
+    set_id = service.create_set(name)
+    selection = Selection.of(pointer)
+    service.commit(set_id, selection, service.resolve(selection), name)
+    qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
+    window.sidebar.setCurrentItem(window.set_items("mine")[0])
+    assert window.set_view.set_id == set_id
+    return set_id
+
+
 def tree_keys(window: MainWindow, parent: QModelIndex = QModelIndex()) -> list[str]:  # noqa: B008
     model = window.set_view.model
     if model.canFetchMore(parent):
@@ -189,13 +201,7 @@ def test_bad_drops_and_edits_without_a_set_say_what_to_do(window: MainWindow, qt
 def test_the_downloads_panel_shows_progress_failures_and_retries(
     window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
 ) -> None:
-    service = node.service
-    set_id = service.create_set("To disk")
-    selection = Selection.of(Pointer.of("idc", "lung_b"))
-    service.commit(set_id, selection, service.resolve(selection), "lung_b")
-    qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
-    window.sidebar.setCurrentItem(window.set_items("mine")[0])
-    assert window.set_view.set_id == set_id
+    open_committed_set(window, qtbot, node, "To disk", Pointer.of("idc", "lung_b"))
     # One object stays corrupt on every try: its series fails, the other arrives.
     key = next(k for k in world.object_keys("2.2"))
     world.proxy.fault(key, *["corrupt"] * 20)
@@ -207,7 +213,7 @@ def test_the_downloads_panel_shows_progress_failures_and_retries(
     panel.table.selectRow(0)
     assert panel.failures.count() == 1 and "2.2" in panel.failures.item(0).text()
     assert panel.retry_button.isEnabled()
-    world.proxy._faults.clear()
+    world.proxy.clear_faults()
     panel.retry_button.click()
     qtbot.waitUntil(lambda: panel.table.rowCount() == 2, timeout=5000)
     qtbot.waitUntil(lambda: panel.table.item(1, 4).text().startswith("done"), timeout=30000)
@@ -218,12 +224,7 @@ def test_the_downloads_panel_shows_progress_failures_and_retries(
 def test_pause_resume_and_cancel_from_the_panel(
     window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
 ) -> None:
-    service = node.service
-    set_id = service.create_set("Held")
-    selection = Selection.of(Pointer.of("idc", "lung_a"))
-    service.commit(set_id, selection, service.resolve(selection), "lung_a")
-    qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
-    window.sidebar.setCurrentItem(window.set_items("mine")[0])
+    open_committed_set(window, qtbot, node, "Held", Pointer.of("idc", "lung_a"))
     panel = window.downloads
     world.proxy.gate.clear()
     try:
