@@ -10,6 +10,7 @@ OpenAPI document at ``/openapi.json`` describes every operation. Errors come bac
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Callable
 from pathlib import Path
@@ -207,11 +208,8 @@ def build_app(node: Node, token: str) -> FastAPI:
         svc = service()
         leaves = size = None
         if rs.head is not None:
-            try:
-                manifest = svc.manifest(svc.version(rs.id, rs.head).manifest_id)
-                leaves, size = len(manifest), manifest.total_size
-            except errors.NotFound:
-                pass
+            with contextlib.suppress(errors.NotFound):  # the manifest is still on its way here
+                leaves, size = svc.totals(svc.version(rs.id, rs.head).manifest_id)
         return SetModel(
             id=rs.id,
             name=rs.name,

@@ -399,6 +399,16 @@ class Service:
         self._remember(manifest)
         return manifest
 
+    def totals(self, manifest_id: str) -> tuple[int, int]:
+        """Leaves and bytes of a manifest, from its cached tree summary (made once if missing):
+        listing many large sets never decodes their manifests again."""
+        if self.tree_cache is None:
+            manifest = self.manifest(manifest_id)
+            return len(manifest), manifest.total_size
+        summary = self.tree_cache.get(manifest_id) or self.tree_cache.ensure(self.manifest(manifest_id))
+        sources = summary.sources()
+        return sum(n.leaves for n in sources), sum(n.size for n in sources)
+
     def _remember(self, manifest: Manifest) -> None:
         with self._lock:
             self._manifests[manifest.id] = manifest
