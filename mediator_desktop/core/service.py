@@ -227,14 +227,15 @@ class Service:
         """
         rs = self.get_set(set_id)
         head = rs.head if expected_head == "head" else expected_head
-        before = self.version(set_id, head).selection if head is not None else Selection()
+        base = self.version(set_id, head) if head is not None else None
+        before = base.selection if base is not None else Selection()
         selection = before
         for pointer in add:
             selection = selection.add(self.check_pointer(pointer))
         for pointer in remove:
             selection = selection.remove(self.check_pointer(pointer))
         manifest = self.resolve(selection)
-        if head is not None and selection == before and manifest.id == self.version(set_id, head).manifest_id:
+        if base is not None and selection == before and manifest.id == base.manifest_id:
             return None
         return self.commit(set_id, selection, manifest, message, expected_head=head)
 

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
@@ -165,8 +166,21 @@ def summarize(manifest: Manifest) -> TreeSummary:
 class TreeCache:
     """Tree summaries on disk, one small JSON file per manifest id."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, remembered: int = 256) -> None:
         self.folder = folder
+        # Summaries are small: the recent ones stay in memory, so commits and set listings do
+        # not read their files again and again.
+        self._recent: OrderedDict[str, TreeSummary] = OrderedDict()
+        self._remembered = remembered
+        self._lock = threading.Lock()
+
+    def _remember(self, summary: TreeSummary) -> TreeSummary:
+        with self._lock:
+            self._recent[summary.manifest_id] = summary
+            self._recent.move_to_end(summary.manifest_id)
+            while len(self._recent) > self._remembered:
+                self._recent.popitem(last=False)
+        return summary
 
     def _path(self, manifest_id: str) -> Path:
         if not all(c in "0123456789abcdef" for c in manifest_id) or len(manifest_id) != 64:
@@ -174,11 +188,15 @@ class TreeCache:
         return self.folder / f"{manifest_id}.json"
 
     def get(self, manifest_id: str) -> TreeSummary | None:
+        with self._lock:
+            known = self._recent.get(manifest_id)
+        if known is not None:
+            return known
         try:
             summary = TreeSummary.from_json(json.loads(self._path(manifest_id).read_text(encoding="utf-8")))
         except (OSError, ValueError, ValidationError):
             return None  # missing or damaged: it is made again
-        return summary if summary.manifest_id == manifest_id else None
+        return self._remember(summary) if summary.manifest_id == manifest_id else None
 
     def ensure(self, manifest: Manifest) -> TreeSummary:
         summary = self.get(manifest.id)
@@ -189,4 +207,5 @@ class TreeCache:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
             tmp.write_text(json.dumps(summary.to_json()), encoding="utf-8")
             os.replace(tmp, path)
+            self._remember(summary)
         return summary

@@ -269,7 +269,6 @@ class ArchiveBrowser(QWidget):
                         done=functools.partial(self._fill, box),
                         failed=self._filters_failed,
                     )
-        self.modality = self.filter_boxes.get("Modality")
         self.tree = QTreeView(self)
         self.tree.setModel(self.model)
         self.tree.setUniformRowHeights(True)

@@ -340,7 +340,7 @@ class MainWindow(QMainWindow):
     def _badges(self, set_id: str, head: int | None) -> tuple[str, list[str]]:
         """Marks for drift and for downloads of the head version, with the longer notes."""
         badges, notes = "", []
-        drift = self.node.service.store.state.drift.get((set_id, head)) if head else None
+        drift = self.node.service.drift(set_id)
         if drift is not None:
             badges += "  ·  drift"
             notes.append(f"Changed in the archive since v{head}: {drift.summary}")

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from mediator_desktop.cli import (
-    EXIT_NO_NODE,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_USAGE,
@@ -227,7 +226,6 @@ def test_without_a_node_the_sdk_can_be_told_not_to_start_one(mediator_home: Path
         [sys.executable, "-c", script], env=env_for(mediator_home), capture_output=True, text=True, timeout=60
     )
     assert out.returncode != 0 and "NodeUnreachable" in out.stderr and "mediator node run" in out.stderr
-    assert EXIT_NO_NODE == 9
 
 
 def test_lab_servers_configured_with_a_shared_secret_file_and_peers(world: IdcWorld, tmp_path: Path) -> None:

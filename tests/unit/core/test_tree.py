@@ -98,5 +98,6 @@ def test_the_summary_is_the_top_of_the_tree_and_survives_the_cache(
         assert cache.get(manifest.id) is None
         cache.ensure(manifest)
         assert cache.get(manifest.id) == summary
+        assert TreeCache(Path(folder)).get(manifest.id) == summary  # read back from its file
         (Path(folder) / f"{manifest.id}.json").write_text("{not json")
-        assert cache.get(manifest.id) is None  # damaged: made again on the next ensure
+        assert TreeCache(Path(folder)).get(manifest.id) is None  # damaged: made again on the next ensure

@@ -99,12 +99,13 @@ def test_the_archive_browser_loads_lazily_and_filters(window: MainWindow, qtbot:
     patient = child(model, lung_a, "pa1", qtbot)
     assert model.pointer(patient) == Pointer.of("idc", "lung_a", "pa1")
     # The modality filter reloads the tree; only MR below it now.
-    qtbot.waitUntil(lambda: window.archives.modality.count() == 3, timeout=10000)  # Any, CT, MR
-    window.archives.modality.setCurrentIndex(window.archives.modality.findData("MR"))
+    modality = window.archives.filter_boxes["Modality"]
+    qtbot.waitUntil(lambda: modality.count() == 3, timeout=10000)  # Any, CT, MR
+    modality.setCurrentIndex(modality.findData("MR"))
     qtbot.waitUntil(lambda: keys(model, model.index(0, 0)) == ["lung_a"], timeout=10000)
     lung_a = child(model, model.index(0, 0), "lung_a", qtbot)
     assert model.pointer(lung_a) == Pointer.of("idc", "lung_a", Modality="MR")
-    window.archives.modality.setCurrentIndex(0)
+    modality.setCurrentIndex(0)
     window.archives.search.setText("B")
     qtbot.waitUntil(lambda: keys(model, model.index(0, 0)) == ["lung_b"], timeout=10000)
     # Several nodes dragged at once travel as pointers.
