@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from mediator_desktop.core.store import ClusterStatus
 
 #: Wire protocol of pairing and of the replicated commands; nodes that differ cannot join.
-PROTOCOL = 2  # 2: the Raft traffic is sealed with XChaCha20-Poly1305, not Fernet
+#: 2: the Raft traffic is sealed with XChaCha20-Poly1305, not Fernet. 3: messages are pickled with
+#: the highest protocol and not zlib-compressed (``raft.transport``), and so are the commands.
+PROTOCOL = 3
 CODE_VERSION = 1
 #: Crockford's base32: no I, L, O or U, so a code read aloud is typed back right.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -69,33 +69,36 @@ class Envelope:
     payload: bytes
     signed: bytes  # what the signature covers: header, newline, payload
     signature: bytes
-
-    @property
-    def digest(self) -> str:
-        return _digest(self.signature, self.signed)
+    digest: str  # sha256 of signature and signed bytes: tells a retry from a replay
 
 
 class _SealedHere:
-    """Digests of envelopes this process signed itself: their signatures need no check here.
+    """Envelopes this process signed itself, by their bytes: they need neither parsing nor a
+    signature check here.
 
-    Skipping the check is deterministic: a signature made with the author's key is one that
-    verification would accept. Bounded; oldest first out.
+    Skipping both is deterministic: ``seal`` builds the envelope that ``parse`` would read from
+    the same bytes, and a signature made with the author's key is one that verification would
+    accept. Bounded by count and bytes; oldest first out.
     """
 
-    def __init__(self, size: int = 65_536) -> None:
-        self._digests: OrderedDict[str, None] = OrderedDict()
+    def __init__(self, size: int = 65_536, max_bytes: int = 32 << 20) -> None:
+        self._envelopes: OrderedDict[bytes, Envelope] = OrderedDict()
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def add(self, digest: str) -> None:
+    def add(self, data: bytes, envelope: Envelope) -> None:
         with self._lock:
-            self._digests[digest] = None
-            if len(self._digests) > self._size:
-                self._digests.popitem(last=False)
+            if data not in self._envelopes:
+                self._bytes += len(data)
+            self._envelopes[data] = envelope
+            while len(self._envelopes) > self._size or self._bytes > self._max_bytes:
+                self._bytes -= len(self._envelopes.popitem(last=False)[0])
 
-    def __contains__(self, digest: object) -> bool:
+    def get(self, data: bytes) -> Envelope | None:
         with self._lock:
-            return digest in self._digests
+            return self._envelopes.get(data)
 
 
 SEALED_HERE: Final = _SealedHere()
@@ -105,7 +108,10 @@ def seal(
     identity: Identity, op: str, args: dict[str, Any], seq: int, when: float, payload: bytes = b""
 ) -> bytes:
     """Sign a command as ``identity``."""
-    header = canonical_json({"op": op, "args": args, "author": identity.key_id, "seq": seq, "time": when})
+    try:
+        header = canonical_json({"op": op, "args": args, "author": identity.key_id, "seq": seq, "time": when})
+    except ValueError:
+        raise ValidationError(f"command {op} holds a number that is not finite") from None
     signed = header + b"\n" + payload
     signature = identity.sign(signed)
     data = MAGIC + signature + signed
@@ -113,12 +119,35 @@ def seal(
         raise ValidationError(
             f"command {op} is {len(data)} bytes; at most {MAX_COMMAND_BYTES} fit in one replicated command"
         )
-    SEALED_HERE.add(_digest(signature, signed))
+    # What parse() would read from these bytes: the JSON values, not the caller's objects.
+    SEALED_HERE.add(data, _envelope(json.loads(header), payload, signed, signature))
     return data
 
 
 def _digest(signature: bytes, signed: bytes) -> str:
-    return hashlib.sha256(signature + signed).hexdigest()
+    h = hashlib.sha256(signature)
+    h.update(signed)
+    return h.hexdigest()
+
+
+def _envelope(header: Any, payload: bytes, signed: bytes, signature: bytes) -> Envelope:
+    """The envelope of a decoded header, once its fields are checked."""
+    if not isinstance(header, dict) or set(header) != {"op", "args", "author", "seq", "time"}:
+        raise ValidationError("command header must hold exactly op, args, author, seq and time")
+    op, args, author, seq, when = (header[k] for k in ("op", "args", "author", "seq", "time"))
+    if not isinstance(op, str) or op not in OPS:
+        raise ValidationError(f"unknown operation {op!r}")
+    if not isinstance(args, dict):
+        raise ValidationError("command args must be an object")
+    if not isinstance(author, str) or not _KEY_ID.fullmatch(author):
+        raise ValidationError("command author is not a key id")
+    if type(seq) is not int or seq <= 0:
+        raise ValidationError("command seq must be a positive whole number")
+    if type(when) not in (int, float) or not math.isfinite(when) or when < 0:
+        raise ValidationError("command time must be a finite number of seconds")
+    return Envelope(
+        op, args, author, seq, float(when), payload, signed, signature, _digest(signature, signed)
+    )
 
 
 def parse(data: object) -> Envelope:
@@ -148,18 +177,7 @@ def parse(data: object) -> Envelope:
         raise ValidationError("command header holds a number that is not finite") from None
     if canonical != header_bytes:
         raise ValidationError("command header is not in canonical form")
-    op, args, author, seq, when = (header[k] for k in ("op", "args", "author", "seq", "time"))
-    if not isinstance(op, str) or op not in OPS:
-        raise ValidationError(f"unknown operation {op!r}")
-    if not isinstance(args, dict):
-        raise ValidationError("command args must be an object")
-    if not isinstance(author, str) or not _KEY_ID.fullmatch(author):
-        raise ValidationError("command author is not a key id")
-    if type(seq) is not int or seq <= 0:
-        raise ValidationError("command seq must be a positive whole number")
-    if type(when) not in (int, float) or not math.isfinite(when) or when < 0:
-        raise ValidationError("command time must be a finite number of seconds")
-    return Envelope(op, args, author, seq, float(when), payload, signed, signature)
+    return _envelope(header, payload, signed, signature)
 
 
 class SeqClock:

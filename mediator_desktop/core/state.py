@@ -177,21 +177,25 @@ class StoreState:
         return log.newest if log else 0
 
     # -- apply ---------------------------------------------------------------------------------
-    def apply(self, command: bytes, verified: Callable[[Envelope], bool] | None = None) -> Result:
+    def apply(self, command: bytes, sealed_here: Callable[[bytes], Envelope | None] | None = None) -> Result:
         """Apply one replicated command. Called on the raft thread, on every node, in log order.
 
         Args:
             command: the envelope bytes.
-            verified: optional hint that this process signed (or checked) this exact envelope
-                (a pure function of its bytes, so skipping the check is deterministic).
+            sealed_here: optional lookup of envelopes this process signed itself, by their bytes
+                (``commands.SEALED_HERE.get``): what it returns is what ``parse`` would, with a
+                valid signature, so skipping both is deterministic.
         """
         self.applied += 1
+        envelope = sealed_here(command) if sealed_here is not None else None
+        trusted = envelope is not None
+        if envelope is None:
+            try:
+                envelope = parse(command)
+            except ValidationError as exc:
+                return ("err", "validation", str(exc), {})
         try:
-            envelope = parse(command)
-        except ValidationError as exc:
-            return ("err", "validation", str(exc), {})
-        try:
-            author = self._authenticate(envelope, verified)
+            author = self._authenticate(envelope, trusted)
             seen = self._check_replay(envelope)
             if seen is not None:
                 return seen
@@ -205,7 +209,7 @@ class StoreState:
         self._remember(envelope, result)
         return result
 
-    def _authenticate(self, envelope: Envelope, verified: Callable[[Envelope], bool] | None) -> User | None:
+    def _authenticate(self, envelope: Envelope, trusted: bool) -> User | None:
         if envelope.op == "register_user":
             key = envelope.args.get("public_key")
             if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{64}", key):
@@ -221,10 +225,7 @@ class StoreState:
                     "permission", f"unknown author {envelope.author}: register the user before anything else"
                 )
             public_key = user.public_key
-        if not (
-            (verified is not None and verified(envelope))
-            or verify(public_key, envelope.signature, envelope.signed)
-        ):
+        if not (trusted or verify(public_key, envelope.signature, envelope.signed)):
             raise Rejected("permission", "the signature does not match the command: forged or damaged")
         return user
 

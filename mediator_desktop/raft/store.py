@@ -15,6 +15,7 @@ administrators of the machines in the cluster.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections import deque
@@ -24,14 +25,15 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.pipe_notifier import PipeNotifier
-from pysyncobj.transport import TCPTransport
+from pysyncobj.syncobj import _COMMAND_TYPE
 
-from mediator_desktop.core.commands import MAX_COMMAND_BYTES, SEALED_HERE, Envelope, parse
+from mediator_desktop.core.commands import MAX_COMMAND_BYTES, SEALED_HERE, parse
 from mediator_desktop.core.errors import ClusterUnavailable, ValidationError
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.state import Result, StoreState
 from mediator_desktop.core.store import ClusterStatus, Member
 from mediator_desktop.raft.cipher import ClusterCipher
+from mediator_desktop.raft.transport import SteadyTransport
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +53,6 @@ _RETRYABLE = {
     FAIL_REASON.LEADER_CHANGED,
     FAIL_REASON.UNKNOWN_OUTCOME,
 }
-
-
-class _SteadyTransport(TCPTransport):  # type: ignore[misc]
-    """pysyncobj's TCP transport, with a leader's view of a follower's next index kept monotonic.
-
-    pysyncobj 0.3.17 advances a follower's next index as soon as it sends entries, but a late
-    success reply for an earlier message moves it back again. The leader then resends entries
-    the follower already holds, and the follower truncates its log before appending them again
-    ("truncating already-applied log entries"), for a moment dropping entries it had
-    acknowledged: with bad timing, a committed entry could be lost in a fail-over. A success
-    reply may only move the index forward; failure replies (``reset``) still move it back.
-    """
-
-    def setOnMessageReceivedCallback(self, callback: Callable[[Any, Any], None] | None) -> None:
-        if callback is None:
-            super().setOnMessageReceivedCallback(None)
-            return
-
-        def steady(node: Any, message: Any) -> None:
-            if (
-                isinstance(message, dict)
-                and message.get("type") == "next_node_idx"
-                and message.get("success")
-                and not message.get("reset")
-            ):
-                next_index = self._syncObj._SyncObj__raftNextIndex
-                before = next_index.get(node)
-                callback(node, message)
-                if before is not None and next_index.get(node, 0) < before:
-                    next_index[node] = before
-                return
-            callback(node, message)
-
-        super().setOnMessageReceivedCallback(steady)
 
 
 class _ClusterSyncObj(SyncObj):  # type: ignore[misc]
@@ -126,11 +94,6 @@ def raft_conf(
     )
 
 
-def _signed_here(envelope: Envelope) -> bool:
-    """Whether this process signed the envelope itself (then its signature needs no check)."""
-    return envelope.digest in SEALED_HERE
-
-
 class _Replicated(SyncObjConsumer):  # type: ignore[misc]
     """The state as pysyncobj sees it: one replicated method and a dump of our own format."""
 
@@ -153,7 +116,7 @@ class _Replicated(SyncObjConsumer):  # type: ignore[misc]
         """Called on the raft thread of every node, in log order."""
         if not isinstance(commands, list):
             return []
-        return [self.state.apply(command, _signed_here) for command in commands]
+        return [self.state.apply(command, SEALED_HERE.get) for command in commands]
 
 
 class _Ticket:
@@ -198,9 +161,13 @@ class RaftStore:
             peers,
             conf,
             consumers=[self._replicated],
-            transportClass=_SteadyTransport,
+            transportClass=SteadyTransport,
             cipher=ClusterCipher(secret),
         )
+        consumer = id(self._replicated)
+        self._apply_id = self._sync._methodToID[
+            (consumer, self._sync._getFuncName((consumer, "apply_commands")))
+        ]
         # A lone node has no follower whose answer wakes its event loop after it appends a
         # command, so it would commit only at its next timer tick (50 ms). Wake it while
         # commands are in flight.
@@ -263,7 +230,8 @@ class RaftStore:
                 f"command of {len(command)} bytes refused: "
                 f"at most {MAX_COMMAND_BYTES} fit in one replicated command"
             )
-        parse(command)
+        if SEALED_HERE.get(command) is None:
+            parse(command)
 
     def submit_async(self, command: bytes, callback: Callable[[Result | None, int], None]) -> None:
         """Send one command without waiting; ``callback(result, pysyncobj error)`` runs on the raft thread."""
@@ -272,7 +240,7 @@ class RaftStore:
         def unpack(results: list[Result] | None, error: int) -> None:
             callback(results[0] if results else None, error)
 
-        self._replicated.apply_commands([command], callback=unpack)
+        self._replicate([command], unpack)
 
     def tick(self, timeout: float = 0.0) -> None:
         """Run one step of the Raft loop by hand (only with ``auto_tick=False``, as tests do)."""
@@ -336,7 +304,15 @@ class RaftStore:
                     size += len(self._queue[0].command)
                     batch.append(self._queue.popleft())
                 self._inflight += 1
-                self._replicated.apply_commands([t.command for t in batch], callback=self._finisher(batch))
+                self._replicate([t.command for t in batch], self._finisher(batch))
+
+    def _replicate(self, commands: list[bytes], callback: Callable[[list[Result] | None, int], None]) -> None:
+        """Append a call of ``apply_commands(commands)`` to the log, as ``@replicated`` would, but
+        pickled with the highest protocol: pysyncobj's protocol 2 sends ``bytes`` through latin-1
+        text, half as large again for signatures and manifest chunks, and slower. Every node
+        reads either (``pickle.loads`` knows the protocol from the data)."""
+        call = pickle.dumps((self._apply_id, (commands,)), pickle.HIGHEST_PROTOCOL)
+        self._sync._applyCommand(call, callback, _COMMAND_TYPE.REGULAR)
 
     def _finisher(self, batch: list[_Ticket]) -> Callable[[list[Result] | None, int], None]:
         def finish(results: list[Result] | None, error: int) -> None:

@@ -1,0 +1,101 @@
+"""The cluster's lean connections on a real socket pair: messages arrive whole, sealed and without
+the latin-1 detour of pickle protocol 2, and anything changed on the way drops the connection."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pysyncobj.poller import createPoller
+from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
+
+from mediator_desktop.raft.cipher import ClusterCipher
+from mediator_desktop.raft.transport import LeanConnection
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Pair:
+    def __init__(self) -> None:
+        self.poller = createPoller("auto")
+        a, b = socket.socketpair()
+        for s in (a, b):
+            s.setblocking(False)
+        self.sockets = (a, b)
+        self.received: list[Any] = []
+        self.sent_bytes = 0
+        self.sender = self._connection(a, ClusterCipher("the-secret"))
+        self.receiver = self._connection(b, ClusterCipher("the-secret"))
+        self.receiver.setOnMessageReceivedCallback(self.received.append)
+
+    def _connection(self, sock: socket.socket, cipher: ClusterCipher) -> TcpConnection:
+        conn = TcpConnection(self.poller, socket=sock, timeout=10.0)
+        conn.__class__ = LeanConnection
+        conn.encryptor = cipher
+        return conn
+
+    def pump(self, until: Any, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, "nothing arrived"
+            self.poller.poll(0.05)
+
+    def close(self) -> None:
+        for conn in (self.sender, self.receiver):
+            conn.disconnect()
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    p = Pair()
+    yield p
+    p.close()
+
+
+def test_messages_arrive_whole_and_in_order(pair: Pair) -> None:
+    chunk = os.urandom(48_000)  # a manifest chunk: incompressible, half of it above 0x7f
+    messages = [{"type": "append_entries", "entries": [(chunk, 7, 2)]}, ("key", 42), b"", "ünïcode"]
+    for message in messages:
+        pair.sender.send(message)
+    pair.pump(lambda: len(pair.received) == len(messages))
+    assert pair.received == messages
+
+
+def test_binary_is_not_inflated_on_the_wire() -> None:
+    """Protocol 2 sent bytes as latin-1 text: about 1.5 times their size for random data."""
+    a, b = socket.socketpair()
+    try:
+        conn = TcpConnection(createPoller("auto"), socket=a, timeout=10.0)
+        conn.__class__ = LeanConnection
+        conn.encryptor = ClusterCipher("the-secret")
+        conn.send(os.urandom(48_000))
+        b.settimeout(5)
+        length = struct.unpack("i", b.recv(4, socket.MSG_WAITALL))[0]
+        assert 48_000 < length < 48_200
+        conn.disconnect()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_changed_byte_or_another_secret_drops_the_connection(pair: Pair) -> None:
+    a, _ = pair.sockets
+    token = ClusterCipher("another-secret").encrypt_at_time(b"\x80\x05N.", 1)
+    a.send(struct.pack("i", len(token)) + token)
+    pair.pump(lambda: pair.receiver.state == CONNECTION_STATE.DISCONNECTED)
+    assert pair.received == []
+
+
+def test_a_timestamp_going_backwards_drops_the_connection(pair: Pair) -> None:
+    cipher = ClusterCipher("the-secret")
+    a, _ = pair.sockets
+    for stamp in (100, 99):
+        token = cipher.encrypt_at_time(b"\x80\x05K\x01.", stamp)  # pickle of 1
+        a.send(struct.pack("i", len(token)) + token)
+    pair.pump(lambda: pair.receiver.state == CONNECTION_STATE.DISCONNECTED)
+    assert pair.received == [1]
