@@ -14,8 +14,11 @@ range in ``pyproject.toml`` is pinned to match, and ``tests/unit/raft`` exercise
 
 from __future__ import annotations
 
+import logging
 import pickle
+import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +26,18 @@ from pysyncobj.monotonic import monotonic
 from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
+from mediator_desktop.core.cluster import PROTOCOL
+from mediator_desktop.raft.cipher import InvalidToken
+
+log = logging.getLogger(__name__)
+
 _LENGTH = struct.Struct("i")
+#: When each reason for dropping a connection was last logged.
+_LAST_SAID: dict[str, float] = {}
+
+
+class _Refused(Exception):
+    """A message that must not be taken, for the reason given."""
 
 
 class LeanConnection(TcpConnection):  # type: ignore[misc]
@@ -37,6 +51,7 @@ class LeanConnection(TcpConnection):  # type: ignore[misc]
     recvLastTimestamp: int
     _TcpConnection__readBuffer: bytes
     _TcpConnection__writeBuffer: bytes
+    _TcpConnection__socket: socket.socket | None
 
     def send(self, message: Any) -> None:
         if self.sendRandKey:
@@ -58,18 +73,45 @@ class LeanConnection(TcpConnection):  # type: ignore[misc]
         try:
             stamp: int = self.encryptor.extract_timestamp(data)
             if stamp < self.recvLastTimestamp:
-                raise ValueError("timestamp went backwards")
+                raise _Refused("a message older than the one before it (replayed?)")
             self.recvLastTimestamp = stamp
-            message = pickle.loads(self.encryptor.decrypt(data))
-            if self.recvRandKey:
-                rand_key, message = message
-                if rand_key != self.recvRandKey:
-                    raise ValueError("wrong connection key")
-        except Exception:  # noqa: BLE001 (as pysyncobj does: anything wrong drops the connection)
-            self.disconnect()
-            return None
+            plain = self.encryptor.decrypt(data)
+        except (InvalidToken, _Refused) as exc:
+            reason = (
+                str(exc) if isinstance(exc, _Refused) else "a message not sealed with this cluster's secret"
+            )
+            return self._drop(reason)
+        try:
+            message = pickle.loads(plain)
+        except Exception:  # noqa: BLE001 (any unpickling error: the sender speaks something else)
+            return self._drop(
+                f"a message sealed with this cluster's secret that this node cannot read: a node of "
+                f"another MEDIator wire protocol (this one speaks protocol {PROTOCOL}); run the same "
+                "MEDIator version on every node of the cluster"
+            )
+        if self.recvRandKey:
+            if not (isinstance(message, tuple) and len(message) == 2 and message[0] == self.recvRandKey):
+                return self._drop("a message for another connection (replayed?)")
+            message = message[1]
         self._TcpConnection__readBuffer = buffer[4 + length :]
         return message
+
+    def _drop(self, reason: str) -> None:
+        """Drop the connection, as pysyncobj does with anything wrong, and say why (at most once a
+        minute per reason: the peer reconnects every second or so)."""
+        now = time.monotonic()
+        if now - _LAST_SAID.get(reason, -60.0) >= 60.0:
+            _LAST_SAID[reason] = now
+            log.warning("dropped a cluster connection from %s: %s", self._peer(), reason)
+        self.disconnect()
+
+    def _peer(self) -> str:
+        sock = self._TcpConnection__socket
+        try:
+            address = sock.getpeername() if sock is not None else None
+        except OSError:
+            address = None
+        return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "a peer"
 
 
 class SteadyTransport(TCPTransport):  # type: ignore[misc]

@@ -14,6 +14,8 @@ import pytest
 from pysyncobj.poller import createPoller
 from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
 
+from mediator_desktop.core.cluster import PROTOCOL
+from mediator_desktop.raft import transport
 from mediator_desktop.raft.cipher import ClusterCipher
 from mediator_desktop.raft.transport import LeanConnection
 
@@ -51,7 +53,8 @@ class Pair:
 
 
 @pytest.fixture
-def pair() -> Iterator[Pair]:
+def pair(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+    monkeypatch.setattr(transport, "_LAST_SAID", {})  # each test hears every reason afresh
     p = Pair()
     yield p
     p.close()
@@ -83,12 +86,26 @@ def test_binary_is_not_inflated_on_the_wire() -> None:
         b.close()
 
 
-def test_a_changed_byte_or_another_secret_drops_the_connection(pair: Pair) -> None:
+def test_another_secret_drops_the_connection_and_says_so(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
     a, _ = pair.sockets
     token = ClusterCipher("another-secret").encrypt_at_time(b"\x80\x05N.", 1)
     a.send(struct.pack("i", len(token)) + token)
     pair.pump(lambda: pair.receiver.state == CONNECTION_STATE.DISCONNECTED)
     assert pair.received == []
+    assert "not sealed with this cluster's secret" in caplog.text
+
+
+def test_a_node_of_the_previous_wire_protocol_is_named_as_such(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pysyncobj's own connection (zlib, pickle protocol 2), as MEDIator's protocol 2 spoke it."""
+    pair.sender.__class__ = TcpConnection
+    pair.sender.send({"type": "append_entries", "entries": []})
+    pair.pump(lambda: pair.receiver.state == CONNECTION_STATE.DISCONNECTED)
+    assert pair.received == []
+    assert f"another MEDIator wire protocol (this one speaks protocol {PROTOCOL})" in caplog.text
 
 
 def test_a_timestamp_going_backwards_drops_the_connection(pair: Pair) -> None:
