@@ -90,11 +90,13 @@ class _SealedHere:
 
     def add(self, data: bytes, envelope: Envelope) -> None:
         with self._lock:
-            if data not in self._envelopes:
-                self._bytes += len(data)
+            if data in self._envelopes:
+                self._envelopes.move_to_end(data)
+                return
+            self._bytes += 2 * len(data)  # the bytes, and the envelope's copy of them
             self._envelopes[data] = envelope
             while len(self._envelopes) > self._size or self._bytes > self._max_bytes:
-                self._bytes -= len(self._envelopes.popitem(last=False)[0])
+                self._bytes -= 2 * len(self._envelopes.popitem(last=False)[0])
 
     def get(self, data: bytes) -> Envelope | None:
         with self._lock:
@@ -110,8 +112,15 @@ def seal(
     """Sign a command as ``identity``."""
     try:
         header = canonical_json({"op": op, "args": args, "author": identity.key_id, "seq": seq, "time": when})
-    except ValueError:
-        raise ValidationError(f"command {op} holds a number that is not finite") from None
+        # What parse() will read from these bytes: the JSON values, not the caller's objects, and
+        # only if they encode back to the same header (keys that are not text, say, would not).
+        fields = json.loads(header)
+        canonical = canonical_json(fields)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"command {op} cannot be written as canonical JSON: {exc}") from None
+    if canonical != header:
+        raise ValidationError(f"command {op} cannot be written as canonical JSON: use text keys only")
+    checked = _fields(fields)  # before anything is signed
     signed = header + b"\n" + payload
     signature = identity.sign(signed)
     data = MAGIC + signature + signed
@@ -119,8 +128,7 @@ def seal(
         raise ValidationError(
             f"command {op} is {len(data)} bytes; at most {MAX_COMMAND_BYTES} fit in one replicated command"
         )
-    # What parse() would read from these bytes: the JSON values, not the caller's objects.
-    SEALED_HERE.add(data, _envelope(json.loads(header), payload, signed, signature))
+    SEALED_HERE.add(data, Envelope(*checked, payload, signed, signature, _digest(signature, signed)))
     return data
 
 
@@ -130,8 +138,8 @@ def _digest(signature: bytes, signed: bytes) -> str:
     return h.hexdigest()
 
 
-def _envelope(header: Any, payload: bytes, signed: bytes, signature: bytes) -> Envelope:
-    """The envelope of a decoded header, once its fields are checked."""
+def _fields(header: Any) -> tuple[str, dict[str, Any], str, int, float]:
+    """A decoded header's op, args, author, seq and time, once checked."""
     if not isinstance(header, dict) or set(header) != {"op", "args", "author", "seq", "time"}:
         raise ValidationError("command header must hold exactly op, args, author, seq and time")
     op, args, author, seq, when = (header[k] for k in ("op", "args", "author", "seq", "time"))
@@ -145,9 +153,7 @@ def _envelope(header: Any, payload: bytes, signed: bytes, signature: bytes) -> E
         raise ValidationError("command seq must be a positive whole number")
     if type(when) not in (int, float) or not math.isfinite(when) or when < 0:
         raise ValidationError("command time must be a finite number of seconds")
-    return Envelope(
-        op, args, author, seq, float(when), payload, signed, signature, _digest(signature, signed)
-    )
+    return op, args, author, seq, float(when)
 
 
 def parse(data: object) -> Envelope:
@@ -177,7 +183,7 @@ def parse(data: object) -> Envelope:
         raise ValidationError("command header holds a number that is not finite") from None
     if canonical != header_bytes:
         raise ValidationError("command header is not in canonical form")
-    return _envelope(header, payload, signed, signature)
+    return Envelope(*_fields(header), payload, signed, signature, _digest(signature, signed))
 
 
 class SeqClock:

@@ -136,6 +136,8 @@ class _Ticket:
         self.error: int | None = None
 
     def finish(self, error: int, result: Result | None) -> None:
+        if self.error is not None:
+            return  # pysyncobj calls each callback once; an Event was idempotent, so stay so
         self.error, self.result = error, result
         self.pending.release()
 

@@ -51,7 +51,7 @@ def test_what_seal_remembers_is_what_parse_reads(
 
 
 def test_seal_refuses_what_parse_would() -> None:
-    with pytest.raises(ValidationError, match="not finite"):
+    with pytest.raises(ValidationError, match="canonical JSON"):
         seal(ALICE, "follow", {"x": float("nan")}, 1, 1.0)
     with pytest.raises(ValidationError, match="unknown operation"):
         seal(ALICE, "drop_everything", {}, 1, 1.0)
@@ -59,17 +59,22 @@ def test_seal_refuses_what_parse_would() -> None:
         seal(ALICE, "follow", {}, 0, 1.0)
     with pytest.raises(ValidationError, match="at most"):
         seal(ALICE, "put_manifest_chunk", {}, 1, 1.0, b"x" * 70_000)
+    # Keys that are not text would sort one way here and another way where the bytes are parsed
+    # (2 < 10, but "10" < "2"): the node that signed it would apply what every other node refuses.
+    for args in ({"x": {2: 0, 10: 0}}, {"x": {True: 1, 2: 3}}, {"x": {1: 0, "a": 0}}):
+        with pytest.raises(ValidationError, match="canonical JSON"):
+            seal(ALICE, "follow", args, 1, 1.0)
 
 
 def test_the_remembered_envelopes_are_bounded_by_count_and_bytes() -> None:
-    remembered = _SealedHere(size=3, max_bytes=1200)
+    remembered = _SealedHere(size=3, max_bytes=2400)  # counts each command twice (bytes and envelope)
     sealed = [seal(ALICE, "follow", {"set_id": str(i)}, i + 1, 1.0) for i in range(4)]
     for data in sealed:
         remembered.add(data, parse(data))
     assert remembered.get(sealed[0]) is None and remembered.get(sealed[3]) is not None
-    assert 3 * len(sealed[0]) < 1200
+    assert 2 * 3 * len(sealed[0]) < 2400
     big = seal(ALICE, "put_manifest_chunk", {}, 9, 1.0, b"z" * 900)
-    assert len(big) + len(sealed[0]) > 1200 > len(big)
+    assert 2 * (len(big) + len(sealed[0])) > 2400 > 2 * len(big)
     remembered.add(big, parse(big))
     assert remembered.get(big) is not None
     assert [remembered.get(d) for d in sealed[1:]] == [None, None, None]
