@@ -79,23 +79,26 @@ class StoreWork:
             samples.append(time.perf_counter() - t)
         return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples)}
 
-    def raw_sync(self, n: int) -> dict[str, Any]:
-        """Pre-signed commits, submitted one at a time: the store without the service around it."""
-        service, set_id = self.service("raw")
+    def presigned_commits(self, name: str, selection: Selection, n: int) -> list[bytes]:
+        """``n`` signed commits of ``selection`` to a new set of a new user, each on the one before."""
+        service, set_id = self.service(name)
         head = service.get_set(set_id).head or 0
-        selection = Selection.of(Pointer.of("idc", "nlst", Modality="CT")).to_json()
         manifest_id = service.version(set_id).manifest_id
-        commands = [
+        return [
             service._seal(
                 "commit_version",
                 set_id=set_id,
                 expected_head=head + i,
-                selection=selection,
+                selection=selection.to_json(),
                 manifest_id=manifest_id,
-                message="raw",
+                message=name,
             )
             for i in range(n)
         ]
+
+    def raw_sync(self, n: int) -> dict[str, Any]:
+        """Pre-signed commits, submitted one at a time: the store without the service around it."""
+        commands = self.presigned_commits("raw", Selection.of(Pointer.of("idc", "nlst", Modality="CT")), n)
         start = time.perf_counter()
         for command in commands:
             self.store.submit(command, 10)
@@ -121,21 +124,7 @@ class StoreWork:
         """One client thread keeps ``outstanding`` signed version commits on their way at once
         (``submit_async``), instead of waiting for each: the store without the cost of waking a
         Python thread per commit."""
-        service, set_id = self.service("pipelined")
-        head = service.get_set(set_id).head or 0
-        selection = Selection().to_json()
-        manifest_id = service.version(set_id).manifest_id
-        commands = [
-            service._seal(
-                "commit_version",
-                set_id=set_id,
-                expected_head=head + i,
-                selection=selection,
-                manifest_id=manifest_id,
-                message="pipelined",
-            )
-            for i in range(n)
-        ]
+        commands = self.presigned_commits("pipelined", Selection(), n)
         room = threading.Semaphore(outstanding)
         done = threading.Event()
         outcomes: list[Any] = []
