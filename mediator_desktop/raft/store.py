@@ -3,10 +3,12 @@
 Wire protocol: the one replicated method is ``apply_commands`` (pysyncobj numbers methods by
 sorted name, so it must never be renamed; a new protocol adds ``apply_commands`` with ``ver=2``).
 It takes a batch of envelopes: while a batch is on its way, new commands from any thread gather
-into the next one (group commit), so many clients share each round trip. The dump format is
+into the next one (group commit), so many clients share each round trip. The call goes into the
+log pickled with the highest protocol (``RaftStore._replicate``). The dump format is
 ``StoreState.to_dump()``. Traffic is always encrypted with the cluster secret: without
 it, pysyncobj speaks plain pickle, and anyone reaching the port could run code. The cipher is
-XChaCha20-Poly1305 (``raft.cipher``), not pysyncobj's Fernet: wire protocol 2.
+XChaCha20-Poly1305 (``raft.cipher``), not pysyncobj's Fernet, and messages are neither
+zlib-compressed nor pickled with protocol 2 (``raft.transport``): wire protocol 3.
 
 Every node stores every replica set. ``private`` is access control, not secrecy from the
 administrators of the machines in the cluster.
