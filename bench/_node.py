@@ -84,12 +84,13 @@ class StoreWork:
         service, set_id = self.service(name)
         head = service.get_set(set_id).head or 0
         manifest_id = service.version(set_id).manifest_id
+        rules = selection.to_json()
         return [
             service._seal(
                 "commit_version",
                 set_id=set_id,
                 expected_head=head + i,
-                selection=selection.to_json(),
+                selection=rules,
                 manifest_id=manifest_id,
                 message=name,
             )
