@@ -235,6 +235,26 @@ class StoreWork:
         return {"manifest_id": manifest.id, "leader_s": time.perf_counter() - start, "started": start}
 
 
+def bare_concurrent(counter: Counter, clients: int, n_each: int) -> dict[str, Any]:
+    """``clients`` threads, each incrementing the bare counter synchronously: what pysyncobj itself
+    does with as many clients as ``StoreWork.concurrent`` (one command per log entry)."""
+    barrier = threading.Barrier(clients + 1)
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(n_each):
+            counter.inc(sync=True, timeout=10)
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return {"ops": clients * n_each / (time.perf_counter() - start)}
+
+
 def serve(conn: Connection, work: Any, kind: str) -> None:
     with conn:
         while True:
@@ -263,6 +283,8 @@ def serve(conn: Connection, work: Any, kind: str) -> None:
                     else:
                         work.inc(sync=True, timeout=10)
                 conn.send({"ops": n / (time.perf_counter() - start)})
+            elif op == "bare_concurrent":
+                conn.send(bare_concurrent(work, *args))
             else:
                 conn.send(getattr(work, op)(*args))
 

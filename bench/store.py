@@ -1,15 +1,21 @@
 """Store benchmark: three node processes on 127.0.0.1 with the cluster secret set.
 
-Figures (last line, one JSON object): ``bare_sync_ops`` (a bare pysyncobj counter, same settings,
-one synchronous client), ``store_sync_ops`` (our signed version commits through the service, one
-client), ``p50_ms``/``p99_ms`` (of those commits), ``store_concurrent_ops`` (8 clients) with its
-own ``concurrent_p50_ms``/``concurrent_p99_ms`` and the CPU each node spent per operation
-(``cpu_ms_per_op_leader``, ``cpu_ms_per_op_each_follower``: with three nodes on two cores, the
-sum bounds the throughput), ``store_pipelined_ops`` (one client thread keeping 8 signed commits
-on their way at once: the same work without waking a Python thread per commit), ``read_p99_ms``
-(1,000 local reader threads while writes go on), ``manifest_100k_commit_s`` and
-``manifest_1m_commit_s`` (until all three nodes hold the manifest), ``ratio_store_vs_bare`` =
-store_sync_ops / bare_sync_ops.
+Figures (last line, one JSON object):
+- ``bare_sync_ops``: a bare pysyncobj counter, same settings, one synchronous client;
+  ``bare_concurrent_ops``: the bare counter with 8 synchronous clients (one command per log entry),
+  and ``bare_concurrent_cpu_ms_per_op``, the CPU all three bare nodes spent per operation.
+- ``store_sync_ops``: our signed version commits through the service, one client, with
+  ``p50_ms``/``p99_ms``.
+- ``store_concurrent_ops``: 8 clients, with ``concurrent_p50_ms``/``concurrent_p99_ms`` and the CPU
+  each node spent per operation (``cpu_ms_per_op_leader``, ``cpu_ms_per_op_each_follower``, and
+  ``store_concurrent_cpu_ms_per_op`` for all three): three nodes share two cores, so the sum bounds
+  the throughput.
+- ``store_pipelined_ops``: one client thread keeping 8 signed commits on their way at once, the
+  same work without waking a Python thread per commit.
+- ``read_p99_ms``: 1,000 local reader threads while writes go on.
+- ``manifest_100k_commit_s``, ``manifest_1m_commit_s``: until all three nodes hold the manifest.
+- ``ratio_store_vs_bare`` = store_sync_ops / bare_sync_ops; ``ratio_concurrent_store_vs_bare`` =
+  store_concurrent_ops / bare_concurrent_ops, the peer figure of the same run for the 8-client goal.
 Goals: ratio >= 0.7, store_concurrent_ops >= 3,000, read_p99_ms <= 5, manifest_1m_commit_s <= 60.
 
 Usage: ``python bench/store.py [--quick]`` (``--quick``: small counts, for a smoke run).
@@ -122,6 +128,11 @@ def main() -> None:
             leader = leader_of(bare)
             leader.call("bare_sync", 200)  # warm up
             out["bare_sync_ops"] = round(leader.call("bare_sync", n_sync)["ops"], 1)
+            before = {n.address: cpu_seconds(n.proc.pid) for n in bare}
+            out["bare_concurrent_ops"] = round(leader.call("bare_concurrent", 8, n_each)["ops"], 1)
+            out["bare_concurrent_cpu_ms_per_op"] = round(
+                sum(cpu_seconds(n.proc.pid) - before[n.address] for n in bare) / (8 * n_each) * 1000, 3
+            )
             log("bare", out)
         finally:
             for n in bare:
@@ -143,6 +154,7 @@ def main() -> None:
                 max(v for a, v in spent.items() if a != leader.address) / ops * 1000, 3
             )
             out["store_concurrent_ops"] = round(concurrent["ops"], 1)
+            out["store_concurrent_cpu_ms_per_op"] = round(sum(spent.values()) / ops * 1000, 3)
             out["concurrent_p50_ms"], out["concurrent_p99_ms"] = concurrent["p50_ms"], concurrent["p99_ms"]
             log("concurrent", concurrent)
             out["store_pipelined_ops"] = round(leader.call("pipelined", 8, 8 * n_each)["ops"], 1)
@@ -165,6 +177,7 @@ def main() -> None:
             for n in nodes:
                 n.stop()
     out["ratio_store_vs_bare"] = round(out["store_sync_ops"] / out["bare_sync_ops"], 3)
+    out["ratio_concurrent_store_vs_bare"] = round(out["store_concurrent_ops"] / out["bare_concurrent_ops"], 3)
     print(json.dumps(out))
 
 
