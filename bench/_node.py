@@ -26,9 +26,30 @@ from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
+from mediator_desktop.core.state import StoreState
 from mediator_desktop.raft.store import RaftStore, raft_conf
 
 SECRET = os.environ.get("MEDIATOR_BENCH_SECRET", "bench-secret")
+
+
+class ApplyClock:
+    """Thread CPU seconds this process spent in ``StoreState.apply`` (parse, signature check,
+    permissions and the change itself), summed over all commands since start."""
+
+    seconds = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        apply = StoreState.apply
+
+        def timed(state: StoreState, *args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return apply(state, *args, **kwargs)
+            finally:
+                cls.seconds += time.thread_time() - start  # only the raft thread applies
+
+        StoreState.apply = timed  # type: ignore[method-assign]
 
 
 class Counter(SyncObj):  # type: ignore[misc]
@@ -271,6 +292,8 @@ def serve(conn: Connection, work: Any, kind: str) -> None:
                         "applied": s["last_applied"],
                     }
                 )
+            elif op == "apply_cpu_s":
+                conn.send(ApplyClock.seconds)
             elif op == "has_manifest":
                 conn.send(args[0] in work.store.state.manifests)
             elif op == "bare_sync":
@@ -297,6 +320,7 @@ def main() -> None:
     if kind == "bare":
         work: Any = Counter(address, others, data_dir)
     else:
+        ApplyClock.install()
         work = StoreWork(RaftStore(address, others, data_dir, SECRET))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -9,7 +9,9 @@ Figures (last line, one JSON object):
 - ``store_concurrent_ops``: 8 clients, with ``concurrent_p50_ms``/``concurrent_p99_ms`` and the CPU
   each node spent per operation (``cpu_ms_per_op_leader``, ``cpu_ms_per_op_each_follower``, and
   ``store_concurrent_cpu_ms_per_op`` for all three): three nodes share two cores, so the sum bounds
-  the throughput.
+  the throughput. ``apply_cpu_ms_per_op_leader`` and ``apply_cpu_ms_per_op_each_follower`` are the
+  part spent applying commands (a follower parses and verifies each; the leader, which signed them,
+  does not).
 - ``store_pipelined_ops``: one client thread keeping 8 signed commits on their way at once, the
   same work without waking a Python thread per commit.
 - ``read_p99_ms``: 1,000 local reader threads while writes go on.
@@ -146,8 +148,10 @@ def main() -> None:
             out["p50_ms"], out["p99_ms"] = sync["p50_ms"], sync["p99_ms"]
             log("sync", sync)
             before = {n.address: cpu_seconds(n.proc.pid) for n in nodes}
+            applying = {n.address: n.call("apply_cpu_s") for n in nodes}
             concurrent = leader.call("concurrent", 8, n_each)
             spent = {n.address: cpu_seconds(n.proc.pid) - before[n.address] for n in nodes}
+            applying = {n.address: n.call("apply_cpu_s") - applying[n.address] for n in nodes}
             ops = 8 * n_each
             out["cpu_ms_per_op_leader"] = round(spent[leader.address] / ops * 1000, 3)
             out["cpu_ms_per_op_each_follower"] = round(
@@ -155,6 +159,10 @@ def main() -> None:
             )
             out["store_concurrent_ops"] = round(concurrent["ops"], 1)
             out["store_concurrent_cpu_ms_per_op"] = round(sum(spent.values()) / ops * 1000, 3)
+            out["apply_cpu_ms_per_op_leader"] = round(applying[leader.address] / ops * 1000, 3)
+            out["apply_cpu_ms_per_op_each_follower"] = round(
+                max(v for a, v in applying.items() if a != leader.address) / ops * 1000, 3
+            )
             out["concurrent_p50_ms"], out["concurrent_p99_ms"] = concurrent["p50_ms"], concurrent["p99_ms"]
             log("concurrent", concurrent)
             out["store_pipelined_ops"] = round(leader.call("pipelined", 8, 8 * n_each)["ops"], 1)
