@@ -98,7 +98,7 @@ class StoreWork:
             t = time.perf_counter()
             service.commit(set_id, selection, message="bench")
             samples.append(time.perf_counter() - t)
-        return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples)}
+        return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples), "samples": samples}
 
     def presigned_commits(self, name: str, selection: Selection, n: int) -> list[bytes]:
         """``n`` signed commits of ``selection`` to a new set of a new user, each on the one before."""

@@ -30,15 +30,20 @@ import json
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+#: Alternating rounds of the bare counter and the store, one synchronous client each.
+ROUNDS = 6
 
 
 def free_ports(n: int) -> list[int]:
@@ -90,11 +95,16 @@ class Node:
         self.proc.stdout.close()
 
 
-def cluster(kind: str, root: Path) -> list[Node]:
+@contextmanager
+def cluster(kind: str, root: Path) -> Iterator[list[Node]]:
+    """Three node processes of ``kind``, stopped (and waited for) on the way out."""
     addresses = [f"127.0.0.1:{p}" for p in free_ports(3)]
-    return [
-        Node(kind, a, [b for b in addresses if b != a], root / f"{kind}{i}") for i, a in enumerate(addresses)
-    ]
+    with ExitStack() as stack:
+        nodes = []
+        for i, a in enumerate(addresses):
+            nodes.append(Node(kind, a, [b for b in addresses if b != a], root / f"{kind}{i}"))
+            stack.callback(nodes[-1].stop)
+        yield nodes
 
 
 def leader_of(nodes: list[Node], timeout: float = 30) -> Node:
@@ -125,28 +135,32 @@ def main() -> None:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        bare = cluster("bare", root)
-        try:
-            leader = leader_of(bare)
-            leader.call("bare_sync", 200)  # warm up
-            out["bare_sync_ops"] = round(leader.call("bare_sync", n_sync)["ops"], 1)
-            before = {n.address: cpu_seconds(n.proc.pid) for n in bare}
-            out["bare_concurrent_ops"] = round(leader.call("bare_concurrent", 8, n_each)["ops"], 1)
-            out["bare_concurrent_cpu_ms_per_op"] = round(
-                sum(cpu_seconds(n.proc.pid) - before[n.address] for n in bare) / (8 * n_each) * 1000, 3
-            )
-            log("bare", out)
-        finally:
-            for n in bare:
-                n.stop()
-        nodes = cluster("store", root)
-        try:
-            leader = leader_of(nodes)
-            leader.call("sync", 200)  # warm up
-            sync = leader.call("sync", n_sync)
-            out["store_sync_ops"] = round(sync["ops"], 1)
-            out["p50_ms"], out["p99_ms"] = sync["p50_ms"], sync["p99_ms"]
-            log("sync", sync)
+        with cluster("store", root) as nodes:
+            with cluster("bare", root) as bare:
+                bare_leader, leader = leader_of(bare), leader_of(nodes)
+                # One synchronous client each, in alternating rounds: both clusters see the same
+                # machine, whatever else it is doing meanwhile.
+                bare_leader.call("bare_sync", 200)  # warm up
+                leader.call("sync", 200)
+                bare_s = store_s = 0.0
+                samples: list[float] = []
+                for _ in range(ROUNDS):
+                    bare_s += n_sync / ROUNDS / bare_leader.call("bare_sync", n_sync // ROUNDS)["ops"]
+                    sync = leader.call("sync", n_sync // ROUNDS)
+                    store_s += n_sync / ROUNDS / sync["ops"]
+                    samples += sync["samples"]
+                out["bare_sync_ops"] = round(n_sync / bare_s, 1)
+                out["store_sync_ops"] = round(n_sync / store_s, 1)
+                samples.sort()
+                out["p50_ms"] = round(statistics.median(samples) * 1000, 3)
+                out["p99_ms"] = round(samples[int(len(samples) * 0.99)] * 1000, 3)
+                log("sync", {k: out[k] for k in ("bare_sync_ops", "store_sync_ops", "p50_ms", "p99_ms")})
+                before = {n.address: cpu_seconds(n.proc.pid) for n in bare}
+                out["bare_concurrent_ops"] = round(bare_leader.call("bare_concurrent", 8, n_each)["ops"], 1)
+                out["bare_concurrent_cpu_ms_per_op"] = round(
+                    sum(cpu_seconds(n.proc.pid) - before[n.address] for n in bare) / (8 * n_each) * 1000, 3
+                )
+                log("bare concurrent", out["bare_concurrent_ops"])
             before = {n.address: cpu_seconds(n.proc.pid) for n in nodes}
             applying = {n.address: n.call("apply_cpu_s") for n in nodes}
             concurrent = leader.call("concurrent", 8, n_each)
@@ -181,9 +195,6 @@ def main() -> None:
                     time.sleep(0.01)
                 out[name] = round(time.monotonic() - start, 2)
                 log(name, out[name], "(leader confirmed after", round(result["leader_s"], 2), "s)")
-        finally:
-            for n in nodes:
-                n.stop()
     out["ratio_store_vs_bare"] = round(out["store_sync_ops"] / out["bare_sync_ops"], 3)
     out["ratio_concurrent_store_vs_bare"] = round(out["store_concurrent_ops"] / out["bare_concurrent_ops"], 3)
     print(json.dumps(out))
