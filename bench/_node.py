@@ -14,6 +14,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -172,24 +173,15 @@ class StoreWork:
     def concurrent(self, clients: int, n_each: int) -> dict[str, Any]:
         users = [self.service(f"client{i}") for i in range(clients)]
         samples: list[list[float]] = [[] for _ in users]
-        barrier = threading.Barrier(clients + 1)
 
         def run(i: int) -> None:
             service, set_id = users[i]
-            barrier.wait()
             for _ in range(n_each):
                 t = time.perf_counter()
                 service.commit(set_id, Selection(), message="bench")
                 samples[i].append(time.perf_counter() - t)
 
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - start
+        elapsed = run_clients(clients, run)
         flat = [s for per in samples for s in per]
         return {"ops": len(flat) / elapsed, **latencies_ms(flat)}
 
@@ -259,21 +251,30 @@ class StoreWork:
 def bare_concurrent(counter: Counter, clients: int, n_each: int) -> dict[str, Any]:
     """``clients`` threads, each incrementing the bare counter synchronously: what pysyncobj itself
     does with as many clients as ``StoreWork.concurrent`` (one command per log entry)."""
-    barrier = threading.Barrier(clients + 1)
 
-    def run() -> None:
-        barrier.wait()
+    def run(i: int) -> None:
         for _ in range(n_each):
             counter.inc(sync=True, timeout=10)
 
-    threads = [threading.Thread(target=run) for _ in range(clients)]
+    return {"ops": clients * n_each / run_clients(clients, run)}
+
+
+def run_clients(clients: int, run: Callable[[int], None]) -> float:
+    """Run ``run(i)`` on ``clients`` threads, started together; the seconds until all are done."""
+    barrier = threading.Barrier(clients + 1)
+
+    def client(i: int) -> None:
+        barrier.wait()
+        run(i)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     barrier.wait()
     start = time.perf_counter()
     for t in threads:
         t.join()
-    return {"ops": clients * n_each / (time.perf_counter() - start)}
+    return time.perf_counter() - start
 
 
 def serve(conn: Connection, work: Any, kind: str) -> None:
