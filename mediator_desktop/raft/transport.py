@@ -115,8 +115,8 @@ class LeanConnection(TcpConnection):  # type: ignore[misc]
 
 
 class SteadyTransport(TCPTransport):  # type: ignore[misc]
-    """pysyncobj's TCP transport with lean connections, and a leader's view of a follower's next
-    index kept monotonic.
+    """pysyncobj's TCP transport with lean connections, no message before a connection's key
+    exchange is done (``send``), and a leader's view of a follower's next index kept monotonic.
 
     pysyncobj 0.3.17 advances a follower's next index as soon as it sends entries, but a late
     success reply for an earlier message moves it back again. The leader then resends entries
@@ -129,6 +129,16 @@ class SteadyTransport(TCPTransport):  # type: ignore[misc]
     def _onNewIncomingConnection(self, conn: TcpConnection) -> None:
         conn.__class__ = LeanConnection
         super()._onNewIncomingConnection(conn)
+
+    def send(self, node: Any, message: Any) -> bool:
+        """Send only on connections whose key exchange is done. pysyncobj asks for votes and
+        forwards commands over any open connection; before the peer's key has arrived, such a
+        message would go out without it, and the peer drops the connection (pysyncobj's own
+        connections fail an assertion there). Raft sends again once the peer is connected."""
+        conn = self._connections.get(node)
+        if conn is not None and conn.encryptor is not None and conn.sendRandKey is None:
+            return False
+        return bool(super().send(node, message))
 
     def addNode(self, node: Any) -> None:
         super().addNode(node)

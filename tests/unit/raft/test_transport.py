@@ -3,11 +3,13 @@ the latin-1 detour of pickle protocol 2, and anything changed on the way drops t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,9 @@ from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
 from mediator_desktop.core.cluster import PROTOCOL
 from mediator_desktop.raft import transport
 from mediator_desktop.raft.cipher import ClusterCipher
+from mediator_desktop.raft.store import RaftStore
 from mediator_desktop.raft.transport import LeanConnection
+from tests.helpers.net import free_ports
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -116,3 +120,48 @@ def test_a_timestamp_going_backwards_drops_the_connection(pair: Pair) -> None:
         a.send(struct.pack("i", len(token)) + token)
     pair.pump(lambda: pair.receiver.state == CONNECTION_STATE.DISCONNECTED)
     assert pair.received == [1]
+
+
+def test_only_the_key_exchange_goes_out_until_the_peer_answers_it(tmp_path: Path) -> None:
+    """A candidate asks every member for its vote, whether their connections are ready or not.
+    Until a peer has sent its key for a new connection, a message would go out without that key
+    and the peer would drop the connection ("a message for another connection"): a third member
+    still starting up would keep being disconnected by every election."""
+    # pysyncobj connects from the greater address to the smaller: the silent member's is smallest.
+    lowest, *ports = sorted(free_ports(3))
+    with socket.create_server(("127.0.0.1", lowest)) as silent:  # takes connections, never answers
+        silent.setblocking(False)
+        addresses = [f"127.0.0.1:{p}" for p in ports]
+        third = f"127.0.0.1:{lowest}"
+        with contextlib.ExitStack() as stack:
+            stores = []
+            for i, address in enumerate(addresses):
+                peers = [a for a in addresses if a != address] + [third]
+                store = RaftStore(
+                    address,
+                    peers,
+                    tmp_path / str(i),
+                    "the-secret",
+                    election_timeout=(0.05, 0.1),
+                    auto_tick=False,
+                )
+                stack.callback(store.close)
+                stores.append(store)
+            accepted: list[socket.socket] = []
+            deadline = time.monotonic() + 10
+            while len(accepted) < 2 or any(s.status().leader is None for s in stores):
+                assert time.monotonic() < deadline, "no leader elected"
+                for store in stores:
+                    store.tick(0.005)
+                with contextlib.suppress(BlockingIOError):
+                    accepted.append(stack.enter_context(silent.accept()[0]))
+            assert stores[0].status().term >= 1  # an election asked the silent member too
+            for conn in accepted:
+                conn.settimeout(0.2)
+                received = b""
+                with contextlib.suppress(TimeoutError):
+                    while chunk := conn.recv(65536):
+                        received += chunk
+                length = struct.unpack_from("i", received)[0]
+                assert len(received) == 4 + length  # the key, and nothing after it
+                assert len(ClusterCipher("the-secret").decrypt(received[4:])) > 32
