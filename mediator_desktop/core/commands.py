@@ -29,6 +29,12 @@ MAGIC: Final = b"MDE1"
 SIGNATURE_BYTES: Final = 64
 MAX_COMMAND_BYTES: Final = 60_000
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
+#: How deeply arrays and objects may nest in a header. Deeper JSON would make the decoder recurse
+#: until the interpreter's limit, at a depth that depends on the caller's stack, not the command.
+MAX_DEPTH: Final = 32
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 #: Operation names are wire protocol: never rename one; add new ones.
 OPS: Final = frozenset(
@@ -112,11 +118,13 @@ def seal(
     """Sign a command as ``identity``."""
     try:
         header = canonical_json({"op": op, "args": args, "author": identity.key_id, "seq": seq, "time": when})
+        if _too_deep(header):
+            raise ValueError(f"its arguments nest more than {MAX_DEPTH} levels deep")
         # What parse() will read from these bytes: the JSON values, not the caller's objects, and
         # only if they encode back to the same header (keys that are not text, say, would not).
         fields = json.loads(header)
         canonical = canonical_json(fields)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationError(f"command {op} cannot be written as canonical JSON: {exc}") from None
     if canonical != header:
         raise ValidationError(f"command {op} cannot be written as canonical JSON: use text keys only")
@@ -130,6 +138,17 @@ def seal(
         )
     SEALED_HERE.add(data, Envelope(*checked, payload, signed, signature, _digest(signature, signed)))
     return data
+
+
+def _too_deep(header: bytes) -> bool:
+    """Whether arrays and objects nest more than ``MAX_DEPTH`` deep (outside strings)."""
+    if header.count(b"[") + header.count(b"{") <= MAX_DEPTH:
+        return False  # the common case, decided without a scan
+    depth = deepest = 0
+    for byte in _NOT_BRACKET.sub(b"", _STRING.sub(b"", header)):
+        depth += _DEPTH_STEP[byte]
+        deepest = max(deepest, depth)
+    return deepest > MAX_DEPTH
 
 
 def _digest(signature: bytes, signed: bytes) -> str:
@@ -171,6 +190,8 @@ def parse(data: object) -> Envelope:
     header_bytes, newline, payload = signed.partition(b"\n")
     if not newline:
         raise ValidationError("command header is not terminated")
+    if _too_deep(header_bytes):
+        raise ValidationError(f"command header nests more than {MAX_DEPTH} levels deep")
     try:
         header = json.loads(header_bytes)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -29,7 +29,12 @@ def make_filters(filters: Mapping[str, str | Iterable[str]] | Filters | None) ->
     out: dict[str, tuple[str, ...]] = {}
     for key, values in items:
         _check_key("a filter name", key)
-        vals = (values,) if isinstance(values, str) else tuple(values)
+        if isinstance(values, str):
+            vals: tuple[Any, ...] = (values,)
+        elif isinstance(values, Iterable) and not isinstance(values, Mapping | bytes):
+            vals = tuple(values)
+        else:
+            raise ValidationError(f"filter {key!r} takes text or a list of texts, not {values!r}")
         if not vals:
             raise ValidationError(f"filter {key!r} allows no value: give at least one")
         for v in vals:

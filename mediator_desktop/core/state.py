@@ -12,6 +12,7 @@ dataclasses, tuples) in dicts, or appends to a list, each an atomic step under t
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,8 @@ from mediator_desktop.core.replica import (
     Visibility,
 )
 from mediator_desktop.core.selection import Selection
+
+log = logging.getLogger(__name__)
 
 Result = tuple[Any, ...]
 
@@ -206,6 +209,21 @@ class StoreState:
             result: Result = ("ok", value)
         except Rejected as exc:
             result = ("err", exc.code, exc.message, exc.extra)
+        except ValidationError as exc:  # a record's own checks (a name, a pointer) refused an argument
+            result = ("err", "validation", f"{envelope.op}: {exc}", {})
+        except MemoryError:
+            raise  # depends on the machine, not the command: answering would split the nodes
+        except Exception as exc:
+            # A defect of ours, hit by some argument. The same code fails the same way on every
+            # node, so refusing is deterministic; raising would stop the log here on every node.
+            log.error("refused %s of %s after an internal error", envelope.op, envelope.author, exc_info=True)
+            result = (
+                "err",
+                "validation",
+                f"{envelope.op} could not be applied ({type(exc).__name__}: {exc}); "
+                "the command was refused. Please report this.",
+                {},
+            )
         self._remember(envelope, result)
         return result
 
@@ -380,7 +398,9 @@ class StoreState:
         new_id = _set_id(e.args)
         if new_id in self.sets:
             raise Rejected("conflict", f"replica set {new_id} exists already")
-        name = _text(e.args, "name", MAX_NAME, empty_ok=True) or f"{source.name} (fork)"[:MAX_NAME]
+        name = _text(e.args, "name", MAX_NAME, empty_ok=True)
+        if not name.strip():  # no name (or a blank one): the source's, marked as a fork
+            name = f"{source.name} (fork)"[:MAX_NAME]
         rs = ReplicaSet(
             new_id,
             name,

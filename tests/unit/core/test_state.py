@@ -7,15 +7,15 @@ import pickle
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediator_desktop.core.commands import MAGIC, canonical_json, parse
+from mediator_desktop.core.commands import MAGIC, MAX_DEPTH, OPS, canonical_json, parse
 from mediator_desktop.core.errors import ConflictError, NotFound, PermissionDenied, ValidationError
 from mediator_desktop.core.manifest import ManifestBuilder
 from mediator_desktop.core.state import StoreState
 from mediator_desktop.core.store import ImmutableError, ReplayError, unwrap
-from tests.helpers.actors import EMPTY, Actor
+from tests.helpers.actors import EMPTY, SELECTION, Actor
 
 
 class Harness:
@@ -344,3 +344,118 @@ def test_apply_is_deterministic(h: Harness, alice: Actor, bob: Actor) -> None:
     results = [replica.apply(c) for c in h.log]
     assert replica.to_dump() == h.state.to_dump()
     assert results[-1] == ("ok", {"set_id": "e" * 32, "version": 1})
+
+
+#: Arguments each operation accepts; the property test below changes one or two of them.
+VALID_ARGS: dict[str, dict[str, Any]] = {
+    "register_user": {"public_key": "KEY", "display_name": "alice"},
+    "create_set": {"set_id": "NEW", "name": "n", "visibility": "private"},
+    "commit_version": {
+        "set_id": "SET", "expected_head": 1, "selection": "RULES", "manifest_id": "MANIFEST", "message": "",
+    },
+    "delete_set": {"set_id": "SET"},
+    "duplicate_set": {"source_id": "SET", "set_id": "NEW", "name": "fork"},
+    "set_visibility": {"set_id": "SET", "visibility": "cluster"},
+    "grant_editor": {"set_id": "SET", "key_id": "USER"},
+    "revoke_editor": {"set_id": "SET", "key_id": "USER"},
+    "follow": {"set_id": "SET"},
+    "unfollow": {"set_id": "SET"},
+    "put_manifest_chunk": {"manifest_id": "MANIFEST", "index": 0, "total": 1},
+    "commit_manifest": {"manifest_id": "MANIFEST"},
+    "publish_version": {"set_id": "SET", "version": 1, "title": "t", "creators": ["a"], "description": ""},
+    "record_drift": {"set_id": "SET", "version": 1, "manifest_id": "MANIFEST", "summary": ""},
+}  # fmt: skip
+rules = st.lists(
+    st.fixed_dictionaries(
+        {"include": st.booleans()},
+        optional={
+            "source": st.sampled_from(["idc", ""]) | header_values,
+            "path": st.lists(st.sampled_from(["nlst", ""]) | header_values, max_size=3) | header_values,
+            "filters": st.dictionaries(st.sampled_from(["Modality", ""]), header_values, max_size=2)
+            | header_values,
+        },
+    ),
+    max_size=3,
+)
+special = st.sampled_from(["SET", "NEW", "USER", "MANIFEST", " ", "", "x" * 300, 1, -1, 2**63, 1.5, [], {}])
+arg_values = special | special | header_values | rules
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+@settings(max_examples=100)
+@given(data=st.data(), payload=st.binary(max_size=64))
+def test_any_signed_command_gets_an_answer_the_same_on_every_node(
+    op: str, data: st.DataObject, payload: bytes
+) -> None:
+    """Whatever its arguments, a signed command is applied or refused, never raises: an exception
+    out of apply would stop the log at that entry on every node, for good."""
+    names = st.sampled_from(sorted(VALID_ARGS[op])) | st.sampled_from(
+        sorted({k for a in VALID_ARGS.values() for k in a})
+    )
+    changed = data.draw(st.dictionaries(names, arg_values | st.none(), min_size=1, max_size=2))
+    alice, bob = Actor("alice"), Actor("bob")
+    set_id, create = alice.create(visibility="public")
+    setup = [alice.register(), bob.register(), *alice.manifest_commands(), create, alice.commit(set_id, None)]
+    named: dict[str, Any] = {
+        "SET": set_id, "NEW": "f" * 32, "USER": bob.key_id, "MANIFEST": EMPTY.id, "RULES": SELECTION,
+        "KEY": alice.identity.public_key.hex(),
+    }  # fmt: skip
+    args = {
+        k: named.get(v, v) if isinstance(v, str) else v
+        for k, v in {**VALID_ARGS[op], **changed}.items()
+        if v is not None or k not in changed  # None drops an argument
+    }
+    try:
+        command = alice.cmd(op, payload, **args)
+    except ValidationError:
+        return  # refused before signing
+    states = [StoreState(), StoreState()]
+    for state in states:
+        for c in setup:
+            unwrap(state.apply(c))
+    results = [state.apply(command) for state in states]
+    assert results[0] == results[1]
+    assert results[0][0] in ("ok", "err")
+    assert pickle.dumps(states[0].to_dump()) == pickle.dumps(states[1].to_dump())
+
+
+def test_a_blank_fork_name_takes_the_source_name(h: Harness, alice: Actor, bob: Actor) -> None:
+    set_id, cmd = alice.create("scans", visibility="public")
+    h.do(cmd)
+    h.do(alice.commit(set_id, None))
+    fork = h.do(bob.cmd("duplicate_set", source_id=set_id, set_id="f" * 32, name=" "))
+    assert h.state.sets[fork["set_id"]].name == "scans (fork)"
+
+
+def test_a_filter_value_that_is_not_text_is_refused(h: Harness, alice: Actor) -> None:
+    set_id, cmd = alice.create()
+    h.do(cmd)
+    rule = {"include": True, "source": "idc", "filters": {"Modality": 1}}
+    with pytest.raises(ValidationError, match="filter 'Modality' takes text"):
+        h.do(
+            alice.cmd(
+                "commit_version",
+                set_id=set_id,
+                expected_head=None,
+                selection=[rule],
+                manifest_id=EMPTY.id,
+                message="",
+            )
+        )
+
+
+@pytest.mark.parametrize("depth", [33, 999, 1000, 5000])
+def test_a_deeply_nested_header_is_refused_before_decoding(depth: int) -> None:
+    """json.loads would recurse to the interpreter's limit, which depends on the stack, not on
+    the command: a depth near it could pass on one node and fail on another."""
+    header = b'{"args":' + b"[" * depth + b"]" * depth + b"}"
+    result = StoreState().apply(MAGIC + bytes(64) + header + b"\n")
+    assert result[:3] == ("err", "validation", f"command header nests more than {MAX_DEPTH} levels deep")
+
+
+def test_seal_refuses_arguments_nested_too_deeply() -> None:
+    nested: list[Any] = []
+    for _ in range(MAX_DEPTH):
+        nested = [nested]
+    with pytest.raises(ValidationError, match="nest more than"):
+        Actor("alice").cmd("create_set", set_id="a" * 32, name="x", visibility="private", deep=nested)
