@@ -43,6 +43,12 @@ REPLAY_WINDOW_NS: Final = 600 * 10**9
 #: Results kept per author to answer a retried command with its first answer.
 REMEMBERED_RESULTS: Final = 4096
 MAX_MANIFEST_CHUNKS: Final = MAX_MANIFEST_BYTES // MAX_CHUNK_BYTES + 1
+#: What one chunk may unpack to: 340 times its size, where manifests pack about 7 to 1. More is a
+#: decompression bomb, which would hold every node's Raft thread (and memory) for seconds.
+MAX_UNPACKED_PER_CHUNK: Final = 16 << 20
+#: The largest zstd window an upload may ask the nodes to hold (level 19 uses 8 MiB; we write 3).
+MAX_WINDOW_BYTES: Final = 8 << 20
+_SLICE: Final = 512
 STATE_FORMAT: Final = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SET_ID = re.compile(r"[0-9a-f]{32}")
@@ -481,7 +487,8 @@ class StoreState:
         """The running (decompressor, hash, size) of an upload; rebuilt from its chunks after a restart."""
         progress = self._hashing.get(key)
         if progress is None:
-            progress = (zstandard.ZstdDecompressor().decompressobj(), hashlib.sha256(), 0)
+            unpacker = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_BYTES)
+            progress = (unpacker.decompressobj(), hashlib.sha256(), 0)
             for chunk in upload.chunks:
                 progress = self._advance(key, progress, chunk)
             self._hashing[key] = progress
@@ -491,21 +498,31 @@ class StoreState:
         self, key: tuple[str, str], progress: tuple[Any, Any, int], chunk: bytes
     ) -> tuple[Any, Any, int]:
         decompressor, hasher, size = progress
+        unpacked = 0
         try:
-            piece = decompressor.decompress(chunk)
+            # In slices: zstd lets a few bytes stand for 128 KiB, so one call on a whole chunk could
+            # unpack gigabytes before any check ran. A slice unpacks to at most about 16 MiB.
+            for start in range(0, len(chunk), _SLICE):
+                piece = decompressor.decompress(chunk[start : start + _SLICE])
+                unpacked += len(piece)
+                if unpacked > MAX_UNPACKED_PER_CHUNK or size + unpacked > MAX_MANIFEST_BYTES:
+                    self._drop_upload(key)
+                    raise Rejected(
+                        "validation",
+                        f"manifest {key[1][:12]} unpacks to more than "
+                        + (
+                            f"{MAX_UNPACKED_PER_CHUNK} bytes from one chunk: not a manifest"
+                            if unpacked > MAX_UNPACKED_PER_CHUNK
+                            else f"{MAX_MANIFEST_BYTES} bytes"
+                        ),
+                    )
+                hasher.update(piece)
         except zstandard.ZstdError:
             self._drop_upload(key)
             raise Rejected(
                 "integrity", f"manifest {key[1][:12]}: a chunk is not zstd data; upload again"
             ) from None
-        size += len(piece)
-        if size > MAX_MANIFEST_BYTES:
-            self._drop_upload(key)
-            raise Rejected(
-                "validation", f"manifest {key[1][:12]} unpacks to more than {MAX_MANIFEST_BYTES} bytes"
-            )
-        hasher.update(piece)
-        return decompressor, hasher, size
+        return decompressor, hasher, size + unpacked
 
     def _feed(self, key: tuple[str, str], upload: _Upload, chunk: bytes) -> None:
         """Decompress and hash as chunks arrive, so committing a big manifest is quick."""

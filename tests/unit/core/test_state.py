@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import time
 from typing import Any
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mediator_desktop.core.commands import MAGIC, MAX_DEPTH, OPS, canonical_json, parse
-from mediator_desktop.core.errors import ConflictError, NotFound, PermissionDenied, ValidationError
+from mediator_desktop.core.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from mediator_desktop.core.manifest import ManifestBuilder
 from mediator_desktop.core.state import StoreState
 from mediator_desktop.core.store import ImmutableError, ReplayError, unwrap
@@ -459,3 +468,21 @@ def test_seal_refuses_arguments_nested_too_deeply() -> None:
         nested = [nested]
     with pytest.raises(ValidationError, match="nest more than"):
         Actor("alice").cmd("create_set", set_id="a" * 32, name="x", visibility="private", deep=nested)
+
+
+def test_a_decompression_bomb_is_refused_at_once(h: Harness, bob: Actor) -> None:
+    """32 KB that unpack to 1 GiB: refused after at most 16 MiB of work, not after all of it."""
+    bomb = zstandard.ZstdCompressor(level=19).compress(bytes(1 << 30))
+    start = time.process_time()
+    with pytest.raises(ValidationError, match="more than 16777216 bytes from one chunk"):
+        h.do(bob.cmd("put_manifest_chunk", bomb[:40_000], manifest_id="ab" * 32, index=0, total=2))
+    assert time.process_time() - start < 1.0  # the whole bomb takes about 10 s here
+    assert not h.state._uploads
+
+
+def test_a_chunk_asking_for_a_huge_window_is_refused(h: Harness, bob: Actor) -> None:
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=27)
+    stream = zstandard.ZstdCompressor(compression_params=params).compressobj()  # size unknown: window kept
+    data = stream.compress(os.urandom(1 << 20)) + stream.flush()
+    with pytest.raises(IntegrityError, match="not zstd data"):
+        h.do(bob.cmd("put_manifest_chunk", data[:40_000], manifest_id="ab" * 32, index=0, total=30))
