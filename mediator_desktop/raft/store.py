@@ -147,6 +147,19 @@ class _Ticket:
         return self.pending.acquire(timeout=max(0.0, timeout))
 
 
+class _Flight:
+    """One call of ``apply_commands`` on its way through the log, answered exactly once: by
+    pysyncobj, or by ``RaftStore._expire`` when pysyncobj has lost it."""
+
+    __slots__ = ("answer", "batched", "done", "sent_at")
+
+    def __init__(self, answer: Callable[[list[Result] | None, int], None], *, batched: bool) -> None:
+        self.answer = answer
+        self.batched = batched  # counts towards MAX_INFLIGHT
+        self.done = False
+        self.sent_at = time.monotonic()
+
+
 class RaftStore:
     """A node of the replicated store. ``peers`` may be empty: a one-node cluster works alone."""
 
@@ -189,6 +202,7 @@ class RaftStore:
         # commands are in flight.
         self._queue: deque[_Ticket] = deque()
         self._inflight = 0
+        self._flights: deque[_Flight] = deque()  # in the order they were sent
         self._batch_lock = threading.RLock()
         self._waker = PipeNotifier(self._sync._poller)
         self._sync.addOnTickCallback(self._nudge)
@@ -205,6 +219,32 @@ class RaftStore:
         """Called on the raft thread at the end of each tick."""
         if self._inflight and not self._sync.otherNodes:
             self._waker.notify()
+        if self._flights:
+            self._expire()
+
+    def _patience(self) -> float:
+        """How long a call may stay unanswered before it counts as lost: longer than an election."""
+        return max(1.0, 2 * float(self._sync.conf.raftMaxTimeout))
+
+    def _expire(self) -> None:
+        """Answer calls that pysyncobj lost with "unknown outcome", so that they are sent again.
+
+        A follower forwards a command to the leader once; if that message is lost (the connection
+        dropped, or was not yet keyed) and the leader stays the same, pysyncobj never answers.
+        Without this, the waiting callers would time out, and two such losses would stop this
+        node from sending anything. Resending is safe: the state answers a repeated envelope with
+        its first result and applies it once.
+        """
+        horizon = time.monotonic() - self._patience()
+        with self._batch_lock:
+            lost = [f for f in self._flights if f.sent_at < horizon]
+        for flight in lost:
+            log.warning(
+                "a replicated call got no answer in %.1f s (lost on its way to the leader?); "
+                "answering it as unknown, so that it is sent again",
+                self._patience(),
+            )
+            self._land(flight, None, FAIL_REASON.UNKNOWN_OUTCOME)
 
     def _relay(self, kind: str, details: dict[str, Any]) -> None:
         """Called on the raft thread."""
@@ -256,7 +296,7 @@ class RaftStore:
         def unpack(results: list[Result] | None, error: int) -> None:
             callback(results[0] if results else None, error)
 
-        self._replicate([command], unpack)
+        self._send([command], _Flight(unpack, batched=False))
 
     def tick(self, timeout: float = 0.0) -> None:
         """Run one step of the Raft loop by hand (only with ``auto_tick=False``, as tests do)."""
@@ -320,7 +360,23 @@ class RaftStore:
                     size += len(self._queue[0].command)
                     batch.append(self._queue.popleft())
                 self._inflight += 1
-                self._replicate([t.command for t in batch], self._finisher(batch))
+                self._send([t.command for t in batch], _Flight(self._finisher(batch), batched=True))
+
+    def _send(self, commands: list[bytes], flight: _Flight) -> None:
+        with self._batch_lock:
+            self._flights.append(flight)
+        self._replicate(commands, lambda results, error: self._land(flight, results, error))
+
+    def _land(self, flight: _Flight, results: list[Result] | None, error: int) -> None:
+        """Answer a call once (pysyncobj's late answer after an expiry is dropped)."""
+        with self._batch_lock:
+            if flight.done:
+                return
+            flight.done = True
+            self._flights.remove(flight)
+            if flight.batched:
+                self._inflight -= 1
+        flight.answer(results, error)
 
     def _replicate(self, commands: list[bytes], callback: Callable[[list[Result] | None, int], None]) -> None:
         """Append a call of ``apply_commands(commands)`` to the log, as ``@replicated`` would, but
@@ -332,9 +388,7 @@ class RaftStore:
 
     def _finisher(self, batch: list[_Ticket]) -> Callable[[list[Result] | None, int], None]:
         def finish(results: list[Result] | None, error: int) -> None:
-            """Called on the raft thread."""
-            with self._batch_lock:
-                self._inflight -= 1
+            """Called on the raft thread (through ``_land``, which counted the batch as landed)."""
             ok = error == FAIL_REASON.SUCCESS and results is not None
             for i, ticket in enumerate(batch):
                 ticket.finish(error, results[i] if ok and results is not None else None)

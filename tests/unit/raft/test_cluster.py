@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -253,3 +254,31 @@ def test_an_oversized_command_never_reaches_the_log(cluster: Cluster) -> None:
         leader.submit_async(b"MDE1" + bytes(10_000_000), lambda result, error: None)
     with pytest.raises(ValidationError, match="not a signed command"):
         leader.submit_async(b"hello", lambda result, error: None)
+
+
+def submit_while_ticking(cluster: Cluster, node: RaftStore, command: bytes, timeout: float = 8) -> Any:
+    """``node.submit`` (batched, waiting, retrying) on a thread while this one ticks the cluster."""
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(node.submit(command, timeout)))
+    worker.start()
+    cluster.tick_until(lambda: not worker.is_alive(), timeout + 2)
+    worker.join()
+    assert outcome, "submit raised (see the thread's exception above)"
+    return outcome[0]
+
+
+def test_a_command_lost_on_its_way_to_the_leader_is_sent_again(cluster: Cluster) -> None:
+    """A follower forwards a command once. If the message is lost (here its connection to the
+    leader drops just before) and the leader stays, pysyncobj never answers it: the caller used
+    to wait out its deadline, and after two such losses the node sent nothing at all."""
+    leader = cluster.leader()
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    alice = Actor("alice")
+    set_id = setup_set(cluster, leader, alice)
+    to_leader = next(n for n in follower.syncobj.otherNodes if n.address == leader.self_address)
+    for head in (None, 1, 2):  # more losses than MAX_INFLIGHT
+        follower.syncobj._SyncObj__transport._connections[to_leader].disconnect()
+        answer = submit_while_ticking(cluster, follower, alice.commit(set_id, head))
+        assert unwrap(answer) == {"set_id": set_id, "version": (head or 0) + 1}
+        assert cluster._leader() is leader  # the same leader all along: nothing else answered it
+    assert follower._inflight == 0 and not follower._flights
