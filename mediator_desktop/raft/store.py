@@ -470,7 +470,14 @@ class RaftStore:
         deadline = time.monotonic() + timeout
         while not self._closed.wait(0.02):
             s = self._sync.getStatus()
-            if s["leader"] is not None and s["has_quorum"] and s["last_applied"] >= s["leader_commit_idx"]:
+            # Read while the raft thread runs: a new leader is known a tick before its commit index.
+            commit = s["leader_commit_idx"]
+            if (
+                s["leader"] is not None
+                and s["has_quorum"]
+                and commit is not None
+                and s["last_applied"] >= commit
+            ):
                 return
             if time.monotonic() > deadline:
                 raise ClusterUnavailable(self._unavailable_message(0))
