@@ -72,6 +72,42 @@ class _ClusterSyncObj(SyncObj):  # type: ignore[misc]
     def _getEncryptor(self) -> ClusterCipher:
         return self._cipher
 
+    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:
+        """Load the full dump at start-up without losing the journal entries that follow it.
+
+        The dump is written in a forked child and renamed into place; the journal is trimmed to
+        match only on a later tick. A node killed in between starts with a journal that begins
+        before the dump, and pysyncobj then cleared the whole journal, entries after the dump
+        (committed and acknowledged) included. Trimming the journal to the dump first keeps them.
+        """
+        if clearJournal:  # a dump sent by the leader replaces everything
+            super()._SyncObj__loadDumpFile(clearJournal)
+            return
+        serializer = self._SyncObj__serializer
+        read = serializer.deserialize
+
+        def deserialize() -> Any:
+            data = read()
+            self._align_journal(data[2], data[1])
+            return data
+
+        serializer.deserialize = deserialize
+        try:
+            super()._SyncObj__loadDumpFile(clearJournal)
+        finally:
+            del serializer.deserialize
+
+    def _align_journal(self, first: tuple[Any, ...], last: tuple[Any, ...]) -> None:
+        """Drop the journal entries before ``first``, the dump's first entry, when ``first`` and
+        ``last`` (its last) stand in the journal as written."""
+        journal = self._SyncObj__raftLog
+        if len(journal) < 2:
+            return
+        offset = first[1] - journal[0][1]
+        if 0 < offset < len(journal) - 1 and journal[offset] == first and journal[offset + 1] == last:
+            log.info("journal starts %d entries before the full dump; trimming it to the dump", offset)
+            journal.deleteEntriesTo(offset)
+
 
 def raft_conf(
     secret: str, raft_dir: Path, election_timeout: tuple[float, float] = (0.8, 2.0), *, auto_tick: bool = True

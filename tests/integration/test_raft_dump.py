@@ -1,0 +1,78 @@
+"""A node killed between writing its full dump and trimming its journal keeps every acknowledged
+change (pysyncobj cleared the journal on start-up, entries after the dump included)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mediator_desktop.raft.store import RaftStore
+from tests.helpers.net import free_ports
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+SECRET = "dump-test-secret"
+ROOT = Path(__file__).resolve().parents[2]
+
+# A one-node cluster, ticked by hand: a change goes in, a full dump is forked, a second change is
+# acknowledged, and the process kills itself once the dump is in place, before the next tick
+# would trim the journal.
+CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+from mediator_desktop.raft.store import RaftStore
+from tests.helpers.actors import Actor
+
+data, address, secret = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+node = RaftStore(address, [], data, secret, election_timeout=(0.15, 0.35), auto_tick=False)
+alice = Actor("alice")
+
+def run(command):
+    out = []
+    node.submit_async(command, lambda result, error: out.append((result, error)))
+    while not out:
+        node.tick(0.002)
+    assert out[0][1] == 0 and out[0][0][0] == "ok", out
+
+while node.status().leader is None:
+    node.tick(0.01)
+run(alice.register())
+run(alice.create("before the dump")[1])
+node.syncobj.forceLogCompaction()
+node.tick(0.0)  # forks the child that writes the dump
+dump = data / "raft" / "dump.bin"
+
+def acknowledged(result, error):
+    print("ACK", error, result[0], flush=True)
+    while not dump.exists():  # the dump child renamed it into place
+        time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGKILL)  # before this node's next tick trims the journal
+
+node.submit_async(alice.create("acknowledged after the fork")[1], acknowledged)
+while True:
+    node.tick(0.002)
+"""
+
+
+def test_an_acknowledged_change_survives_a_kill_right_after_a_dump(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path), address, SECRET],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -9, child.stderr
+    assert child.stdout.splitlines() == ["ACK 0 ok"]
+    with RaftStore(address, [], tmp_path, SECRET, election_timeout=(0.15, 0.35), auto_tick=False) as node:
+        deadline = time.monotonic() + 10
+        names: set[str] = set()
+        while names != {"before the dump", "acknowledged after the fork"}:
+            assert time.monotonic() < deadline, f"after the restart the store holds only {names}"
+            node.tick(0.005)
+            names = {rs.name for rs in node.state.sets.values()}
