@@ -272,6 +272,11 @@ class RaftStore:
         its first result and applies it once.
         """
         horizon = time.monotonic() - self._patience()
+        try:
+            if self._flights[0].sent_at >= horizon:  # the oldest is in time: all are (every tick)
+                return
+        except IndexError:
+            return
         with self._batch_lock:
             lost = [f for f in self._flights if f.sent_at < horizon]
         for flight in lost:
