@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.journal import FileJournal
 from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.syncobj import _COMMAND_TYPE
 
@@ -35,6 +36,7 @@ from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.state import Result, StoreState
 from mediator_desktop.core.store import ClusterStatus, Member
 from mediator_desktop.raft.cipher import ClusterCipher
+from mediator_desktop.raft.journal import SafeJournal
 from mediator_desktop.raft.transport import SteadyTransport
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ class _ClusterSyncObj(SyncObj):  # type: ignore[misc]
     def __init__(self, *args: Any, cipher: ClusterCipher, **kwargs: Any) -> None:
         self._cipher = cipher  # before the transport starts: it asks for the encryptor at once
         super().__init__(*args, **kwargs)
+        journal = self._SyncObj__raftLog
+        if type(journal) is FileJournal:
+            journal.__class__ = SafeJournal  # trimmed by a rename, not rewritten in place
 
     @property
     def encryptor(self) -> ClusterCipher:

@@ -1,5 +1,6 @@
-"""A node killed between writing its full dump and trimming its journal keeps every acknowledged
-change (pysyncobj cleared the journal on start-up, entries after the dump included)."""
+"""A node killed around a full dump keeps every acknowledged change: killed after the dump was
+written but before the journal was trimmed (pysyncobj then cleared the journal on start-up), or
+in the middle of trimming it (pysyncobj rewrote the journal in place)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,77 @@ def test_an_acknowledged_change_survives_a_kill_right_after_a_dump(tmp_path: Pat
     )
     assert child.returncode == -9, child.stderr
     assert child.stdout.splitlines() == ["ACK 0 ok"]
+    with RaftStore(address, [], tmp_path, SECRET, election_timeout=(0.15, 0.35), auto_tick=False) as node:
+        deadline = time.monotonic() + 10
+        names: set[str] = set()
+        while names != {"before the dump", "acknowledged after the fork"}:
+            assert time.monotonic() < deadline, f"after the restart the store holds only {names}"
+            node.tick(0.005)
+            names = {rs.name for rs in node.state.sets.values()}
+
+
+# The same, but the change is in the journal before the dump is reaped, and the process dies
+# inside pysyncobj's journal while the trim writes back the second of the entries it keeps.
+TRIM_CHILD = """
+import os, signal, sys
+from pathlib import Path
+import pysyncobj.journal, pysyncobj.syncobj
+from mediator_desktop.raft.store import RaftStore
+from tests.helpers.actors import Actor
+
+trimming = []
+delete_entries_to = pysyncobj.syncobj.SyncObj._SyncObj__deleteEntriesTo
+def trim(self, index):
+    log = self._SyncObj__raftLog
+    trimming.append(len(log) - (index - log[0][1]))  # the entries the trim keeps
+    delete_entries_to(self, index)
+pysyncobj.syncobj.SyncObj._SyncObj__deleteEntriesTo = trim
+add = pysyncobj.journal.FileJournal.add
+written = []
+def add_then_die(self, *entry):
+    add(self, *entry)
+    if trimming:
+        written.append(entry)
+        if len(written) == 2:
+            print("KILLED IN TRIM keeping", trimming[0], "entries", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+pysyncobj.journal.FileJournal.add = add_then_die
+
+data, address, secret = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+node = RaftStore(address, [], data, secret, election_timeout=(0.15, 0.35), auto_tick=False)
+alice = Actor("alice")
+def run(command):
+    out = []
+    node.submit_async(command, lambda result, error: out.append((result, error)))
+    while not out:
+        node.tick(0.002)
+    assert out[0][1] == 0 and out[0][0][0] == "ok", out
+while node.status().leader is None:
+    node.tick(0.01)
+run(alice.register())
+run(alice.create("before the dump")[1])
+node.syncobj.forceLogCompaction()
+node.tick(0.0)  # forks the child that writes the dump
+run(alice.create("acknowledged after the fork")[1])
+print("ACK", flush=True)
+while True:
+    node.tick(0.002)
+"""
+
+
+def test_an_acknowledged_change_survives_a_kill_while_the_journal_is_trimmed(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    child = subprocess.run(
+        [sys.executable, "-c", TRIM_CHILD, str(tmp_path), address, SECRET],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -9, child.stderr
+    ack, killed = child.stdout.splitlines()
+    assert ack == "ACK"
+    assert int(killed.split()[-2]) >= 3, killed  # the dump's two entries, and what came after
     with RaftStore(address, [], tmp_path, SECRET, election_timeout=(0.15, 0.35), auto_tick=False) as node:
         deadline = time.monotonic() + 10
         names: set[str] = set()
