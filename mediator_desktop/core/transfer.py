@@ -239,6 +239,30 @@ class TransferState:
         with self._lock:
             return [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
 
+    def check_claim(self, key: str, files: list[str]) -> None:
+        """Raise ``ValidationError`` when one of ``files`` belongs to another leaf (the layout gives
+        two leaves the same folder) or exists without being ours."""
+        with self._lock:
+            self._check_claim(key, files)
+
+    def _check_claim(self, key: str, files: list[str]) -> None:
+        owners = dict(
+            self._db.execute(
+                f"select path, key from files where path in ({','.join('?' * len(files))})", files
+            ).fetchall()
+        )
+        for path in files:
+            owner = owners.get(path)
+            if owner is not None and owner != key:
+                raise ValidationError(
+                    f"{path} already holds another leaf: the layout gives two leaves the same folder; "
+                    "use a layout with {series}"
+                )
+            if owner is None and (self.root / path).exists():
+                raise ValidationError(
+                    f"{path} exists and was not written by MEDIator; move it away or download elsewhere"
+                )
+
     def claim(self, key: str, fingerprint: str, folder: str, files: list[str], size: int) -> list[str]:
         """Record that ``files`` are about to become ``key``'s; returns the key's files no longer needed.
 
@@ -246,22 +270,7 @@ class TransferState:
         the same folder) or exists without being ours.
         """
         with self._lock:
-            owners = dict(
-                self._db.execute(
-                    f"select path, key from files where path in ({','.join('?' * len(files))})", files
-                ).fetchall()
-            )
-            for path in files:
-                owner = owners.get(path)
-                if owner is not None and owner != key:
-                    raise ValidationError(
-                        f"{path} already holds another leaf: the layout gives two leaves the same folder; "
-                        "use a layout with {series}"
-                    )
-                if owner is None and (self.root / path).exists():
-                    raise ValidationError(
-                        f"{path} exists and was not written by MEDIator; move it away or download elsewhere"
-                    )
+            self._check_claim(key, files)
             old = [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
             self._db.execute("begin")
             try:
@@ -658,6 +667,8 @@ class _Run:
                 f"the archive gave two files of {leaf.path[-1]} the same name; cannot keep both"
             )
         size = sum(f.stat().st_size for f in files)
+        # Nothing is deleted unless the new files can be placed: a refusal keeps the version on disk.
+        self.state.check_claim(leaf.key, relative)
         # The files of the version being replaced go first: once the claim is recorded they are no
         # longer listed, and a crash between the two must not leave them behind untracked.
         keep = set(relative)

@@ -353,3 +353,35 @@ def test_a_pause_holds_new_transfers_until_resumed(tmp_path: Path) -> None:
                 worker.join(60)
         (report,) = result
         assert report.ok and len(report.fetched) == len(manifest)  # type: ignore[attr-defined]
+
+
+def test_an_update_that_cannot_be_placed_keeps_the_version_on_disk(world: World, tmp_path: Path) -> None:
+    """The new version of a series would overwrite a file MEDIator did not write: the leaf fails,
+    and the files of the version on disk stay (they were deleted first, while the record still
+    listed them, so going back to that version reported them present)."""
+    uuid = world.add("P1", "1.1", 2)
+    old_source = world.source("v1")
+    old = world.manifest(old_source)
+    dest = tmp_path / "dest"
+    with downloader(old_source) as d:
+        assert d.download(old, dest).ok
+    folder = dest / "coll/P1/P1.1/CT_1.1"
+    (folder / "new-0.dcm").write_text("the user's notes")
+    s3 = world.moto.client()
+    for i in range(2):
+        s3.delete_object(Bucket=BUCKET, Key=f"{uuid}/inst-{i}.dcm")
+    s3.put_object(Bucket=BUCKET, Key=f"{uuid}/new-0.dcm", Body=b"revised")
+    world.rows[0].update(instanceCount=1, series_size_MB=7e-6, series_revised_idc_version=26)
+    new_source = world.source("v2")
+    with downloader(new_source) as d:
+        update = d.download(world.manifest(new_source), dest)
+    assert "not written by MEDIator" in update.failed[0].reason
+    on_disk = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert on_disk == {
+        "inst-0.dcm": world.blobs[uuid][0],
+        "inst-1.dcm": world.blobs[uuid][1],
+        "new-0.dcm": b"the user's notes",
+    }
+    with downloader(old_source) as d:
+        again = d.download(old, dest)
+    assert again.ok and sorted(p.name for p in folder.iterdir()) == ["inst-0.dcm", "inst-1.dcm", "new-0.dcm"]
