@@ -635,6 +635,14 @@ class _Run:
         except IntegrityError:
             shutil.rmtree(stage, ignore_errors=True)  # never reuse what failed its check
             raise
+        except (MediatorError, OSError):
+            raise
+        except Exception as exc:  # a source's unpacking met data it did not expect
+            shutil.rmtree(stage, ignore_errors=True)
+            raise IntegrityError(
+                f"{source.title} sent data for {leaf.path[-1]} that could not be unpacked "
+                f"({type(exc).__name__}: {exc}); it was discarded, try again"
+            ) from exc
 
     def _place(
         self, leaf: Leaf, fingerprint: str, source: DataSource, plan: LeafPlan, files: list[Path]

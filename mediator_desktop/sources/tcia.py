@@ -245,55 +245,70 @@ class TciaSource:
             raise IntegrityError(
                 f"TCIA sent a damaged zip for series {series} (truncated or corrupt); try again"
             ) from None
-        with archive:
-            names = archive.namelist()
-            for name in names:
-                pure = PurePosixPath(name.replace("\\", "/"))
-                if (
-                    pure.is_absolute()
-                    or ".." in pure.parts
-                    or len(pure.parts) != 1
-                    or ":" in name
-                    or safe_component(name) == zip_path.name
-                ):
+        try:
+            with archive:
+                names = archive.namelist()
+                for name in names:
+                    pure = PurePosixPath(name.replace("\\", "/"))
+                    if (
+                        pure.is_absolute()
+                        or ".." in pure.parts
+                        or len(pure.parts) != 1
+                        or ":" in name
+                        or safe_component(name) == zip_path.name
+                    ):
+                        raise IntegrityError(
+                            f"TCIA's zip for series {series} holds an entry that would land outside its "
+                            f"folder: {name!r}; refused"
+                        )
+                unpacked = sum(info.file_size for info in archive.infolist())
+                if size is not None and unpacked > 2 * size + (1 << 20):
                     raise IntegrityError(
-                        f"TCIA's zip for series {series} holds an entry that would land outside its "
-                        f"folder: {name!r}; refused"
+                        f"TCIA's zip for series {series} would unpack to {unpacked} bytes, far more than the "
+                        f"{size} the series holds; refused"
                     )
-            unpacked = sum(info.file_size for info in archive.infolist())
-            if size is not None and unpacked > 2 * size + (1 << 20):
-                raise IntegrityError(
-                    f"TCIA's zip for series {series} would unpack to {unpacked} bytes, far more than the "
-                    f"{size} the series holds; refused"
-                )
-            hashes = {}
-            if "md5hashes.csv" in names:
-                reader = csv.reader(io.StringIO(archive.read("md5hashes.csv").decode("utf-8", "replace")))
-                hashes = {row[0]: row[1].lower() for row in reader if len(row) == 2 and row[0] != "Filename"}
-            images = [n for n in names if n not in ("LICENSE", "md5hashes.csv")]
-            if expected is not None and len(images) != expected:
-                raise IntegrityError(
-                    f"TCIA announced {expected} images for series {series} but sent {len(images)}; "
-                    "try again later"
-                )
-            out = []
-            for name in images:
-                try:
-                    data = archive.read(name)
-                except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+                hashes = {}
+                if "md5hashes.csv" in names:
+                    reader = csv.reader(io.StringIO(archive.read("md5hashes.csv").decode("utf-8", "replace")))
+                    hashes = {
+                        row[0]: row[1].lower() for row in reader if len(row) == 2 and row[0] != "Filename"
+                    }
+                images = [n for n in names if n not in ("LICENSE", "md5hashes.csv")]
+                if expected is not None and len(images) != expected:
                     raise IntegrityError(
-                        f"TCIA's zip for series {series} is corrupt at {name!r} ({exc}); try again"
-                    ) from None
-                want = hashes.get(name)
-                if want is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != want:
-                    raise IntegrityError(f"image {name} of series {series} does not match its MD5; try again")
-                target = into / safe_component(name)
-                target.write_bytes(data)
-                out.append(target)
-            if "LICENSE" in names:
-                (into / "LICENSE").write_bytes(archive.read("LICENSE"))
-                out.append(into / "LICENSE")
-            return out
+                        f"TCIA announced {expected} images for series {series} but sent {len(images)}; "
+                        "try again later"
+                    )
+                out = []
+                for name in images:
+                    try:
+                        data = archive.read(name)
+                    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+                        raise IntegrityError(
+                            f"TCIA's zip for series {series} is corrupt at {name!r} ({exc}); try again"
+                        ) from None
+                    want = hashes.get(name)
+                    if want is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != want:
+                        raise IntegrityError(
+                            f"image {name} of series {series} does not match its MD5; try again"
+                        )
+                    target = into / safe_component(name)
+                    target.write_bytes(data)
+                    out.append(target)
+                if "LICENSE" in names:
+                    (into / "LICENSE").write_bytes(archive.read("LICENSE"))
+                    out.append(into / "LICENSE")
+                return out
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            zlib.error,
+            NotImplementedError,
+            RuntimeError,
+            csv.Error,
+        ) as exc:
+            # A damaged list of MD5s, an entry flagged as encrypted, a field csv refuses, ...
+            raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None
 
 
 def _unpack_series(

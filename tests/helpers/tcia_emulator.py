@@ -588,8 +588,18 @@ class TciaEmulator:
                 for name, (_, data) in zip(names, files, strict=True):
                     digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
                     lines.append(f"{name},{'0' * 32 if fault == 'bad_md5' else digest}")
+                if fault == "md5_field":
+                    lines.append("x" * 200_000 + ",0")  # more than Python's csv takes in one field
                 z.writestr("md5hashes.csv", "\n".join(lines) + "\n")
         body = buffer.getvalue()
+        if fault == "encrypted":  # every entry flagged as encrypted: unreadable without a password
+            flagged = bytearray(body)
+            for signature, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+                at = flagged.find(signature)
+                while at != -1:
+                    flagged[at + flags] |= 1
+                    at = flagged.find(signature, at + 4)
+            body = bytes(flagged)
         if fault == "truncated_zip":
             body = body[: len(body) // 2]
         if fault == "corrupt_zip":

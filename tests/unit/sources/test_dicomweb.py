@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,7 @@ import pydicom
 import pytest
 
 from mediator_desktop.core.errors import SourceError, ValidationError
+from mediator_desktop.core.manifest import Fingerprint, Leaf
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.dicomweb import DicomWebSource
@@ -166,3 +168,32 @@ def test_paging_goes_on_until_an_empty_page(bad_server: tuple[str, type[_Bad]]) 
     handler.answers = [(200, "application/json", (series % (i, i, i)).encode()) for i in (1, 2)]
     handler.answers.append((200, "application/json", b"[]"))
     assert [p.key for p in DicomWebSource("capped", url, page_size=500).browse().items] == ["P1", "P2"]
+
+
+PREAMBLE = bytes(128) + b"DICM"
+DAMAGED_PARTS = {
+    # group length with a length that is no multiple of 4: pydicom raises BytesLengthException
+    "odd length": PREAMBLE + b"\x02\x00\x00\x00UL" + struct.pack("<H", 122) + bytes(122),
+    # a value representation that does not exist: pydicom raises NotImplementedError
+    "unknown VR": PREAMBLE
+    + b"\x02\x00\x00\x00UL"
+    + struct.pack("<HL", 4, 10)
+    + b"\x02\x00\x10\x00\x55\xeb"
+    + struct.pack("<H", 2)
+    + b"ab",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_PARTS))
+def test_a_part_pydicom_cannot_read_fails_the_series_not_the_download(
+    bad_server: tuple[str, type[_Bad]], tmp_path: Path, damage: str
+) -> None:
+    url, handler = bad_server
+    body = b"--BND\r\nContent-Type: application/dicom\r\n\r\n" + DAMAGED_PARTS[damage] + b"\r\n--BND--\r\n"
+    handler.answers = [(200, 'multipart/related; type="application/dicom"; boundary=BND', body)]
+    source = DicomWebSource("bad", url, backoff=0.01)
+    leaf = Leaf("bad", ("P", "1.2", "1.2.3"), Fingerprint(count=1))
+    report = download(source, [leaf], tmp_path / "dest", layout="{patient}/{series}")
+    assert [f.key for f in report.failed] == [leaf.key]
+    assert "not DICOM" in report.failed[0].reason
+    assert files_under(tmp_path / "dest") == []

@@ -104,6 +104,8 @@ def test_download_verifies_and_places_a_series(
         ("absolute_path", "outside its folder"),
         ("bomb", "far more than"),
         ("bad_md5", "does not match its MD5"),
+        ("md5_field", "corrupt .*field larger"),
+        ("encrypted", "corrupt .*encrypted"),
         ("missing_instance", "announced"),
         ("503", "503"),
         ("html", "not a zip"),
