@@ -605,6 +605,12 @@ class _Run:
         names = [safe_component(f.name) for f in plan.files]
         if len(set(names)) != len(names):
             raise IntegrityError(f"the archive names two files of {leaf.path[-1]} alike; cannot keep both")
+        clash = sorted(set(names) & {name + ".part" for name in names})
+        if clash:  # X.part is where X arrives: the two would overwrite each other
+            raise IntegrityError(
+                f"the archive names a file of {leaf.path[-1]} {clash[0]!r}, the name under which "
+                f"{clash[0][: -len('.part')]!r} arrives; MEDIator cannot download this series"
+            )
         stage.mkdir(parents=True, exist_ok=True)
         futures: list[Future[Path]] = []
         for file, name in zip(plan.files, names, strict=True):

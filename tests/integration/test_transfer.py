@@ -385,3 +385,15 @@ def test_an_update_that_cannot_be_placed_keeps_the_version_on_disk(world: World,
     with downloader(old_source) as d:
         again = d.download(old, dest)
     assert again.ok and sorted(p.name for p in folder.iterdir()) == ["inst-0.dcm", "inst-1.dcm", "new-0.dcm"]
+
+
+def test_a_file_named_like_another_ones_part_file_fails_the_leaf(world: World, tmp_path: Path) -> None:
+    """X arrives as X.part: an archive file called X.part would overwrite it, or be renamed to X."""
+    uuid = world.add("P1", "1.1", 1)
+    world.moto.client().put_object(Bucket=BUCKET, Key=f"{uuid}/inst-0.dcm.part", Body=b"other bytes")
+    world.rows[0]["instanceCount"] = 2
+    source = world.source()
+    with downloader(source) as d:
+        report = d.download(world.manifest(source), tmp_path / "dest")
+    assert "'inst-0.dcm.part', the name under which 'inst-0.dcm' arrives" in report.failed[0].reason
+    assert files_under(tmp_path / "dest") == []
