@@ -87,7 +87,14 @@ def _unique(items: list[str], path: Path) -> tuple[str, ...]:
 
 def _tcia(path: Path, text: str, name: str) -> ImportedManifest:
     lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload="))
+    start = next(
+        (i for i, line in enumerate(lines) if line.strip().startswith("ListOfSeriesToDownload=")), None
+    )
+    if start is None:
+        raise ValidationError(
+            f"{name} mentions ListOfSeriesToDownload= but no line starts with it; "
+            "a .tcia manifest lists its series after a line ListOfSeriesToDownload="
+        )
     uids = []
     for number, line in enumerate(lines[start + 1 :], start + 2):
         value = line.strip()

@@ -416,9 +416,23 @@ class Downloader:
         plan_layout.check(
             COMMON_FIELDS | {level for s in self.sources.values() for level in s.hierarchy.levels}
         )
-        destination.mkdir(parents=True, exist_ok=True)
-        lock = _FolderLock(destination / STATE_DIR)
-        state = TransferState(destination)
+        try:
+            destination.mkdir(parents=True, exist_ok=True)
+            lock = _FolderLock(destination / STATE_DIR)
+        except FileExistsError:
+            raise ValidationError(
+                f"cannot download into {destination}: it, or its {STATE_DIR} inside, is a file, not "
+                "a folder; choose another folder"
+            ) from None
+        except OSError as exc:
+            raise ValidationError(
+                f"cannot download into {destination}: {exc.strerror or exc}; choose a folder you can write to"
+            ) from None
+        try:
+            state = TransferState(destination)
+        except BaseException:
+            lock.release()
+            raise
         try:
             return _Run(self, manifest, destination, plan_layout, state, control, workers).go(
                 progress, progress_interval, prune, only, started

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mediator_desktop.core.errors import DownloadBusy, InsufficientSpace
+from mediator_desktop.core.errors import DownloadBusy, InsufficientSpace, ValidationError
 from mediator_desktop.core.jobs import JobControl, Progress
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.selection import Selection
@@ -397,3 +397,16 @@ def test_a_file_named_like_another_ones_part_file_fails_the_leaf(world: World, t
         report = d.download(world.manifest(source), tmp_path / "dest")
     assert "'inst-0.dcm.part', the name under which 'inst-0.dcm' arrives" in report.failed[0].reason
     assert files_under(tmp_path / "dest") == []
+
+
+def test_a_destination_that_is_not_a_folder_is_a_clear_error(world: World, tmp_path: Path) -> None:
+    world.add("P1", "1.1", 1)
+    source = world.source()
+    (tmp_path / "a file").write_text("x")
+    (tmp_path / "marked").mkdir()
+    (tmp_path / "marked" / ".mediator").write_text("x")
+    with downloader(source) as d:
+        for destination in (tmp_path / "a file", tmp_path / "marked", tmp_path / "a file" / "below"):
+            with pytest.raises(ValidationError, match=r"cannot download into .*choose"):
+                d.download(world.manifest(source), destination)
+    assert (tmp_path / "a file").read_text() == "x"

@@ -84,6 +84,7 @@ def test_the_formats_people_have(tmp_path: Path) -> None:
         ("a.json", "{broken", "not valid JSON"),
         ("a.bin", b"\xff\xfe\x00\x01binary", "not a text file"),
         ("notes.txt", "hello\nworld\n", "none of the manifests"),
+        ("a.tcia", "url=x\n# ListOfSeriesToDownload= below\n1.2.3\n", "no line starts with it"),
     ],
 )
 def test_malformed_files_say_what_is_wrong(
