@@ -8,12 +8,13 @@ follows the DICOMweb convention: ``limit``/``offset`` until an empty page.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
-import io
+import mmap
+import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
-from email.message import Message
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,21 +33,65 @@ FILTERABLE = ("Modality", "BodyPartExamined")
 _FILTER_TAGS = {"Modality": MODALITY, "BodyPartExamined": BODY_PART}
 
 
-def _multipart(content_type: str, body: bytes) -> list[bytes] | None:
-    """The parts of a multipart/related body (WADO-RS), or None if it is not one."""
-    if not content_type.lower().startswith("multipart/"):
-        return None
-    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        return None
-    parts = []
-    for part in message.get_payload():
-        if not isinstance(part, Message):
-            continue
-        payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
-            parts.append(payload)
-    return parts
+#: Bytes copied at a time from a multipart body to a part's file.
+_COPY_BYTES = 1 << 20
+
+
+class _NotMultipart(Exception):
+    pass
+
+
+def _split_multipart(body_file: Path, stage: Path) -> list[Path]:
+    """Write each part of a multipart/related body (WADO-RS) to its own file in ``stage``.
+
+    The body is read through a memory map, a part copied a megabyte at a time: a series of
+    gigabytes is never held in memory (the email parser held it about nine times over).
+
+    Raises:
+        _NotMultipart: the body does not start with a boundary line.
+        IntegrityError: the body is cut short or malformed.
+    """
+    with body_file.open("rb") as f, contextlib.ExitStack() as stack:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise _NotMultipart
+        body = stack.enter_context(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        line_end = body.find(b"\r\n", 0, 200)
+        if line_end < 3 or body[:2] != b"--":
+            raise _NotMultipart
+        boundary = body[2:line_end].rstrip(b" \t")
+        delimiter = b"\r\n--" + boundary
+        parts: list[Path] = []
+        position = line_end + 2
+        while True:
+            if body[position : position + 2] == b"\r\n":  # a part without headers
+                headers, start = b"", position + 2
+            else:
+                headers_end = body.find(b"\r\n\r\n", position)
+                if headers_end < 0:
+                    raise IntegrityError("a part's headers never end (cut short)")
+                headers, start = body[position:headers_end], headers_end + 4
+            end = body.find(delimiter, start)
+            if end < 0:
+                raise IntegrityError("cut short (no closing boundary)")
+            target = stage / f"part-{len(parts):06d}"
+            with target.open("wb") as out:
+                for at in range(start, end, _COPY_BYTES):
+                    out.write(body[at : min(at + _COPY_BYTES, end)])
+            encoding = re.search(rb"(?im)^content-transfer-encoding:[ \t]*([\w-]+)", headers)
+            if encoding is not None and encoding.group(1).lower() == b"base64":
+                target.write_bytes(base64.b64decode(target.read_bytes()))
+            elif encoding is not None and encoding.group(1).lower() not in (b"binary", b"8bit", b"7bit"):
+                raise IntegrityError(
+                    f"a part is sent in the encoding {encoding.group(1).decode('latin-1')!r}"
+                )
+            parts.append(target)
+            after = end + len(delimiter)
+            if body[after : after + 2] == b"--":
+                return parts
+            line_end = body.find(b"\r\n", after)
+            if line_end < 0:
+                raise IntegrityError("cut short (a boundary line never ends)")
+            position = line_end + 2
 
 
 def _value(dataset: dict[str, Any], tag: str) -> str | None:
@@ -246,27 +291,18 @@ class DicomWebSource:
         import pydicom
 
         series = leaf.path[-1]
-        body = body_file.read_bytes()
-        first = body[: body.find(b"\r\n")] if b"\r\n" in body[:200] else b""
-        parts = (
-            _multipart(f"multipart/related; boundary={first[2:].decode('latin-1')}", body)
-            if first[:2] == b"--"
-            else None
-        )
-        if parts is None:
+        try:
+            parts = _split_multipart(body_file, stage)
+        except _NotMultipart:
             raise IntegrityError(
                 f"{self.title} did not answer series {series} with multipart DICOM; try again"
-            )
-        if not body.rstrip(b"\r\n").endswith(first + b"--"):  # no closing boundary: cut short
-            raise IntegrityError(
-                f"{self.title} sent series {series} cut short (no closing boundary); try again"
-            )
+            ) from None
+        except IntegrityError as exc:
+            raise IntegrityError(f"{self.title} sent series {series} {exc}; try again") from None
         uids, files = [], []
-        for data in parts:
+        for part in parts:
             try:
-                ds = pydicom.dcmread(
-                    io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
-                )
+                ds = pydicom.dcmread(part, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
                 uid = str(ds.SOPInstanceUID)
             except Exception as exc:  # noqa: BLE001 (pydicom on damaged bytes raises many kinds)
                 raise IntegrityError(
@@ -274,7 +310,9 @@ class DicomWebSource:
                 ) from None
             uids.append(uid)
             target = stage / f"{safe_component(uid)}.dcm"
-            target.write_bytes(data)
+            if target in files:
+                raise IntegrityError(f"{self.title} sent instance {uid} of series {series} twice; try again")
+            os.replace(part, target)
             files.append(target)
         digest = hashlib.sha256("\n".join(sorted(uids)).encode()).hexdigest()
         if leaf.fingerprint.checksum and leaf.fingerprint.checksum != f"sop-uids-sha256:{digest}":

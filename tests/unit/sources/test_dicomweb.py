@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,11 +14,11 @@ from typing import ClassVar
 import pydicom
 import pytest
 
-from mediator_desktop.core.errors import SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.manifest import Fingerprint, Leaf
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
-from mediator_desktop.sources.dicomweb import DicomWebSource
+from mediator_desktop.sources.dicomweb import DicomWebSource, _split_multipart
 from tests.helpers.dicom import make_series
 from tests.helpers.orthanc import Orthanc
 from tests.helpers.transfer import download, files_under
@@ -197,3 +199,52 @@ def test_a_part_pydicom_cannot_read_fails_the_series_not_the_download(
     assert [f.key for f in report.failed] == [leaf.key]
     assert "not DICOM" in report.failed[0].reason
     assert files_under(tmp_path / "dest") == []
+
+
+def test_a_big_series_is_split_without_holding_it_in_memory(tmp_path: Path) -> None:
+    """A WADO-RS body of 64 MB: parts are copied a megabyte at a time from a memory map (the email
+    parser held a series about nine times over: a 2 GB series needed about 18 GB)."""
+    instance = os.urandom(16 << 20)
+    body = tmp_path / "series.multipart"
+    with body.open("wb") as f:
+        for _ in range(4):
+            f.write(b"--BND\r\nContent-Type: application/dicom\r\n\r\n" + instance + b"\r\n")
+        f.write(b"--BND--\r\n")
+    tracemalloc.start()
+    try:
+        parts = _split_multipart(body, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [p.read_bytes() == instance for p in parts] == [True] * 4
+    assert peak < 8 << 20, peak
+
+
+@pytest.mark.parametrize(
+    ("body", "parts"),
+    [
+        (
+            b"--b\r\n\r\nfirst\r\n--b\r\nContent-Type: application/dicom\r\n\r\nsecond\r\n--b--",
+            [b"first", b"second"],
+        ),
+        (b"--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n", [b"hello"]),
+        (b"--b \r\n\r\nx\r\n--b  \r\n\r\ny\r\n--b--", [b"x", b"y"]),  # white space after boundaries
+    ],
+)
+def test_multipart_bodies_as_servers_write_them(tmp_path: Path, body: bytes, parts: list[bytes]) -> None:
+    (tmp_path / "body").write_bytes(body)
+    assert [p.read_bytes() for p in _split_multipart(tmp_path / "body", tmp_path)] == parts
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"--b\r\n\r\nfirst\r\n--b\r\n\r\nsecond",  # no closing boundary
+        b"--b\r\nContent-Type: application/dicom",  # headers never end
+        b"--b\r\nContent-Transfer-Encoding: gzip\r\n\r\nx\r\n--b--",
+    ],
+)
+def test_damaged_multipart_bodies_are_integrity_errors(tmp_path: Path, body: bytes) -> None:
+    (tmp_path / "body").write_bytes(body)
+    with pytest.raises(IntegrityError):
+        _split_multipart(tmp_path / "body", tmp_path)
