@@ -630,8 +630,11 @@ class _Run:
         for file, name in zip(plan.files, names, strict=True):
             target = stage / name
             if target.exists():  # verified in an earlier run that stopped before the leaf was placed
-                self.meter.add_bytes(target.stat().st_size)
-                continue
+                have = target.stat().st_size
+                if file.size is None or have == file.size:
+                    self.meter.add_bytes(have)
+                    continue
+                target.unlink()  # cut short since (a crash before the disk had it all): fetch again
             futures.append(
                 self.transport.submit(
                     file, target, group=leaf.source_id, control=self.control, on_bytes=self.meter.add_bytes

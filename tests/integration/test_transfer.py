@@ -21,6 +21,7 @@ from mediator_desktop.core.errors import DownloadBusy, InsufficientSpace, Valida
 from mediator_desktop.core.jobs import JobControl, Progress
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.selection import Selection
+from mediator_desktop.core.transfer import _stage_name
 from mediator_desktop.sources.idc import IdcSource
 from mediator_desktop.sources.tcia import TciaSource
 from tests.helpers.faulty_proxy import FaultyProxy
@@ -410,3 +411,22 @@ def test_a_destination_that_is_not_a_folder_is_a_clear_error(world: World, tmp_p
             with pytest.raises(ValidationError, match=r"cannot download into .*choose"):
                 d.download(world.manifest(source), destination)
     assert (tmp_path / "a file").read_text() == "x"
+
+
+def test_a_staged_file_cut_short_since_is_fetched_again(world: World, tmp_path: Path) -> None:
+    """A file verified into staging by a run that stopped before placing its series can be short
+    after a crash (the disk never got it all): its size is checked before it is trusted."""
+    uuid = world.add("P1", "1.1", 2)
+    source = world.source()
+    manifest = world.manifest(source)
+    key, _, fingerprint = manifest.lines()[0].partition("\t")
+    stage = tmp_path / "dest" / ".mediator" / "partial" / _stage_name(key, fingerprint)
+    stage.mkdir(parents=True)
+    (stage / "inst-0.dcm").write_bytes(world.blobs[uuid][0][:100])
+    (stage / "inst-1.dcm").write_bytes(world.blobs[uuid][1])  # whole: kept, not fetched again
+    with downloader(source) as d:
+        report = d.download(manifest, tmp_path / "dest")
+    assert report.ok
+    placed = tmp_path / "dest" / "coll/P1/P1.1/CT_1.1"
+    assert [(placed / f"inst-{i}.dcm").read_bytes() for i in range(2)] == world.blobs[uuid]
+    assert [len(world.proxy.gets(f"/inst-{i}.dcm")) for i in range(2)] == [1, 0]
