@@ -724,9 +724,18 @@ class _Run:
 
 
 def _remove_file(root: Path, relative: str) -> None:
-    """Delete one file this app wrote, then the folders it leaves empty (never ``root`` itself)."""
-    path = root / relative
+    """Delete one file this app wrote, then the folders it leaves empty (never ``root`` itself).
+
+    The record may come from elsewhere (a folder copied from a share, unpacked from an archive):
+    a path in it that leads outside ``root`` is left alone.
+    """
+    try:
+        path = inside(root, relative)
+    except ValidationError:
+        log.warning("the download record lists %r, which is outside %s; not deleting it", relative, root)
+        return
     path.unlink(missing_ok=True)
+    root = root.resolve()
     parent = path.parent
     while parent != root and root in parent.parents:
         try:

@@ -430,3 +430,24 @@ def test_a_staged_file_cut_short_since_is_fetched_again(world: World, tmp_path: 
     placed = tmp_path / "dest" / "coll/P1/P1.1/CT_1.1"
     assert [(placed / f"inst-{i}.dcm").read_bytes() for i in range(2)] == world.blobs[uuid]
     assert [len(world.proxy.gets(f"/inst-{i}.dcm")) for i in range(2)] == [1, 0]
+
+
+def test_prune_never_deletes_outside_the_folder_whatever_the_record_says(
+    world: World, tmp_path: Path
+) -> None:
+    """A download folder copied from a share carries its record: a path in it that leads outside
+    the folder is left alone."""
+    world.add("P1", "1.1", 1)
+    source = world.source()
+    dest = tmp_path / "downloads" / "lung"
+    with downloader(source) as d:
+        assert d.download(world.manifest(source), dest).ok
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's own file")
+    with sqlite3.connect(dest / ".mediator" / "state.sqlite") as db:
+        db.execute("insert into leaves values ('idc/gone', 'fp', 'x', 'done', 1, 0)")
+        db.execute("insert into files values ('../../victim.txt', 'idc/gone')")
+    with downloader(source) as d:
+        report = d.download(world.manifest(source), dest, prune=True)
+    assert report.pruned == ("idc/gone",)
+    assert victim.read_text() == "the user's own file"
