@@ -111,10 +111,21 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            wanted = {"str": (str, "text"), "int": (int, "a whole number"), "bool": (bool, "true or false")}
+            kind = wanted.get(str(f.type))
+            if kind is not None and type(value) is not kind[0]:
+                raise ValidationError(
+                    f"setting {f.name} must be {kind[1]}, not {value!r}; "
+                    "fix the settings file or delete the line to get the default"
+                )
             if f.type in ("Path",) and not isinstance(value, Path):
                 object.__setattr__(self, f.name, Path(value).expanduser())
         if not isinstance(self.peers, tuple):
             object.__setattr__(self, "peers", tuple(self.peers))
+        if not all(isinstance(peer, str) for peer in self.peers):
+            raise ValidationError(
+                f"setting peers must be a list of host:port texts, not {list(self.peers)!r}"
+            )
         if not isinstance(self.sources, tuple):
             object.__setattr__(self, "sources", tuple(self.sources))
         for source in self.sources:
@@ -155,7 +166,9 @@ class Settings:
             log.warning("ignoring unknown settings: %s", ", ".join(unknown))
         try:
             return replace(cls(), **{k: v for k, v in data.items() if k in known})
-        except TypeError as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, ValidationError):
+                raise
             raise ValidationError(f"a setting has the wrong type: {exc}") from None
 
     @classmethod

@@ -41,6 +41,25 @@ def test_bad_files_and_values_are_clear_errors(mediator_home: Path) -> None:
         Settings.load()
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"display_name": 5}', "display_name must be text, not 5"),
+        ('{"download_layout": ["x"]}', "download_layout must be text"),
+        ('{"update_check_minutes": "x"}', "update_check_minutes must be a whole number"),
+        ('{"discovery": 1}', "discovery must be true or false"),
+        ('{"peers": [1]}', "peers must be a list of host:port texts"),
+        ('{"peers": 5}', "wrong type"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_a_clear_error(mediator_home: Path, text: str, message: str) -> None:
+    path = mediator_home / "config" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(ValidationError, match=message):
+        Settings.load()
+
+
 def test_unknown_keys_are_ignored_with_a_warning(
     mediator_home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
