@@ -26,6 +26,7 @@ from mediator_desktop.core import errors
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
+from mediator_desktop.core.paths import private_dir
 from mediator_desktop.core.settings import HOME_ENV, Settings
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def _node_run(args: argparse.Namespace) -> int:
 
 
 def _setup_logging(log_file: Path, verbose: bool) -> None:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log_file.parent)  # under the data folder, which it may create first
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     to_file = logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3)
     to_stderr = logging.StreamHandler(sys.stderr)

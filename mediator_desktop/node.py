@@ -28,6 +28,7 @@ from mediator_desktop.core.events import Event, EventBus
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.keystore import read_secret, write_secret
 from mediator_desktop.core.locks import FileLock
+from mediator_desktop.core.paths import private_dir
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.core.source import DataSource
@@ -137,7 +138,7 @@ class Node:
         return self._service
 
     def start(self, ready_timeout: float = 20.0) -> Node:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.data_dir)
         try:
             self._lock = FileLock(self.data_dir / "node.lock")
         except BlockingIOError:

@@ -45,3 +45,19 @@ def inside(root: Path, relative: str) -> Path:
     if target == base or base not in target.parents:
         raise ValidationError(f"{relative!r} would land outside {root}")
     return target
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents readable by this user only (0700); make ``path``
+    itself so if it exists with wider rights. The data folder holds logs, summaries of private
+    sets and local indexes with patient identifiers."""
+    missing = []
+    at = path
+    while not at.exists():
+        missing.append(at)
+        at = at.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+        path.chmod(0o700)
+    return path

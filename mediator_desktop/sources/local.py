@@ -21,6 +21,7 @@ from typing import Any
 
 from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
+from mediator_desktop.core.paths import private_dir
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
 from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
@@ -73,7 +74,7 @@ class LocalFolderSource:
         self.title = f"Local folder {root}"
         self._index_file = index_file
         self._lock = threading.Lock()
-        index_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(index_file.parent)  # patient identifiers: this user's only
         self._db = sqlite3.connect(index_file, check_same_thread=False)
         self._db.executescript(_SCHEMA)
 

@@ -47,6 +47,7 @@ def test_first_start_makes_identity_secret_and_address_and_restarts_keep_them(me
         assert node.service.users() == {key_id: node.settings.display_name}
     data = mediator_home / "data"
     assert stat.S_IMODE((data / SECRET_FILE).stat().st_mode) == 0o600
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700  # logs, private sets' summaries, local indexes
     assert Settings.load().raft_address == address
     with Node() as node:
         assert node.service.key_id == key_id
