@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 
 from mediator_desktop import __version__
 from mediator_desktop.core.cluster import JoinCode, Peer, cluster_id_of
-from mediator_desktop.core.errors import MediatorError, NodeRunning, NotFound, PairingError, PermissionDenied
+from mediator_desktop.core.errors import (
+    ClusterUnavailable,
+    MediatorError,
+    NodeRunning,
+    NotFound,
+    PairingError,
+    PermissionDenied,
+    ValidationError,
+)
 from mediator_desktop.core.events import Event, EventBus
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.keystore import read_secret, write_secret
@@ -134,7 +142,7 @@ class Node:
     @property
     def service(self) -> Service:
         if self._service is None:
-            raise RuntimeError("the node is not started")
+            raise _not_running()
         return self._service
 
     def start(self, ready_timeout: float = 20.0) -> Node:
@@ -236,7 +244,7 @@ class Node:
     def status(self) -> ClusterStatus:
         """Members and their health, from Raft (not from discovery)."""
         if self.store is None:
-            raise RuntimeError("the node is not started")
+            raise _not_running()
         return self.store.status()
 
     def peers(self) -> list[Peer]:
@@ -246,7 +254,7 @@ class Node:
     def create_join_code(self, ttl: float = 600.0) -> str:
         """A single-use code (valid ``ttl`` seconds) that lets one machine join this cluster."""
         if self.pairing is None:
-            raise RuntimeError("the node is not started")
+            raise _not_running()
         return self.pairing.create_code(ttl).text()
 
     def _member_addresses(self) -> list[str]:
@@ -333,11 +341,21 @@ class Node:
         shutil.rmtree(self.data_dir / "raft", ignore_errors=True)
 
     def leave(self, *, ready_timeout: float = 30.0) -> None:
-        """Leave the cluster and go on alone, with a new secret and an empty store."""
+        """Leave the cluster and go on alone, with a new secret and an empty store.
+
+        Raises:
+            ValidationError: this node has no other members: leaving would only empty its store.
+        """
         if self.store is None:
-            raise RuntimeError("the node is not started")
-        if self.settings.peers:
-            self.store.leave()
+            raise _not_running()
+        # The members Raft knows, not the peers this node started with: the node that issued the
+        # join codes has none of those.
+        if all(m.is_self for m in self.store.status().members):
+            raise ValidationError(
+                "this node is not in a cluster with other machines: there is nothing to leave, and "
+                "leaving would only delete its replica sets"
+            )
+        self.store.leave()
 
         self._stop_cluster()
         self._adopt(secrets.token_urlsafe(32), ())
@@ -414,3 +432,9 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _not_running() -> ClusterUnavailable:
+    return ClusterUnavailable(
+        "this node is not running, or is joining or leaving a cluster; try again in a moment"
+    )

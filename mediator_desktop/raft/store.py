@@ -473,7 +473,13 @@ class RaftStore:
         The leader drops a removed node at once, so the answer often never comes back (pysyncobj
         then says "leader changed", or nothing): without it, the removal most likely went through;
         if this machine still shows as a member elsewhere, remove it there (``remove_member``).
+
+        A leader hands its role to another member first: a leader that removes itself commits the
+        change on its own and stops, and a member it never told keeps waiting for it (with two
+        members, forever: one of two is no majority).
         """
+        if self._sync._isLeader() and self._sync.otherNodes:
+            self._hand_over(timeout)
         try:
             self._membership(
                 self._sync.removeNodeFromCluster,
@@ -487,6 +493,16 @@ class RaftStore:
             confirmed = False
         self.events.emit("member_left", address=self.self_address, confirmed=confirmed)
         return confirmed
+
+    def _hand_over(self, timeout: float) -> None:
+        """Make another member the leader (best effort: on failure, leave as the leader)."""
+        self._sync.transferLeadership()
+        deadline = time.monotonic() + timeout
+        while not self._closed.wait(0.02) and time.monotonic() < deadline:
+            leader = self._sync.getStatus()["leader"]
+            if leader is not None and str(leader) != self.self_address:
+                return
+        log.warning("leaving: no other member took over as leader in %.0f s; leaving as the leader", timeout)
 
     def _membership(
         self,

@@ -12,7 +12,7 @@ import pytest
 from zeroconf import ServiceInfo, Zeroconf
 
 from mediator_desktop.core.cluster import PROTOCOL, JoinCode, Peer
-from mediator_desktop.core.errors import PairingError, PermissionDenied
+from mediator_desktop.core.errors import PairingError, PermissionDenied, ValidationError
 from mediator_desktop.core.events import Event
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.settings import Settings
@@ -231,3 +231,24 @@ def test_discovery_stands_alone(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_the_node_that_invited_can_leave_and_the_other_goes_on(tmp_path: Path, nodes: ExitStack) -> None:
+    """The inviter has no configured peers, only Raft members: it used to drop its store without
+    telling the cluster, and the other member, one of two reachable, could never write again."""
+    first = nodes.enter_context(make_node(tmp_path, "first"))
+    second = nodes.enter_context(make_node(tmp_path, "second"))
+    second.join(first.create_join_code())
+    assert wait_for(lambda: all(m.connected for m in second.status().members))
+    first.leave()
+    assert wait_for(lambda: len(second.status().members) == 1)
+    second.service.create_set("after the inviter left")  # a quorum of one: writes go on
+    assert len(first.status().members) == 1
+
+
+def test_a_node_alone_has_nothing_to_leave(tmp_path: Path, nodes: ExitStack) -> None:
+    alone = nodes.enter_context(make_node(tmp_path, "alone"))
+    set_id = alone.service.create_set("mine")
+    with pytest.raises(ValidationError, match="nothing to leave"):
+        alone.leave()
+    assert set_id in alone.service.store.state.sets
