@@ -17,8 +17,10 @@ Example::
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -48,7 +50,7 @@ from mediator_desktop.api.models import (
     VersionModel,
 )
 from mediator_desktop.core import errors
-from mediator_desktop.core.endpoint import Endpoint
+from mediator_desktop.core.endpoint import Endpoint, token_proof
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import check_set_id
 from mediator_desktop.core.settings import Settings
@@ -188,7 +190,31 @@ class Mediator:
         if url is None or token is None:
             url, token = self._find(settings_path, start)
         self.url = url.rstrip("/")
+        if self._node is None:  # a node this object did not start: it proves it holds the token first
+            self._check_proof(token)
         self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def _check_proof(self, token: str) -> None:
+        """Refuse to send the token to a program that cannot prove it holds it: after a crash,
+        ``local-api.json`` names a port another user of the machine may have taken."""
+        challenge = secrets.token_hex(16)
+        try:
+            response = self._session.get(
+                f"{self.url}/v1/proof", params={"challenge": challenge}, timeout=min(self._timeout, 10.0)
+            )
+            proof = response.json().get("proof") if response.status_code == 200 else None
+        except requests.ConnectionError as exc:
+            raise errors.NodeUnreachable(
+                f"the node at {self.url} does not answer ({exc.__class__.__name__}); is it still running?"
+            ) from None
+        except (requests.RequestException, ValueError, AttributeError):
+            proof = None
+        if not isinstance(proof, str) or not hmac.compare_digest(proof, token_proof(token, challenge)):
+            raise errors.NodeUnreachable(
+                f"what answers at {self.url} is not the MEDIator node of this data folder (the node "
+                "may have stopped and left local-api.json behind); the token was not sent. Start the "
+                "node (mediator node run, or the desktop app) and try again"
+            )
 
     def _find(self, settings_path: Path | None, start: bool) -> tuple[str, str]:
         data_dir = Settings.load(settings_path).data_dir

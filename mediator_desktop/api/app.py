@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -57,6 +59,7 @@ from mediator_desktop.api.models import (
 )
 from mediator_desktop.core import errors
 from mediator_desktop.core.downloads import DownloadJob
+from mediator_desktop.core.endpoint import token_proof
 from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.pointer import Pointer, make_filters
 from mediator_desktop.core.replica import ReplicaSet, Visibility
@@ -130,6 +133,29 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class TokenProof:
+    """Answers ``GET /v1/proof?challenge=HEX`` without a token: proof that this node holds it,
+    asked by clients before they send it (``core.endpoint.token_proof``)."""
+
+    def __init__(self, app: asgi.ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/proof" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        challenge = query.get("challenge", "")
+        if not re.fullmatch(r"[0-9a-f]{32,128}", challenge):
+            response = JSONResponse(
+                {"error": "ValidationError", "message": "challenge must be 32 to 128 hex digits"},
+                status_code=400,
+            )
+        else:
+            response = JSONResponse({"proof": token_proof(self.token, challenge)})
+        await response(scope, receive, send)
+
+
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse(
         {
@@ -182,6 +208,7 @@ def build_app(node: Node, token: str) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(TokenProof, token=token)  # innermost: after the host check
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
     app.add_middleware(BodyLimit)
 

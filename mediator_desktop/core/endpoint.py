@@ -4,10 +4,16 @@ A running node (desktop app or headless) writes ``local-api.json`` into its data
 only by its user (0600): ``{"url": "http://127.0.0.1:PORT", "token": "...", "pid": N, "version": "..."}``.
 Any client of that user (the SDK, the CLI, a Java program) reads it and sends the token as
 ``Authorization: Bearer TOKEN``. The token stays the same across restarts of the node.
+
+Before a client sends the token, the node proves it holds it (``GET /v1/proof?challenge=HEX``
+answers ``token_proof(token, challenge)``). The file outlives a crashed node, and another user of
+the machine could listen on its old port: such a program cannot answer, and never sees the token.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -84,3 +90,10 @@ class Endpoint:
         except PermissionError:  # another user's process took the pid: not our node
             return False
         return True
+
+
+def token_proof(token: str, challenge: str) -> str:
+    """What a node holding ``token`` answers to ``challenge`` (HMAC-SHA256, hex)."""
+    return hmac.new(
+        token.encode(), b"mediator-local-api-proof:" + challenge.encode(), hashlib.sha256
+    ).hexdigest()

@@ -3,11 +3,13 @@ downloads with progress, pause and cancel, and usable without PySide6."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,39 @@ def test_the_sdk_works_where_pyside6_cannot_be_imported(world: IdcWorld, mediato
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "no", "changes"]
+
+
+def test_the_token_is_not_sent_to_whatever_took_a_stopped_nodes_port(mediator_home: Path) -> None:
+    """local-api.json outlives a crashed node; another user may listen on its old port. The SDK
+    asks for proof that the listener holds the token before it sends it."""
+    seen: list[dict[str, str]] = []
+
+    class Squatter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            body = b'{"proof": "0000"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Squatter)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        data = mediator_home / "data"
+        data.mkdir(parents=True)
+        token = "t" * 43
+        # a pid that runs (this test's own): the file looks as fresh as after a crash and reboot
+        Endpoint(f"http://127.0.0.1:{server.server_address[1]}", token, os.getpid(), "0").write(data)
+        with pytest.raises(NodeUnreachable, match=r"not the MEDIator node .* the token was not sent"):
+            Mediator(start=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert seen and all(token not in str(headers) for headers in seen)
