@@ -244,6 +244,7 @@ class RaftStore:
         self._queue: deque[_Ticket] = deque()
         self._inflight = 0
         self._flights: deque[_Flight] = deque()  # in the order they were sent
+        self._handing_over = False
         self._batch_lock = threading.RLock()
         self._waker = PipeNotifier(self._sync._poller)
         self._sync.addOnTickCallback(self._nudge)
@@ -262,6 +263,9 @@ class RaftStore:
             self._waker.notify()
         if self._flights:
             self._expire()
+        if self._handing_over:
+            self._handing_over = False
+            self._sync.transferLeadership()  # sends at once: on this thread, as all other traffic
 
     def _patience(self) -> float:
         """How long a call may stay unanswered before it counts as lost: longer than an election."""
@@ -496,7 +500,8 @@ class RaftStore:
 
     def _hand_over(self, timeout: float) -> None:
         """Make another member the leader (best effort: on failure, leave as the leader)."""
-        self._sync.transferLeadership()
+        self._handing_over = True  # done by the raft thread's next tick (``_nudge``)
+        self._waker.notify()
         deadline = time.monotonic() + timeout
         while not self._closed.wait(0.02) and time.monotonic() < deadline:
             leader = self._sync.getStatus()["leader"]
