@@ -26,6 +26,12 @@ APP_NAME = "mediator-desktop"
 HOME_ENV = "MEDIATOR_HOME"
 
 
+#: Field annotations checked as they are read: the type, and how a message names it.
+_PLAIN_TYPES: dict[str, tuple[type, str]] = {
+    "str": (str, "text"),
+    "int": (int, "a whole number"),
+    "bool": (bool, "true or false"),
+}
 _ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 
 
@@ -111,8 +117,7 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            wanted = {"str": (str, "text"), "int": (int, "a whole number"), "bool": (bool, "true or false")}
-            kind = wanted.get(str(f.type))
+            kind = _PLAIN_TYPES.get(str(f.type))
             if kind is not None and type(value) is not kind[0]:
                 raise ValidationError(
                     f"setting {f.name} must be {kind[1]}, not {value!r}; "

@@ -505,22 +505,24 @@ class StoreState:
             for start in range(0, len(chunk), _SLICE):
                 piece = decompressor.decompress(chunk[start : start + _SLICE])
                 unpacked += len(piece)
-                if unpacked > MAX_UNPACKED_PER_CHUNK or size + unpacked > MAX_MANIFEST_BYTES:
+                if unpacked > MAX_UNPACKED_PER_CHUNK:
                     self._drop_upload(key)
                     raise Rejected(
                         "validation",
-                        f"manifest {key[1][:12]} unpacks to more than "
-                        + (
-                            f"{MAX_UNPACKED_PER_CHUNK} bytes from one chunk: not a manifest"
-                            if unpacked > MAX_UNPACKED_PER_CHUNK
-                            else f"{MAX_MANIFEST_BYTES} bytes"
-                        ),
+                        f"manifest {key[1][:12]}: a chunk unpacks to more than {MAX_UNPACKED_PER_CHUNK} "
+                        "bytes: not a manifest",
+                    )
+                if size + unpacked > MAX_MANIFEST_BYTES:
+                    self._drop_upload(key)
+                    raise Rejected(
+                        "validation",
+                        f"manifest {key[1][:12]} unpacks to more than {MAX_MANIFEST_BYTES} bytes",
                     )
                 hasher.update(piece)
-        except zstandard.ZstdError:
+        except zstandard.ZstdError as exc:  # damaged, or asking for a window over MAX_WINDOW_BYTES
             self._drop_upload(key)
             raise Rejected(
-                "integrity", f"manifest {key[1][:12]}: a chunk is not zstd data; upload again"
+                "integrity", f"manifest {key[1][:12]}: a chunk is not zstd data we read ({exc}); upload again"
             ) from None
         return decompressor, hasher, size + unpacked
 

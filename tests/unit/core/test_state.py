@@ -474,7 +474,7 @@ def test_a_decompression_bomb_is_refused_at_once(h: Harness, bob: Actor) -> None
     """32 KB that unpack to 1 GiB: refused after at most 16 MiB of work, not after all of it."""
     bomb = zstandard.ZstdCompressor(level=19).compress(bytes(1 << 30))
     start = time.process_time()
-    with pytest.raises(ValidationError, match="more than 16777216 bytes from one chunk"):
+    with pytest.raises(ValidationError, match="a chunk unpacks to more than 16777216 bytes"):
         h.do(bob.cmd("put_manifest_chunk", bomb[:40_000], manifest_id="ab" * 32, index=0, total=2))
     assert time.process_time() - start < 1.0  # the whole bomb takes about 10 s here
     assert not h.state._uploads
@@ -484,5 +484,5 @@ def test_a_chunk_asking_for_a_huge_window_is_refused(h: Harness, bob: Actor) -> 
     params = zstandard.ZstdCompressionParameters.from_level(3, window_log=27)
     stream = zstandard.ZstdCompressor(compression_params=params).compressobj()  # size unknown: window kept
     data = stream.compress(os.urandom(1 << 20)) + stream.flush()
-    with pytest.raises(IntegrityError, match="not zstd data"):
+    with pytest.raises(IntegrityError, match=r"not zstd data we read .*too much memory"):
         h.do(bob.cmd("put_manifest_chunk", data[:40_000], manifest_id="ab" * 32, index=0, total=30))
