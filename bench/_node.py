@@ -21,6 +21,7 @@ from typing import Any
 
 from pysyncobj import SyncObj, replicated
 
+from mediator_desktop.core.commands import SeqClock, seal
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.manifest import ManifestBuilder
 from mediator_desktop.core.pointer import Pointer
@@ -82,13 +83,23 @@ def latencies_ms(samples: list[float]) -> dict[str, float]:
 class StoreWork:
     def __init__(self, store: RaftStore) -> None:
         self.store = store
+        self._identities: dict[str, Identity] = {}
+        self._seq = SeqClock()
 
     def service(self, name: str) -> tuple[Service, str]:
-        service = Service(self.store, Identity.generate(name), timeout=30)
+        identity = Identity.generate(name)
+        self._identities[identity.key_id] = identity
+        service = Service(self.store, identity, timeout=30)
         service.register()
-        set_id = service.create_set(f"bench {name}", visibility=Visibility.CLUSTER)
-        service.commit(set_id, Selection())
+        set_id = service.sets.create(f"bench {name}", visibility=Visibility.CLUSTER)
+        service.sets.commit(set_id, Selection())
         return service, set_id
+
+    def seal(self, service: Service, op: str, **args: Any) -> bytes:
+        """A command signed as ``service``'s user, as the service signs one (not yet submitted)."""
+        identity = self._identities[service.key_id]
+        seq = self._seq.next(self.store.state.newest_seq(identity.key_id))
+        return seal(identity, op, args, seq, time.time())
 
     def sync(self, n: int) -> dict[str, Any]:
         service, set_id = self.service("sync")
@@ -97,18 +108,19 @@ class StoreWork:
         start = time.perf_counter()
         for _ in range(n):
             t = time.perf_counter()
-            service.commit(set_id, selection, message="bench")
+            service.sets.commit(set_id, selection, message="bench")
             samples.append(time.perf_counter() - t)
         return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples), "samples": samples}
 
     def presigned_commits(self, name: str, selection: Selection, n: int) -> list[bytes]:
         """``n`` signed commits of ``selection`` to a new set of a new user, each on the one before."""
         service, set_id = self.service(name)
-        head = service.get_set(set_id).head or 0
-        manifest_id = service.version(set_id).manifest_id
+        head = service.sets.get(set_id).head or 0
+        manifest_id = service.sets.version(set_id).manifest_id
         rules = selection.to_json()
         return [
-            service._seal(
+            self.seal(
+                service,
                 "commit_version",
                 set_id=set_id,
                 expected_head=head + i,
@@ -130,7 +142,7 @@ class StoreWork:
     def raw_follow(self, n: int) -> dict[str, Any]:
         """Pre-signed ``follow`` commands: the cheapest real operation."""
         service, set_id = self.service("follower")
-        commands = [service._seal("follow", set_id=set_id) for _ in range(n)]
+        commands = [self.seal(service, "follow", set_id=set_id) for _ in range(n)]
         start = time.perf_counter()
         for command in commands:
             self.store.submit(command, 10)
@@ -178,7 +190,7 @@ class StoreWork:
             service, set_id = users[i]
             for _ in range(n_each):
                 t = time.perf_counter()
-                service.commit(set_id, Selection(), message="bench")
+                service.sets.commit(set_id, Selection(), message="bench")
                 samples[i].append(time.perf_counter() - t)
 
         elapsed = run_clients(clients, run)
@@ -194,16 +206,16 @@ class StoreWork:
 
         def write() -> None:
             while not stop.is_set():
-                writer.commit(set_id, Selection(), message="during reads")
+                writer.sets.commit(set_id, Selection(), message="during reads")
                 writes[0] += 1
 
         def read(i: int) -> None:
             rng = random.Random(i)
             while not stop.wait(rng.uniform(0.05, 0.15)):
                 t = time.perf_counter()
-                rs = writer.get_set(set_id)
-                writer.version(set_id, rs.head)
-                writer.list_sets("cluster")
+                rs = writer.sets.get(set_id)
+                writer.sets.version(set_id, rs.head)
+                writer.sets.list("cluster")
                 samples[i].append(time.perf_counter() - t)
 
         threads = [threading.Thread(target=read, args=(i,)) for i in range(readers)]
@@ -244,7 +256,7 @@ class StoreWork:
         service = Service(self.store, Identity.generate("uploader"), timeout=60)
         service.register()
         start = time.perf_counter()
-        service.upload_manifest(manifest)
+        service.sets.upload_manifest(manifest)
         return {"manifest_id": manifest.id, "leader_s": time.perf_counter() - start, "started": start}
 
 

@@ -13,6 +13,7 @@ The domain types (``Pointer``, ``Selection``, ``Manifest``...) work on their own
 
 from typing import TYPE_CHECKING, Any
 
+from mediator_desktop._version import __version__
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.errors import (
     ClusterUnavailable,
@@ -29,8 +30,6 @@ from mediator_desktop.core.manifest import Fingerprint, Leaf, Manifest, Manifest
 from mediator_desktop.core.pointer import Hierarchy, Pointer
 from mediator_desktop.core.replica import PublishedRecord, ReplicaSet, Version, Visibility
 from mediator_desktop.core.selection import Rule, Selection, SelectionDiff
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mediator_desktop.sdk import Mediator

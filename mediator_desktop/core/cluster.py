@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 #: Wire protocol of pairing and of the replicated commands; nodes that differ cannot join.
 #: 2: the Raft traffic is sealed with XChaCha20-Poly1305, not Fernet. 3: messages are pickled with
 #: the highest protocol and not zlib-compressed (``raft.transport``), and so are the commands.
-PROTOCOL = 3
+#: 4: the ``rename_set`` command (a node of protocol 3 would refuse what the others apply).
+PROTOCOL = 4
 CODE_VERSION = 1
 #: Crockford's base32: no I, L, O or U, so a code read aloud is typed back right.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -131,21 +132,36 @@ def cluster_id_of(secret: str) -> str:
     return hashlib.sha256(b"mediator-cluster-v1:" + secret.encode()).hexdigest()[:16]
 
 
-class ClusterControl(Protocol):
-    """What the UI and CLI may do with the cluster (a node implements it)."""
+class Cluster(Protocol):
+    """The cluster part of the service (``service.cluster``); ``raft.membership`` implements it.
+
+    Every method may raise ``ClusterUnavailable`` while the node is starting, joining or leaving.
+    """
 
     def status(self) -> ClusterStatus:
-        """Members and their health, from Raft."""
+        """Members and their health, from Raft (not from discovery)."""
         ...
 
     def peers(self) -> list[Peer]:
-        """Machines seen on the network."""
+        """Machines seen on the network, marked member / not member / other cluster."""
         ...
 
-    def create_join_code(self, ttl: float = 600.0) -> str: ...
+    def address(self) -> str:
+        """This node's Raft address (host:port)."""
+        ...
 
-    def join(self, code: str, *, ready_timeout: float = 30.0) -> None: ...
+    def create_join_code(self, ttl: float = 600.0) -> str:
+        """A single-use code (valid ``ttl`` seconds) that lets one machine join this cluster."""
+        ...
 
-    def leave(self, *, ready_timeout: float = 30.0) -> None: ...
+    def join(self, code: str, *, ready_timeout: float = 30.0) -> None:
+        """Join the cluster of the member that made ``code`` (this node's store is replaced)."""
+        ...
 
-    def remove_member(self, address: str) -> None: ...
+    def leave(self, *, ready_timeout: float = 30.0) -> None:
+        """Leave the cluster and go on alone, with a new secret and an empty store."""
+        ...
+
+    def remove_member(self, address: str) -> None:
+        """Remove a (dead) member, unless the rest could then not make progress."""
+        ...

@@ -42,6 +42,7 @@ OPS: Final = frozenset(
         "register_user",
         "create_set",
         "commit_version",
+        "rename_set",
         "delete_set",
         "duplicate_set",
         "set_visibility",

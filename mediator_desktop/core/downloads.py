@@ -11,21 +11,67 @@ import itertools
 import logging
 import secrets
 import threading
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mediator_desktop.core.errors import MediatorError, NotFound, ValidationError
+from mediator_desktop.core.events import (
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadFinished,
+    DownloadProgressed,
+    DownloadStarted,
+    EventBus,
+)
 from mediator_desktop.core.jobs import JobControl, Progress
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Report
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Layout, Report
 
 if TYPE_CHECKING:
-    from mediator_desktop.core.service import Service
+    from mediator_desktop.core.service import Sets
 
 log = logging.getLogger(__name__)
 
-STATES = ("running", "paused", "done", "failed", "cancelled")
+
+@dataclass(frozen=True, slots=True)
+class DownloadRequest:
+    """What to download where: the one value every frontend fills in (UI, API, SDK, CLI).
+
+    Args:
+        set_id: the replica set.
+        destination: an absolute folder; it keeps its own record of what it holds.
+        version: the version to bring the folder up to (None: the head).
+        layout: the folder template (None: the node's ``download_layout`` setting).
+        workers: leaves planned and placed at once (1 to 64).
+        prune: delete files of leaves no longer in the version (only files this app wrote).
+        only: leaf keys to consider (``Report.retry_keys()`` retries the failures alone).
+    """
+
+    set_id: str
+    destination: Path
+    version: int | None = None
+    layout: str | None = None
+    workers: int = 8
+    prune: bool = False
+    only: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.destination, Path):
+            object.__setattr__(self, "destination", Path(self.destination))
+        if self.only is not None and not isinstance(self.only, frozenset):
+            object.__setattr__(self, "only", frozenset(self.only))
+
+    def check(self) -> None:
+        """Raises ``ValidationError`` for what can be told wrong before anything starts."""
+        if not self.destination.is_absolute():
+            raise ValidationError(
+                f"the destination must be an absolute folder path, not {str(self.destination)!r}"
+            )
+        if not 1 <= self.workers <= 64:
+            raise ValidationError(f"workers must be between 1 and 64, not {self.workers}")
+        if self.layout is not None:
+            Layout(self.layout)
 
 
 @dataclass(eq=False)
@@ -95,84 +141,111 @@ class DownloadJob:
 
 
 class Downloads:
-    """The download jobs of one node, each on its own thread."""
+    """The download jobs of one node, each on its own thread; any frontend starts, watches and
+    steers them."""
 
-    def __init__(self, service: Service) -> None:
-        self._service = service
+    def __init__(
+        self,
+        sets: Sets,
+        events: EventBus,
+        downloader: Downloader | None,
+        default_layout: Callable[[], str] = lambda: DEFAULT_LAYOUT,
+    ) -> None:
+        self._sets = sets
+        self._events = events
+        self._downloader = downloader
+        self._default_layout = default_layout
         self._jobs: dict[str, DownloadJob] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
 
-    def start(
+    def default_layout(self) -> str:
+        """The layout a request without one gets (the ``download_layout`` setting)."""
+        return self._default_layout()
+
+    def run(
         self,
-        set_id: str,
-        destination: Path,
+        request: DownloadRequest,
         *,
-        version: int | None = None,
-        layout: str = DEFAULT_LAYOUT,
-        workers: int = 8,
-        prune: bool = False,
-        only: Collection[str] | None = None,
-    ) -> DownloadJob:
-        """Start bringing ``destination`` up to a version (default: the head) of a set.
+        progress: Callable[[Progress], None] | None = None,
+        control: JobControl | None = None,
+    ) -> Report:
+        """Bring a folder up to a version of a set in this thread; blocks until done.
+
+        Only leaves new or changed since the folder's last download are fetched; see
+        ``core.transfer.Downloader.download`` for the errors.
+        """
+        request.check()
+        if self._downloader is None:
+            raise ValidationError("this service was built without a downloader")
+        manifest = self._sets.manifest(self._sets.version(request.set_id, request.version).manifest_id)
+        return self._downloader.download(
+            manifest,
+            request.destination,
+            layout=request.layout or self._default_layout(),
+            workers=request.workers,
+            progress=progress,
+            control=control,
+            prune=request.prune,
+            only=request.only,
+        )
+
+    def start(self, request: DownloadRequest) -> DownloadJob:
+        """Start a download job; returns at once.
 
         Checks what can be checked at once (the set, the version, an absolute destination) and
         raises; everything after that ends up in the job's state, report and error.
         """
-        if not destination.is_absolute():
-            raise ValidationError(
-                f"the destination must be an absolute folder path, not {str(destination)!r}"
-            )
-        rs = self._service.get_set(set_id)
-        number = self._service.version(set_id, version).number
-        if not 1 <= workers <= 64:
-            raise ValidationError(f"workers must be between 1 and 64, not {workers}")
+        request.check()
+        rs = self._sets.get(request.set_id)
+        number = self._sets.version(request.set_id, request.version).number
+        layout = request.layout or self._default_layout()
+        request = replace(request, version=number, layout=layout)
         job = DownloadJob(
-            f"{next(self._counter)}-{secrets.token_hex(4)}", set_id, rs.name, number, destination, layout
+            f"{next(self._counter)}-{secrets.token_hex(4)}",
+            request.set_id,
+            rs.name,
+            number,
+            request.destination,
+            layout,
         )
         job.control.on_change(lambda: job._update(state="paused" if job.control.paused else "running"))
         thread = threading.Thread(
-            target=self._run, args=(job, workers, prune, only), name=f"download-{job.id}", daemon=True
+            target=self._run, args=(job, request), name=f"download-{job.id}", daemon=True
         )
         with self._lock:
             self._jobs[job.id] = job
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
         thread.start()
-        self._service.store.events.emit("download_started", job=job.id, set_id=set_id)
+        self._events.emit(DownloadStarted(job.id, job.set_id))
         return job
 
-    def _run(self, job: DownloadJob, workers: int, prune: bool, only: Collection[str] | None) -> None:
-        events = self._service.store.events
+    def _run(self, job: DownloadJob, request: DownloadRequest) -> None:
         try:
-            report = self._service.download(
-                job.set_id,
-                job.version,
-                job.destination,
-                layout=job.layout,
-                workers=workers,
-                progress=lambda p: self._progressed(job, p),
-                control=job.control,
-                prune=prune,
-                only=only,
-            )
+            report = self.run(request, progress=lambda p: self._progressed(job, p), control=job.control)
         except MediatorError as exc:
             job._update(state="failed", error=str(exc), error_type=type(exc).__name__)
-            events.emit("download_failed", job=job.id, set_id=job.set_id, message=str(exc))
+            self._events.emit(DownloadFailed(job.id, job.set_id, str(exc)))
             return
         except Exception as exc:  # a bug: the job fails visibly, the node goes on
             log.exception("download %s failed", job.id)
             job._update(state="failed", error=f"internal error: {exc!r}", error_type="InternalError")
-            events.emit("download_failed", job=job.id, set_id=job.set_id, message=repr(exc))
+            self._events.emit(DownloadFailed(job.id, job.set_id, repr(exc)))
             return
         state = "cancelled" if report.cancelled else "done" if not report.failed else "failed"
         job._update(state=state, report=report, error=None if state != "failed" else report.summary())
-        events.emit(f"download_{'finished' if state == 'done' else state}", job=job.id, set_id=job.set_id)
+        if state == "done":
+            self._events.emit(DownloadFinished(job.id, job.set_id))
+        elif state == "cancelled":
+            self._events.emit(DownloadCancelled(job.id, job.set_id))
+        else:
+            self._events.emit(DownloadFailed(job.id, job.set_id, report.summary()))
 
     def _progressed(self, job: DownloadJob, progress: Progress) -> None:
         job._update(progress=progress)
-        self._service.store.events.emit("download_progress", job=job.id)
+        self._events.emit(DownloadProgressed(job.id, job.set_id))
 
     def get(self, job_id: str) -> DownloadJob:
         with self._lock:
@@ -184,6 +257,14 @@ class Downloads:
     def list(self) -> list[DownloadJob]:
         with self._lock:
             return list(self._jobs.values())
+
+    def control(self, job_id: str, action: str) -> DownloadJob:
+        """``pause``, ``resume`` or ``cancel`` a job; returns it."""
+        job = self.get(job_id)
+        if action not in ("pause", "resume", "cancel"):
+            raise ValidationError(f"a download can be paused, resumed or cancelled, not {action!r}")
+        getattr(job.control, action)()
+        return job
 
     def close(self, timeout: float = 10.0) -> None:
         """Cancel every running job and wait for its thread (what finished stays)."""

@@ -1,8 +1,10 @@
-"""Store and cluster events for any frontend, Qt-free.
+"""Every event a node emits, as frozen dataclasses, and the bus that fans them out (Qt-free).
 
-Events carry increasing ids, so a listener can tell it missed some. Listeners are called on the
-thread that emits (the raft thread for store changes): they must return quickly and never touch
-widgets; the Qt bridge re-emits them as queued signals.
+Events carry increasing sequence numbers (``seq``, given by the bus), so a listener can tell it
+missed some. Listeners choose events by type, a group (``SetEvent``, ``DownloadEvent``,
+``ClusterEvent``) or one kind. They are called on the thread that emits (the raft thread for store
+changes): they must return quickly and never touch widgets; the Qt bridge re-emits them as queued
+signals.
 """
 
 from __future__ import annotations
@@ -11,52 +13,205 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TypeVar, cast
 
 log = logging.getLogger(__name__)
 
-#: Kinds of events: set_changed, set_deleted, version_committed, manifest_committed, published,
-#: drift_recorded, user_registered, member_joined, member_left, member_connected,
-#: member_disconnected, leader_changed, peer_seen, peer_lost, cluster_joined, cluster_left.
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event. ``seq`` is set by the bus that emits it."""
+
+    seq: int = 0
+
+
+# -- the replica sets (emitted on every node as a command is applied) ------------------------------
+@dataclass(frozen=True, slots=True)
+class SetEvent(Event):
+    """Something about one replica set changed."""
+
+    set_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    id: int
-    kind: str
-    details: dict[str, Any] = field(default_factory=dict)
+class SetChanged(SetEvent):
+    """A set was created or its name, visibility, editors or followers changed."""
 
 
-Listener = Callable[[Event], None]
+@dataclass(frozen=True, slots=True)
+class SetDeleted(SetEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class VersionCommitted(SetEvent):
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Published(SetEvent):
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRecorded(SetEvent):
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateReloaded(Event):
+    """The whole replica was replaced (from a leader's snapshot): read everything again."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestCommitted(Event):
+    manifest_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserRegistered(Event):
+    key_id: str
+
+
+# -- downloads (emitted on the node that runs them) ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DownloadEvent(Event):
+    """Something about one download job changed; read the job for its state."""
+
+    job: str
+    set_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadStarted(DownloadEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadProgressed(DownloadEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadFinished(DownloadEvent):
+    """Every leaf arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadFailed(DownloadEvent):
+    """The job stopped, or ended with leaves that did not arrive."""
+
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadCancelled(DownloadEvent):
+    pass
+
+
+# -- the cluster ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClusterEvent(Event):
+    """Members, the leader, the machines seen, or this node's cluster changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined(ClusterEvent):
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft(ClusterEvent):
+    address: str
+    #: For this node leaving: whether the cluster confirmed the removal (None: another member).
+    confirmed: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberConnected(ClusterEvent):
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDisconnected(ClusterEvent):
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderChanged(ClusterEvent):
+    leader: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSeen(ClusterEvent):
+    node_id: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLost(ClusterEvent):
+    node_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterJoined(ClusterEvent):
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLeft(ClusterEvent):
+    pass
+
+
+# -- settings ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SettingsChanged(Event):
+    """Settings were saved; ``restart`` names the changed fields that apply after a restart."""
+
+    changed: tuple[str, ...]
+    restart: tuple[str, ...] = ()
+
+
+E = TypeVar("E", bound=Event)
+Listener = Callable[[E], None]
 
 
 class EventBus:
     """Fan-out of events to listeners; thread-safe."""
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
-        self._ids = itertools.count(1)
+        self._listeners: list[tuple[tuple[type[Event], ...], Callable[[Event], None]]] = []
+        self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Add a listener; returns the function that removes it."""
+    def subscribe(self, listener: Callable[[E], None], *kinds: type[E]) -> Callable[[], None]:
+        """Call ``listener`` with every event of the given types (all events when none is given);
+        returns the function that removes it."""
+        chosen: tuple[type[Event], ...] = kinds or (Event,)
+        # Called only with events of the types it chose.
+        entry = (chosen, cast(Callable[[Event], None], listener))
         with self._lock:
-            self._listeners = [*self._listeners, listener]
+            self._listeners = [*self._listeners, entry]
 
         def unsubscribe() -> None:
             with self._lock:
-                self._listeners = [x for x in self._listeners if x is not listener]
+                self._listeners = [x for x in self._listeners if x is not entry]
 
         return unsubscribe
 
-    def emit(self, kind: str, **details: Any) -> Event:
+    def emit(self, event: E) -> E:
+        """Number ``event`` and hand it to every listener that chose its type; returns it numbered."""
         with self._lock:
-            event = Event(next(self._ids), kind, details)
+            event = replace(event, seq=next(self._seq))
             listeners = self._listeners
-        for listener in listeners:
+        for kinds, listener in listeners:
+            if not isinstance(event, kinds):
+                continue
             try:
                 listener(event)
             except Exception:
-                log.exception("event listener %r failed on %s", listener, kind)
+                log.exception("event listener %r failed on %s", listener, type(event).__name__)
         return event

@@ -65,3 +65,20 @@ def write_secret(account: str, fallback: Path, value: str, *, replace: bool = Fa
         os.fsync(f.fileno())
     if replace:
         os.replace(target, fallback)
+
+
+def source_secret(data_dir: Path, source_id: str) -> str | None:
+    """The password or token stored for a source of the node on ``data_dir``, if any."""
+    return read_secret(
+        f"source:{source_id}:{data_dir.resolve()}", data_dir / "secrets" / f"{source_id}.secret"
+    )
+
+
+def store_source_secret(data_dir: Path, source_id: str, value: str) -> None:
+    """Keep the password or token of a source (keyring, else a 0600 file); never in settings."""
+    write_secret(
+        f"source:{source_id}:{data_dir.resolve()}",
+        data_dir / "secrets" / f"{source_id}.secret",
+        value,
+        replace=True,
+    )

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ _PLAIN_TYPES: dict[str, tuple[type, str]] = {
 _ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}")
 
 
-def _describe(title: str, description: str) -> dict[str, str]:
-    return {"title": title, "description": description}
+def _describe(title: str, description: str, *, live: bool = False) -> dict[str, Any]:
+    """A field's title and description, and whether a change applies at once (``live``) or when
+    the node starts next."""
+    return {"title": title, "description": description, "live": live}
 
 
 def default_home() -> Path | None:
@@ -60,6 +63,15 @@ def default_download_dir() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class SettingField:
+    name: str
+    title: str
+    description: str
+    #: True: a change applies at once; False: when the node starts next.
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a user or an administrator can configure."""
 
@@ -69,18 +81,19 @@ class Settings:
     )
     download_dir: Path = field(
         default_factory=default_download_dir,
-        metadata=_describe("Download folder", "Default destination for downloaded replica sets."),
+        metadata=_describe("Download folder", "Default destination for downloaded replica sets.", live=True),
     )
     download_layout: str = field(
         default=DEFAULT_LAYOUT,
         metadata=_describe(
             "Download folder layout",
             "Folders per leaf, from its metadata: {collection}, {patient}, {study}, {series}, {modality}...",
+            live=True,
         ),
     )
     display_name: str = field(
         default_factory=lambda: os.environ.get("USER", "") or "me",
-        metadata=_describe("Display name", "How other members of the cluster see you."),
+        metadata=_describe("Display name", "How other members of the cluster see you.", live=True),
     )
     raft_address: str = field(
         default="",
@@ -110,7 +123,9 @@ class Settings:
     update_check_minutes: int = field(
         default=360,
         metadata=_describe(
-            "Update check interval (minutes)", "How often followed sets are checked for new data."
+            "Update check interval (minutes)",
+            "How often followed sets are checked for new data.",
+            live=True,
         ),
     )
 
@@ -154,6 +169,14 @@ class Settings:
     def describe() -> list[tuple[str, str, str]]:
         """(name, title, description) of every field, in declaration order."""
         return [(f.name, f.metadata["title"], f.metadata["description"]) for f in fields(Settings)]
+
+    @staticmethod
+    def field_info() -> tuple[SettingField, ...]:
+        """Every field with its title, description and whether a change applies live."""
+        return tuple(
+            SettingField(f.name, f.metadata["title"], f.metadata["description"], f.metadata["live"])
+            for f in fields(Settings)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -199,3 +222,55 @@ class Settings:
         tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
         return path
+
+
+class SettingsFile:
+    """The settings of one running node: read, changed with validation and saved atomically.
+
+    Thread-safe. The service's settings part and the cluster membership both change settings
+    through one of these, so neither overwrites what the other saved.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, path: Path | None = None, *, persist: bool = True
+    ) -> None:
+        """Args:
+        settings: the settings to start with (default: read from ``path``).
+        path: the settings file (default: ``settings.json`` under the config folder).
+        persist: False keeps changes in memory only (a service without a node around it).
+        """
+        self._path = path
+        self._persist = persist
+        self._settings = settings if settings is not None else Settings.load(path)
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The file these settings are saved to."""
+        return self._path or default_config_dir() / "settings.json"
+
+    @property
+    def current(self) -> Settings:
+        return self._settings
+
+    def change(self, **changes: Any) -> Settings:
+        """Validate and save ``changes``; returns the new settings.
+
+        Raises:
+            ValidationError: a value breaks a rule, or names no setting; nothing was saved.
+        """
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValidationError(
+                f"no such setting: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
+        with self._lock:
+            try:
+                new = replace(self._settings, **changes)
+            except (TypeError, AttributeError) as exc:
+                raise ValidationError(f"a setting has the wrong type: {exc}") from None
+            if self._persist:
+                new.save(self._path)
+            self._settings = new
+            return new

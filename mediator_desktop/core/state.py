@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import zstandard
 
+from mediator_desktop.core import events
 from mediator_desktop.core.commands import Envelope, parse
 from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.identity import key_id_of, verify
@@ -145,7 +146,7 @@ class StoreState:
         # Transient, never dumped: running hashes of uploads, rebuilt from chunks when missing.
         self._hashing: dict[tuple[str, str], tuple[Any, Any, int]] = {}
         #: Called with (kind, details) after each change, on the applying thread.
-        self.listener: Callable[[str, dict[str, Any]], None] | None = None
+        self.listener: Callable[[events.Event], None] | None = None
 
     # -- dump ----------------------------------------------------------------------------------
     def to_dump(self) -> dict[str, Any]:
@@ -283,9 +284,9 @@ class StoreState:
             log.floor = max(log.floor, ordered[len(ordered) - len(keep) - 1])
             log.recent = {s: log.recent[s] for s in keep}
 
-    def _emit(self, kind: str, **details: Any) -> None:
+    def _emit(self, event: events.Event) -> None:
         if self.listener is not None:
-            self.listener(kind, details)
+            self.listener(event)
 
     # -- helpers -------------------------------------------------------------------------------
     def _set(self, set_id: str, reader: str) -> ReplicaSet:
@@ -308,7 +309,7 @@ class StoreState:
 
     def _put_set(self, rs: ReplicaSet) -> None:
         self.sets[rs.id] = rs
-        self._emit("set_changed", set_id=rs.id)
+        self._emit(events.SetChanged(rs.id))
 
     # -- operations ----------------------------------------------------------------------------
     def _op_register_user(self, e: Envelope, user: User | None) -> dict[str, Any]:
@@ -318,7 +319,7 @@ class StoreState:
             e.author, bytes.fromhex(e.args["public_key"]), name, existing.registered if existing else e.time
         )
         if existing is None:
-            self._emit("user_registered", key_id=e.author)
+            self._emit(events.UserRegistered(e.author))
         return {"key_id": e.author}
 
     def _op_create_set(self, e: Envelope, user: User) -> dict[str, Any]:
@@ -375,8 +376,21 @@ class StoreState:
             raise Rejected("validation", str(exc)) from None
         self.versions[set_id].append(version)
         self._put_set(replace(rs, head=number))
-        self._emit("version_committed", set_id=set_id, version=number)
+        self._emit(events.VersionCommitted(set_id, number))
         return {"set_id": set_id, "version": number}
+
+    def _op_rename_set(self, e: Envelope, user: User) -> dict[str, Any]:
+        rs = self._set(_set_id(e.args), e.author)
+        if not rs.can_edit(e.author):
+            raise Rejected("permission", f"you are not an editor of {rs.name!r}; ask its owner")
+        name = _text(e.args, "name", MAX_NAME)
+        description = (
+            _text(e.args, "description", MAX_TEXT, empty_ok=True)
+            if "description" in e.args
+            else rs.description
+        )
+        self._put_set(replace(rs, name=name, description=description))
+        return {"name": name}
 
     def _op_delete_set(self, e: Envelope, user: User) -> dict[str, Any]:
         set_id = _set_id(e.args)
@@ -388,7 +402,7 @@ class StoreState:
             )
         del self.sets[set_id]
         self.versions.pop(set_id, None)
-        self._emit("set_deleted", set_id=set_id)
+        self._emit(events.SetDeleted(set_id))
         return {"set_id": set_id}
 
     def _op_duplicate_set(self, e: Envelope, user: User) -> dict[str, Any]:
@@ -425,7 +439,7 @@ class StoreState:
         )
         self.versions[new_id] = [first]
         self._put_set(rs)
-        self._emit("version_committed", set_id=new_id, version=1)
+        self._emit(events.VersionCommitted(new_id, 1))
         return {"set_id": new_id, "version": 1}
 
     def _op_set_visibility(self, e: Envelope, user: User) -> dict[str, Any]:
@@ -551,7 +565,7 @@ class StoreState:
                 "integrity", f"the chunks do not make manifest {manifest_id[:12]}: damaged; upload again"
             )
         self.manifests[manifest_id] = tuple(upload.chunks)
-        self._emit("manifest_committed", manifest_id=manifest_id)
+        self._emit(events.ManifestCommitted(manifest_id))
         return {"manifest_id": manifest_id, "new": True}
 
     def _op_publish_version(self, e: Envelope, user: User) -> dict[str, Any]:
@@ -577,7 +591,7 @@ class StoreState:
             raise Rejected("validation", str(exc)) from None
         self.published[(rs.id, number)] = record
         self._put_set(replace(rs, published=rs.published | {number}))
-        self._emit("published", set_id=rs.id, version=number)
+        self._emit(events.Published(rs.id, number))
         return {"set_id": rs.id, "version": number}
 
     def _op_record_drift(self, e: Envelope, user: User) -> dict[str, Any]:
@@ -593,5 +607,5 @@ class StoreState:
             e.author,
         )
         self.drift[(rs.id, number)] = record
-        self._emit("drift_recorded", set_id=rs.id, version=number)
+        self._emit(events.DriftRecorded(rs.id, number))
         return {"set_id": rs.id, "version": number}

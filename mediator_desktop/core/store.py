@@ -5,35 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mediator_desktop.core.errors import (
-    ConflictError,
-    IntegrityError,
-    MediatorError,
-    NotFound,
-    PermissionDenied,
-    ValidationError,
-)
+from mediator_desktop.core.errors import ImmutableError, ReplayError, error_of
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.state import Result, StoreState
 
-
-class ReplayError(PermissionDenied):
-    """A command whose sequence number was used before, or that is too old."""
-
-
-class ImmutableError(PermissionDenied):
-    """An attempt to change something published."""
-
-
-_ERRORS: dict[str, type[MediatorError]] = {
-    "validation": ValidationError,
-    "permission": PermissionDenied,
-    "conflict": ConflictError,
-    "not_found": NotFound,
-    "integrity": IntegrityError,
-    "replay": ReplayError,
-    "immutable": ImmutableError,
-}
+__all__ = ["ClusterStatus", "ImmutableError", "Member", "ReplayError", "Store", "unwrap"]
 
 
 def unwrap(result: Result) -> Any:
@@ -41,10 +17,7 @@ def unwrap(result: Result) -> Any:
     if result[0] == "ok":
         return result[1]
     _, code, message, extra = result
-    error = _ERRORS.get(code, MediatorError)
-    if error is ConflictError:
-        raise ConflictError(message, current_head=extra.get("current_head"))
-    raise error(message)
+    raise error_of(code, message, extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +50,15 @@ class Store(Protocol):
         ...
 
     def submit(self, command: bytes, timeout: float | None = None) -> Any:
-        """Replicate one signed command; returns its value or raises its typed error.
+        """Replicate one signed command; returns its result (``unwrap`` gives the value or raises
+        the typed error).
 
         Raises ``ClusterUnavailable`` when no quorum answers within ``timeout`` seconds.
         """
         ...
 
     def submit_many(self, commands: list[bytes], timeout: float | None = None) -> list[Any]:
-        """Replicate commands in order, pipelined; values in the same order. Errors as ``submit``."""
+        """Replicate commands in order, pipelined; results in the same order, as ``submit``."""
         ...
 
     def status(self) -> ClusterStatus: ...

@@ -20,7 +20,7 @@ from dataclasses import replace
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
 from mediator_desktop.core.cluster import PROTOCOL, Peer
-from mediator_desktop.core.events import EventBus
+from mediator_desktop.core.events import EventBus, PeerLost, PeerSeen
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Discovery:
             with self._lock:
                 gone = self._peers.pop(name, None)
             if gone is not None:
-                self.events.emit("peer_lost", node_id=gone.node_id, name=gone.name)
+                self.events.emit(PeerLost(gone.node_id, gone.name))
             return
         with contextlib.suppress(RuntimeError):  # closing
             self._lookups.submit(self._look_up, zeroconf, service_type, name)
@@ -176,4 +176,4 @@ class Discovery:
             new = name not in self._peers
             self._peers[name] = peer
         if new:
-            self.events.emit("peer_seen", node_id=peer.node_id, name=peer.name, version=peer.version)
+            self.events.emit(PeerSeen(peer.node_id, peer.name, peer.version))

@@ -32,7 +32,16 @@ from pysyncobj.syncobj import _COMMAND_TYPE
 
 from mediator_desktop.core.commands import MAX_COMMAND_BYTES, SEALED_HERE, parse
 from mediator_desktop.core.errors import ClusterUnavailable, ValidationError
-from mediator_desktop.core.events import EventBus
+from mediator_desktop.core.events import (
+    Event,
+    EventBus,
+    LeaderChanged,
+    MemberConnected,
+    MemberDisconnected,
+    MemberJoined,
+    MemberLeft,
+    StateReloaded,
+)
 from mediator_desktop.core.state import Result, StoreState
 from mediator_desktop.core.store import ClusterStatus, Member
 from mediator_desktop.raft.cipher import ClusterCipher
@@ -224,7 +233,7 @@ class RaftStore:
         raft_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         state = StoreState()
         state.listener = self._relay
-        self._replicated = _Replicated(state, lambda: self._relay("state_reloaded", {}))
+        self._replicated = _Replicated(state, lambda: self._relay(StateReloaded()))
         conf = raft_conf(secret, raft_dir, election_timeout, auto_tick=auto_tick)
         self._sync = _ClusterSyncObj(
             self_address,
@@ -250,6 +259,10 @@ class RaftStore:
         self._sync.addOnTickCallback(self._nudge)
         self._closed = threading.Event()
         self._last_seen: tuple[str | None, frozenset[str]] = (None, frozenset())
+        # Members as the watcher last saw them, and changes this node announced itself (so the
+        # watcher does not announce them twice).
+        self._members_seen = frozenset(peers)
+        self._members_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         if auto_tick:
             self._watcher = threading.Thread(
@@ -296,9 +309,9 @@ class RaftStore:
             )
             self._land(flight, None, FAIL_REASON.UNKNOWN_OUTCOME)
 
-    def _relay(self, kind: str, details: dict[str, Any]) -> None:
+    def _relay(self, event: Event) -> None:
         """Called on the raft thread."""
-        self.events.emit(kind, **details)
+        self.events.emit(event)
 
     # -- reads ---------------------------------------------------------------------------------
     @property
@@ -465,11 +478,11 @@ class RaftStore:
 
     def add_member(self, address: str, timeout: float = 10.0) -> None:
         self._membership(self._sync.addNodeToCluster, address, timeout)
-        self.events.emit("member_joined", address=address)
+        self._note_members()
 
     def remove_member(self, address: str, timeout: float = 10.0) -> None:
         self._membership(self._sync.removeNodeFromCluster, address, timeout)
-        self.events.emit("member_left", address=address)
+        self._note_members()
 
     def leave(self, timeout: float = 5.0) -> bool:
         """Ask the cluster to remove this node; True when the cluster confirmed it.
@@ -495,7 +508,7 @@ class RaftStore:
         except ClusterUnavailable as exc:
             log.warning("leaving: %s; the cluster may still list this node", exc)
             confirmed = False
-        self.events.emit("member_left", address=self.self_address, confirmed=confirmed)
+        self.events.emit(MemberLeft(self.self_address, confirmed))
         return confirmed
 
     def _hand_over(self, timeout: float) -> None:
@@ -559,12 +572,27 @@ class RaftStore:
             seen = (s.leader, frozenset(m.address for m in s.members if m.connected and not m.is_self))
             leader, connected = self._last_seen
             if seen[0] != leader:
-                self.events.emit("leader_changed", leader=seen[0])
+                self.events.emit(LeaderChanged(seen[0]))
             for address in sorted(seen[1] - connected):
-                self.events.emit("member_connected", address=address)
+                self.events.emit(MemberConnected(address))
             for address in sorted(connected - seen[1]):
-                self.events.emit("member_disconnected", address=address)
+                self.events.emit(MemberDisconnected(address))
             self._last_seen = seen
+            self._note_members()
+
+    def _note_members(self) -> None:
+        """Announce members added or removed since the last look, once each: by this node (then
+        pysyncobj has applied the change when its call returns) or by another one, which every
+        node hears of through the watcher."""
+        with self._members_lock:
+            # Read under the lock: a status read before another thread's note would undo it.
+            members = frozenset(m.address for m in self.status().members if not m.is_self)
+            joined, left = members - self._members_seen, self._members_seen - members
+            self._members_seen = members
+        for address in sorted(joined):
+            self.events.emit(MemberJoined(address))
+        for address in sorted(left):
+            self.events.emit(MemberLeft(address))
 
     def close(self) -> None:
         """Stop the node and wait for its threads."""

@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from mediator_desktop import __version__
+from mediator_desktop._version import __version__
 from mediator_desktop.core.errors import SourceError
 
 #: Connect and read timeouts (seconds).

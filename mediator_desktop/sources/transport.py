@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import certifi
 import pycurl
 
-from mediator_desktop import __version__
+from mediator_desktop._version import __version__
 from mediator_desktop.core.errors import Cancelled, IntegrityError, SourceError
 from mediator_desktop.core.jobs import JobControl
 from mediator_desktop.core.source import RemoteFile

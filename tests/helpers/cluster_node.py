@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mediator_desktop.core.errors import MediatorError
+from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Selection
+from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
 from tests.helpers.proc import stop_process
@@ -35,6 +37,7 @@ def serve(home: Path, address: str, socket_path: str) -> None:
     )
     node = Node(settings, settings_path=home / "settings.json").start(ready_timeout=30)
     listener = Listener(socket_path, family="AF_UNIX", authkey=AUTHKEY)
+    services: dict[str, Service] = {}
     try:
         with listener.accept() as conn:
             while True:
@@ -46,36 +49,42 @@ def serve(home: Path, address: str, socket_path: str) -> None:
                     conn.send(("ok", None))
                     return
                 try:
-                    conn.send(("ok", _call(node, name, args)))
+                    conn.send(("ok", _call(node, name, args, services)))
                 except MediatorError as exc:
                     conn.send(("err", f"{exc.__class__.__name__}: {exc}"))
     finally:
         listener.close()
+        for service in services.values():
+            service.close()
         node.stop()
 
 
-def _call(node: Node, name: str, args: list[Any]) -> Any:
-    service = node.service
+def _call(node: Node, name: str, args: list[Any], services: dict[str, Service]) -> Any:
+    # A "timeout" call swaps in a service of the same user whose changes wait that long for the
+    # cluster (the node's own service waits the default 10 s).
+    service = services.get("timed", node.service)
+    cluster = node.service.cluster
     if name == "join_code":
-        return node.create_join_code(*args)
+        return cluster.create_join_code(*args)
     if name == "join":
         started = time.monotonic()
-        node.join(args[0])
+        cluster.join(args[0])
         return time.monotonic() - started
     if name == "create_set":
-        set_id = service.create_set(args[0], visibility=Visibility.CLUSTER)
-        service.commit(set_id, Selection(), message="first")
+        set_id = service.sets.create(args[0], visibility=Visibility.CLUSTER)
+        service.sets.commit(set_id, Selection(), message="first")
         return set_id
     if name == "commit":
-        return service.commit(args[0], Selection(), message=args[1])
+        return service.sets.commit(args[0], Selection(), message=args[1])
     if name == "versions":
-        return {s: len(v) for s, v in service.store.state.versions.items()}
+        return {s: len(v) for s, v in node.store.state.versions.items()}
     if name == "status":
-        return asdict(node.status())
+        return asdict(cluster.status())
     if name == "peers":
-        return [asdict(p) for p in node.peers()]
+        return [asdict(p) for p in cluster.peers()]
     if name == "timeout":
-        service.timeout = float(args[0])
+        identity = Identity.load_or_create(node.data_dir, node.settings.display_name)
+        services["timed"] = Service(node.store, identity, timeout=float(args[0]))
         return None
     raise ValueError(f"unknown call {name}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from mediator_desktop.core.events import Event
+from mediator_desktop.core.events import Event, MemberJoined, VersionCommitted
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
@@ -23,12 +23,13 @@ def test_add_and_remove_a_member_at_run_time(tmp_path: Path) -> None:
     try:
         first.wait_ready()
         second.wait_ready()
-        service = Service(first, Identity.generate("alice"))
+        alice = Identity.generate("alice")
+        service = Service(first, alice)
         service.register()
-        set_id = service.create_set("grows with the cluster")
-        service.commit(set_id, Selection())
+        set_id = service.sets.create("grows with the cluster")
+        service.sets.commit(set_id, Selection())
         joined = threading.Event()
-        first.events.subscribe(lambda e: joined.set() if e.kind == "member_joined" else None)
+        first.events.subscribe(lambda e: joined.set(), MemberJoined)
         leader = first if first.status().leader == a else second
         leader.add_member(c)
         assert joined.wait(5) or leader is second
@@ -47,12 +48,10 @@ def test_add_and_remove_a_member_at_run_time(tmp_path: Path) -> None:
         assert len(third.status().members) == 3
         # The newcomer takes part: a commit through it reaches the others.
         arrived = threading.Event()
-        first.events.subscribe(
-            lambda e: arrived.set() if e.kind == "version_committed" and e.details["version"] == 2 else None
-        )
-        Service(third, service.identity).commit(set_id, Selection(), message="via the newcomer")
-        assert arrived.wait(10) or len(service.history(set_id)) == 2
-        assert [v.message for v in service.history(set_id)][-1] == "via the newcomer"
+        first.events.subscribe(lambda e: arrived.set() if e.version == 2 else None, VersionCommitted)
+        Service(third, alice).sets.commit(set_id, Selection(), message="via the newcomer")
+        assert arrived.wait(10) or len(service.sets.history(set_id)) == 2
+        assert [v.message for v in service.sets.history(set_id)][-1] == "via the newcomer"
         leader.remove_member(c)
         assert [m.address for m in leader.status().members] == sorted([a, b])
     finally:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mediator_desktop.core.errors import ConflictError, NotFound, PermissionDenied
-from mediator_desktop.core.events import Event
+from mediator_desktop.core.downloads import DownloadRequest
+from mediator_desktop.core.errors import ConflictError, NotFound, PermissionDenied, ValidationError
+from mediator_desktop.core.events import Event, SetChanged, VersionCommitted
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.manifest import ManifestBuilder
 from mediator_desktop.core.pointer import Hierarchy, Pointer
@@ -19,7 +20,8 @@ from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings
-from mediator_desktop.node import SECRET_FILE, Node
+from mediator_desktop.node import Node
+from mediator_desktop.raft.membership import SECRET_FILE
 
 LEVELS = {"idc": Hierarchy(("collection", "patient", "study", "series"))}
 
@@ -43,7 +45,7 @@ def test_first_start_makes_identity_secret_and_address_and_restarts_keep_them(me
     with Node() as node:
         key_id = node.service.key_id
         address = node.settings.raft_address
-        set_id = node.service.create_set("kept")
+        set_id = node.service.sets.create("kept")
         assert node.service.users() == {key_id: node.settings.display_name}
     data = mediator_home / "data"
     assert stat.S_IMODE((data / SECRET_FILE).stat().st_mode) == 0o600
@@ -51,58 +53,81 @@ def test_first_start_makes_identity_secret_and_address_and_restarts_keep_them(me
     assert Settings.load().raft_address == address
     with Node() as node:
         assert node.service.key_id == key_id
-        assert node.service.get_set(set_id).name == "kept"
+        assert node.service.sets.get(set_id).name == "kept"
 
 
 def test_sets_versions_manifests_and_diff(node: Node) -> None:
-    service = node.service
-    set_id = service.create_set("LIDC subset", "CT of NLST", Visibility.CLUSTER)
+    sets = node.service.sets
+    set_id = sets.create("LIDC subset", "CT of NLST", Visibility.CLUSTER)
     sel1 = Selection.of(Pointer.of("idc", "nlst", Modality="CT"))
     m1 = manifest(40_000).build()
-    assert service.commit(set_id, sel1, m1, "first") == 1
+    assert sets.commit(set_id, sel1, m1, "first") == 1
     b = manifest(40_000)
     b.add("idc", ("nlst", "new", "st", "1.2.99999"), size=2_000_000_000, count=1, version="v1")
     m2 = b.build()
     sel2 = sel1.remove(Pointer.of("idc", "nlst", "p0", Modality="CT"))
-    assert service.commit(set_id, sel2, m2, "second") == 2
+    assert sets.commit(set_id, sel2, m2, "second") == 2
     assert len(node.store.state.manifests[m1.id]) > 1  # really chunked
-    assert [v.message for v in service.history(set_id)] == ["first", "second"]
-    selection_diff, manifest_diff = service.diff(set_id, 1, 2)
+    assert [v.message for v in sets.history(set_id)] == ["first", "second"]
+    selection_diff, manifest_diff = sets.diff(set_id, 1, 2)
     assert manifest_diff.summary(LEVELS) == "+1 series (2.0 GB) in 1 study"
     assert selection_diff.apply(sel1) == sel2
     # Read back from the store itself, not the cache: verified against its id.
-    service._manifests.clear()
-    assert service.manifest(m1.id) == m1
+    sets.forget_manifests()
+    assert sets.manifest(m1.id) == m1
     with pytest.raises(NotFound):
-        service.manifest("0" * 64)
+        sets.manifest("0" * 64)
 
 
 def test_conflicting_commits_and_permissions_between_two_users(node: Node) -> None:
-    owner = node.service
-    other = Service(node.store, Identity.generate("bob"))
-    other.register()
-    set_id = owner.create_set("mine")
+    owner = node.service.sets
+    bob = Service(node.store, Identity.generate("bob"))
+    bob.register()
+    other = bob.sets
+    set_id = owner.create("mine")
     with pytest.raises(NotFound):
-        other.get_set(set_id)
-    assert [rs.id for rs in other.list_sets()] == []
-    owner.grant_editor(set_id, other.key_id)
-    assert [rs.id for rs in other.list_sets("shared")] == [set_id]
+        other.get(set_id)
+    assert [rs.id for rs in other.list()] == []
+    owner.grant_editor(set_id, bob.key_id)
+    assert [rs.id for rs in other.list("shared")] == [set_id]
     owner.commit(set_id, Selection(), message="owner")
     other.commit(set_id, Selection.of(Pointer.of("idc", "x")), message="bob", expected_head=1)
     with pytest.raises(ConflictError) as info:
         owner.commit(set_id, Selection(), message="stale", expected_head=1)
     assert info.value.current_head == 2
     with pytest.raises(PermissionDenied):
-        other.delete_set(set_id)
+        other.delete(set_id)
     owner.set_visibility(set_id, Visibility.PUBLIC)
     fork = other.duplicate(set_id, 2, "bob's fork")
-    assert other.get_set(fork).forked_from == (set_id, 2)
-    assert [rs.name for rs in other.list_sets("mine")] == ["bob's fork"]
+    assert other.get(fork).forked_from == (set_id, 2)
+    assert [rs.name for rs in other.list("mine")] == ["bob's fork"]
     other.follow(set_id)
-    assert [rs.id for rs in other.list_sets("following")] == [set_id]
+    assert [rs.id for rs in other.list("following")] == [set_id]
     record = owner.publish(set_id, 2, "Cited data", ["A. Author"])
     assert record.version == 2
-    assert [rs.id for rs in owner.list_sets("published")] == [set_id]
+    assert [rs.id for rs in owner.list("published")] == [set_id]
+
+
+def test_owner_and_editors_rename_a_set_through_the_service(node: Node) -> None:
+    owner = node.service.sets
+    bob, carol = (Service(node.store, Identity.generate(name)) for name in ("bob", "carol"))
+    bob.register()
+    carol.register()
+    set_id = owner.create("scans", "from the lab", Visibility.CLUSTER)
+    owner.grant_editor(set_id, bob.key_id)
+    changed: list[SetChanged] = []
+    unsubscribe = node.events.subscribe(changed.append, SetChanged)
+    owner.rename(set_id, "CT scans")
+    assert [e.set_id for e in changed] == [set_id]  # emitted before the call returns
+    unsubscribe()
+    assert (owner.get(set_id).name, owner.get(set_id).description) == ("CT scans", "from the lab")
+    bob.sets.rename(set_id, "CT scans, cleaned", "")
+    assert (carol.sets.get(set_id).name, carol.sets.get(set_id).description) == ("CT scans, cleaned", "")
+    with pytest.raises(PermissionDenied):
+        carol.sets.rename(set_id, "mine now")
+    with pytest.raises(ValidationError):
+        owner.rename(set_id, "  ")
+    assert owner.get(set_id).name == "CT scans, cleaned"
 
 
 def test_events_reach_listeners_from_the_raft_thread(node: Node) -> None:
@@ -111,17 +136,17 @@ def test_events_reach_listeners_from_the_raft_thread(node: Node) -> None:
 
     def listener(event: Event) -> None:
         got.append(event)
-        if event.kind == "version_committed":
+        if isinstance(event, VersionCommitted):
             seen.set()
 
     unsubscribe = node.events.subscribe(listener)
-    set_id = node.service.create_set("watched")
-    node.service.commit(set_id, Selection())
+    set_id = node.service.sets.create("watched")
+    node.service.sets.commit(set_id, Selection())
     assert seen.wait(5)
     unsubscribe()
-    kinds = [e.kind for e in got]
-    assert "set_changed" in kinds and "version_committed" in kinds
-    ids = [e.id for e in got]
+    kinds = [type(e) for e in got]
+    assert SetChanged in kinds and VersionCommitted in kinds
+    ids = [e.seq for e in got]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
@@ -141,7 +166,7 @@ def test_concurrent_uploads_keep_each_manifests_chunks_in_order(node: Node) -> N
 
     def upload(service: Service, manifest: object) -> None:
         try:
-            service.upload_manifest(manifest)  # type: ignore[arg-type]
+            service.sets.upload_manifest(manifest)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -166,19 +191,20 @@ def test_a_set_downloads_through_the_service_and_again_only_what_changed(
     lab = {"kind": "local", "id": "lab", "options": {"folder": str(folder)}}
     replace(Settings.load(), sources=(lab,)).save()
     with Node() as node:
-        source = node.sources["lab"]
-        source.reindex()  # type: ignore[attr-defined]
         service = node.service
-        set_id = service.create_set("scans")
+        source = service.archives.get("lab")
+        source.reindex()  # type: ignore[attr-defined]
+        set_id = service.sets.create("scans")
         selection = Selection.of(Pointer.of("lab"))
-        service.commit(set_id, selection, source.resolve(selection), "first")
+        service.sets.commit(set_id, selection, source.resolve(selection), "first")
         dest = tmp_path / "dest"
-        first = service.download(set_id, None, dest, layout="{patient}/{series}")
+        request = DownloadRequest(set_id, dest, layout="{patient}/{series}")
+        first = service.downloads.run(request)
         assert first.ok and files_under(dest) == ["P1/1.2.1.1/000000_0000.dcm", "P1/1.2.1.1/000001_0001.dcm"]
         make_series(folder, "P2", "1.2.2", "1.2.2.1", 1, modality="MR")
         source.reindex()  # type: ignore[attr-defined]
-        service.commit(set_id, selection, source.resolve(selection), "second")
-        second = service.download(set_id, None, dest, layout="{patient}/{series}")
+        service.sets.commit(set_id, selection, source.resolve(selection), "second")
+        second = service.downloads.run(request)
         assert second.ok and len(second.fetched) == 1 and second.unchanged == 1
         assert [f.split("/")[0] for f in files_under(dest)] == ["P1", "P1", "P2"]
-        assert service.download(set_id, 1, dest, layout="{patient}/{series}").removed == second.fetched
+        assert service.downloads.run(replace(request, version=1)).removed == second.fetched

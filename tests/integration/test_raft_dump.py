@@ -64,8 +64,18 @@ while True:
 """
 
 # The second change is in the journal before the dump is reaped; the process dies inside
-# pysyncobj's journal while the trim writes back the second of the entries it keeps.
+# pysyncobj's journal while the trim writes back the second of the entries it keeps. The dump is
+# reaped only once the change is acknowledged: a fast machine finished the dump (and trimmed)
+# while the change was still on its way.
 KILLED_IN_THE_TRIM = """
+import pysyncobj.serializer
+acked = []
+check_serializing = pysyncobj.serializer.Serializer.checkSerializing
+def check_after_the_ack(self):
+    if not acked:
+        return pysyncobj.serializer.SERIALIZER_STATE.SERIALIZING, None
+    return check_serializing(self)
+pysyncobj.serializer.Serializer.checkSerializing = check_after_the_ack
 trimming = []
 delete_entries_to = pysyncobj.syncobj.SyncObj._SyncObj__deleteEntriesTo
 def trim(self, index):
@@ -85,6 +95,7 @@ def add_then_die(self, *entry):
 pysyncobj.journal.FileJournal.add = add_then_die
 
 run(alice.create("acknowledged after the fork")[1])
+acked.append(True)
 print("ACK", flush=True)
 while True:
     node.tick(0.002)

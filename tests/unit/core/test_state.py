@@ -21,6 +21,7 @@ from mediator_desktop.core.errors import (
     PermissionDenied,
     ValidationError,
 )
+from mediator_desktop.core.events import Event, SetChanged, VersionCommitted
 from mediator_desktop.core.manifest import ManifestBuilder
 from mediator_desktop.core.state import StoreState
 from mediator_desktop.core.store import ImmutableError, ReplayError, unwrap
@@ -33,8 +34,8 @@ class Harness:
     def __init__(self) -> None:
         self.state = StoreState()
         self.log: list[bytes] = []
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.state.listener = lambda kind, details: self.events.append((kind, details))
+        self.events: list[Event] = []
+        self.state.listener = self.events.append
 
     def raw(self, command: bytes) -> tuple[Any, ...]:
         self.log.append(command)
@@ -76,7 +77,46 @@ def test_create_commit_and_history(h: Harness, alice: Actor) -> None:
     assert rs.head == 2 and rs.owner == alice.key_id
     assert [v.message for v in h.state.versions[set_id]] == ["first", "second"]
     assert h.state.versions[set_id][1].parent == 1
-    assert ("version_committed", {"set_id": set_id, "version": 2}) in h.events
+    assert VersionCommitted(set_id, 2) in h.events
+
+
+def test_owner_and_editors_rename_a_set_and_readers_may_not(h: Harness, alice: Actor, bob: Actor) -> None:
+    carol = Actor("carol")
+    h.do(carol.register())
+    set_id, cmd = alice.create("scans", visibility="cluster")
+    h.do(cmd)
+    h.do(alice.cmd("grant_editor", set_id=set_id, key_id=bob.key_id))
+    h.events.clear()
+    assert h.do(alice.cmd("rename_set", set_id=set_id, name="CT scans", description="from the lab")) == {
+        "name": "CT scans"
+    }
+    assert (h.state.sets[set_id].name, h.state.sets[set_id].description) == ("CT scans", "from the lab")
+    assert h.events == [SetChanged(set_id)]
+    h.do(bob.cmd("rename_set", set_id=set_id, name="CT scans, cleaned"))  # an editor may
+    rs = h.state.sets[set_id]
+    assert (rs.name, rs.description) == ("CT scans, cleaned", "from the lab")  # description kept
+    h.do(bob.cmd("rename_set", set_id=set_id, name="CT", description=""))  # and cleared
+    assert (h.state.sets[set_id].name, h.state.sets[set_id].description) == ("CT", "")
+    # carol reads the set (cluster visibility) but does not edit it.
+    with pytest.raises(PermissionDenied, match="not an editor"):
+        h.do(carol.cmd("rename_set", set_id=set_id, name="mine now"))
+    h.do(alice.cmd("set_visibility", set_id=set_id, visibility="private"))
+    with pytest.raises(NotFound):  # a set carol cannot see is not there for her
+        h.do(carol.cmd("rename_set", set_id=set_id, name="mine now"))
+    assert h.state.sets[set_id].name == "CT"
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 1000, None, 7])
+def test_a_set_is_not_renamed_to_a_blank_or_malformed_name(h: Harness, alice: Actor, name: object) -> None:
+    set_id, cmd = alice.create("scans")
+    h.do(cmd)
+    h.events.clear()
+    args = {"set_id": set_id} if name is None else {"set_id": set_id, "name": name}
+    with pytest.raises(ValidationError, match="name must be text"):
+        h.do(alice.cmd("rename_set", **args))
+    with pytest.raises(ValidationError, match="description must be text"):
+        h.do(alice.cmd("rename_set", set_id=set_id, name="ok", description=3))
+    assert h.state.sets[set_id].name == "scans" and h.events == []
 
 
 def test_commit_on_a_stale_head_is_a_conflict_with_the_current_head(
@@ -362,6 +402,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "commit_version": {
         "set_id": "SET", "expected_head": 1, "selection": "RULES", "manifest_id": "MANIFEST", "message": "",
     },
+    "rename_set": {"set_id": "SET", "name": "renamed", "description": ""},
     "delete_set": {"set_id": "SET"},
     "duplicate_set": {"source_id": "SET", "set_id": "NEW", "name": "fork"},
     "set_visibility": {"set_id": "SET", "visibility": "cluster"},

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.keystore import source_secret, store_source_secret
 from mediator_desktop.core.settings import Settings
-from mediator_desktop.node import Node, source_secret, store_source_secret
+from mediator_desktop.node import Node
 from mediator_desktop.sources.dicomweb import DicomWebSource
 from mediator_desktop.sources.idc import IdcSource
 from mediator_desktop.sources.local import LocalFolderSource
@@ -72,6 +73,6 @@ def test_a_node_builds_its_sources_from_settings(tmp_path: Path) -> None:
     settings = Settings(
         sources=({"kind": "idc"}, {"kind": "tcia", "options": {"base_url": "http://127.0.0.1:1/v4/"}})
     )
-    node = Node(settings)
-    assert sorted(node.sources) == ["idc", "tcia"]
+    with Node(settings) as node:
+        assert sorted(node.service.archives.ids()) == ["idc", "tcia"]
     assert Settings.from_json(settings.to_json()) == settings

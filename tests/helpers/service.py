@@ -1,0 +1,105 @@
+"""A small world for tests of the service's parts: a real one-node Raft store, a local archive of
+generated DICOM files, and services of several users over them (each with its own settings file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from mediator_desktop.core.events import Event
+from mediator_desktop.core.identity import Identity
+from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.service import Service
+from mediator_desktop.core.settings import Settings, SettingsFile
+from mediator_desktop.core.transfer import Downloader
+from mediator_desktop.core.tree import TreeCache
+from mediator_desktop.raft.membership import LONE_TIMEOUTS, free_loopback_address
+from mediator_desktop.raft.store import RaftStore
+from mediator_desktop.sources.local import LocalFolderSource
+from tests.helpers.dicom import make_series
+from tests.helpers.transfer import downloader
+
+SOURCE = "lab"
+P1 = Pointer.of(SOURCE, "P1")
+P2 = Pointer.of(SOURCE, "P2")
+P1_SERIES = ("P1", "1.2.1", "1.2.1.1")
+P2_SERIES = ("P2", "1.2.2", "1.2.2.1")
+
+
+class World:
+    """A one-node Raft store, a local DICOM folder as the archive ``lab``, and users' services."""
+
+    def __init__(self, root: Path, stack: ExitStack, *, downloads: bool = False) -> None:
+        self.root = root
+        self._stack = stack
+        folder = root / "lab"
+        make_series(folder, "P1", "1.2.1", "1.2.1.1", 2, modality="CT", pixels=8)
+        make_series(folder, "P2", "1.2.2", "1.2.2.1", 3, modality="MR", body_part="HEAD", pixels=8)
+        self.source = LocalFolderSource(SOURCE, folder, root / "index" / "lab.sqlite")
+        stack.callback(self.source.close)
+        self.source.reindex()
+        self.store = RaftStore(
+            free_loopback_address(),
+            [],
+            root / "raft-node",
+            "unit-test-secret",
+            election_timeout=LONE_TIMEOUTS,
+        )
+        stack.callback(self.store.close)
+        self.store.wait_ready(10)
+        self.downloader: Downloader | None = None
+        if downloads:
+            self.downloader = stack.enter_context(downloader(self.source))
+
+    def settings_file(self, name: str, **settings: Any) -> SettingsFile:
+        home = self.root / name
+        values: dict[str, Any] = {
+            "data_dir": home / "data",
+            "download_dir": home / "downloads",
+            "display_name": name,
+            "discovery": False,
+            **settings,
+        }
+        return SettingsFile(Settings(**values), home / "settings.json")
+
+    def service(
+        self,
+        name: str,
+        *,
+        sources: bool = True,
+        downloads: bool = True,
+        tree_cache: TreeCache | None = None,
+        **settings: Any,
+    ) -> Service:
+        """A registered user ``name`` with a service of their own over the store."""
+        service = Service(
+            self.store,
+            Identity.generate(name),
+            sources={SOURCE: self.source} if sources else None,
+            downloader=self.downloader if downloads else None,
+            settings=self.settings_file(name, **settings),
+            tree_cache=tree_cache,
+        )
+        self._stack.callback(service.close)
+        service.register()
+        return service
+
+
+@contextmanager
+def world(root: Path, *, downloads: bool = False) -> Iterator[World]:
+    with ExitStack() as stack:
+        yield World(root, stack, downloads=downloads)
+
+
+@contextmanager
+def recording(service: Service, *kinds: type[Event]) -> Iterator[list[Event]]:
+    """Events of ``kinds`` the service's bus emits while the block runs."""
+    seen: list[Event] = []
+    stop = service.events.subscribe(seen.append, *kinds)
+    try:
+        yield seen
+    finally:
+        stop()
