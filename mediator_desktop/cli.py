@@ -21,39 +21,48 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediator_desktop import __version__
+from mediator_desktop._version import __version__
 from mediator_desktop.core import errors
 from mediator_desktop.core.diff import ManifestDiff
+from mediator_desktop.core.errors import (
+    EXIT_ARCHIVE_ERROR,
+    EXIT_CLUSTER_UNAVAILABLE,
+    EXIT_CONFLICT,
+    EXIT_DOWNLOAD_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_NO_NODE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_PERMISSION_DENIED,
+    EXIT_USAGE,
+    EXIT_USER_ERROR,
+)
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.paths import private_dir
 from mediator_desktop.core.settings import HOME_ENV, Settings
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 
 if TYPE_CHECKING:
     from mediator_desktop.sdk import Mediator
 
-EXIT_OK = 0
-EXIT_USER_ERROR = 1
-EXIT_USAGE = 2
-EXIT_CLUSTER_UNAVAILABLE = 3
-EXIT_NOT_FOUND = 4
-EXIT_PERMISSION_DENIED = 5
-EXIT_CONFLICT = 6
-EXIT_ARCHIVE_ERROR = 7
-EXIT_DOWNLOAD_INCOMPLETE = 8
-EXIT_NO_NODE = 9
-EXIT_INTERRUPTED = 130
-
-#: Exit status per error, most specific first (documented in docs/cli.md and ``--help``).
-EXIT_CODES: tuple[tuple[type[errors.MediatorError], int], ...] = (
-    (errors.ClusterUnavailable, EXIT_CLUSTER_UNAVAILABLE),
-    (errors.NotFound, EXIT_NOT_FOUND),
-    (errors.PermissionDenied, EXIT_PERMISSION_DENIED),
-    (errors.ConflictError, EXIT_CONFLICT),
-    (errors.SourceError, EXIT_ARCHIVE_ERROR),
-    (errors.IntegrityError, EXIT_ARCHIVE_ERROR),
-    (errors.NodeUnreachable, EXIT_NO_NODE),
-)
+# The exit codes live with the errors (``core.errors``: each error carries its own); their names
+# stay importable from here.
+__all__ = [
+    "EXIT_ARCHIVE_ERROR",
+    "EXIT_CLUSTER_UNAVAILABLE",
+    "EXIT_CONFLICT",
+    "EXIT_DOWNLOAD_INCOMPLETE",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_NO_NODE",
+    "EXIT_OK",
+    "EXIT_PERMISSION_DENIED",
+    "EXIT_USAGE",
+    "EXIT_USER_ERROR",
+    "build_parser",
+    "main",
+]
 
 EPILOG = """exit status:
   0 ok; 1 user error (bad input, a rule broken); 2 usage; 3 cluster unavailable (no quorum);
@@ -159,10 +168,10 @@ def _node_run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     with Node(settings, api=True) as node:
         if args.join:
-            if node.settings.peers:
+            if len(node.service.cluster.status().members) > 1:
                 logging.getLogger("mediator").warning("already in a cluster; --join is ignored")
             else:
-                node.join(args.join)
+                node.service.cluster.join(args.join)
         assert node.api is not None
         ready = {
             "state": "ready",
@@ -412,6 +421,12 @@ def _sets_follow(args: argparse.Namespace) -> int:
     return _emit(args, rs, lambda: print(f"{'no longer following' if args.stop else 'following'} {rs.name}"))
 
 
+def _sets_rename(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.rename(m.find_set(args.set).id, args.new_name, args.description)
+    return _emit(args, rs, lambda: _print_set(rs))
+
+
 def _sets_delete(args: argparse.Namespace) -> int:
     with _client(args) as m:
         rs = m.find_set(args.set)
@@ -478,18 +493,12 @@ def _download(args: argparse.Namespace) -> int:
         bar.close()
         job = handle.job
     if job.state == "failed" and job.report is None:  # stopped before any leaf: no space, busy folder...
-        kind = getattr(errors, job.error_type or "", None)
-        if not (isinstance(kind, type) and issubclass(kind, errors.MediatorError)):
-            kind = errors.MediatorError
-        raise kind(job.error or "the download failed")
+        raise errors.by_name(job.error_type or "")(job.error or "the download failed")
 
     def human() -> None:
         print(f"{rs.name} v{job.version} -> {job.destination}: {job.summary}")
-        for failure in (job.report or {}).get("failed", []):
-            print(
-                f"  failed {'/'.join([failure['source'], *failure['path']])}: {failure['reason']}",
-                file=sys.stderr,
-            )
+        for failure in job.report.failed if job.report is not None else ():
+            print(f"  failed {'/'.join([failure.source, *failure.path])}: {failure.reason}", file=sys.stderr)
         if job.state == "failed":
             print(
                 "run the same command again to retry what failed (finished leaves are kept)", file=sys.stderr
@@ -558,6 +567,67 @@ def _leave(args: argparse.Namespace) -> int:
     with _client(args) as m:
         cluster = m.leave()
     return _emit(args, cluster, lambda: print("left the cluster; this node goes on alone"))
+
+
+# -- settings ------------------------------------------------------------------------------------
+def _setting_value(name: str, text: str, current: Any) -> Any:
+    """``text`` as a value of the setting ``name``, read as its current value's type."""
+    if isinstance(current, bool):
+        words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False}
+        if text.lower() not in words:
+            raise errors.ValidationError(f"{name} is true or false (on/off, yes/no), not {text!r}")
+        return words[text.lower()]
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise errors.ValidationError(f"{name} is a whole number, not {text!r}") from None
+    if isinstance(current, list):
+        if text.lstrip().startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise errors.ValidationError(f"{name}: {text!r} is not a JSON list ({exc})") from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if name.endswith("_dir"):  # a folder named from here; the node may run in another folder
+        return str(Path(text).expanduser().absolute())
+    return text
+
+
+def _settings(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        current = m.settings()
+        values = current.values.model_dump(mode="json")
+        if not args.set:
+
+            def human() -> None:
+                for f in current.fields:
+                    later = "" if f.live else "  (applies when the node starts next)"
+                    print(f"{f.name} = {json.dumps(values.get(f.name))}\t{f.title}{later}")
+
+            return _emit(args, current, human)
+        changes: dict[str, Any] = {}
+        for item in args.set:
+            name, eq, text = item.partition("=")
+            if not eq or not name:
+                raise errors.ValidationError(
+                    f"--set {item!r} must be NAME=VALUE, e.g. --set display_name=Ada"
+                )
+            if name not in values:
+                known = ", ".join(sorted(values))
+                raise errors.ValidationError(f"no such setting: {name} (known: {known})")
+            changes[name] = _setting_value(name, text, values[name])
+        change = m.change_settings(**changes)
+
+    def said() -> None:
+        if not change.changed:
+            print("nothing changed")
+            return
+        print(f"changed: {', '.join(change.changed)}")
+        if change.restart:
+            print(f"restart the node to apply: {', '.join(change.restart)}", file=sys.stderr)
+
+    return _emit(args, change, said)
 
 
 # -- the parser ----------------------------------------------------------------------------------
@@ -667,6 +737,10 @@ def build_parser() -> argparse.ArgumentParser:
     follow = command(st, "follow", _sets_follow, "be told of new versions of a set")
     follow.add_argument("set")
     follow.add_argument("--stop", action="store_true", help="stop following")
+    rename = command(st, "rename", _sets_rename, "give a set a new name (owner and editors may)")
+    rename.add_argument("set", help="a set id or name")
+    rename.add_argument("new_name", metavar="NEW_NAME")
+    rename.add_argument("--description", help="also a new description (default: unchanged)")
     delete = command(st, "delete", _sets_delete, "delete a set of yours")
     delete.add_argument("set")
     delete.add_argument("--yes", action="store_true", help="really delete")
@@ -677,9 +751,21 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("set")
     dl.add_argument("destination")
     dl.add_argument("--version", type=int, help="default: the head")
-    dl.add_argument("--layout", default="{collection}/{patient}/{study}/{series}", help="folder layout")
+    dl.add_argument(
+        "--layout",
+        help="folder layout from leaf metadata (default: the node's download_layout setting, "
+        f"which is {DEFAULT_LAYOUT} unless changed with `mediator settings`)",
+    )
     dl.add_argument("--workers", type=int, default=8)
     dl.add_argument("--prune", action="store_true", help="delete files of leaves no longer in the set")
+
+    stg = command(commands, "settings", _settings, "show the node's settings, or change them with --set")
+    stg.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="change a setting, e.g. --set download_layout={patient}/{series} (repeat); lists: a,b or JSON",
+    )
 
     command(commands, "status", _status, "this node and its cluster")
     command(commands, "peers", _peers, "MEDIator machines seen on this network")
@@ -699,7 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except errors.MediatorError as exc:
-        return _fail(args, exc, next((c for kind, c in EXIT_CODES if isinstance(exc, kind)), EXIT_USER_ERROR))
+        return _fail(args, exc, exc.exit_code)
     except OSError as exc:
         return _fail(args, exc, EXIT_USER_ERROR)
     except KeyboardInterrupt:
@@ -710,7 +796,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(args: argparse.Namespace, exc: Exception, code: int) -> int:
     if args.json:
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc), "exit": code}))
+        body: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc), "exit": code}
+        if isinstance(exc, errors.MediatorError):
+            body["code"] = exc.code
+        print(json.dumps(body))
     print(f"mediator: {exc}", file=sys.stderr)
     return code
 

@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from mediator_desktop.api.models import (
     ClusterModel,
     DiffModel,
+    FailureModel,
     ItemModel,
     JobModel,
     LeafModel,
@@ -42,8 +43,13 @@ from mediator_desktop.api.models import (
     PageModel,
     PeerModel,
     ProgressModel,
+    ReportModel,
     SetModel,
     SetScope,
+    SettingFieldModel,
+    SettingsChangeModel,
+    SettingsModel,
+    SettingsValues,
     SourceModel,
     UpdateResult,
     UserModel,
@@ -54,7 +60,6 @@ from mediator_desktop.core.endpoint import Endpoint, token_proof
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import check_set_id
 from mediator_desktop.core.settings import Settings
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ __all__ = [
     "ClusterModel",
     "DiffModel",
     "DownloadHandle",
+    "FailureModel",
     "ItemModel",
     "JobModel",
     "LeafModel",
@@ -70,7 +76,12 @@ __all__ = [
     "PageModel",
     "PeerModel",
     "ProgressModel",
+    "ReportModel",
     "SetModel",
+    "SettingFieldModel",
+    "SettingsChangeModel",
+    "SettingsModel",
+    "SettingsValues",
     "SourceModel",
     "UserModel",
     "VersionModel",
@@ -90,26 +101,22 @@ def _pointer_json(p: PointerLike) -> dict[str, Any]:
 
 
 def _error_of(response: requests.Response) -> errors.MediatorError:
+    """The typed error of an error answer (``core.errors.from_json``: one table for every frontend)."""
     try:
         body = response.json()
     except ValueError:
+        body = None
+    if not isinstance(body, dict):
         body = {}
-    name = body.get("error") if isinstance(body, dict) else None
-    message = body.get("message") if isinstance(body, dict) else None
     if response.status_code == 422:
-        detail = body.get("detail") if isinstance(body, dict) else None
+        detail = body.get("detail")
         return errors.ValidationError(f"the node refused the request: {detail or response.text[:500]}")
     if response.status_code == 401:
         return errors.NodeUnreachable(
-            f"the node refused the token ({message}); restart it, or check MEDIATOR_HOME points at its data"
+            f"the node refused the token ({body.get('message')}); restart it, or check MEDIATOR_HOME "
+            "points at its data"
         )
-    kind = getattr(errors, name, None) if isinstance(name, str) else None
-    text = message or f"HTTP {response.status_code}: {response.text[:300]}"
-    if kind is errors.ConflictError:
-        return errors.ConflictError(text, current_head=body.get("current_head"))
-    if isinstance(kind, type) and issubclass(kind, errors.MediatorError):
-        return kind(text)
-    return errors.MediatorError(text)
+    return errors.from_json(body, fallback=f"HTTP {response.status_code}: {response.text[:300]}")
 
 
 class DownloadHandle:
@@ -290,6 +297,9 @@ class Mediator:
     def _post(self, path: str, model: type[M], body: Any = None) -> M:
         return model.model_validate(self._call("POST", path, body))
 
+    def _send(self, method: str, path: str, model: type[M], body: Any = None) -> M:
+        return model.model_validate(self._call(method, path, body))
+
     def _list(self, path: str, model: type[M], /, **params: Any) -> list[M]:
         return [model.model_validate(x) for x in self._call("GET", path, **params)]
 
@@ -417,7 +427,7 @@ class Mediator:
             "add": [_pointer_json(p) for p in add],
             "message": message,
         }
-        return SetModel.model_validate(self._call("POST", "/v1/sets", body))
+        return self._post("/v1/sets", SetModel, body)
 
     def update(
         self,
@@ -449,14 +459,21 @@ class Mediator:
         """``m.remove(set_id, "idc/nlst/100002")``: remove (or exclude) pointers in a new version."""
         return self.update(set_id, remove=pointers, message=message)
 
+    def rename(self, set_id: str, name: str, description: str | None = None) -> SetModel:
+        """Give a set a new name (and, if given, a new description); its owner and editors may."""
+        body: dict[str, Any] = {"name": name}
+        if description is not None:
+            body["description"] = description
+        return self._send("PUT", f"/v1/sets/{_set_id(set_id)}/name", SetModel, body)
+
     def delete_set(self, set_id: str) -> None:
         """Delete a set you own (not possible once a version is published)."""
         self._call("DELETE", f"/v1/sets/{_set_id(set_id)}")
 
     def duplicate(self, set_id: str, version: int | None = None, name: str = "") -> SetModel:
         """Fork a set (yours, shared with you, or public) into a new set of yours."""
-        return SetModel.model_validate(
-            self._call("POST", f"/v1/sets/{_set_id(set_id)}/duplicate", {"version": version, "name": name})
+        return self._post(
+            f"/v1/sets/{_set_id(set_id)}/duplicate", SetModel, {"version": version, "name": name}
         )
 
     def share(
@@ -470,21 +487,19 @@ class Mediator:
         """Change who sees a set (private, cluster, public) and who may edit it (users' key ids)."""
         rs = self.get_set(set_id)
         if visibility is not None:
-            rs = SetModel.model_validate(
-                self._call("PUT", f"/v1/sets/{rs.id}/visibility", {"visibility": visibility})
-            )
+            rs = self._send("PUT", f"/v1/sets/{rs.id}/visibility", SetModel, {"visibility": visibility})
         for key_id in editors:
-            rs = SetModel.model_validate(self._call("PUT", f"/v1/sets/{rs.id}/editors/{_segment(key_id)}"))
+            rs = self._send("PUT", f"/v1/sets/{rs.id}/editors/{_segment(key_id)}", SetModel)
         for key_id in revoke:
-            rs = SetModel.model_validate(self._call("DELETE", f"/v1/sets/{rs.id}/editors/{_segment(key_id)}"))
+            rs = self._send("DELETE", f"/v1/sets/{rs.id}/editors/{_segment(key_id)}", SetModel)
         return rs
 
     def follow(self, set_id: str) -> SetModel:
         """Be told when a set gets a new version."""
-        return SetModel.model_validate(self._call("PUT", f"/v1/sets/{_set_id(set_id)}/follow"))
+        return self._send("PUT", f"/v1/sets/{_set_id(set_id)}/follow", SetModel)
 
     def unfollow(self, set_id: str) -> SetModel:
-        return SetModel.model_validate(self._call("DELETE", f"/v1/sets/{_set_id(set_id)}/follow"))
+        return self._send("DELETE", f"/v1/sets/{_set_id(set_id)}/follow", SetModel)
 
     def history(self, set_id: str) -> list[VersionModel]:
         """Every version of a set, oldest first, with messages, authors and selections."""
@@ -529,21 +544,26 @@ class Mediator:
         destination: str | os.PathLike[str],
         *,
         version: int | None = None,
-        layout: str = DEFAULT_LAYOUT,
+        layout: str | None = None,
         workers: int = 8,
         prune: bool = False,
         only: Iterable[str] | None = None,
     ) -> DownloadHandle:
-        """Start a download on the node and return at once; see ``download``."""
-        body = {
+        """Start a download on the node and return at once; see ``download``.
+
+        ``layout`` is the folder template, e.g. ``"{collection}/{patient}/{study}/{series}"``
+        (default: the node's ``download_layout`` setting, as in the app and the CLI).
+        """
+        body: dict[str, Any] = {
             "set_id": _set_id(set_id),
             "destination": str(Path(destination).expanduser().absolute()),
             "version": version,
-            "layout": layout,
             "workers": workers,
             "prune": prune,
             "only": None if only is None else list(only),
         }
+        if layout is not None:  # left out, the node's setting applies (older nodes: their default)
+            body["layout"] = layout
         return DownloadHandle(self, self._post("/v1/downloads", JobModel, body))
 
     def download(
@@ -552,7 +572,7 @@ class Mediator:
         destination: str | os.PathLike[str],
         *,
         version: int | None = None,
-        layout: str = DEFAULT_LAYOUT,
+        layout: str | None = None,
         workers: int = 8,
         prune: bool = False,
         only: Iterable[str] | None = None,
@@ -574,6 +594,22 @@ class Mediator:
     def downloads(self) -> list[JobModel]:
         """Every download job of the node since it started."""
         return self._list("/v1/downloads", JobModel)
+
+    # -- settings --------------------------------------------------------------------------------
+    def settings(self) -> SettingsModel:
+        """The node's settings (``values``), and for each its title, description and whether a
+        change applies at once (``live``) or when the node starts next (``fields``)."""
+        return self._get("/v1/settings", SettingsModel)
+
+    def change_settings(self, **changes: Any) -> SettingsChangeModel:
+        """Change settings: ``m.change_settings(download_layout="{patient}/{series}")``.
+
+        The node validates and saves them; live ones apply at once, the others when the node
+        starts next (listed in ``restart``). A bad value raises ``ValidationError`` and changes
+        nothing.
+        """
+        body = {name: os.fspath(v) if isinstance(v, os.PathLike) else v for name, v in changes.items()}
+        return self._send("PATCH", "/v1/settings", SettingsChangeModel, body)
 
 
 def _segment(text: str) -> str:

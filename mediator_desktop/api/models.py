@@ -1,28 +1,54 @@
-"""The local API's request and answer bodies (pydantic only, so the SDK can use them without the server)."""
+"""The local API's request and answer bodies (pydantic only, so the SDK can use them without the server).
+
+Requests (``_Body``) refuse fields they do not know: a typo must not silently select more than
+was meant. Answers (``_Answer``) ignore fields they do not know: an older SDK talking to a newer
+node must not fail on a field added since.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.pointer import Pointer, make_filters
 from mediator_desktop.core.replica import Version
+from mediator_desktop.core.settings import SettingField
 from mediator_desktop.core.source import BrowseItem
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 
 #: The sidebar's groups of sets (``core.service.SCOPES``).
 SetScope = Literal["all", "mine", "shared", "cluster", "public", "published", "following"]
+VisibilityName = Literal["private", "cluster", "public"]
 Key = Annotated[str, Field(min_length=1, max_length=1024)]
+SetName = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=10_000)]
 
 
-# -- bodies and answers --------------------------------------------------------------------------
-class _Model(BaseModel):
+class _Body(BaseModel):
+    """A request body: unknown fields are refused (422)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class PointerModel(_Model):
+class _Answer(BaseModel):
+    """An answer: fields this version does not know yet are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _ReadsLikeADict(_Answer):
+    """Also readable as ``model["field"]``, as the SDK's download reports were before they were
+    typed; prefer ``model.field``."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in type(self).model_fields:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+# -- pointers and selections ---------------------------------------------------------------------
+class PointerBody(_Body):
     """A path of keys down a source's levels, at any granularity, plus metadata filters."""
 
     source: Key
@@ -31,6 +57,14 @@ class PointerModel(_Model):
 
     def pointer(self) -> Pointer:
         return Pointer(self.source, tuple(self.path), make_filters(self.filters))
+
+
+class PointerModel(_Answer):
+    """A pointer as the node answers it (see ``PointerBody``)."""
+
+    source: str
+    path: list[str] = Field(default_factory=list)
+    filters: dict[str, list[str]] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, pointer: Pointer) -> PointerModel:
@@ -41,12 +75,13 @@ class PointerModel(_Model):
         )
 
 
-class RuleModel(_Model):
+class RuleModel(_Answer):
     include: bool
     pointer: PointerModel
 
 
-class NodeInfo(_Model):
+# -- the node and its cluster --------------------------------------------------------------------
+class NodeInfo(_Answer):
     version: str
     key_id: str
     display_name: str
@@ -55,14 +90,14 @@ class NodeInfo(_Model):
     raft_address: str
 
 
-class MemberModel(_Model):
+class MemberModel(_Answer):
     address: str
     connected: bool
     is_self: bool
     is_leader: bool
 
 
-class ClusterModel(_Model):
+class ClusterModel(_Answer):
     self_address: str
     leader: str | None
     has_quorum: bool
@@ -71,7 +106,7 @@ class ClusterModel(_Model):
     members: list[MemberModel]
 
 
-class PeerModel(_Model):
+class PeerModel(_Answer):
     node_id: str
     name: str
     raft_address: str
@@ -80,19 +115,36 @@ class PeerModel(_Model):
     status: str
 
 
-class UserModel(_Model):
+class UserModel(_Answer):
     key_id: str
     display_name: str
 
 
-class SourceModel(_Model):
+class JoinCodeBody(_Body):
+    ttl: float = Field(default=600.0, ge=60, le=86_400)
+
+
+class JoinCodeModel(_Answer):
+    code: str
+
+
+class JoinBody(_Body):
+    code: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class AddressBody(_Body):
+    address: Annotated[str, Field(min_length=3, max_length=300)]
+
+
+# -- archives ------------------------------------------------------------------------------------
+class SourceModel(_Answer):
     id: str
     title: str
     levels: list[str]
     filterable: list[str]
 
 
-class ItemModel(_Model):
+class ItemModel(_Answer):
     key: str
     level: str
     label: str
@@ -112,14 +164,15 @@ class ItemModel(_Model):
         )
 
 
-class PageModel(_Model):
+class PageModel(_Answer):
     items: list[ItemModel]
     offset: int
     total: int
     more: bool
 
 
-class VersionModel(_Model):
+# -- replica sets --------------------------------------------------------------------------------
+class VersionModel(_Answer):
     number: int
     parent: int | None
     author: str
@@ -144,21 +197,21 @@ class VersionModel(_Model):
         )
 
 
-class ForkModel(_Model):
+class ForkModel(_Answer):
     """Where a duplicated set came from."""
 
     set_id: str
     version: int | None
 
 
-class SetModel(_Model):
+class SetModel(_Answer):
     id: str
     name: str
     description: str
     owner: str
     owner_name: str
     editors: list[str]
-    visibility: Literal["private", "cluster", "public"]
+    visibility: VisibilityName
     forked_from: ForkModel | None
     following: bool
     head: int | None
@@ -167,38 +220,43 @@ class SetModel(_Model):
     size: int | None = Field(description="bytes of the head version, as far as the archives say")
 
 
-class NewSet(_Model):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(max_length=10_000)] = ""
-    visibility: Literal["private", "cluster", "public"] = "private"
-    add: list[PointerModel] = Field(default_factory=list, max_length=10_000)
-    message: Annotated[str, Field(max_length=10_000)] = ""
+class NewSet(_Body):
+    name: SetName
+    description: Text = ""
+    visibility: VisibilityName = "private"
+    add: list[PointerBody] = Field(default_factory=list, max_length=10_000)
+    message: Text = ""
 
 
-class Update(_Model):
-    add: list[PointerModel] = Field(default_factory=list, max_length=10_000)
-    remove: list[PointerModel] = Field(default_factory=list, max_length=10_000)
-    message: Annotated[str, Field(max_length=10_000)] = ""
+class Update(_Body):
+    add: list[PointerBody] = Field(default_factory=list, max_length=10_000)
+    remove: list[PointerBody] = Field(default_factory=list, max_length=10_000)
+    message: Text = ""
     expected_head: int | None = Field(
         default=None, ge=1, description="the version this change builds on (default: the current head)"
     )
 
 
-class UpdateResult(_Model):
+class UpdateResult(_Answer):
     version: int | None = Field(description="the new version; null when nothing changed")
     set: SetModel
 
 
-class Duplicate(_Model):
+class Rename(_Body):
+    name: SetName
+    description: Text | None = Field(default=None, description="the new description (default: unchanged)")
+
+
+class Duplicate(_Body):
     version: int | None = Field(default=None, ge=1)
     name: Annotated[str, Field(max_length=200)] = ""
 
 
-class VisibilityBody(_Model):
-    visibility: Literal["private", "cluster", "public"]
+class VisibilityBody(_Body):
+    visibility: VisibilityName
 
 
-class LeafModel(_Model):
+class LeafModel(_Answer):
     key: str
     source: str
     path: list[str]
@@ -206,14 +264,14 @@ class LeafModel(_Model):
     fingerprint: str
 
 
-class LeavesModel(_Model):
+class LeavesModel(_Answer):
     manifest_id: str
     total: int
     offset: int
     leaves: list[LeafModel]
 
 
-class DiffModel(_Model):
+class DiffModel(_Answer):
     summary: str
     selection_summary: str
     added: int
@@ -224,17 +282,20 @@ class DiffModel(_Model):
     changed_leaves: list[str]
 
 
-class NewDownload(_Model):
+# -- downloads -----------------------------------------------------------------------------------
+class NewDownload(_Body):
     set_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     destination: Annotated[str, Field(min_length=1, max_length=4096, description="an absolute folder path")]
-    version: int | None = Field(default=None, ge=1)
-    layout: Annotated[str, Field(min_length=1, max_length=500)] = DEFAULT_LAYOUT
+    version: int | None = Field(default=None, ge=1, description="default: the head")
+    layout: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="the folder template (default: the node's download_layout setting)"
+    )
     workers: int = Field(default=8, ge=1, le=64)
     prune: bool = False
     only: list[Key] | None = Field(default=None, max_length=1_000_000)
 
 
-class ProgressModel(_Model):
+class ProgressModel(_Answer):
     bytes_done: int
     bytes_total: int
     items_done: int
@@ -245,7 +306,33 @@ class ProgressModel(_Model):
     line: str
 
 
-class JobModel(_Model):
+class FailureModel(_ReadsLikeADict):
+    """A leaf that did not arrive, and why."""
+
+    key: str
+    source: str
+    path: list[str]
+    reason: str
+
+
+class ReportModel(_ReadsLikeADict):
+    """What a download did (``core.transfer.Report``)."""
+
+    destination: str
+    manifest_id: str
+    fetched: list[str] = Field(description="keys of the leaves fetched")
+    unchanged: int
+    removed: list[str] = Field(description="keys of leaves no longer in the version")
+    pruned: list[str] = Field(description="files deleted because their leaf left the version")
+    failed: list[FailureModel]
+    pending: int = Field(description="leaves not attempted: the job was cancelled first")
+    bytes: int
+    seconds: float
+    cancelled: bool
+    ok: bool
+
+
+class JobModel(_Answer):
     id: str
     set_id: str
     set_name: str
@@ -254,30 +341,69 @@ class JobModel(_Model):
     state: Literal["running", "paused", "done", "failed", "cancelled"]
     changes: int
     progress: ProgressModel | None
-    report: dict[str, Any] | None
+    report: ReportModel | None
     summary: str | None
     error: str | None
     error_type: str | None
 
 
-class JoinCodeBody(_Model):
-    ttl: float = Field(default=600.0, ge=60, le=86_400)
+# -- settings ------------------------------------------------------------------------------------
+class SettingsValues(_Answer):
+    """Every setting of the node (``core.settings.Settings``)."""
+
+    data_dir: str
+    download_dir: str
+    download_layout: str
+    display_name: str
+    raft_address: str
+    peers: list[str]
+    sources: list[dict[str, Any]]
+    discovery: bool
+    update_check_minutes: int
 
 
-class JoinCodeModel(_Model):
-    code: str
+class SettingFieldModel(_Answer):
+    name: str
+    title: str
+    description: str
+    live: bool = Field(description="true: a change applies at once; false: when the node starts next")
+
+    @classmethod
+    def of(cls, field: SettingField) -> SettingFieldModel:
+        return cls(name=field.name, title=field.title, description=field.description, live=field.live)
 
 
-class JoinBody(_Model):
-    code: Annotated[str, Field(min_length=1, max_length=100)]
+class SettingsModel(_Answer):
+    values: SettingsValues
+    fields: list[SettingFieldModel]
 
 
-class AddressBody(_Model):
-    address: Annotated[str, Field(min_length=3, max_length=300)]
+class SettingsPatch(_Body):
+    """The settings to change; a field left out (or null) stays as it is."""
+
+    data_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    download_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    download_layout: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    display_name: SetName | None = None
+    raft_address: Annotated[str, Field(max_length=300)] | None = None
+    peers: list[Annotated[str, Field(min_length=3, max_length=300)]] | None = Field(
+        default=None, max_length=100
+    )
+    sources: list[dict[str, Any]] | None = Field(default=None, max_length=100)
+    discovery: StrictBool | None = None
+    update_check_minutes: StrictInt | None = None
 
 
-class ErrorModel(_Model):
-    error: str
+class SettingsChangeModel(_Answer):
+    settings: SettingsValues
+    changed: list[str] = Field(description="the settings whose value changed")
+    restart: list[str] = Field(description="those of them that apply when the node starts next")
+
+
+# -- errors --------------------------------------------------------------------------------------
+class ErrorModel(_Answer):
+    error: str = Field(description="the error's class name: ConflictError, NotFound...")
+    code: str | None = Field(default=None, description="its machine code: conflict, not_found...")
     message: str
     current_head: int | None = None
 

@@ -21,6 +21,7 @@ from mediator_desktop.cli import (
     EXIT_USER_ERROR,
 )
 from mediator_desktop.core.endpoint import Endpoint
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 from tests.helpers.idc_world import IdcWorld
 from tests.helpers.net import free_ports
 from tests.helpers.proc import read_line, stop_process
@@ -182,6 +183,62 @@ def test_walkthrough_from_a_terminal(world: IdcWorld, mediator_home: Path, tmp_p
     ).stdout  # runs a node for itself
     listed = as_json(mediator(mediator_home, "--json", "sets", "list"))
     assert [s["name"] for s in listed] == ["Lung CT"]
+
+
+def test_rename_a_set_and_change_settings_from_a_terminal(
+    world: IdcWorld, mediator_home: Path, tmp_path: Path
+) -> None:
+    world.install(mediator_home)
+    node = HeadlessNode(mediator_home)
+    try:
+        created = as_json(
+            mediator(mediator_home, "--json", "sets", "create", "Old name", "--add", "idc/lung_b")
+        )
+        renamed = as_json(
+            mediator(mediator_home, "--json", "sets", "rename", "Old name", "New name", "--description", "d")
+        )
+        assert (renamed["id"], renamed["name"], renamed["description"]) == (created["id"], "New name", "d")
+        assert renamed["head"] == 1
+        assert "Newest name" in mediator(mediator_home, "sets", "rename", created["id"], "Newest name").stdout
+        missing = mediator(mediator_home, "sets", "rename", "Old name", "x", code=EXIT_NOT_FOUND)
+        assert "no set named 'Old name'" in missing.stderr
+        # Settings: what each one is, and whether a change waits for a restart.
+        listed = mediator(mediator_home, "settings").stdout
+        assert f'download_layout = "{DEFAULT_LAYOUT}"' in listed and "node starts next" in listed
+        assert (
+            as_json(mediator(mediator_home, "--json", "settings"))["values"]["download_layout"]
+            == DEFAULT_LAYOUT
+        )
+        change = as_json(
+            mediator(
+                mediator_home,
+                "--json",
+                "settings",
+                "--set",
+                "download_layout={patient}/{series}",
+                "--set",
+                "update_check_minutes=30",
+                "--set",
+                "peers=127.0.0.1:9,127.0.0.1:10",
+            )
+        )
+        assert sorted(change["changed"]) == ["download_layout", "peers", "update_check_minutes"]
+        assert change["restart"] == ["peers"]
+        assert change["settings"]["peers"] == ["127.0.0.1:9", "127.0.0.1:10"]
+        said = mediator(mediator_home, "settings", "--set", "update_check_minutes=31")
+        assert "changed: update_check_minutes" in said.stdout
+        refused = mediator(mediator_home, "settings", "--set", "discovery=maybe", code=EXIT_USER_ERROR)
+        assert "true or false" in refused.stderr
+        bad = mediator(mediator_home, "settings", "--set", "download_layout={nope", code=EXIT_USER_ERROR)
+        assert "mediator:" in bad.stderr
+        mediator(mediator_home, "settings", "--set", "nothing=1", code=EXIT_USER_ERROR)
+        # Without --layout, a download follows the node's setting, as the app's and the SDK's do.
+        assert DEFAULT_LAYOUT in mediator(mediator_home, "download", "--help").stdout
+        mediator(mediator_home, "download", "Newest name", str(tmp_path / "out"))
+        folders = {str(p.parent.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.dcm")}
+        assert folders == {"pb1/2.1", "pb1/2.2"}
+    finally:
+        node.stop()
 
 
 def test_a_lab_server_and_a_workstation_pair_with_a_join_code(world: IdcWorld, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from mediator_desktop import Mediator
 from mediator_desktop.core.endpoint import Endpoint
 from mediator_desktop.core.errors import ConflictError, NodeUnreachable, NotFound, ValidationError
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 from mediator_desktop.sdk import ProgressModel
 from tests.helpers.idc_world import SERIES, IdcWorld
 
@@ -113,7 +114,8 @@ def test_download_with_progress_then_only_what_changed(m: Mediator, world: IdcWo
     seen: list[ProgressModel] = []
     job = m.download(rs.id, tmp_path / "out", progress=seen.append)
     assert job.state == "done" and job.report is not None
-    assert len(job.report["fetched"]) == 2 and not job.report["failed"]
+    assert len(job.report.fetched) == 2 and not job.report.failed
+    assert job.report["fetched"] == job.report.fetched  # as scripts read it when reports were dicts
     files = sorted(p for p in (tmp_path / "out").rglob("*.dcm"))
     assert len(files) == 3 + 2
     assert sorted(p.read_bytes() for p in files) == sorted(world.blobs["1.1"] + world.blobs["1.3"])
@@ -121,9 +123,47 @@ def test_download_with_progress_then_only_what_changed(m: Mediator, world: IdcWo
     m.add(rs.id, "idc/lung_b/pb1/pb1.st/2.1")
     again = m.download(rs.id, tmp_path / "out")
     assert again.report is not None
-    assert (len(again.report["fetched"]), again.report["unchanged"]) == (1, 2)
+    assert (len(again.report.fetched), again.report.unchanged) == (1, 2)
     assert again.summary is not None and "1 fetched" in again.summary
     assert any(j.id == again.id for j in m.downloads())
+
+
+def test_a_set_is_renamed_and_keeps_its_versions(m: Mediator) -> None:
+    rs = m.create_set("old name", add=["idc/lung_b"], description="kept")
+    renamed = m.rename(rs.id, "new name")
+    assert (renamed.id, renamed.name, renamed.description, renamed.head) == (rs.id, "new name", "kept", 1)
+    assert m.find_set("new name").id == rs.id
+    described = m.rename(rs.id, "newer name", description="")
+    assert (described.name, described.description) == ("newer name", "")
+    with pytest.raises(NotFound, match="no set named"):
+        m.find_set("old name")
+    with pytest.raises(ValidationError, match="refused the request"):
+        m.rename(rs.id, "")
+    with pytest.raises(NotFound):
+        m.rename("0" * 32, "x")
+
+
+def test_settings_are_read_and_changed_and_downloads_follow_the_layout_setting(
+    m: Mediator, tmp_path: Path
+) -> None:
+    settings = m.settings()
+    live = {f.name: f.live for f in settings.fields}
+    assert live["download_layout"] and not live["data_dir"]
+    assert settings.values.download_layout == DEFAULT_LAYOUT
+    change = m.change_settings(download_layout="{patient}/{series}", download_dir=tmp_path / "dl")
+    assert sorted(change.changed) == ["download_dir", "download_layout"] and change.restart == []
+    assert m.settings().values.download_dir == str(tmp_path / "dl") == m.node().download_dir
+    with pytest.raises(ValidationError):
+        m.change_settings(download_layout="{nope")
+    with pytest.raises(ValidationError, match="refused the request"):
+        m.change_settings(colour="teal")
+    assert m.settings().values.download_layout == "{patient}/{series}"
+    # A download that names no layout gets the node's setting, as in the app and the CLI.
+    rs = m.create_set("by patient", add=["idc/lung_b/pb1"])
+    job = m.download(rs.id, tmp_path / "out")
+    assert job.state == "done", job.error
+    folders = sorted(str(p.parent.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.dcm"))
+    assert folders and all(f.startswith("pb1/") and f.count("/") == 1 for f in folders)
 
 
 def test_a_download_can_be_paused_resumed_and_cancelled(m: Mediator, world: IdcWorld, tmp_path: Path) -> None:
@@ -141,11 +181,11 @@ def test_a_download_can_be_paused_resumed_and_cancelled(m: Mediator, world: IdcW
         world.proxy.gate.set()
     assert job.state in ("cancelled", "done")  # a cancel that loses the race to the end is fine
     if job.state == "cancelled":
-        assert job.report is not None and job.report["cancelled"]
+        assert job.report is not None and job.report.cancelled
     rerun = m.download(rs.id, tmp_path / "held")
     assert rerun.state == "done" and rerun.report is not None
     total = sum(1 for s in SERIES if s[0] in ("lung_a", "lung_b"))
-    assert len(rerun.report["fetched"]) + rerun.report["unchanged"] == total
+    assert len(rerun.report.fetched) + rerun.report.unchanged == total
 
 
 def test_download_failures_stop_with_a_typed_error_and_write_nothing(m: Mediator, tmp_path: Path) -> None:

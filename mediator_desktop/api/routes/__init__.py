@@ -1,0 +1,7 @@
+"""The local API's routers, one per resource; ``api.app.build_app`` includes them all."""
+
+from mediator_desktop.api.routes import archives, cluster, downloads, sets, settings
+
+ROUTERS = (cluster.router, archives.router, sets.router, downloads.router, settings.router)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,69 @@
+"""Downloads as jobs of the node: ``/v1/downloads``, a long poll per job, pause, resume, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
+
+from mediator_desktop.api.deps import ServiceDep
+from mediator_desktop.api.models import JobModel, NewDownload
+from mediator_desktop.core.downloads import DownloadJob, DownloadRequest
+
+router = APIRouter(tags=["downloads"])
+
+#: The longest a client may hold a request open waiting for a download to change.
+MAX_WAIT = 30.0
+
+JobId = Annotated[str, PathParam(min_length=1, max_length=100)]
+
+
+def job_model(job: DownloadJob) -> JobModel:
+    return JobModel.model_validate(job.to_json())
+
+
+def request_of(body: NewDownload) -> DownloadRequest:
+    """The one value every frontend fills in; no layout means the node's ``download_layout``."""
+    return DownloadRequest(
+        body.set_id,
+        Path(body.destination),
+        version=body.version,
+        layout=body.layout,
+        workers=body.workers,
+        prune=body.prune,
+        only=None if body.only is None else frozenset(body.only),
+    )
+
+
+@router.post("/v1/downloads", status_code=202)
+def post_download(body: NewDownload, service: ServiceDep) -> JobModel:
+    return job_model(service.downloads.start(request_of(body)))
+
+
+@router.get("/v1/downloads")
+def get_downloads(service: ServiceDep) -> list[JobModel]:
+    return [job_model(j) for j in service.downloads.list()]
+
+
+@router.get("/v1/downloads/{job_id}")
+def get_download(
+    job_id: JobId,
+    service: ServiceDep,
+    after: Annotated[
+        int, Query(ge=-1, description="answer once the job changed after this change number")
+    ] = -1,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT, description="seconds to wait for a change")] = 0.0,
+) -> JobModel:
+    job = service.downloads.get(job_id)
+    if wait > 0:
+        job.wait(after, wait)
+    return job_model(job)
+
+
+@router.post("/v1/downloads/{job_id}/{action}")
+def post_download_action(
+    job_id: JobId, action: Literal["pause", "resume", "cancel"], service: ServiceDep
+) -> JobModel:
+    return job_model(service.downloads.control(job_id, action))
