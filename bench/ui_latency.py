@@ -52,6 +52,7 @@ def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, objec
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from mediator_desktop.core.downloads import DownloadRequest
     from mediator_desktop.core.manifest import ManifestBuilder
     from mediator_desktop.core.pointer import Pointer
     from mediator_desktop.core.selection import Selection
@@ -71,10 +72,10 @@ def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, objec
     app = QApplication(sys.argv[:1])
     with Node() as node:
         service = node.service
-        small = service.create_set("10k download")
+        small = service.sets.create("10k download")
         selection = Selection.of(Pointer.of("idc", "bench"))
-        service.commit(small, selection, service.resolve(selection), "10k")
-        big = service.create_set("1M leaves")
+        service.sets.commit(small, selection, service.archives.resolve(selection), "10k")
+        big = service.sets.create("1M leaves")
         builder = ManifestBuilder()
         for i in range(leaves):
             builder.add(
@@ -85,11 +86,11 @@ def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, objec
                 version=f"{i:032x}",
             )
         t = time.perf_counter()
-        service.commit(big, Selection.of(Pointer.of("idc", "coll00")), builder.build(), "1M")
+        service.sets.commit(big, Selection.of(Pointer.of("idc", "coll00")), builder.build(), "1M")
         commit_s = time.perf_counter() - t
-        service._manifests.clear()  # cold, as after a restart
+        service.sets.forget_manifests()  # cold, as after a restart
 
-        window = MainWindow(node)
+        window = MainWindow(service)
         window.resize(1400, 900)
         window.show()
 
@@ -131,7 +132,7 @@ def run(root: Path, world: World, endpoint: str, leaves: int) -> dict[str, objec
         window.open_set(big)
         app.processEvents()  # the first paint
         painted = time.perf_counter() - started if first_paint else None
-        job = service.downloads.start(small, root / "download")
+        job = service.downloads.start(DownloadRequest(small, root / "download"))
         download_started = time.perf_counter()
         spin(lambda: bool(full) and job.finished, 600)
         download_s = time.perf_counter() - download_started

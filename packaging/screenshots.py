@@ -78,18 +78,18 @@ def shoot(out: Path) -> int:
 
     with Node() as node:
         service = node.service
-        rider = service.create_set("RIDER CT", "CT series of two IDC collections", Visibility.CLUSTER)
+        rider = service.sets.create("RIDER CT", "CT series of two IDC collections", Visibility.CLUSTER)
         first = Selection.of(
             Pointer.of("idc", "rider_pilot", Modality="CT"),
             Pointer.of("idc", "pseudo_phi_dicom_data", Modality="CT"),
         )
-        service.commit(rider, first, service.resolve(first), "two collections")
+        service.sets.commit(rider, first, service.archives.resolve(first), "two collections")
         second = first.remove(Pointer.of("idc", "rider_pilot", "1.3.6.1.4.1.9328.50.1.0109"))
-        service.commit(rider, second, service.resolve(second), "without one patient")
-        lung = service.create_set("Lung phantoms", "Phantom scans for calibration")
+        service.sets.commit(rider, second, service.archives.resolve(second), "without one patient")
+        lung = service.sets.create("Lung phantoms", "Phantom scans for calibration")
         phantoms = Selection.of(Pointer.of("idc", "lung_phantom"))
-        service.commit(lung, phantoms, service.resolve(phantoms), "first cut")
-        window = MainWindow(node)
+        service.sets.commit(lung, phantoms, service.archives.resolve(phantoms), "first cut")
+        window = MainWindow(service)
         window.resize(1500, 900)
         window.show()
         window.sidebar.setCurrentItem(window.set_items("mine")[1])

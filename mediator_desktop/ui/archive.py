@@ -1,7 +1,7 @@
 """The archive browser: every configured source as a lazy tree, loaded a page at a time on workers.
 
-Any node can be dragged into a replica set: it travels as pointers (``POINTER_MIME``), at its own
-granularity and with the filters in force.
+Any entry (a collection, a patient, a series...) can be dragged into a replica set: it travels as
+pointers (``POINTER_MIME``), at its own granularity and with the filters in force.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from PySide6.QtWidgets import (
 from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.pointer import Pointer, make_filters
-from mediator_desktop.core.service import Service
+from mediator_desktop.core.service import Archives
 from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
 
@@ -61,11 +62,13 @@ def pointers_from_mime(mime: QMimeData) -> list[Pointer]:
         return []
 
 
-class _Node(TreeItem):
+class _Entry(TreeItem):
+    """An archive (without an item) or one of its levels' children."""
+
     __slots__ = ("error", "item", "loading", "path", "source_id", "total")
 
     def __init__(
-        self, parent: _Node | None, source_id: str, path: tuple[str, ...], item: BrowseItem | None
+        self, parent: _Entry | None, source_id: str, path: tuple[str, ...], item: BrowseItem | None
     ) -> None:
         super().__init__(parent)
         self.source_id = source_id
@@ -79,25 +82,27 @@ class _Node(TreeItem):
 class ArchiveModel(TreeModel):
     """Sources > levels, fetched lazily (``canFetchMore``/``fetchMore``) a page at a time.
 
-    Signals: load_failed(str) when an archive could not answer; loaded() after each page.
+    An archive that cannot answer is told through ``messages``. Signals: loaded() after each page.
     """
 
-    load_failed = Signal(str)
     loaded = Signal()
     COLUMNS = ("Name", "Series", "Size")
 
-    def __init__(self, service: Service, runner: Runner, parent: QObject | None = None) -> None:
+    def __init__(
+        self, archives: Archives, runner: Runner, messages: MessageBridge, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
-        self._service = service
+        self._archives = archives
         self._runner = runner
+        self._messages = messages
         self._filters: dict[str, list[str]] = {}
         self._search = ""
         self._generation = 0
-        self._root: _Node = _Node(None, "", (), None)
+        self._root: _Entry = _Entry(None, "", (), None)
         self._reset_children()
 
     def _reset_children(self) -> None:
-        self._root.children = [_Node(self._root, sid, (), None) for sid in self._service.sources]
+        self._root.children = [_Entry(self._root, sid, (), None) for sid in self._archives.ids()]
         self._root.total = len(self._root.children)
 
     # -- what the browser shows ------------------------------------------------------------------
@@ -107,7 +112,7 @@ class ArchiveModel(TreeModel):
         self._reload()
 
     def set_search(self, text: str) -> None:
-        """Show only first-level nodes (collections...) whose key or label contains ``text``."""
+        """Show only first-level entries (collections...) whose key or label contains ``text``."""
         self._search = text.strip()
         self._reload()
 
@@ -121,85 +126,83 @@ class ArchiveModel(TreeModel):
         self._reset_children()
         self.endResetModel()
 
-    def node(self, index: AnyIndex) -> _Node:
-        node = self.item(index)
-        assert isinstance(node, _Node)
-        return node
+    def entry(self, index: AnyIndex) -> _Entry:
+        entry = self.item(index)
+        assert isinstance(entry, _Entry)
+        return entry
 
     def pointer(self, index: AnyIndex) -> Pointer:
-        node = self.node(index)
-        return Pointer(node.source_id, node.path, make_filters(self._filters))
+        entry = self.entry(index)
+        return Pointer(entry.source_id, entry.path, make_filters(self._filters))
 
     # -- Qt model --------------------------------------------------------------------------------
-    def _levels(self, node: _Node) -> tuple[str, ...]:
-        return self._service.sources[node.source_id].hierarchy.levels
+    def _levels(self, entry: _Entry) -> tuple[str, ...]:
+        return self._archives.get(entry.source_id).hierarchy.levels
 
     def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
-        node = self.node(parent)
-        if node is self._root:
-            return bool(node.children)
-        if len(node.path) >= len(self._levels(node)):
+        entry = self.entry(parent)
+        if entry is self._root:
+            return bool(entry.children)
+        if len(entry.path) >= len(self._levels(entry)):
             return False
-        return node.total is None or node.total > 0
+        return entry.total is None or entry.total > 0
 
     def canFetchMore(self, parent: AnyIndex) -> bool:
-        node = self.node(parent)
-        if node is self._root or node.loading or len(node.path) >= len(self._levels(node)):
+        entry = self.entry(parent)
+        if entry is self._root or entry.loading or len(entry.path) >= len(self._levels(entry)):
             return False
-        return node.total is None or len(node.children) < node.total
+        return entry.total is None or len(entry.children) < entry.total
 
     def fetchMore(self, parent: AnyIndex) -> None:
         if not self.canFetchMore(parent):
             return
-        node = self.node(parent)
-        node.loading = True
+        entry = self.entry(parent)
+        entry.loading = True
         generation = self._generation
         filters = make_filters(self._filters)
-        if self._search and not node.path:
-            call: Any = self._service.search
-            args: tuple[Any, ...] = (node.source_id, self._search)
+        if self._search and not entry.path:
+            call: Any = self._archives.search
+            args: tuple[Any, ...] = (entry.source_id, self._search)
             kwargs: dict[str, Any] = {"filters": filters, "limit": 5000}
         else:
-            call = self._service.browse
-            args = (node.source_id, node.path)
-            kwargs = {"filters": filters, "offset": len(node.children), "limit": PAGE}
+            call = self._archives.browse
+            args = (entry.source_id, entry.path)
+            kwargs = {"filters": filters, "offset": len(entry.children), "limit": PAGE}
 
         def done(result: BrowsePage | list[BrowseItem]) -> None:
             if generation != self._generation:
                 return  # the tree was reloaded meanwhile
             items = result if isinstance(result, list) else list(result.items)
             total = len(items) if isinstance(result, list) else result.total
-            node.loading = False
-            node.total = total if items or isinstance(result, list) else len(node.children)
+            entry.loading = False
+            entry.total = total if items or isinstance(result, list) else len(entry.children)
             if items:
-                first = len(node.children)
-                self.beginInsertRows(self._index_of(node), first, first + len(items) - 1)
-                node.children.extend(_Node(node, node.source_id, (*node.path, i.key), i) for i in items)
+                first = len(entry.children)
+                self.beginInsertRows(self._index_of(entry), first, first + len(items) - 1)
+                entry.children.extend(_Entry(entry, entry.source_id, (*entry.path, i.key), i) for i in items)
                 self.endInsertRows()
             self.loaded.emit()
 
         def failed(error: BaseException) -> None:
-            node.loading = False
+            entry.loading = False
             if generation != self._generation:
                 return
-            if not isinstance(error, MediatorError):
-                raise error
-            node.error = str(error)
-            node.total = len(node.children)
-            self.load_failed.emit(f"{self._service.sources[node.source_id].title}: {error}")
+            self._messages.failed(error, prefix=f"{self._archives.title(entry.source_id)}: ")
+            entry.error = str(error)
+            entry.total = len(entry.children)
 
         self._runner.run(call, *args, done=done, failed=failed, **kwargs)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        node = self.node(index)
+        entry = self.entry(index)
         column = index.column()
-        item = node.item
+        item = entry.item
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0:
                 if item is None:
-                    return self._service.sources[node.source_id].title
+                    return self._archives.title(entry.source_id)
                 return item.label or item.key
             if item is None:
                 return None
@@ -207,10 +210,12 @@ class ArchiveModel(TreeModel):
                 return None if item.leaves is None else f"{item.leaves:,}"
             return None if item.size is None else human_bytes(item.size)
         if role == Qt.ItemDataRole.ToolTipRole and column == 0:
-            levels = self._levels(node)
-            what = levels[len(node.path) - 1] if node.path else "archive"
+            levels = self._levels(entry)
+            what = levels[len(entry.path) - 1] if entry.path else "archive"
             tip = f"{what}: {self.pointer(index)!s}"
-            return tip + (f"\n{node.error}" if node.error else "") + "\nDrag it into a replica set to add it."
+            return (
+                tip + (f"\n{entry.error}" if entry.error else "") + "\nDrag it into a replica set to add it."
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -238,22 +243,23 @@ def _spaced(name: str) -> str:
 
 class ArchiveBrowser(QWidget):
     """The model in a tree view, with a search box and a filter per metadata field. Signals:
-    add_requested(list[Pointer]): the keyboard's way to drag the selected nodes into the set."""
+    add_requested(list[Pointer]): the keyboard's way to drag the selected entries into the set."""
 
     add_requested = Signal(list)
 
-    def __init__(self, service: Service, parent: QWidget | None = None) -> None:
+    def __init__(self, archives: Archives, messages: MessageBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("archiveBrowser")
+        self.messages = messages
         self.runner = Runner(self, name="archive")
-        self.model = ArchiveModel(service, self.runner, self)
+        self.model = ArchiveModel(archives, self.runner, messages, self)
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search collections…")
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search the archives")
         # One box per metadata the archives filter on (Modality, BodyPartExamined...).
         self.filter_boxes: dict[str, QComboBox] = {}
-        for source in service.sources.values():
+        for source in archives.all():
             for name in source.filterable:
                 if name not in self.filter_boxes:
                     box = QComboBox(self)
@@ -264,10 +270,11 @@ class ArchiveBrowser(QWidget):
                     box.currentIndexChanged.connect(self._filters_changed)
                     self.filter_boxes[name] = box
                     self.runner.run(
-                        source.filter_values,
+                        archives.filter_values,
+                        source.source_id,
                         name,
                         done=functools.partial(self._fill, box),
-                        failed=self._filters_failed,
+                        failed=messages.handler(prefix="a metadata filter is not available: "),
                     )
         self.tree = QTreeView(self)
         self.tree.setModel(self.model)
@@ -309,11 +316,6 @@ class ArchiveBrowser(QWidget):
     def _fill(self, box: QComboBox, values: list[str]) -> None:
         for value in values:
             box.addItem(value, value)
-
-    def _filters_failed(self, error: BaseException) -> None:
-        if not isinstance(error, MediatorError):
-            raise error
-        self.model.load_failed.emit(f"a metadata filter is not available: {error}")
 
     def _filters_changed(self, _: int) -> None:
         chosen = {name: box.currentData() for name, box in self.filter_boxes.items()}

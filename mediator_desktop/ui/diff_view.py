@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
 )
 
 from mediator_desktop.core.diff import ManifestDiff
-from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.service import Service
+from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.workers import Runner
 
 #: Leaves shown at most (the counts on top always cover all).
@@ -44,8 +44,8 @@ def compute_diff(
     service: Service, set_id: str, old: int, new: int | None, other: str | None, with_unchanged: bool
 ) -> DiffResult:
     """Called on a worker."""
-    selection, manifest = service.diff(set_id, old, new, other)
-    hierarchies = {sid: s.hierarchy for sid, s in service.sources.items()}
+    selection, manifest = service.sets.diff(set_id, old, new, other)
+    hierarchies = service.archives.hierarchies()
     rows: list[tuple[str, Leaf]] = [("added", leaf) for leaf in manifest.added]
     rows += [("removed", leaf) for leaf in manifest.removed]
     rows += [("changed", after) for _, after in manifest.changed]
@@ -60,7 +60,7 @@ def compute_diff(
 def _unchanged(
     service: Service, set_id: str, new: int | None, other: str | None, diff: ManifestDiff
 ) -> list[Leaf]:
-    target = service.manifest(service.version(other or set_id, new).manifest_id)
+    target = service.sets.manifest(service.sets.version(other or set_id, new).manifest_id)
     touched = {leaf.key for leaf in diff.added} | {after.key for _, after in diff.changed}
     out = []
     for leaf in target:
@@ -74,21 +74,24 @@ def _unchanged(
 class DiffDialog(QDialog):
     """Pick two versions (of one set, or of two sets) and see what changed. Non-modal."""
 
-    def __init__(self, service: Service, set_id: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, service: Service, set_id: str, messages: MessageBridge, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.service = service
         self.set_id = set_id
+        self.messages = messages
         self.runner = Runner(self, workers=1, name="diff")
         self.finished.connect(lambda _: self.runner.close())  # no worker outlives the dialog
         self._job = 0
-        rs = service.get_set(set_id)
+        rs = service.sets.get(set_id)
         self.setWindowTitle(f"Compare versions of {rs.name}")
         self.old = QComboBox(self)
         self.new = QComboBox(self)
         self.other = QComboBox(self)
         self.other.setToolTip("Compare with a version of another set")
         self.other.addItem("this set", None)
-        for candidate in service.list_sets():
+        for candidate in service.sets.list():
             if candidate.id != set_id and candidate.head:
                 self.other.addItem(candidate.name, candidate.id)
         self.only_changes = QCheckBox("Only changes", self)
@@ -115,7 +118,7 @@ class DiffDialog(QDialog):
         layout.addWidget(self.tree, 1)
         self.other.currentIndexChanged.connect(self._fill_new)
         self.only_changes.toggled.connect(lambda _: self.compare())
-        versions = [v.number for v in service.history(set_id)]
+        versions = [v.number for v in service.sets.history(set_id)]
         for number in versions:
             self.old.addItem(f"v{number}", number)
         self.old.setCurrentIndex(max(0, len(versions) - 2))
@@ -125,7 +128,7 @@ class DiffDialog(QDialog):
     def _fill_new(self) -> None:
         self.new.clear()
         target = self.other.currentData() or self.set_id
-        numbers = [v.number for v in self.service.history(target)]
+        numbers = [v.number for v in self.service.sets.history(target)]
         for number in numbers:
             self.new.addItem(f"v{number}", number)
         self.new.setCurrentIndex(len(numbers) - 1)
@@ -147,13 +150,8 @@ class DiffDialog(QDialog):
             other,
             not self.only_changes.isChecked(),
             done=lambda result: self._show(job, result),
-            failed=self._failed,
+            failed=self.messages.handler(shown_in=self.summary.setText, prefix="Could not compare: "),
         )
-
-    def _failed(self, error: BaseException) -> None:
-        if not isinstance(error, MediatorError):
-            raise error
-        self.summary.setText(f"Could not compare: {error}")
 
     def _show(self, job: int, result: DiffResult) -> None:
         if job != self._job:

@@ -3,7 +3,7 @@ and "retry failed". Rows follow the node's download events; nothing polls."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
@@ -15,23 +15,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mediator_desktop.core.downloads import DownloadJob
+from mediator_desktop.core.downloads import DownloadJob, DownloadRequest, Downloads
 from mediator_desktop.core.errors import MediatorError
-from mediator_desktop.core.events import Event
+from mediator_desktop.core.events import DownloadEvent
 from mediator_desktop.core.jobs import human_bytes
-from mediator_desktop.core.service import Service
+from mediator_desktop.ui.errors import MessageBridge
 
 _COLUMNS = ("Set", "Folder", "Progress", "Rate", "State")
 
 
 class DownloadsPanel(QWidget):
-    """Every download job of the node since it started, newest last. Signals: error_raised(str)."""
+    """Every download job of the node since it started, newest last; what goes wrong is told
+    through ``messages``."""
 
-    error_raised = Signal(str)
-
-    def __init__(self, service: Service, parent: QWidget | None = None) -> None:
+    def __init__(self, downloads: Downloads, messages: MessageBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.service = service
+        self.downloads = downloads
+        self.messages = messages
         self.table = QTableWidget(0, len(_COLUMNS), self)
         self.table.setHorizontalHeaderLabels(list(_COLUMNS))
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -65,21 +65,18 @@ class DownloadsPanel(QWidget):
         layout.addWidget(self.failures)
         self._rows: dict[str, int] = {}
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        for job in service.downloads.list():
+        for job in downloads.list():
             self._show(job)
         self._selection_changed()
 
-    def on_event(self, event: Event) -> None:
-        """Called on the GUI thread for every core event."""
-        if event.kind.startswith("download_"):
-            job_id = event.details.get("job")
-            if isinstance(job_id, str):
-                try:
-                    self._show(self.service.downloads.get(job_id))
-                except MediatorError:
-                    return
-                if job_id == self.selected_id():
-                    self._selection_changed()
+    def on_event(self, event: DownloadEvent) -> None:
+        """Called on the GUI thread for every download event: the job's row shows its state."""
+        try:
+            self._show(self.downloads.get(event.job))
+        except MediatorError:
+            return
+        if event.job == self.selected_id():
+            self._selection_changed()
 
     def _show(self, job: DownloadJob) -> None:
         row = self._rows.get(job.id)
@@ -130,7 +127,7 @@ class DownloadsPanel(QWidget):
 
     def _selected(self) -> DownloadJob | None:
         job_id = self.selected_id()
-        return None if job_id is None else self.service.downloads.get(job_id)
+        return None if job_id is None else self.downloads.get(job_id)
 
     def _selection_changed(self) -> None:
         job = self._selected()
@@ -145,21 +142,25 @@ class DownloadsPanel(QWidget):
             self.failures.addItem(f"{'/'.join(failure.path)}: {failure.reason}")
 
     def _control(self, action: str) -> None:
-        job = self._selected()
-        if job is not None:
-            getattr(job.control, action)()
+        job_id = self.selected_id()
+        if job_id is not None:
+            try:
+                self.downloads.control(job_id, action)
+            except MediatorError as exc:
+                self.messages.error(str(exc))
 
     def retry_failed(self) -> None:
         job = self._selected()
         if job is None or job.report is None or not job.report.failed:
             return
+        request = DownloadRequest(
+            job.set_id,
+            job.destination,
+            version=job.version,
+            layout=job.layout,
+            only=frozenset(job.report.retry_keys()),
+        )
         try:
-            self.service.downloads.start(
-                job.set_id,
-                job.destination,
-                version=job.version,
-                layout=job.layout,
-                only=job.report.retry_keys(),
-            )
+            self.downloads.start(request)
         except MediatorError as exc:
-            self.error_raised.emit(str(exc))
+            self.messages.error(str(exc))

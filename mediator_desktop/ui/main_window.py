@@ -1,6 +1,6 @@
 """The main window: sets on the left, the open set in the middle, its details on the right, the
 archives and the downloads in docks. Everything slow runs on workers; core events arrive through
-the event bridge as queued signals."""
+the event bridge as queued signals; messages for the user come through the message bridge."""
 
 from __future__ import annotations
 
@@ -30,17 +30,29 @@ from PySide6.QtWidgets import (
 )
 
 from mediator_desktop import __version__
-from mediator_desktop.core.errors import MediatorError
-from mediator_desktop.core.events import Event
+from mediator_desktop.core.downloads import DownloadRequest
+from mediator_desktop.core.errors import ClusterUnavailable, MediatorError
+from mediator_desktop.core.events import (
+    ClusterEvent,
+    ClusterJoined,
+    ClusterLeft,
+    DownloadEvent,
+    DownloadFailed,
+    DownloadFinished,
+    DownloadProgressed,
+    Event,
+    SetEvent,
+    SettingsChanged,
+    StateReloaded,
+)
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.replica import Visibility
-from mediator_desktop.core.service import ImportResult
-from mediator_desktop.core.settings import Settings
-from mediator_desktop.node import Node
+from mediator_desktop.core.service import ImportResult, Service
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
 from mediator_desktop.ui.diff_view import DiffDialog
 from mediator_desktop.ui.downloads import DownloadsPanel
+from mediator_desktop.ui.errors import Level, Message, MessageBridge
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
 from mediator_desktop.ui.set_view import SetView
 from mediator_desktop.ui.settings_dialog import SettingsDialog
@@ -48,16 +60,7 @@ from mediator_desktop.ui.share_dialog import ShareDialog
 from mediator_desktop.ui.tray import TrayController, TrayWrapper
 from mediator_desktop.ui.workers import Runner
 
-#: Events after which the sidebar and details are read again (reads are local and cheap).
-_SET_EVENTS = {
-    "set_changed",
-    "set_deleted",
-    "version_committed",
-    "state_reloaded",
-    "published",
-    "drift_recorded",
-}
-#: The sidebar's groups, as ``Service.list_sets`` scopes.
+#: The sidebar's groups, as ``Sets.list`` scopes.
 GROUPS = (
     ("mine", "My sets"),
     ("shared", "Shared with me"),
@@ -136,14 +139,13 @@ class SetDetails(QWidget):
         layout.addWidget(QLabel("Versions:", self))
         layout.addWidget(self.history, 1)
 
-    def show_set(self, node: Node, set_id: str | None) -> None:
+    def show_set(self, service: Service, set_id: str | None) -> None:
         self.history.clear()
         if set_id is None:
             self.summary.setText("")
             return
-        service = node.service
         try:
-            rs = service.get_set(set_id)
+            rs = service.sets.get(set_id)
         except MediatorError:
             self.summary.setText("This set is gone, or no longer shared with you.")
             return
@@ -160,29 +162,38 @@ class SetDetails(QWidget):
         if rs.published:
             lines.append("Published versions: " + ", ".join(map(str, sorted(rs.published))))
         self.summary.setText("<br>".join(lines))
-        for version in reversed(service.history(set_id)):
+        for version in reversed(service.sets.history(set_id)):
             when = datetime.fromtimestamp(version.time).strftime("%Y-%m-%d %H:%M")
             who = users.get(version.author, version.author[:12])
             self.history.addItem(f"v{version.number} · {when} · {who}: {version.message or '(no message)'}")
 
 
 class MainWindow(QMainWindow):
-    """Top-level window over one running node. Signals: imported(ImportResult)."""
+    """Top-level window over the service of one running node. Signals: imported(ImportResult).
+
+    Args:
+        service: the node's one door (``core.service``).
+        tray: the system tray (the app's ``QtTray``), or None for none.
+        messages: where widgets tell the user things (one is made when None); the window shows
+            what was told before it was up, then each message as it comes.
+    """
 
     imported = Signal(object)
 
-    def __init__(self, node: Node, tray: TrayWrapper | None = None) -> None:
+    def __init__(
+        self, service: Service, tray: TrayWrapper | None = None, messages: MessageBridge | None = None
+    ) -> None:
         super().__init__()
-        self.node = node
+        self.service = service
+        self.messages = messages if messages is not None else MessageBridge(self)
         self._quitting = False
         self._closed = False
-        service = node.service
         self.setWindowTitle("MEDIator Desktop")
         self.resize(1280, 800)
         self.runner = Runner(self, workers=2, name="window")
         self.banner = Banner(self)
         self.sidebar = SidebarTree(self)
-        self.set_view = SetView(service, self)
+        self.set_view = SetView(service, self.messages, self)
         self.details = SetDetails(self)
         splitter = QSplitter(self)
         splitter.addWidget(self.sidebar)
@@ -195,36 +206,35 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
-        self.archives = ArchiveBrowser(service, self)
-        self.downloads = DownloadsPanel(service, self)
+        self.archives = ArchiveBrowser(service.archives, self.messages, self)
+        self.downloads = DownloadsPanel(service.downloads, self.messages, self)
         self.archives_dock = self._dock("Archives", self.archives, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.downloads_dock = self._dock("Downloads", self.downloads, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.peers = PeersPanel(node, self)
+        self.peers = PeersPanel(service, self.messages, self)
         self.peers_dock = self._dock("Peers", self.peers, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.archives_dock, self.peers_dock], [400, 250], Qt.Orientation.Horizontal)
         self.resizeDocks([self.downloads_dock], [170], Qt.Orientation.Vertical)
         self.peers.share_requested.connect(self.share_with)
         self.peers.cluster_share_requested.connect(self.share_with_cluster)
-        self.peers.error_raised.connect(self.banner.show_message)
-        for source in (
-            self.archives.model.load_failed,
-            self.set_view.error_raised,
-            self.downloads.error_raised,
-        ):
-            source.connect(self.banner.show_message)
         self.archives.model.loaded.connect(self._archives_loaded)
         self.archives.add_requested.connect(self.set_view.add)
-        self.set_view.committed.connect(
-            lambda n: self.statusBar().showMessage(f"Committed version {n}", 5000)
-        )
+        self.set_view.committed.connect(lambda n: self.messages.info(f"Committed version {n}"))
         self.sidebar.currentItemChanged.connect(self._set_chosen)
         self._make_actions()
-        self.bridge = EventBridge(node.events, self)
+        self.bridge = EventBridge(service.events, self)
         self.bridge.event_received.connect(self.on_event)
         self.refresh()
         self._show_cluster()
         self.tray = TrayController(self, tray) if tray is not None else None
         self.setAcceptDrops(True)  # manifest files dropped anywhere on the window become sets
+        self.messages.shown.connect(self._show_message)
+        self.messages.flush()  # what was told before the window was up
+
+    def _show_message(self, message: Message) -> None:
+        if message.level is Level.ERROR:
+            self.banner.show_message(message.text)
+        else:
+            self.statusBar().showMessage(message.text, 5000)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -236,6 +246,13 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         menu = self.menuBar().addMenu("&File")
         self.new_set_action = self._action(menu, "&New set…", QKeySequence.StandardKey.New, self.ask_new_set)
+        self.rename_action = self._action(
+            menu,
+            "&Rename set…",
+            QKeySequence("F2"),
+            self.ask_rename,
+            "Give the chosen set a new name",
+        )
         self.download_action = self._action(
             menu,
             "&Download set…",
@@ -295,6 +312,10 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("main toolbar")
         for action in (self.new_set_action, self.download_action, self.share_action, self.compare_action):
             toolbar.addAction(action)
+        # The sets list's context menu: what applies to the set under the mouse (it is chosen).
+        self.sidebar.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for action in (self.rename_action, self.share_action, self.export_action, self.compare_action):
+            self.sidebar.addAction(action)
 
     def _action(
         self,
@@ -314,37 +335,43 @@ class MainWindow(QMainWindow):
     # -- sets ------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Read the sets again (a local read) and rebuild the sidebar, keeping the choice."""
-        service = self.node.service
+        sets = self.service.sets
         chosen = self.set_view.set_id
+        try:
+            groups = [
+                (scope, title, [(rs, *self._badges(rs.id, rs.head)) for rs in sets.list(scope)])
+                for scope, title in GROUPS
+            ]
+        except ClusterUnavailable:  # joining or leaving: the events that end it refresh again
+            return
         self.sidebar.blockSignals(True)
         self.sidebar.clear()
         again: QTreeWidgetItem | None = None
-        for scope, title in GROUPS:
-            sets = service.list_sets(scope)
-            group = QTreeWidgetItem(self.sidebar, [f"{title} ({len(sets)})"])
+        for scope, title, rows in groups:
+            group = QTreeWidgetItem(self.sidebar, [f"{title} ({len(rows)})"])
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            for rs in sets:
+            for rs, badges, notes in rows:
                 head = f"v{rs.head}" if rs.head else "empty"
-                badges, notes = self._badges(rs.id, rs.head)
                 item = QTreeWidgetItem(group, [f"{rs.name}  ·  {head}{badges}"])
                 item.setData(0, Qt.ItemDataRole.UserRole, rs.id)
                 item.setToolTip(0, "\n".join([f"{rs.visibility.value} set, {head}", *notes]))
                 if rs.id == chosen and again is None:
                     again = item
-            group.setExpanded(bool(sets) and scope in ("mine", "shared", "cluster"))
+            group.setExpanded(bool(rows) and scope in ("mine", "shared", "cluster"))
         if again is not None:
             self.sidebar.setCurrentItem(again)
         self.sidebar.blockSignals(False)
-        self.details.show_set(self.node, chosen)
+        self.set_view.retitle()
+        self.details.show_set(self.service, chosen)
 
     def _badges(self, set_id: str, head: int | None) -> tuple[str, list[str]]:
         """Marks for drift and for downloads of the head version, with the longer notes."""
         badges, notes = "", []
-        drift = self.node.service.drift(set_id)
+        drift = self.service.sets.drift(set_id)
         if drift is not None:
             badges += "  ·  drift"
             notes.append(f"Changed in the archive since v{head}: {drift.summary}")
-        jobs = [j for j in self.node.service.downloads.list() if j.set_id == set_id and j.version == head]
+        jobs = [j for j in self.service.downloads.list() if j.set_id == set_id and j.version == head]
         if any(not j.finished for j in jobs):
             badges += "  ·  downloading"
         elif any(j.state == "done" for j in jobs):
@@ -365,13 +392,19 @@ class MainWindow(QMainWindow):
             return
         self.open_set(set_id)
 
+    def chosen_set(self) -> str | None:
+        """The set chosen in the sidebar, else the open one."""
+        item = self.sidebar.currentItem()
+        set_id = None if item is None else item.data(0, Qt.ItemDataRole.UserRole)
+        return set_id if isinstance(set_id, str) else self.set_view.set_id
+
     def open_set(self, set_id: str) -> None:
         try:
             self.set_view.open_set(set_id)
         except MediatorError as exc:
-            self.banner.show_message(str(exc))
+            self.messages.error(str(exc))
             return
-        self.details.show_set(self.node, set_id)
+        self.details.show_set(self.service, set_id)
 
     def ask_new_set(self) -> None:
         name, ok = QInputDialog.getText(self, "New replica set", "Name:")
@@ -384,73 +417,87 @@ class MainWindow(QMainWindow):
         def created(set_id: str) -> None:
             self.refresh()
             self.open_set(set_id)
-            self.statusBar().showMessage(f"Created {name!r}: drag archive items onto it", 5000)
+            self.messages.info(f"Created {name!r}: drag archive items onto it")
 
-        self.runner.run(self.node.service.create_set, name, done=created, failed=self._failed)
+        self.runner.run(self.service.sets.create, name, done=created, failed=self.messages.failed)
+
+    def ask_rename(self) -> None:
+        set_id = self.chosen_set()
+        rs = None if set_id is None else self.service.sets.find(set_id)
+        if set_id is None or rs is None:
+            self.messages.error("Choose a set first, then rename it.")
+            return
+        name, ok = QInputDialog.getText(self, "Rename the set", "New name:", text=rs.name)
+        if ok and name.strip() and name.strip() != rs.name:
+            self.rename_set(set_id, name.strip())
+
+    def rename_set(self, set_id: str, name: str) -> None:
+        """Give a set a new name (on a worker); the sidebar follows the set's change event."""
+        self.runner.run(
+            self.service.sets.rename,
+            set_id,
+            name,
+            done=lambda _: self.messages.info(f"Renamed to {name!r}"),
+            failed=self.messages.failed,
+        )
 
     def share_with(self, set_id: str, key_id: str) -> None:
         """A set dropped on a person: they may now commit versions of it."""
-        name = self.node.service.users().get(key_id, key_id[:12])
+        name = self.service.users().get(key_id, key_id[:12])
         self.runner.run(
-            self.node.service.grant_editor,
+            self.service.sets.grant_editor,
             set_id,
             key_id,
-            done=lambda _: self.statusBar().showMessage(f"{name} may now edit the set", 5000),
-            failed=self._failed,
+            done=lambda _: self.messages.info(f"{name} may now edit the set"),
+            failed=self.messages.failed,
         )
 
     def share_with_cluster(self, set_id: str) -> None:
         """A set dropped on a machine: everyone in the cluster may read it."""
         self.runner.run(
-            self.node.service.set_visibility,
+            self.service.sets.set_visibility,
             set_id,
             Visibility.CLUSTER,
-            done=lambda _: self.statusBar().showMessage("Shared with the cluster", 5000),
-            failed=self._failed,
+            done=lambda _: self.messages.info("Shared with the cluster"),
+            failed=self.messages.failed,
         )
-
-    def _failed(self, error: BaseException) -> None:
-        if not isinstance(error, MediatorError):
-            raise error
-        self.banner.show_message(str(error))
 
     def show_diff(self) -> DiffDialog | None:
         """Open the comparison of the open set's last two versions (non-modal)."""
         set_id = self.set_view.set_id
         if set_id is None:
-            self.banner.show_message("Open a set first, then compare its versions.")
+            self.messages.error("Open a set first, then compare its versions.")
             return None
-        self.diff_dialog = DiffDialog(self.node.service, set_id, self)
+        self.diff_dialog = DiffDialog(self.service, set_id, self.messages, self)
         self.diff_dialog.show()
         self.diff_dialog.compare()
         return self.diff_dialog
 
     def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.node, self.node.settings_path, self)
+        dialog = SettingsDialog(self.service.settings, self.messages, self)
         dialog.accepted.connect(lambda: self._settings_saved(dialog))
         dialog.open()
         self.settings_dialog = dialog
         return dialog
 
     def _settings_saved(self, dialog: SettingsDialog) -> None:
-        if dialog.restart_needed:
-            names = {name: title for name, title, _ in Settings.describe()}
-            changed = ", ".join(names[n].lower() for n in dialog.restart_needed)
-            self.banner.show_message(
-                f"Settings saved. Restart MEDIator for the new {changed} to take effect."
-            )
+        change = dialog.change
+        if change is not None and change.restart:
+            titles = {f.name: f.title for f in self.service.settings.fields()}
+            changed = ", ".join(titles[name].lower() for name in change.restart)
+            self.messages.error(f"Settings saved. Restart MEDIator for the new {changed} to take effect.")
         else:
-            self.statusBar().showMessage("Settings saved", 5000)
+            self.messages.info("Settings saved")
 
     def show_share(self) -> ShareDialog | None:
         set_id = self.set_view.set_id
         if set_id is None:
-            self.banner.show_message("Open a set first, then share it.")
+            self.messages.error("Open a set first, then share it.")
             return None
         try:
-            dialog = ShareDialog(self.node.service, set_id, self)
+            dialog = ShareDialog(self.service, set_id, self.messages, self)
         except MediatorError as exc:
-            self.banner.show_message(str(exc))
+            self.messages.error(str(exc))
             return None
         dialog.applied.connect(self.refresh)
         dialog.open()
@@ -497,21 +544,21 @@ class MainWindow(QMainWindow):
             self.open_set(result.set_id)
             if result.missing:
                 shown = ", ".join(result.missing[:3]) + (" …" if len(result.missing) > 3 else "")
-                self.banner.show_message(
+                self.messages.error(
                     f"Imported {path.name}: {result.pointers:,} items found, "
                     f"{len(result.missing):,} not in the archives configured here ({shown})."
                 )
             else:
-                self.statusBar().showMessage(f"Imported {path.name}: {result.pointers:,} items", 5000)
+                self.messages.info(f"Imported {path.name}: {result.pointers:,} items")
             self.imported.emit(result)
 
         self.statusBar().showMessage(f"Importing {path.name}…")
-        self.runner.run(self.node.service.import_file, path, done=imported, failed=self._failed)
+        self.runner.run(self.service.sets.import_file, path, done=imported, failed=self.messages.failed)
 
     def ask_export(self) -> None:
         set_id = self.set_view.set_id
         if set_id is None:
-            self.banner.show_message("Open a set first, then export it.")
+            self.messages.error("Open a set first, then export it.")
             return
         name, _ = QFileDialog.getSaveFileName(
             self, "Export the set", str(Path.home() / "set.json"), "Set (*.json)"
@@ -521,79 +568,82 @@ class MainWindow(QMainWindow):
 
     def export_set(self, set_id: str, path: Path) -> None:
         try:
-            document = self.node.service.export_set(set_id)
+            document = self.service.sets.export(set_id)
             path.write_text(json.dumps(document, indent=2), encoding="utf-8")
         except (MediatorError, OSError) as exc:
-            self.banner.show_message(f"Not exported: {exc}")
+            self.messages.error(f"Not exported: {exc}")
             return
-        self.statusBar().showMessage(f"Exported to {path}", 5000)
+        self.messages.info(f"Exported to {path}")
 
     # -- downloads -------------------------------------------------------------------------------
     def ask_download(self) -> None:
         if self.set_view.set_id is None:
-            self.banner.show_message("Open a set first, then download it.")
+            self.messages.error("Open a set first, then download it.")
             return
-        folder = QFileDialog.getExistingDirectory(self, "Download into", str(self.node.settings.download_dir))
+        start = str(self.service.settings.get().download_dir)
+        folder = QFileDialog.getExistingDirectory(self, "Download into", start)
         if folder:
             self.start_download(Path(folder))
 
     def start_download(self, folder: Path) -> None:
+        """Download the open set's head into ``folder``, with the layout of the settings."""
         set_id = self.set_view.set_id
         if set_id is None:
             return
         try:
-            self.node.service.downloads.start(set_id, folder, layout=self.node.settings.download_layout)
+            self.service.downloads.start(DownloadRequest(set_id, folder))
         except MediatorError as exc:
-            self.banner.show_message(str(exc))
+            self.messages.error(str(exc))
             return
         self.downloads_dock.show()
 
     # -- events ----------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
+        """Called on the GUI thread for every event of the node."""
         if self._closed:  # queued before the window closed
             return
         self.peers.on_event(event)
-        if event.kind in _SET_EVENTS:
-            self.refresh()
-        elif event.kind.startswith("download_"):
+        if isinstance(event, (SetEvent, StateReloaded, ClusterJoined, ClusterLeft)):
+            self.refresh()  # a join or a leave replaces the whole replica
+        if isinstance(event, DownloadEvent):
             self.downloads.on_event(event)
-            if event.kind in (
-                "download_started",
-                "download_finished",
-                "download_failed",
-                "download_cancelled",
-            ):
+            if not isinstance(event, DownloadProgressed):
                 self.refresh()  # the sidebar's download marks
-            if event.kind in ("download_finished", "download_failed"):
-                self.statusBar().showMessage(f"Download {event.kind.removeprefix('download_')}", 5000)
-        elif event.kind in (
-            "leader_changed",
-            "member_joined",
-            "member_left",
-            "cluster_joined",
-            "cluster_left",
-        ):
+            if isinstance(event, DownloadFinished):
+                self.messages.info("Download finished")
+            elif isinstance(event, DownloadFailed):
+                self.messages.info("Download failed")
+        if isinstance(event, (ClusterEvent, SettingsChanged)):
             self._show_cluster()
 
     def _show_cluster(self) -> None:
-        service = self.node.service
-        members = len(self.node.settings.peers) + 1
+        """Members as the cluster counts them (on the node that made the join codes, the
+        settings name no peers), where this node listens, and who you are."""
+        service = self.service
+        try:
+            status = service.cluster.status()
+        except ClusterUnavailable:
+            where = "Joining or leaving a cluster"
+        else:
+            members = len(status.members) or 1
+            where = (
+                f"{'One-node cluster' if members == 1 else f'{members}-member cluster'} at "
+                f"{status.self_address}"
+            )
         self.cluster_text = (
-            f"{'One-node cluster' if members == 1 else f'{members}-member cluster'} at "
-            f"{self.node.settings.raft_address} · you are {service.identity.display_name} "
-            f"({service.key_id[:12]}) · MEDIator {__version__}"
+            f"{where} · you are {service.display_name} ({service.key_id[:12]}) · MEDIator {__version__}"
         )
         self.statusBar().showMessage(self.cluster_text)
 
     def _archives_loaded(self) -> None:
         model = self.archives.model
-        roots = [model.node(model.index(r, 0)) for r in range(model.rowCount())]
+        roots = [model.entry(model.index(r, 0)) for r in range(model.rowCount())]
         parts = []
         for root in roots:
             if root.total is not None:
                 leaves = sum(c.item.leaves or 0 for c in root.children if c.item is not None)
                 size = sum(c.item.size or 0 for c in root.children if c.item is not None)
-                title = self.node.service.sources[root.source_id].title
+                title = self.service.archives.title(root.source_id)
                 parts.append(f"{title}: {root.total} collections, {leaves:,} series, {human_bytes(size)}")
         if parts:
             self.archives_dock.setToolTip("\n".join(parts))

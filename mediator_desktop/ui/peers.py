@@ -19,25 +19,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mediator_desktop.core.errors import MediatorError
-from mediator_desktop.core.events import Event
-from mediator_desktop.node import Node
+from mediator_desktop.core.errors import ClusterUnavailable
+from mediator_desktop.core.events import ClusterEvent, Event, StateReloaded, UserRegistered
+from mediator_desktop.core.service import Service
+from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.workers import Runner
 
 #: A replica set dragged from the sidebar: its id, as UTF-8.
 SET_MIME = "application/x-mediator-set"
-_CLUSTER_EVENTS = {
-    "peer_seen",
-    "peer_lost",
-    "member_joined",
-    "member_left",
-    "member_connected",
-    "member_disconnected",
-    "leader_changed",
-    "cluster_joined",
-    "cluster_left",
-    "user_registered",
-}
+#: Events after which the panel reads members, machines and people again.
+PEER_EVENTS: tuple[type[Event], ...] = (ClusterEvent, UserRegistered, StateReloaded)
 
 
 def set_mime(set_id: str) -> QMimeData:
@@ -112,10 +103,13 @@ class JoinDialog(QDialog):
 
     joined = Signal()
 
-    def __init__(self, node: Node, runner: Runner, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, service: Service, runner: Runner, messages: MessageBridge, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
-        self.node = node
+        self.service = service
         self.runner = runner
+        self.messages = messages
         self.setWindowTitle("Join a cluster")
         self.code = QLineEdit(self)
         self.code.setPlaceholderText("3Q0RB-7ZK4D-…")
@@ -147,11 +141,9 @@ class JoinDialog(QDialog):
 
         def failed(error: BaseException) -> None:
             self.join_button.setEnabled(True)
-            if not isinstance(error, MediatorError):
-                raise error
-            self.outcome.setText(str(error))
+            self.messages.failed(error, shown_in=self.outcome.setText)
 
-        self.runner.run(self.node.join, code, done=done, failed=failed)
+        self.runner.run(self.service.cluster.join, code, done=done, failed=failed)
 
 
 class PeersPanel(QWidget):
@@ -160,11 +152,11 @@ class PeersPanel(QWidget):
 
     share_requested = Signal(str, str)
     cluster_share_requested = Signal(str)
-    error_raised = Signal(str)
 
-    def __init__(self, node: Node, parent: QWidget | None = None) -> None:
+    def __init__(self, service: Service, messages: MessageBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.node = node
+        self.service = service
+        self.messages = messages
         self.runner = Runner(self, workers=1, name="peers")
         self.members = DropList(self)
         self.members.setAccessibleName("Cluster members")
@@ -198,14 +190,17 @@ class PeersPanel(QWidget):
         self.refresh()
 
     def on_event(self, event: Event) -> None:
-        if event.kind in _CLUSTER_EVENTS:
+        """Called on the GUI thread for every core event."""
+        if isinstance(event, PEER_EVENTS):
             self.refresh()
 
     def refresh(self) -> None:
         self.members.clear()
         try:
-            status = self.node.status()
-        except RuntimeError:  # between a leave and the new start
+            status = self.service.cluster.status()
+            peers = self.service.cluster.peers()
+            users = self.service.users()
+        except ClusterUnavailable:  # joining or leaving: the events that end it refresh again
             return
         for member in status.members:
             marks = [m for m, on in (("this machine", member.is_self), ("leader", member.is_leader)) if on]
@@ -214,11 +209,11 @@ class PeersPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, member.address)
             self.members.addItem(item)
         self.network.clear()
-        for peer in self.node.peers():
+        for peer in peers:
             self.network.addItem(f"{peer.name} · {peer.raft_address} · {peer.status} · v{peer.version}")
         self.people.clear()
-        me = self.node.service.key_id
-        for key_id, name in sorted(self.node.service.users().items(), key=lambda kv: kv[1].lower()):
+        me = self.service.key_id
+        for key_id, name in sorted(users.items(), key=lambda kv: kv[1].lower()):
             item = QListWidgetItem(f"{name}{' (you)' if key_id == me else ''} · {key_id[:12]}")
             item.setData(Qt.ItemDataRole.UserRole, None if key_id == me else key_id)
             self.people.addItem(item)
@@ -230,15 +225,10 @@ class PeersPanel(QWidget):
             self.code_dialog = JoinCodeDialog(code, ttl, self)
             self.code_dialog.show()
 
-        def failed(error: BaseException) -> None:
-            if not isinstance(error, MediatorError):
-                raise error
-            self.error_raised.emit(str(error))
-
-        self.runner.run(self.node.create_join_code, ttl, done=show, failed=failed)
+        self.runner.run(self.service.cluster.create_join_code, ttl, done=show, failed=self.messages.failed)
 
     def ask_join(self) -> JoinDialog:
-        self.join_dialog = JoinDialog(self.node, self.runner, self)
+        self.join_dialog = JoinDialog(self.service, self.runner, self.messages, self)
         self.join_dialog.joined.connect(self.refresh)
         self.join_dialog.show()
         return self.join_dialog

@@ -1,5 +1,5 @@
 """A replica set in the middle of the window: its leaves as a tree (source > levels, with counts and
-sizes), edited by dropping archive nodes on it and pressing Delete, with undo and redo until the
+sizes), edited by dropping archive entries on it and pressing Delete, with undo and redo until the
 edits are committed as a version.
 
 Every edit is resolved against the archives on a worker, so the tree always shows what the
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from mediator_desktop.core.draft import Draft, Edit
-from mediator_desktop.core.errors import ConflictError, MediatorError
+from mediator_desktop.core.errors import ClusterUnavailable, ConflictError, MediatorError
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.pointer import Pointer
@@ -33,16 +33,19 @@ from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.tree import ManifestTree, TreeNode, TreeSummary
 from mediator_desktop.ui.archive import POINTER_MIME, pointers_from_mime
+from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
 
 PAGE = 500
 
 
-class _Node(TreeItem):
+class _Entry(TreeItem):
+    """A source, or a collection, patient, study or series of it, in the set's tree."""
+
     __slots__ = ("done", "next_line", "value")
 
-    def __init__(self, parent: _Node | None, value: TreeNode | None) -> None:
+    def __init__(self, parent: _Entry | None, value: TreeNode | None) -> None:
         super().__init__(parent)
         self.value = value
         self.next_line = 0
@@ -59,14 +62,14 @@ class SetTreeModel(TreeModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.tree: ManifestTree | None = None
-        self._root: _Node = _Node(None, None)
+        self._root: _Entry = _Entry(None, None)
         self._root.done = True
 
     def set_tree(self, tree: ManifestTree | None) -> None:
         self.beginResetModel()
         self.tree = tree
-        self._root = _Node(None, None)
-        self._root.children = [_Node(self._root, n) for n in tree.sources()] if tree is not None else []
+        self._root = _Entry(None, None)
+        self._root.children = [_Entry(self._root, n) for n in tree.sources()] if tree is not None else []
         self._root.done = True
         self.endResetModel()
 
@@ -74,53 +77,53 @@ class SetTreeModel(TreeModel):
         """Show the top of a tree (sources and their first level) until the whole tree is loaded."""
         self.beginResetModel()
         self.tree = None
-        self._root = _Node(None, None)
+        self._root = _Entry(None, None)
         self._root.done = True
         for source in summary.sources():
-            node = _Node(self._root, source)
-            node.done = True
-            node.children = [_Node(node, child) for child in summary.children(source.source_id)]
-            for child in node.children:
+            entry = _Entry(self._root, source)
+            entry.done = True
+            entry.children = [_Entry(entry, child) for child in summary.children(source.source_id)]
+            for child in entry.children:
                 child.done = True  # deeper levels come with the whole tree
-            self._root.children.append(node)
+            self._root.children.append(entry)
         self.endResetModel()
 
-    def node(self, index: AnyIndex) -> _Node:
-        node = self.item(index)
-        assert isinstance(node, _Node)
-        return node
+    def entry(self, index: AnyIndex) -> _Entry:
+        entry = self.item(index)
+        assert isinstance(entry, _Entry)
+        return entry
 
     def pointer(self, index: AnyIndex) -> Pointer | None:
-        value = self.node(index).value
+        value = self.entry(index).value
         return None if value is None else Pointer(value.source_id, value.path)
 
     def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
-        node = self.node(parent)
-        return bool(node.children) or not node.done
+        entry = self.entry(parent)
+        return bool(entry.children) or not entry.done
 
     def canFetchMore(self, parent: AnyIndex) -> bool:
-        return not self.node(parent).done
+        return not self.entry(parent).done
 
     def fetchMore(self, parent: AnyIndex) -> None:
-        node = self.node(parent)
-        if node.done or node.value is None or self.tree is None:
+        entry = self.entry(parent)
+        if entry.done or entry.value is None or self.tree is None:
             return
         batch: list[TreeNode] = []
-        for child in self.tree.children(node.value.source_id, node.value.path, node.next_line):
+        for child in self.tree.children(entry.value.source_id, entry.value.path, entry.next_line):
             batch.append(child)
             if len(batch) == PAGE:
                 break
         if len(batch) < PAGE:
-            node.done = True
+            entry.done = True
         if batch:
-            node.next_line = self.tree.after(batch[-1])
-            first = len(node.children)
-            self.beginInsertRows(self._index_of(node), first, first + len(batch) - 1)
-            node.children.extend(_Node(node, child) for child in batch)
+            entry.next_line = self.tree.after(batch[-1])
+            first = len(entry.children)
+            self.beginInsertRows(self._index_of(entry), first, first + len(batch) - 1)
+            entry.children.extend(_Entry(entry, child) for child in batch)
             self.endInsertRows()
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        value = self.node(index).value if index.isValid() else None
+        value = self.entry(index).value if index.isValid() else None
         if value is None:
             return None
         column = index.column()
@@ -165,19 +168,19 @@ class SetTreeModel(TreeModel):
 class SetView(QWidget):
     """One set: its tree, the pending edits, undo / redo / commit.
 
-    Signals: error_raised(str) for the window's banner; committed(int) with the new version.
+    What goes wrong is told through ``messages``. Signals: committed(int) with the new version.
     """
 
-    error_raised = Signal(str)
     committed = Signal(int)
     #: The set's tree is drawn: its top from the cached summary, or the whole tree.
     painted_first = Signal()
     #: The whole tree of the version (or of the pending edits) is loaded.
     resolved = Signal()
 
-    def __init__(self, service: Service, parent: QWidget | None = None) -> None:
+    def __init__(self, service: Service, messages: MessageBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.service = service
+        self.messages = messages
         self.runner = Runner(self, workers=2, name="set-view")
         self.draft: Draft | None = None
         self._resolved: tuple[Selection, Manifest] | None = None
@@ -253,13 +256,30 @@ class SetView(QWidget):
 
     def open_set(self, set_id: str) -> None:
         """Show a set at its head version; pending edits of the set shown before are dropped."""
-        rs = self.service.get_set(set_id)
-        base = self.service.version(set_id, rs.head).selection if rs.head else Selection()
+        sets = self.service.sets
+        rs = sets.get(set_id)
+        base = sets.version(set_id, rs.head).selection if rs.head else Selection()
         self.draft = Draft(set_id, base, rs.head)
         self._resolved = None
-        self.title.setText(f"<b>{rs.name}</b> — {'version ' + str(rs.head) if rs.head else 'no version yet'}")
+        self._show_title(rs.name)
         self._refresh_pending()
         self._load_version()
+
+    def retitle(self) -> None:
+        """Show the open set's name again (it may have been renamed); the edits stay."""
+        if self.draft is None:
+            return
+        try:
+            rs = self.service.sets.find(self.draft.set_id)
+        except ClusterUnavailable:
+            return
+        if rs is not None:
+            self._show_title(rs.name)
+
+    def _show_title(self, name: str) -> None:
+        assert self.draft is not None
+        head = self.draft.base_version
+        self.title.setText(f"<b>{name}</b> — {'version ' + str(head) if head else 'no version yet'}")
 
     def _load_version(self) -> None:
         assert self.draft is not None
@@ -270,8 +290,8 @@ class SetView(QWidget):
             self.state.setText("Empty: drag collections, patients, studies or series here from the archives.")
             return
         self.state.setText("Loading…")
-        manifest_id = self.service.version(draft.set_id, draft.base_version).manifest_id
-        summary = self.service.tree_cache.get(manifest_id) if self.service.tree_cache is not None else None
+        manifest_id = self.service.sets.version(draft.set_id, draft.base_version).manifest_id
+        summary = self.service.sets.tree(manifest_id)
         if summary is not None:
             self.model.set_summary(summary)
             self._expand_first()
@@ -281,7 +301,7 @@ class SetView(QWidget):
             self.painted_first.emit()
 
         def load() -> ManifestTree:
-            return ManifestTree(self.service.manifest(manifest_id))
+            return ManifestTree(self.service.sets.manifest(manifest_id))
 
         self.runner.run(load, done=lambda tree: self._show(job, tree), failed=self._failed)
 
@@ -300,10 +320,8 @@ class SetView(QWidget):
             self.tree.expand(self.model.index(0, 0))
 
     def _failed(self, error: BaseException) -> None:
-        if not isinstance(error, MediatorError):
-            raise error
+        self.messages.failed(error)  # a bug is raised again here
         self.state.setText(f"Could not load: {error}")
-        self.error_raised.emit(str(error))
 
     # -- editing ---------------------------------------------------------------------------------
     def add(self, pointers: list[Pointer]) -> None:
@@ -317,13 +335,13 @@ class SetView(QWidget):
 
     def _edit(self, edit: Edit) -> None:
         if self.draft is None:
-            self.error_raised.emit("Choose or create a set first, then drop archive items on it.")
+            self.messages.error("Choose or create a set first, then drop archive items on it.")
             return
         try:
             for pointer in (*edit.add, *edit.remove):
-                self.service.check_pointer(pointer)
+                self.service.archives.check_pointer(pointer)
         except MediatorError as exc:
-            self.error_raised.emit(str(exc))
+            self.messages.error(str(exc))
             return
         if self.draft.apply(edit):
             self._changed()
@@ -365,7 +383,7 @@ class SetView(QWidget):
         self.state.setText("Resolving against the archives…")
 
         def resolve() -> tuple[Manifest, ManifestTree]:
-            manifest = self.service.resolve(selection)
+            manifest = self.service.archives.resolve(selection)
             return manifest, ManifestTree(manifest)
 
         def done(result: tuple[Manifest, ManifestTree]) -> None:
@@ -389,19 +407,18 @@ class SetView(QWidget):
         self.state.setText("Committing…")
 
         def commit() -> int:
-            chosen = manifest if manifest is not None else self.service.resolve(selection)
-            return self.service.commit(draft.set_id, selection, chosen, message, expected_head=base)
+            chosen = manifest if manifest is not None else self.service.archives.resolve(selection)
+            return self.service.sets.commit(draft.set_id, selection, chosen, message, expected_head=base)
 
         def failed(error: BaseException) -> None:
             self._update_controls()
             if isinstance(error, ConflictError) and self.draft is draft:
-                rs = self.service.get_set(draft.set_id)
-                head = rs.head
+                head = self.service.sets.get(draft.set_id).head
                 draft.rebase(
-                    self.service.version(draft.set_id, head).selection if head else Selection(), head
+                    self.service.sets.version(draft.set_id, head).selection if head else Selection(), head
                 )
                 self._changed()
-                self.error_raised.emit(
+                self.messages.error(
                     f"Someone committed version {head} meanwhile. Your changes now build on it; "
                     "check them and commit again."
                 )

@@ -8,7 +8,6 @@ to the OS keyring, never into the settings.
 from __future__ import annotations
 
 import json
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +30,25 @@ from PySide6.QtWidgets import (
 )
 
 from mediator_desktop.core.errors import MediatorError, ValidationError
+from mediator_desktop.core.service import SettingsChange, SettingsPart
 from mediator_desktop.core.settings import Settings
-from mediator_desktop.node import Node, store_source_secret
-
-#: Changes that take effect only when the app starts again.
-RESTART = {"data_dir", "raft_address", "peers", "sources", "discovery", "display_name"}
+from mediator_desktop.ui.errors import MessageBridge
+from mediator_desktop.ui.workers import Runner
 
 
 class SourcesEditor(QWidget):
     """The configured archives: kind, id, options (JSON); a button stores a source's secret."""
 
     def __init__(
-        self, sources: tuple[dict[str, Any], ...], node: Node, parent: QWidget | None = None
+        self,
+        sources: tuple[dict[str, Any], ...],
+        settings: SettingsPart,
+        messages: MessageBridge,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.node = node
+        self.settings = settings
+        self.messages = messages
         self.table = QTableWidget(0, 3, self)
         self.table.setHorizontalHeaderLabels(["Kind", "Id", "Options (JSON)"])
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -111,32 +114,47 @@ class SourcesEditor(QWidget):
             self.store_secret(source_id, secret)
 
     def store_secret(self, source_id: str, secret: str) -> None:
-        store_source_secret(self.node.data_dir, source_id, secret)
+        """Keep an archive's secret in the OS keyring (at once: Cancel does not take it back)."""
+        try:
+            self.settings.set_source_secret(source_id, secret)
+        except (MediatorError, OSError) as exc:
+            self.messages.error(f"The password or token of {source_id} was not stored: {exc}")
+            return
+        self.messages.info(f"The password or token of {source_id} is stored, outside the settings")
 
 
 class SettingsDialog(QDialog):
-    """Edits the node's settings file. ``saved`` is the new settings once Save succeeded."""
+    """Edits the node's settings. Save checks the form at once, then saves on a worker (a new
+    display name is registered with the cluster); ``change`` then tells what changed and what
+    waits for a restart."""
 
-    def __init__(self, node: Node, path: Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: SettingsPart, messages: MessageBridge, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.node = node
-        self.path = path
-        self.settings = node.settings
-        self.saved: Settings | None = None
+        self.part = settings
+        self.settings = settings.get()
+        self.change: SettingsChange | None = None
+        self.runner = Runner(self, workers=1, name="settings")
+        self.finished.connect(lambda _: self.runner.close())  # no worker outlives the dialog
         self.editors: dict[str, QWidget] = {}
+        self._messages = messages
         form = QFormLayout()
-        for f in fields(Settings):
+        for f in settings.fields():
             editor = self._editor(f.name, getattr(self.settings, f.name))
-            editor.setToolTip(f.metadata["description"])
-            editor.setAccessibleName(f.metadata["title"])
+            editor.setToolTip(f.description + ("" if f.live else " (applies after a restart)"))
+            editor.setAccessibleName(f.title)
             self.editors[f.name] = editor
-            form.addRow(f.metadata["title"], editor)
+            form.addRow(f.title, editor)
         self.problem = QLabel("", self)
         self.problem.setWordWrap(True)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
+        save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
+        assert save_button is not None
+        self.save_button = save_button
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -146,7 +164,7 @@ class SettingsDialog(QDialog):
 
     def _editor(self, name: str, value: Any) -> QWidget:
         if name == "sources":
-            return SourcesEditor(value, self.node, self)
+            return SourcesEditor(value, self.part, self._messages, self)
         if isinstance(value, bool):
             box = QCheckBox(self)
             box.setChecked(value)
@@ -163,43 +181,51 @@ class SettingsDialog(QDialog):
             line.setPlaceholderText("host:port, host:port")
         return line
 
-    def value(self) -> Settings:
-        """The settings as the form says; ``ValidationError`` says what is wrong."""
-        changes: dict[str, Any] = {}
+    def changes(self) -> dict[str, Any]:
+        """The fields the form changed, with their new values (not checked yet)."""
+        values: dict[str, Any] = {}
         for name, editor in self.editors.items():
             if isinstance(editor, SourcesEditor):
-                changes[name] = editor.value()
+                values[name] = editor.value()
             elif isinstance(editor, QCheckBox):
-                changes[name] = editor.isChecked()
+                values[name] = editor.isChecked()
             elif isinstance(editor, QSpinBox):
-                changes[name] = editor.value()
+                values[name] = editor.value()
             elif isinstance(editor, _PathEditor):
-                changes[name] = Path(editor.line.text().strip()).expanduser()
+                values[name] = Path(editor.line.text().strip()).expanduser()
             elif isinstance(editor, QLineEdit):
                 text = editor.text().strip()
-                changes[name] = (
+                values[name] = (
                     tuple(p.strip() for p in text.split(",") if p.strip()) if name == "peers" else text
                 )
-        return replace(self.settings, **changes)
+        return {name: value for name, value in values.items() if value != getattr(self.settings, name)}
+
+    def value(self) -> Settings:
+        """The settings as the form says; ``ValidationError`` says what is wrong."""
+        return self.part.validate(**self.changes())
 
     def save(self) -> None:
         try:
-            settings = self.value()
-            settings.save(self.path)
-        except (MediatorError, OSError) as exc:
+            changes = self.changes()
+            self.part.validate(**changes)
+        except MediatorError as exc:
             self.problem.setText(f"Not saved: {exc}")
             return
-        restart = sorted(n for n in RESTART if getattr(settings, n) != getattr(self.settings, n))
-        # What needs no restart applies now: folders for downloads, the layout, the update interval.
-        self.node.settings = replace(
-            self.node.settings,
-            download_dir=settings.download_dir,
-            download_layout=settings.download_layout,
-            update_check_minutes=settings.update_check_minutes,
-        )
-        self.saved = settings
-        self.restart_needed = restart
-        self.accept()
+        self.save_button.setEnabled(False)
+        self.problem.setText("Saving…")
+
+        def done(change: SettingsChange) -> None:
+            self.change = change
+            self.accept()
+
+        def failed(error: BaseException) -> None:
+            self.save_button.setEnabled(True)
+            if isinstance(error, OSError):
+                self.problem.setText(f"Not saved: {error}")
+                return
+            self._messages.failed(error, shown_in=self.problem.setText, prefix="Not saved: ")
+
+        self.runner.run(lambda: self.part.change(**changes), done=done, failed=failed)
 
 
 class _PathEditor(QWidget):

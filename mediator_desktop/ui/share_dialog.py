@@ -15,9 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.service import Service
+from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.workers import Runner
 
 
@@ -26,13 +26,16 @@ class ShareDialog(QDialog):
 
     applied = Signal()
 
-    def __init__(self, service: Service, set_id: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, service: Service, set_id: str, messages: MessageBridge, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
-        self.service = service
+        self.sets = service.sets
         self.set_id = set_id
+        self.messages = messages
         self.runner = Runner(self, workers=1, name="share")
         self.finished.connect(lambda _: self.runner.close())  # no worker outlives the dialog
-        rs = service.get_set(set_id)
+        rs = self.sets.get(set_id)
         self.setWindowTitle(f"Share {rs.name}")
         self.visibility = QComboBox(self)
         self.visibility.setAccessibleName("Visibility")
@@ -72,7 +75,7 @@ class ShareDialog(QDialog):
         layout.addWidget(buttons)
 
     def apply(self) -> None:
-        rs = self.service.get_set(self.set_id)
+        rs = self.sets.get(self.set_id)
         visibility = Visibility(self.visibility.currentData())  # Qt hands the enum back as its value
         wanted = {
             item.data(Qt.ItemDataRole.UserRole)
@@ -83,17 +86,15 @@ class ShareDialog(QDialog):
 
         def change() -> None:
             if visibility is not rs.visibility:
-                self.service.set_visibility(self.set_id, visibility)
+                self.sets.set_visibility(self.set_id, visibility)
             for key_id in sorted(grant):
-                self.service.grant_editor(self.set_id, key_id)
+                self.sets.grant_editor(self.set_id, key_id)
             for key_id in sorted(revoke):
-                self.service.revoke_editor(self.set_id, key_id)
+                self.sets.revoke_editor(self.set_id, key_id)
 
         def failed(error: BaseException) -> None:
             self.apply_button.setEnabled(True)
-            if not isinstance(error, MediatorError):
-                raise error
-            self.outcome.setText(str(error))
+            self.messages.failed(error, shown_in=self.outcome.setText)
 
         def done(_: object) -> None:
             self.apply_button.setEnabled(True)

@@ -14,12 +14,15 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QApplication, QMenu, QStyle, QSystemTrayIcon
 
-from mediator_desktop.core.events import Event
+from mediator_desktop.core.events import DownloadFailed, DownloadFinished, Event, SetChanged, VersionCommitted
 from mediator_desktop.core.notices import Notice, Notices
 from mediator_desktop.ui.workers import Runner
 
 if TYPE_CHECKING:
     from mediator_desktop.ui.main_window import MainWindow
+
+#: Events that may deserve a notification (``core.notices`` decides).
+NOTICE_EVENTS: tuple[type[Event], ...] = (SetChanged, VersionCommitted, DownloadFinished, DownloadFailed)
 
 
 class TrayWrapper(QObject):
@@ -64,7 +67,7 @@ class QtTray(TrayWrapper):
 
 
 class TrayController(QObject):
-    """Ties the tray to the window and the node's events. Signals: notified(Notice)."""
+    """Ties the tray to the window and the service's events. Signals: notified(Notice)."""
 
     notified = Signal(object)
 
@@ -72,11 +75,12 @@ class TrayController(QObject):
         super().__init__(window)
         self.window = window
         self.tray = tray
-        self.notices = Notices(window.node.service)
+        self.service = window.service
+        self.notices = Notices(window.service)
         self.runner = Runner(self, workers=1, name="tray")
         self.last: Notice | None = None
         #: The "keeps running in the tray" hint is shown once per data folder, ever.
-        self.hint_file = window.node.data_dir / "ui-tray-hint-shown"
+        self.hint_file = window.service.settings.data_dir / "ui-tray-hint-shown"
         self.menu = QMenu(window)
         self.open_action = QAction("Open MEDIator", self.menu)
         self.pause_action = QAction("Pause all downloads", self.menu)
@@ -89,15 +93,15 @@ class TrayController(QObject):
         tray.set_menu(self.menu)
         tray.message_clicked.connect(self.open_last)
         tray.activated.connect(self.show_window)
-        window.bridge.event_received.connect(self.on_event)
+        window.bridge.subscribe(self.on_event, *NOTICE_EVENTS)
 
     @property
     def available(self) -> bool:
         return self.tray.available()
 
     def on_event(self, event: Event) -> None:
-        if event.kind in ("set_changed", "version_committed", "download_finished", "download_failed"):
-            self.runner.run(self.notices.on_event, event, done=self._show)
+        """Called on the GUI thread: whether it deserves a notice is worked out on a worker."""
+        self.runner.run(self.notices.on_event, event, done=self._show)
 
     def _show(self, notice: Notice | None) -> None:
         if notice is None:
@@ -118,9 +122,10 @@ class TrayController(QObject):
         self.window.activateWindow()
 
     def pause_all(self) -> None:
-        for job in self.window.node.service.downloads.list():
+        downloads = self.service.downloads
+        for job in downloads.list():
             if not job.finished:
-                job.control.pause()
+                downloads.control(job.id, "pause")
 
     def window_closed(self) -> bool:
         """The window's close button: True when the app stays in the tray (and says so once)."""

@@ -11,6 +11,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QAbstractItemView
 from pytestqt.qtbot import QtBot
 
+from mediator_desktop.core.downloads import DownloadRequest
 from mediator_desktop.core.errors import ConflictError
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def window(qtbot: QtBot, node: Node) -> Iterator[MainWindow]:
-    w = MainWindow(node)
+    w = MainWindow(node.service)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -40,7 +41,7 @@ def child(model: ArchiveModel, parent: QModelIndex, key: str, qtbot: QtBot) -> Q
     def find() -> QModelIndex | None:
         for row in range(model.rowCount(parent)):
             index = model.index(row, 0, parent)
-            if model.node(index).path[-1:] == (key,):
+            if model.entry(index).path[-1:] == (key,):
                 return index
         return None
 
@@ -51,7 +52,7 @@ def child(model: ArchiveModel, parent: QModelIndex, key: str, qtbot: QtBot) -> Q
 
 
 def keys(model: ArchiveModel, parent: QModelIndex) -> list[str]:
-    return [model.node(model.index(r, 0, parent)).path[-1] for r in range(model.rowCount(parent))]
+    return [model.entry(model.index(r, 0, parent)).path[-1] for r in range(model.rowCount(parent))]
 
 
 def make_set(window: MainWindow, qtbot: QtBot, name: str) -> str:
@@ -72,9 +73,9 @@ def drop(window: MainWindow, qtbot: QtBot, indexes: list[QModelIndex]) -> None:
 def open_committed_set(window: MainWindow, qtbot: QtBot, node: Node, name: str, pointer: Pointer) -> str:
     """A set with one version, made elsewhere, then chosen in the sidebar as a user would."""
     service = node.service
-    set_id = service.create_set(name)
+    set_id = service.sets.create(name)
     selection = Selection.of(pointer)
-    service.commit(set_id, selection, service.resolve(selection), name)
+    service.sets.commit(set_id, selection, service.archives.resolve(selection), name)
     qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
     window.sidebar.setCurrentItem(window.set_items("mine")[0])
     assert window.set_view.set_id == set_id
@@ -154,8 +155,8 @@ def test_drag_into_a_set_remove_undo_redo_and_commit(window: MainWindow, qtbot: 
     assert committed.args == [1]
     qtbot.waitUntil(lambda: window.details.history.count() == 1, timeout=5000)
     assert "lungs without pa1" in window.details.history.item(0).text()
-    version = node.service.version(set_id, 1)
-    assert len(node.service.manifest(version.manifest_id)) == 3
+    version = node.service.sets.version(set_id, 1)
+    assert len(node.service.sets.manifest(version.manifest_id)) == 3
     assert window.set_view.pending.count() == 0 and not window.set_view.commit_button.isEnabled()
 
 
@@ -168,7 +169,7 @@ def test_a_commit_that_lost_the_race_keeps_the_edits_on_the_new_head(
     # Someone else commits first.
     service = node.service
     other = Selection.of(Pointer.of("idc", "other_c"))
-    service.commit(set_id, other, service.resolve(other), "theirs", expected_head=None)
+    service.sets.commit(set_id, other, service.archives.resolve(other), "theirs", expected_head=None)
     with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
         window.set_view.commit("mine")
     assert window.banner.isVisible() and "meanwhile" in window.banner.label.text()
@@ -182,7 +183,7 @@ def test_a_commit_that_lost_the_race_keeps_the_edits_on_the_new_head(
         window.set_view.commit("mine, on theirs")
     assert committed.args == [2]
     with pytest.raises(ConflictError):
-        service.commit(set_id, other, service.resolve(other), "stale", expected_head=1)
+        service.sets.commit(set_id, other, service.archives.resolve(other), "stale", expected_head=1)
 
 
 def test_bad_drops_and_edits_without_a_set_say_what_to_do(window: MainWindow, qtbot: QtBot) -> None:
@@ -251,11 +252,11 @@ def test_the_diff_view_colours_changes_and_can_show_the_rest(
     from mediator_desktop.ui.diff_view import COLOURS
 
     service = node.service
-    set_id = service.create_set("Evolving")
+    set_id = service.sets.create("Evolving")
     first = Selection.of(Pointer.of("idc", "lung_a"))
     second = first.remove(Pointer.of("idc", "lung_a", "pa2")).add(Pointer.of("idc", "other_c"))
-    service.commit(set_id, first, service.resolve(first), "v1")
-    service.commit(set_id, second, service.resolve(second), "v2")
+    service.sets.commit(set_id, first, service.archives.resolve(first), "v1")
+    service.sets.commit(set_id, second, service.archives.resolve(second), "v2")
     qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
     window.sidebar.setCurrentItem(window.set_items("mine")[0])
     dialog = window.show_diff()
@@ -302,7 +303,7 @@ def test_peers_panel_shares_by_drop_and_makes_and_takes_join_codes(
     with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
         bob.register()
     qtbot.waitUntil(lambda: peers.people.count() == 2, timeout=5000)
-    set_id = node.service.create_set("To share")
+    set_id = node.service.sets.create("To share")
     qtbot.waitUntil(lambda: len(window.set_items("mine")) == 1, timeout=5000)
     # A set dragged from the sidebar carries its id; dropped on bob, he becomes an editor.
     mime = window.sidebar.mimeData(window.set_items("mine"))
@@ -315,11 +316,11 @@ def test_peers_panel_shares_by_drop_and_makes_and_takes_join_codes(
     assert not peers.people.drop_set(mime, me_row)  # not on yourself
     with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
         assert peers.people.drop_set(mime, bob_row)
-    qtbot.waitUntil(lambda: bob.key_id in node.service.get_set(set_id).editors, timeout=5000)
+    qtbot.waitUntil(lambda: bob.key_id in node.service.sets.get(set_id).editors, timeout=5000)
     # Dropped on a machine of the cluster: every member may read it.
     with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
         assert peers.members.drop_set(mime, peers.members.item(0))
-    qtbot.waitUntil(lambda: node.service.get_set(set_id).visibility is Visibility.CLUSTER, timeout=5000)
+    qtbot.waitUntil(lambda: node.service.sets.get(set_id).visibility is Visibility.CLUSTER, timeout=5000)
     # Join codes: one made here parses; a wrong one typed in the join dialog says what is wrong.
     peers.create_button.click()
     qtbot.waitUntil(lambda: peers.code_dialog is not None and peers.code_dialog.isVisible(), timeout=5000)
@@ -366,10 +367,10 @@ def test_an_uncaught_error_on_any_thread_is_logged_and_shown_with_the_log_path(
 def test_settings_are_checked_saved_and_credentials_go_to_the_keystore(
     window: MainWindow, qtbot: QtBot, node: Node, mediator_home: Path
 ) -> None:
-    from PySide6.QtWidgets import QLineEdit, QSpinBox
+    from PySide6.QtWidgets import QCheckBox, QLineEdit, QSpinBox
 
+    from mediator_desktop.core.keystore import source_secret
     from mediator_desktop.core.settings import Settings
-    from mediator_desktop.node import source_secret
     from mediator_desktop.ui.settings_dialog import SourcesEditor
 
     dialog = window.show_settings()
@@ -385,6 +386,9 @@ def test_settings_are_checked_saved_and_credentials_go_to_the_keystore(
     name = dialog.editors["display_name"]
     assert isinstance(name, QLineEdit)
     name.setText("Dr. Who")
+    discovery = dialog.editors["discovery"]
+    assert isinstance(discovery, QCheckBox)
+    discovery.setChecked(not discovery.isChecked())
     sources = dialog.editors["sources"]
     assert isinstance(sources, SourcesEditor)
     sources.store_secret("idc", "s3cr3t")
@@ -399,7 +403,12 @@ def test_settings_are_checked_saved_and_credentials_go_to_the_keystore(
     assert "s3cr3t" not in (mediator_home / "config" / "settings.json").read_text()
     assert source_secret(node.data_dir, "idc") == "s3cr3t"
     assert node.settings.download_layout == "{collection}/{series}"  # applies at once
-    assert window.banner.isVisible() and "display name" in window.banner.label.text()
+    # So does the display name (the user is registered again); discovery waits for a restart.
+    assert node.service.display_name == "Dr. Who"
+    assert "Dr. Who" in node.service.users().values()
+    assert window.banner.isVisible() and "discovery" in window.banner.label.text()
+    assert "display name" not in window.banner.label.text()
+    qtbot.waitUntil(lambda: "you are Dr. Who" in window.cluster_text, timeout=5000)
 
 
 def drop_files_on(window: MainWindow, paths: list[Path]) -> None:
@@ -443,8 +452,8 @@ def test_dropped_manifest_files_become_sets_and_exports_round_trip(
     assert (result.pointers, result.missing) == (2, (unknown,))
     assert window.banner.isVisible() and "1 not in the archives" in window.banner.label.text()
     assert window.set_view.set_id == result.set_id
-    assert node.service.get_set(result.set_id).name == "cohort"
-    manifest = node.service.manifest(node.service.version(result.set_id, 1).manifest_id)
+    assert node.service.sets.get(result.set_id).name == "cohort"
+    manifest = node.service.sets.manifest(node.service.sets.version(result.set_id, 1).manifest_id)
     assert sorted(leaf.path[-1] for leaf in manifest) == ["2.1", "2.2"]
     # A TCIA manifest names series by their UIDs.
     tcia = tmp_path / "lung.tcia"
@@ -457,17 +466,17 @@ def test_dropped_manifest_files_become_sets_and_exports_round_trip(
     window.export_set(imported.args[0].set_id, exported)
     with qtbot.waitSignal(window.imported, timeout=10000) as again:
         drop_files_on(window, [exported])
-    first = node.service.version(imported.args[0].set_id, 1).selection
-    assert node.service.version(again.args[0].set_id, 1).selection == first
+    first = node.service.sets.version(imported.args[0].set_id, 1).selection
+    assert node.service.sets.version(again.args[0].set_id, 1).selection == first
     # Nothing known, and not a manifest at all: a banner says what to do; no set is made.
-    before = len(node.service.list_sets())
+    before = len(node.service.sets.list())
     (tmp_path / "none.s5cmd").write_text(f"cp s3://x/{unknown}/* .\n")
     (tmp_path / "notes.txt").write_text("hello\n")
     drop_files_on(window, [tmp_path / "none.s5cmd"])
     qtbot.waitUntil(lambda: "none of the 1 items" in window.banner.label.text(), timeout=10000)
     drop_files_on(window, [tmp_path / "notes.txt"])
     qtbot.waitUntil(lambda: "none of the manifests" in window.banner.label.text(), timeout=10000)
-    assert len(node.service.list_sets()) == before
+    assert len(node.service.sets.list()) == before
 
 
 def test_without_a_mouse_add_share_and_see_the_badges(
@@ -500,17 +509,89 @@ def test_without_a_mouse_add_share_and_see_the_badges(
     dialog.editors.item(0).setCheckState(Qt.CheckState.Checked)
     with qtbot.waitSignal(dialog.applied, timeout=10000):
         dialog.apply_button.click()
-    rs = node.service.get_set(set_id)
+    rs = node.service.sets.get(set_id)
     assert rs.visibility is Visibility.CLUSTER and rs.editors == {bob.key_id}
     dialog.close()
     # Badges: a download of the head version, then drift found by an update check.
-    job = node.service.downloads.start(set_id, tmp_path / "kbd")
+    job = node.service.downloads.start(DownloadRequest(set_id, tmp_path / "kbd"))
     qtbot.waitUntil(
         lambda: job.finished and "downloaded" in window.set_items("mine")[0].text(0), timeout=30000
     )
-    manifest_id = node.service.version(set_id, 1).manifest_id
+    manifest_id = node.service.sets.version(set_id, 1).manifest_id
     with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
-        node.service.record_drift(set_id, 1, manifest_id, "+3 series")
+        node.service.sets.record_drift(set_id, 1, manifest_id, "+3 series")
     qtbot.waitUntil(lambda: "drift" in window.set_items("mine")[0].text(0), timeout=5000)
     assert "+3 series" in window.set_items("mine")[0].toolTip(0)
-    assert node.service.drift(set_id) is not None
+    assert node.service.sets.drift(set_id) is not None
+
+
+def test_rename_a_set_from_the_sets_list_and_the_sidebar_follows(
+    window: MainWindow, qtbot: QtBot, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QInputDialog
+
+    from mediator_desktop.core.events import SetChanged
+    from mediator_desktop.core.identity import Identity
+    from mediator_desktop.core.replica import Visibility
+    from mediator_desktop.core.service import Service
+
+    set_id = make_set(window, qtbot, "Draft name")
+    window.sidebar.setCurrentItem(window.set_items("mine")[0])
+    assert window.rename_action in window.sidebar.actions()  # the sets list's context menu
+    asked: list[str] = []
+
+    def answer(parent: object, title: str, label: str, **kwargs: object) -> tuple[str, bool]:
+        asked.append(str(kwargs.get("text")))
+        return "  Lung CT, final ", True
+
+    monkeypatch.setattr(QInputDialog, "getText", answer)  # the user types a new name
+    changed: list[SetChanged] = []
+    window.bridge.subscribe(changed.append, SetChanged)
+    window.rename_action.trigger()
+    assert asked == ["Draft name"]  # the dialog starts from the current name
+    # The sidebar follows the set's change event.
+    qtbot.waitUntil(
+        lambda: window.set_items("mine")[0].text(0).startswith("Lung CT, final  ·"), timeout=10000
+    )
+    assert [e.set_id for e in changed] == [set_id]
+    assert node.service.sets.get(set_id).name == "Lung CT, final"
+    assert "Lung CT, final" in window.set_view.title.text()
+    assert "Lung CT, final" in window.details.summary.text()
+    # Someone else's set: the cluster refuses, and the banner says why.
+    bob = Service(node.store, Identity.generate("bob"))
+    bob.register()
+    theirs = bob.sets.create("Bob's lungs", visibility=Visibility.CLUSTER)
+    qtbot.waitUntil(lambda: len(window.set_items("cluster")) == 1, timeout=5000)
+    window.rename_set(theirs, "mine now")
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
+    assert 'not an editor of "Bob\'s lungs"' in window.banner.label.text()
+    assert node.service.sets.get(theirs).name == "Bob's lungs"
+
+
+def test_the_status_bar_counts_the_members_the_cluster_has(
+    window: MainWindow, qtbot: QtBot, node: Node, tmp_path: Path
+) -> None:
+    from mediator_desktop.core.settings import Settings
+    from tests.helpers.net import free_ports
+
+    address = node.service.cluster.address()
+    assert window.cluster_text.startswith(f"One-node cluster at {address}")
+    (port,) = free_ports(1)
+    other = Node(
+        Settings(
+            data_dir=tmp_path / "b" / "data",
+            download_dir=tmp_path / "b" / "downloads",
+            display_name="bee",
+            raft_address=f"127.0.0.1:{port}",
+            sources=(),
+        ),
+        settings_path=tmp_path / "b" / "settings.json",
+    )
+    with other:
+        other.service.cluster.join(node.service.cluster.create_join_code())
+        # This node issued the code: its settings name no peers, the cluster has two members.
+        qtbot.waitUntil(
+            lambda: window.cluster_text.startswith(f"2-member cluster at {address}"), timeout=15000
+        )
+        assert node.settings.peers == ()
+        qtbot.waitUntil(lambda: window.peers.members.count() == 2, timeout=5000)

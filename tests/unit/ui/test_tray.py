@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
+from mediator_desktop.core.downloads import DownloadRequest
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import Visibility
@@ -49,7 +50,7 @@ def tray() -> RecordingTray:
 
 @pytest.fixture
 def window(qtbot: QtBot, node: Node, tray: RecordingTray) -> Iterator[MainWindow]:
-    w = MainWindow(node, tray)
+    w = MainWindow(node.service, tray)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -61,25 +62,27 @@ def test_sharing_and_a_followed_set_notify_and_a_click_opens_the_set(
     window: MainWindow, qtbot: QtBot, node: Node, tray: RecordingTray
 ) -> None:
     assert window.tray is not None
-    bob = Service(node.store, Identity.generate("bob"), sources=node.service.sources)
+    bob = Service(
+        node.store, Identity.generate("bob"), sources={s.source_id: s for s in node.service.archives.all()}
+    )
     bob.register()
-    set_id = bob.create_set("Bob's lungs")
+    set_id = bob.sets.create("Bob's lungs")
     with qtbot.waitSignal(window.tray.notified, timeout=10000) as shared:
-        bob.grant_editor(set_id, node.service.key_id)
+        bob.sets.grant_editor(set_id, node.service.key_id)
     assert shared.args[0].text == 'bob made you an editor of "Bob\'s lungs"'
-    bob.set_visibility(set_id, Visibility.CLUSTER)
-    node.service.follow(set_id)
+    bob.sets.set_visibility(set_id, Visibility.CLUSTER)
+    node.service.sets.follow(set_id)
     first = Selection.of(Pointer.of("idc", "lung_a"))
     with qtbot.waitSignal(window.tray.notified, timeout=10000) as followed:
-        bob.commit(set_id, first, bob.resolve(first), "v1")
+        bob.sets.commit(set_id, first, bob.archives.resolve(first), "v1")
     assert followed.args[0].title == "Bob's lungs: version 1"
     second = first.add(Pointer.of("idc", "lung_b"))
     with qtbot.waitSignal(window.tray.notified, timeout=10000) as followed:
-        bob.commit(set_id, second, bob.resolve(second), "v2")
+        bob.sets.commit(set_id, second, bob.archives.resolve(second), "v2")
     assert followed.args[0].text.startswith("+2 series")
     # My own commits say nothing.
-    mine = node.service.create_set("mine")
-    node.service.commit(mine, first, node.service.resolve(first), "quiet")
+    mine = node.service.sets.create("mine")
+    node.service.sets.commit(mine, first, node.service.archives.resolve(first), "quiet")
     assert [m[0] for m in tray.messages] == [
         "Shared with you",
         "Bob's lungs: version 1",
@@ -97,12 +100,12 @@ def test_downloads_notify_and_the_menu_pauses_them_all(
     assert window.tray is not None and tray.menu is not None
     assert [a.text() for a in tray.menu.actions()] == ["Open MEDIator", "Pause all downloads", "Quit"]
     service = node.service
-    set_id = service.create_set("Tray download")
+    set_id = service.sets.create("Tray download")
     selection = Selection.of(Pointer.of("idc", "lung_b"))
-    service.commit(set_id, selection, service.resolve(selection), "v1")
+    service.sets.commit(set_id, selection, service.archives.resolve(selection), "v1")
     world.proxy.gate.clear()
     try:
-        job = service.downloads.start(set_id, tmp_path / "out")
+        job = service.downloads.start(DownloadRequest(set_id, tmp_path / "out"))
         window.tray.pause_action.trigger()
         assert job.control.paused
         job.control.resume()
