@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/sources.py
 	$(BIN)/python bench/transfer.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/ui_latency.py
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11+ on PATH)" >&2; exit 1; }
