@@ -197,6 +197,17 @@ def main() -> None:
                 log(name, out[name], "(leader confirmed after", round(result["leader_s"], 2), "s)")
     out["ratio_store_vs_bare"] = round(out["store_sync_ops"] / out["bare_sync_ops"], 3)
     out["ratio_concurrent_store_vs_bare"] = round(out["store_concurrent_ops"] / out["bare_concurrent_ops"], 3)
+    goals = (
+        ("ratio_store_vs_bare", ">=", 0.7),
+        ("store_concurrent_ops", ">=", 3000),
+        ("read_p99_ms", "<=", 5),
+        ("manifest_1m_commit_s", "<=", 60),
+    )
+    out["goals_missed"] = [
+        f"{name} {out[name]} (goal {sign} {goal})"
+        for name, sign, goal in goals
+        if name in out and not (out[name] >= goal if sign == ">=" else out[name] <= goal)
+    ]
     print(json.dumps(out))
 
 

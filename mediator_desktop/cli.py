@@ -117,8 +117,8 @@ def _info(args: argparse.Namespace) -> int:
     data = {"version": __version__, **settings.to_json()}
 
     def human() -> None:
-        for name, title, _ in Settings.describe():
-            print(f"{title}: {data[name]}")
+        for field in Settings.field_info():
+            print(f"{field.title}: {data[field.name]}")
 
     return _emit(args, data, human)
 

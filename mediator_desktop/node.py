@@ -25,7 +25,6 @@ from mediator_desktop.core.store import Store
 from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.core.tree import TreeCache
 from mediator_desktop.raft.membership import Membership, cluster_secret, not_running, set_cluster_secret
-from mediator_desktop.raft.store import RaftStore
 from mediator_desktop.sources import registry
 from mediator_desktop.sources.transport import CurlTransport
 
@@ -87,12 +86,6 @@ class Node:
         if self._membership is None:
             raise not_running()
         return self._membership.store
-
-    def raft(self) -> RaftStore:
-        """The Raft store of the moment (benchmarks and tests reach pysyncobj through it)."""
-        if self._membership is None:
-            raise not_running()
-        return self._membership.raft()
 
     def start(self, ready_timeout: float = 20.0) -> Node:
         private_dir(self.data_dir)

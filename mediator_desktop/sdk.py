@@ -295,7 +295,7 @@ class Mediator:
         return model.model_validate(self._call("GET", path, **params))
 
     def _post(self, path: str, model: type[M], body: Any = None) -> M:
-        return model.model_validate(self._call("POST", path, body))
+        return self._send("POST", path, model, body)
 
     def _send(self, method: str, path: str, model: type[M], body: Any = None) -> M:
         return model.model_validate(self._call(method, path, body))

@@ -567,16 +567,7 @@ class SettingsPart:
 
     def validate(self, **changes: Any) -> Settings:
         """The settings ``changes`` would make; raises ``ValidationError`` and saves nothing."""
-        known = {f.name for f in Settings.field_info()}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ValidationError(
-                f"no such setting: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-            )
-        try:
-            return replace(self._file.current, **changes)
-        except (TypeError, AttributeError) as exc:
-            raise ValidationError(f"a setting has the wrong type: {exc}") from None
+        return self._file.validate(**changes)
 
     def change(self, **changes: Any) -> SettingsChange:
         """Validate, save and apply ``changes``: the live ones at once, the others at the next start."""

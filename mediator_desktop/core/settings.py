@@ -166,13 +166,9 @@ class Settings:
             raise ValidationError("the update check interval must be between 1 minute and 7 days")
 
     @staticmethod
-    def describe() -> list[tuple[str, str, str]]:
-        """(name, title, description) of every field, in declaration order."""
-        return [(f.name, f.metadata["title"], f.metadata["description"]) for f in fields(Settings)]
-
-    @staticmethod
     def field_info() -> tuple[SettingField, ...]:
-        """Every field with its title, description and whether a change applies live."""
+        """Every field, in declaration order, with its title, description and whether a change
+        applies live."""
         return tuple(
             SettingField(f.name, f.metadata["title"], f.metadata["description"], f.metadata["live"])
             for f in fields(Settings)
@@ -253,11 +249,11 @@ class SettingsFile:
     def current(self) -> Settings:
         return self._settings
 
-    def change(self, **changes: Any) -> Settings:
-        """Validate and save ``changes``; returns the new settings.
+    def validate(self, **changes: Any) -> Settings:
+        """The settings ``changes`` would make, saving nothing.
 
         Raises:
-            ValidationError: a value breaks a rule, or names no setting; nothing was saved.
+            ValidationError: a value breaks a rule, or names no setting.
         """
         known = {f.name for f in fields(Settings)}
         unknown = sorted(set(changes) - known)
@@ -265,11 +261,16 @@ class SettingsFile:
             raise ValidationError(
                 f"no such setting: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
             )
+        try:
+            return replace(self._settings, **changes)
+        except (TypeError, AttributeError) as exc:
+            raise ValidationError(f"a setting has the wrong type: {exc}") from None
+
+    def change(self, **changes: Any) -> Settings:
+        """Validate and save ``changes``; returns the new settings. Raises as ``validate``, and
+        then nothing was saved."""
         with self._lock:
-            try:
-                new = replace(self._settings, **changes)
-            except (TypeError, AttributeError) as exc:
-                raise ValidationError(f"a setting has the wrong type: {exc}") from None
+            new = self.validate(**changes)
             if self._persist:
                 new.save(self._path)
             self._settings = new

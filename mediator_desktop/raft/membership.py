@@ -264,10 +264,6 @@ class Membership:
         """Stop discovery, pairing and Raft."""
         self._stop_cluster()
 
-    def raft(self) -> RaftStore:
-        """The Raft store of the moment (tests and benchmarks reach pysyncobj through it)."""
-        return self.store.current()
-
     def _member_addresses(self) -> list[str]:
         store = self._raft
         if store is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -26,15 +25,7 @@ def job_model(job: DownloadJob) -> JobModel:
 
 def request_of(body: NewDownload) -> DownloadRequest:
     """The one value every frontend fills in; no layout means the node's ``download_layout``."""
-    return DownloadRequest(
-        body.set_id,
-        Path(body.destination),
-        version=body.version,
-        layout=body.layout,
-        workers=body.workers,
-        prune=body.prune,
-        only=None if body.only is None else frozenset(body.only),
-    )
+    return DownloadRequest(**body.model_dump())  # it makes the destination a Path and ``only`` a set
 
 
 @router.post("/v1/downloads", status_code=202)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from mediator_desktop.api.deps import ServiceDep
@@ -35,11 +33,7 @@ def get_settings(service: ServiceDep) -> SettingsModel:
 def patch_settings(body: SettingsPatch, service: ServiceDep) -> SettingsChangeModel:
     """Validate, save and apply changes: the live ones at once, the others when the node starts
     next (the answer lists those in ``restart``). An invalid value changes nothing (400)."""
-    changes: dict[str, Any] = {
-        name: tuple(value) if isinstance(value, list) else value
-        for name, value in body.model_dump(exclude_none=True).items()
-    }
-    change = service.settings.change(**changes)
+    change = service.settings.change(**body.model_dump(exclude_none=True))  # Settings normalises types
     return SettingsChangeModel(
         settings=values_of(change.settings), changed=list(change.changed), restart=list(change.restart)
     )

@@ -347,7 +347,7 @@ def test_settings_change_refuses_without_saving(alice: Service) -> None:
 
 def test_settings_fields_say_what_applies_live(alice: Service) -> None:
     fields = {f.name: f for f in alice.settings.fields()}
-    assert set(fields) == {name for name, _, _ in Settings.describe()}
+    assert set(fields) == {f.name for f in Settings.field_info()}
     assert {name for name, f in fields.items() if f.live} == {
         "download_dir",
         "download_layout",

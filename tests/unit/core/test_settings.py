@@ -22,9 +22,9 @@ def test_save_and_load_round_trip(mediator_home: Path) -> None:
 
 
 def test_every_field_is_described() -> None:
-    described = Settings.describe()
-    assert [name for name, _, _ in described] == list(Settings().to_json())
-    assert all(title and description for _, title, description in described)
+    described = Settings.field_info()
+    assert [f.name for f in described] == list(Settings().to_json())
+    assert all(f.title and f.description for f in described)
 
 
 def test_bad_files_and_values_are_clear_errors(mediator_home: Path) -> None:

@@ -131,7 +131,7 @@ def test_after_stop_the_store_and_cluster_are_unavailable(lone: Lone) -> None:
     with pytest.raises(ClusterUnavailable):
         lone.service.cluster.create_join_code()
     with pytest.raises(ClusterUnavailable):
-        lone.membership.raft()
+        lone.membership.store.current()
 
 
 def test_a_restart_keeps_the_address_and_the_sets(tmp_path: Path) -> None:
