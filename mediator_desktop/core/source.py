@@ -142,3 +142,112 @@ class DataSource(Protocol):
         no longer matches the leaf's fingerprint (the set should be resolved again).
         """
         ...
+
+
+# -- what a kind of source needs, for forms and commands --------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SourceOption:
+    """One option of a kind of source, as the "Add archive" form and ``mediator sources add`` ask it.
+
+    Attributes:
+        kind: how to ask and check it: ``text``, ``url``, ``folder``, ``int`` or ``bool``.
+    """
+
+    name: str
+    title: str
+    help: str = ""
+    required: bool = False
+    kind: str = "text"
+    default: str | int | bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKind:
+    """A kind of source (``idc``, ``tcia``...): what it is and which options it takes.
+
+    Attributes:
+        secret: what the secret kept in the OS keyring is to this kind ("password", "token"), or
+            None when it takes none.
+    """
+
+    name: str
+    title: str
+    description: str = ""
+    options: tuple[SourceOption, ...] = ()
+    secret: str | None = None
+    secret_help: str = ""
+
+    def check(self, options: Mapping[str, object]) -> None:
+        """Raises ``ValidationError`` naming unknown options and missing required ones."""
+        from mediator_desktop.core.errors import ValidationError
+
+        known = {o.name for o in self.options}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValidationError(
+                f"a {self.name} source has no option {', '.join(map(repr, unknown))}; "
+                f"its options: {', '.join(sorted(known)) or 'none'}"
+            )
+        missing = [o.name for o in self.options if o.required and options.get(o.name) in (None, "")]
+        if missing:
+            raise ValidationError(f"a {self.name} source needs {', '.join(missing)}")
+
+
+# -- sources that index what they hold (a local folder) ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """What one (re-)index of a source did."""
+
+    read: int = 0  # files whose headers were read (new or modified)
+    unchanged: int = 0
+    removed: int = 0
+    skipped: tuple[tuple[str, str], ...] = ()  # (relative path, reason) of files that are not usable
+
+    @property
+    def files(self) -> int:
+        return self.read + self.unchanged
+
+    def summary(self) -> str:
+        skipped = f", {len(self.skipped):,} skipped (not DICOM images)" if self.skipped else ""
+        return (
+            f"indexed {self.files:,} files: {self.read:,} read, {self.unchanged:,} unchanged, "
+            f"{self.removed:,} gone{skipped}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProgress:
+    """How far an index of a source is: ``done`` of ``total`` files looked at."""
+
+    source_id: str
+    done: int
+    total: int | None
+    finished: bool = False
+    report: ScanReport | None = None
+    error: str | None = None
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.source_id}: indexing failed: {self.error}"
+        if self.finished and self.report is not None:
+            return f"{self.source_id}: {self.report.summary()}"
+        total = f"{self.total:,}" if self.total is not None else "?"
+        return f"{self.source_id}: indexing {total} files... ({self.done:,} done)"
+
+
+class Scanning(Protocol):
+    """A source that indexes what it holds (a local folder): on first use and when it changes, in
+    the background, and on demand."""
+
+    source_id: str
+
+    def watch(self, on_progress: Callable[[ScanProgress], None]) -> None:
+        """Index now in the background (when never indexed) and again whenever the folder changes;
+        report progress to ``on_progress`` (from a background thread)."""
+        ...
+
+    def rescan(self) -> ScanReport:
+        """Index again now (new and modified files only); blocks until done."""
+        ...
+
+    def close(self) -> None: ...

@@ -24,13 +24,42 @@ from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage, LazyFields, LeafPlan, RemoteFile
+from mediator_desktop.core.source import (
+    BrowseItem,
+    BrowsePage,
+    LazyFields,
+    LeafPlan,
+    RemoteFile,
+    SourceKind,
+    SourceOption,
+)
 from mediator_desktop.sources import http
 
 PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
 MODALITY, BODY_PART, SERIES_INSTANCES, STUDY_SERIES = "00080060", "00180015", "00201209", "00201206"
 FILTERABLE = ("Modality", "BodyPartExamined")
 _FILTER_TAGS = {"Modality": MODALITY, "BodyPartExamined": BODY_PART}
+
+KIND = SourceKind(
+    "dicomweb",
+    "DICOMweb archive (PACS)",
+    "A PACS or archive that speaks DICOMweb (Orthanc, dcm4chee, a cloud DICOM store): searched "
+    "with QIDO-RS, series retrieved with WADO-RS.",
+    options=(
+        SourceOption(
+            "base_url",
+            "DICOMweb address",
+            "The DICOMweb root, e.g. http://pacs:8042/dicom-web",
+            required=True,
+            kind="url",
+        ),
+        SourceOption(
+            "username", "User name", "For HTTP basic authentication; empty when the archive is open."
+        ),
+    ),
+    secret="password",
+    secret_help="The password of the user name above.",
+)
 
 
 #: Bytes copied at a time from a multipart body to a part's file.
@@ -157,6 +186,24 @@ class DicomWebSource:
                 return
             yield from page
             offset += len(page)
+
+    def check(self) -> str:
+        """One QIDO-RS search for a single study: the archive answers, and accepts the credentials.
+
+        Raises:
+            SourceError: it cannot be reached, refused the credentials, or does not speak QIDO-RS.
+        """
+        what = "a search for studies"
+        page = http.json_body(
+            http.get(self._session, self.title, f"{self.base_url}/studies", what=what, params={"limit": 1}),
+            self.title,
+            what,
+        )
+        if isinstance(page, dict):
+            page = [page]
+        if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
+            raise SourceError(f"{self.title} answered {what} with JSON that is not a list of datasets")
+        return "reachable (studies found)" if page else "reachable (no studies yet)"
 
     def _series(self, patient: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"includefield": [PATIENT_ID, MODALITY, BODY_PART, SERIES_INSTANCES]}

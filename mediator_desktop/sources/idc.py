@@ -22,11 +22,38 @@ from mediator_desktop.core.errors import IntegrityError, SourceError, Validation
 from mediator_desktop.core.manifest import TAB, US, Leaf, Manifest, encode_fingerprint, encode_key
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Rule, Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
+from mediator_desktop.core.source import (
+    BrowseItem,
+    BrowsePage,
+    LeafPlan,
+    RemoteFile,
+    SourceKind,
+    SourceOption,
+)
 from mediator_desktop.sources import http
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+KIND = SourceKind(
+    "idc",
+    "NCI Imaging Data Commons",
+    "The public collections of IDC, browsed offline from the index installed with the app; "
+    "series download anonymously from IDC's public buckets.",
+    options=(
+        SourceOption(
+            "index",
+            "Series index",
+            "Path to an IDC series index (.parquet) to use instead of the installed one.",
+        ),
+        SourceOption(
+            "endpoint_url",
+            "S3 endpoint",
+            "An S3 endpoint holding IDC's buckets, other than AWS (a mirror); empty for AWS.",
+            kind="url",
+        ),
+    ),
+)
 
 PATH_COLUMNS = ("collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
 FILTERABLE = ("Modality", "BodyPartExamined")
@@ -191,6 +218,16 @@ class IdcSource:
     @property
     def series_count(self) -> int:
         return int(self._loaded().num_rows)
+
+    def check(self) -> str:
+        """What the index holds (loads it if needed; no network).
+
+        Raises:
+            SourceError: the index is missing or unreadable.
+        """
+        series = self.series_count
+        release = "" if self._index_path is not None else f" (release {_release()})"
+        return f"IDC index{release}: {len(self._collections):,} collections, {series:,} series"
 
     # -- selection masks -----------------------------------------------------------------------
     def _mask(self, table: pa.Table, path: Sequence[str], filters: Filters) -> pa.ChunkedArray | None:

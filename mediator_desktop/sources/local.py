@@ -5,26 +5,65 @@ reads only files that are new or whose size or modification time changed. Files 
 DICOM, or are broken, are skipped and reported, never fatal. Levels: patient > study > series; a
 leaf is a series, fingerprinted by its instance count, bytes, and a hash of its SOP Instance UIDs
 with each file's size and modification time.
+
+The source indexes itself (``Scanning``): the first browse or resolve waits for a first complete
+index (done then, or by the background thread ``watch`` starts), ``watch`` re-indexes after the
+folder changes (watchdog, debounced), and ``rescan`` does it on demand. Browsing during a
+re-index answers from the previous complete index; resolving waits for the re-index to finish,
+so a manifest never mixes two states of the folder.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
+import time
 import warnings
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
 from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.paths import private_dir
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
+from mediator_desktop.core.source import (
+    BrowseItem,
+    BrowsePage,
+    LeafPlan,
+    RemoteFile,
+    ScanProgress,
+    ScanReport,
+    SourceKind,
+    SourceOption,
+)
+
+if TYPE_CHECKING:
+    from watchdog.events import FileSystemEvent
+    from watchdog.observers.api import BaseObserver
+
+log = logging.getLogger(__name__)
+
+KIND = SourceKind(
+    "local",
+    "Local DICOM folder",
+    "DICOM files in a folder of this computer or a mounted share (a scanner export); indexed "
+    "from their headers and kept up to date as files come and go.",
+    options=(
+        SourceOption(
+            "folder",
+            "Folder",
+            "The folder holding the DICOM files (subfolders included).",
+            required=True,
+            kind="folder",
+        ),
+    ),
+)
 
 LEVEL_COLUMNS = ("patient", "study", "series")
 FILTERABLE = ("Modality", "BodyPartExamined")
@@ -37,6 +76,10 @@ _TAGS = [
     "Modality",
     "BodyPartExamined",
 ]
+#: Files read between two progress reports.
+PROGRESS_EVERY = 200
+#: What watchdog reports that may change the index (not opened/closed: our own reads).
+_CHANGES = frozenset({"created", "deleted", "moved", "modified"})
 
 _SCHEMA = """
 create table if not exists files (
@@ -47,96 +90,296 @@ create table if not exists files (
     error text
 );
 create index if not exists files_series on files (patient, study, series);
+create table if not exists meta (key text primary key, value text not null);
 """
 
 
-@dataclass
-class IndexReport:
-    """What a (re-)index did."""
-
-    read: int = 0  # headers read (new or modified files)
-    unchanged: int = 0
-    removed: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+class _Stopped(Exception):
+    """The source was closed during an index."""
 
 
 class LocalFolderSource:
-    """DICOM files under ``root``, indexed into ``index_file``. Thread-safe."""
+    """DICOM files under ``root``, indexed into ``index_file``. Thread-safe.
+
+    Args:
+        debounce: seconds of quiet after the last change seen before ``watch`` re-indexes.
+    """
 
     title = "Local DICOM folder"
     hierarchy: Hierarchy = Hierarchy(("patient", "study", "series"))
     filterable: tuple[str, ...] = FILTERABLE
     connections: int = 4
 
-    def __init__(self, source_id: str, root: Path, index_file: Path) -> None:
+    def __init__(self, source_id: str, root: Path, index_file: Path, *, debounce: float = 1.0) -> None:
         self.source_id = source_id
         self.root = root
         self.title = f"Local folder {root}"
+        self.debounce = debounce
         self._index_file = index_file
+        #: Guards the SQLite connection (held briefly).
         self._lock = threading.Lock()
+        #: Held for a whole index: indexes run one at a time, and resolve waits for a running one.
+        self._scan_lock = threading.Lock()
         private_dir(index_file.parent)  # patient identifiers: this user's only
         self._db = sqlite3.connect(index_file, check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        row = self._db.execute("select value from meta where key = 'indexed_root'").fetchone()
+        #: Set once an index of this root completed (now or in an earlier run).
+        self._indexed = threading.Event()
+        if row is not None and row[0] == str(root):
+            self._indexed.set()
+        self._closed = False
+        self._on_progress: Callable[[ScanProgress], None] | None = None
+        self._stopping = threading.Event()
+        self._changed = threading.Event()
+        self._last_change = 0.0
+        self._thread: threading.Thread | None = None
+        self._observer: BaseObserver | None = None
 
     def close(self) -> None:
+        """Stop watching (waits a few seconds at most for the background thread) and close the index."""
+        self._stopping.set()
+        self._changed.set()
+        if self._thread is not None:  # first: it may be starting the observer
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                log.warning("%s: the indexing thread did not stop in time", self.title)
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
         with self._lock:
+            self._closed = True
             self._db.close()
 
     # -- indexing ------------------------------------------------------------------------------
-    def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
-        if not self.root.is_dir():
+    def _files(self) -> list[tuple[str, int, int]]:
+        """(relative path, size, mtime_ns) of every file under the root: the quick walk, no reads."""
+        root = str(self.root)
+        if not os.path.isdir(root):
             raise SourceError(f"{self.title}: {self.root} is not a folder (moved or unmounted?)")
-        for folder, _, names in os.walk(self.root):
-            for name in names:
-                full = Path(folder) / name
+        out: list[tuple[str, int, int]] = []
+
+        def walk(folder: str, prefix: str) -> None:
+            try:
+                with os.scandir(folder) as entries:
+                    found = list(entries)
+            except OSError:
+                if not prefix:
+                    raise
+                return  # an unreadable subfolder: its files are not indexed
+            for entry in found:
+                if self._stopping.is_set():
+                    raise _Stopped
+                rel = prefix + entry.name
                 try:
-                    info = full.stat()
+                    if entry.is_dir(follow_symlinks=False):
+                        walk(entry.path, rel + os.sep)
+                    elif entry.is_file():
+                        info = entry.stat()
+                        out.append((rel, info.st_size, info.st_mtime_ns))
                 except OSError:
                     continue  # vanished while we walked
-                yield str(full.relative_to(self.root)), info
 
-    def reindex(self) -> IndexReport:
-        """Read the headers of new and modified files; forget removed ones."""
+        try:
+            walk(root, "")
+        except PermissionError:
+            raise SourceError(
+                f"{self.title}: {self.root} cannot be read (permission denied); check its permissions"
+            ) from None
+        except OSError as exc:
+            raise SourceError(f"{self.title}: {self.root} cannot be read: {exc.strerror or exc}") from None
+        return out
+
+    def check(self) -> str:
+        """Whether the folder is there and readable (counts its files, reads none).
+
+        Raises:
+            SourceError: the folder is missing or unreadable.
+        """
+        files = self._files()
+        return f"folder {self.root} with {len(files):,} files"
+
+    def watch(self, on_progress: Callable[[ScanProgress], None]) -> None:
+        """Index in the background (everything when never indexed, else what changed while the app
+        was closed), then re-index ``debounce`` seconds after the folder last changed.
+
+        ``on_progress`` is called on the indexing thread (this one's or ``rescan``'s caller's),
+        every ``PROGRESS_EVERY`` files and once finished (or failed): it returns quickly and does
+        not call ``rescan``. A second call only replaces the callback. When the folder cannot be
+        watched (missing, or the system's limit of watches reached), a warning is logged and only
+        ``rescan`` notices changes.
+        """
+        self._on_progress = on_progress
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"index-{self.source_id}", daemon=True)
+        self._thread.start()
+
+    def rescan(self) -> ScanReport:
+        """Index again now: read new and modified files, forget removed ones; blocks until done.
+
+        Indexes run one at a time: a call made during another waits for it, then does its own
+        pass (cheap: only what changed since is read), so its report is never older than the call.
+
+        Raises:
+            SourceError: the folder is missing or unreadable, or the source was closed meanwhile.
+        """
+        with self._scan_lock:
+            report = self._scan()
+        self._report(ScanProgress(self.source_id, report.files, report.files, True, report))
+        return report
+
+    #: The name tests and older callers know.
+    reindex = rescan
+
+    def _report(self, progress: ScanProgress) -> None:
+        callback = self._on_progress
+        if callback is not None:
+            callback(progress)
+
+    def _scan(self) -> ScanReport:
+        """One index pass. Called with ``_scan_lock`` held, on any thread."""
+        try:
+            return self._scan_files()
+        except _Stopped:
+            raise SourceError(f"{self.title}: closed while indexing") from None
+        except SourceError as exc:
+            self._report(ScanProgress(self.source_id, 0, None, True, error=str(exc)))
+            raise
+
+    def _scan_files(self) -> ScanReport:
         import pydicom
         from pydicom.errors import InvalidDicomError
 
-        report = IndexReport()
+        files = self._files()
+        total = len(files)
+        self._report(ScanProgress(self.source_id, 0, total))
         with self._lock:
             known = {p: (s, m) for p, s, m in self._db.execute("select path, size, mtime_ns from files")}
-            seen: set[str] = set()
-            rows = []
-            for rel, info in self._walk():
-                seen.add(rel)
-                if known.get(rel) == (info.st_size, info.st_mtime_ns):
-                    report.unchanged += 1
-                    continue
-                report.read += 1
-                values: list[str | None] = [None] * 6
-                error = None
-                try:
-                    with warnings.catch_warnings():  # odd files are reported below, not warned about
-                        warnings.simplefilter("ignore")
-                        ds = pydicom.dcmread(self.root / rel, stop_before_pixels=True, specific_tags=_TAGS)
-                    values = [str(ds.get(tag, "")) or None for tag in _TAGS]
-                    if not all(values[:4]):
-                        error = "not an image instance: patient, study, series or SOP UID missing"
-                except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, AttributeError) as exc:
-                    error = f"not readable as DICOM: {type(exc).__name__}: {exc}"[:300]
-                if error:
-                    report.skipped.append((rel, error))
-                rows.append((rel, info.st_size, info.st_mtime_ns, *values, error))
-            self._db.executemany("insert or replace into files values (?,?,?,?,?,?,?,?,?,?)", rows)
-            gone = [(p,) for p in known if p not in seen]
-            self._db.executemany("delete from files where path = ?", gone)
-            report.removed = len(gone)
-            self._db.commit()
-            reported = {path for path, _ in report.skipped}
-            report.skipped.extend(  # files skipped earlier and unchanged since
+        read = unchanged = 0
+        skipped: list[tuple[str, str]] = []
+        rows = []
+        # Rows are written at the end, in one transaction: browsing meanwhile sees the last index.
+        for done, (rel, size, mtime_ns) in enumerate(files, 1):
+            if self._stopping.is_set():
+                raise _Stopped
+            if done % PROGRESS_EVERY == 0:
+                self._report(ScanProgress(self.source_id, done, total))
+            if known.get(rel) == (size, mtime_ns):
+                unchanged += 1
+                continue
+            read += 1
+            values: list[str | None] = [None] * 6
+            error = None
+            try:
+                with warnings.catch_warnings():  # odd files are reported below, not warned about
+                    warnings.simplefilter("ignore")
+                    ds = pydicom.dcmread(self.root / rel, stop_before_pixels=True, specific_tags=_TAGS)
+                values = [str(ds.get(tag, "")) or None for tag in _TAGS]
+                if not all(values[:4]):
+                    error = "not an image instance: patient, study, series or SOP UID missing"
+            except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, AttributeError) as exc:
+                error = f"not readable as DICOM: {type(exc).__name__}: {exc}"[:300]
+            if error:
+                skipped.append((rel, error))
+            rows.append((rel, size, mtime_ns, *values, error))
+        seen = {rel for rel, _, _ in files}
+        gone = [(p,) for p in known if p not in seen]
+        with self._lock:
+            if self._closed:
+                raise _Stopped
+            with self._db:  # one transaction
+                self._db.executemany("insert or replace into files values (?,?,?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany("delete from files where path = ?", gone)
+                self._db.executemany(
+                    "insert or replace into meta values (?, ?)",
+                    [
+                        ("indexed_root", str(self.root)),
+                        ("indexed_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+                    ],
+                )
+            reported = {path for path, _ in skipped}
+            skipped.extend(  # files skipped earlier and unchanged since
                 (p, e)
                 for p, e in self._db.execute("select path, error from files where error is not null")
                 if p not in reported
             )
-        return report
+        self._indexed.set()
+        return ScanReport(read, unchanged, len(gone), tuple(sorted(skipped)))
+
+    def _ensure_indexed(self) -> None:
+        """Makes sure a first index completed before the index is read: waits for the one ``watch``
+        started, or does it now."""
+        if self._indexed.is_set():
+            return
+        with self._scan_lock:
+            if self._indexed.is_set():  # the background thread's index finished meanwhile
+                return
+            report = self._scan()
+        self._report(ScanProgress(self.source_id, report.files, report.files, True, report))
+
+    # -- watching (the background thread) ------------------------------------------------------
+    def _run(self) -> None:
+        """The background thread: an index now, then one after each burst of changes."""
+        self._observe()
+        self._rescan_quietly()
+        while not self._stopping.is_set():
+            self._changed.wait()
+            while not self._stopping.is_set():
+                delay = self._last_change + self.debounce - time.monotonic()
+                if delay <= 0:
+                    break
+                self._stopping.wait(delay)
+            if self._stopping.is_set():
+                return
+            # Cleared before the walk: a change during this index triggers the next one.
+            self._changed.clear()
+            self._rescan_quietly()
+
+    def _rescan_quietly(self) -> None:
+        """A rescan whose failure was reported to the callback (and logged), not raised."""
+        try:
+            self.rescan()
+        except SourceError as exc:
+            if not self._stopping.is_set():
+                log.warning("%s", exc)
+
+    def _changed_on_disk(self, event: FileSystemEvent) -> None:
+        """Called on watchdog's thread."""
+        if event.event_type not in _CHANGES:
+            return
+        path = os.fsdecode(event.src_path)
+        if path.startswith(str(self._index_file)):  # our own index (and its journal), if inside
+            return
+        self._last_change = time.monotonic()
+        self._changed.set()
+
+    def _observe(self) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        source = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                source._changed_on_disk(event)
+
+        observer = Observer()
+        try:
+            observer.schedule(Handler(), str(self.root), recursive=True)
+            observer.start()
+        except OSError as exc:
+            # A missing folder, or the system's limit of inotify watches reached.
+            log.warning(
+                "%s: cannot watch %s for changes (%s); re-index it by hand after changes",
+                self.title,
+                self.root,
+                exc.strerror or exc,
+            )
+            observer.stop()
+            return
+        self._observer = observer
 
     # -- browsing ------------------------------------------------------------------------------
     def _where(self, path: tuple[str, ...], filters: Filters) -> tuple[str, list[str]]:
@@ -162,6 +405,7 @@ class LocalFolderSource:
             raise ValidationError("a series is a leaf: it has no children to browse")
         column = LEVEL_COLUMNS[len(path)]
         where, args = self._where(path, filters)
+        self._ensure_indexed()
         with self._lock:
             rows = self._db.execute(
                 f"select {column}, count(distinct series), sum(size), min(modality) from files "
@@ -182,6 +426,7 @@ class LocalFolderSource:
             )
         where, args = self._where(path, ())
         column = _FILTER_COLUMNS[name]
+        self._ensure_indexed()
         with self._lock:
             rows = self._db.execute(f"select distinct {column} from files where {where}", args).fetchall()
         return sorted(v for (v,) in rows if v)
@@ -194,7 +439,9 @@ class LocalFolderSource:
         builder = ManifestBuilder()
         if not any(r.include for r in rules):
             return builder.build()
-        with self._lock:
+        self._ensure_indexed()
+        # A re-index under way finishes first: a manifest never mixes two states of the folder.
+        with self._scan_lock, self._lock:
             rows = self._db.execute(
                 "select patient, study, series, modality, body_part, sop, size, mtime_ns from files "
                 "where error is null order by patient, study, series, sop"
@@ -244,6 +491,7 @@ class LocalFolderSource:
 
     def files_of(self, path: tuple[str, str, str]) -> list[Path]:
         """The files of one series (for the transfer engine)."""
+        self._ensure_indexed()
         with self._lock:
             rows = self._db.execute(
                 "select path from files where patient = ? and study = ? and series = ? and error is null "

@@ -31,12 +31,37 @@ from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection, decide
-from mediator_desktop.core.source import BrowseItem, BrowsePage, LazyFields, LeafPlan, RemoteFile
+from mediator_desktop.core.source import (
+    BrowseItem,
+    BrowsePage,
+    LazyFields,
+    LeafPlan,
+    RemoteFile,
+    SourceKind,
+    SourceOption,
+)
 from mediator_desktop.sources import http
 
 DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
 FILTERABLE = ("Modality", "BodyPartExamined")
 _LEVEL_PARAMS = ("Collection", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+
+KIND = SourceKind(
+    "tcia",
+    "The Cancer Imaging Archive",
+    "TCIA's collections through its NBIA REST API; series download as zips checked against their MD5s.",
+    options=(
+        SourceOption(
+            "base_url",
+            "API address",
+            "The NBIA REST API (v4, or v1/v2); leave as is for TCIA itself.",
+            kind="url",
+            default=DEFAULT_URL,
+        ),
+    ),
+    secret="token",
+    secret_help="Optional: a TCIA access token, needed only for restricted collections.",
+)
 
 
 def since_param(day: dt.date, base_url: str) -> tuple[str, str]:
@@ -116,14 +141,7 @@ class TciaSource:
             raise ValidationError("a series is a leaf: it has no children to browse")
         level = self.hierarchy.levels[len(path)]
         if not path and not filters:
-            keys = sorted(
-                {
-                    str(r["Collection"])
-                    for r in self._rows("getCollectionValues", "the collections")
-                    if r.get("Collection")
-                }
-            )
-            items = [BrowseItem(k, level, k) for k in keys]
+            items = [BrowseItem(k, level, k) for k in self._collections()]
         else:
             rows = self._series_rows(path, filters)
             groups: dict[str, list[dict[str, Any]]] = {}
@@ -140,6 +158,23 @@ class TciaSource:
                 )
                 items.append(BrowseItem(key, level, label, len(members), size))
         return BrowsePage(tuple(items[offset : offset + limit]), offset, len(items))
+
+    def _collections(self) -> list[str]:
+        return sorted(
+            {
+                str(r["Collection"])
+                for r in self._rows("getCollectionValues", "the collections")
+                if r.get("Collection")
+            }
+        )
+
+    def check(self) -> str:
+        """One request for the collections: the API answers, and the token (if any) is accepted.
+
+        Raises:
+            SourceError: TCIA cannot be reached, refused the token, or answered garbage.
+        """
+        return f"{len(self._collections()):,} collections"
 
     def filter_values(self, name: str, path: tuple[str, ...] = ()) -> list[str]:
         endpoint = {"Modality": "getModalityValues", "BodyPartExamined": "getBodyPartValues"}.get(name)
