@@ -125,6 +125,8 @@ class Node:
             cluster=membership,
             settings=self._settings,
             tree_cache=TreeCache(data_dir / "cache" / "trees"),
+            source_builder=lambda config, secret, folder: registry.build_one(config, folder, secret),
+            source_kinds=registry.describe,
         )
         membership.start(ready_timeout)
         peers = self.settings.peers

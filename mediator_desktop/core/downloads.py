@@ -179,7 +179,9 @@ class Downloads:
         request.check()
         if self._downloader is None:
             raise ValidationError("this service was built without a downloader")
-        manifest = self._sets.manifest(self._sets.version(request.set_id, request.version).manifest_id)
+        version = self._sets.version(request.set_id, request.version)
+        self._refuse_empty(request, version.manifest_id, version.number)
+        manifest = self._sets.manifest(version.manifest_id)
         return self._downloader.download(
             manifest,
             request.destination,
@@ -199,7 +201,9 @@ class Downloads:
         """
         request.check()
         rs = self._sets.get(request.set_id)
-        number = self._sets.version(request.set_id, request.version).number
+        version = self._sets.version(request.set_id, request.version)
+        number = version.number
+        self._refuse_empty(request, version.manifest_id, number)
         layout = request.layout or self._default_layout()
         request = replace(request, version=number, layout=layout)
         job = DownloadJob(
@@ -221,6 +225,16 @@ class Downloads:
         thread.start()
         self._events.emit(DownloadStarted(job.id, job.set_id))
         return job
+
+    def _refuse_empty(self, request: DownloadRequest, manifest_id: str, number: int) -> None:
+        """A version that selects no data is a mistake to say out loud, not a download of 0 files."""
+        if request.prune or self._sets.totals(manifest_id)[0]:
+            return
+        name = self._sets.get(request.set_id).name
+        raise ValidationError(
+            f"version {number} of {name!r} selects no data (0 leaves): there is nothing to download; "
+            "add data to the set first (or pass prune to empty the folder)"
+        )
 
     def _run(self, job: DownloadJob, request: DownloadRequest) -> None:
         try:

@@ -175,6 +175,40 @@ class SettingsChanged(Event):
     restart: tuple[str, ...] = ()
 
 
+# -- archives ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SourceEvent(Event):
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesChanged(Event):
+    """Archives were added or removed (``service.archives.ids()`` lists them now)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceIndexing(SourceEvent):
+    """A source indexing what it holds (a local folder): ``done`` of ``total`` files so far;
+    ``finished`` once with the summary (or the error)."""
+
+    done: int
+    total: int | None
+    finished: bool = False
+    summary: str = ""
+    error: str | None = None
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.source_id}: indexing failed: {self.error}"
+        if self.finished:
+            return f"{self.source_id}: {self.summary}"
+        total = f"{self.total:,}" if self.total is not None else "the"
+        return f"{self.source_id}: indexing {total} files... ({self.done:,} done)"
+
+
 E = TypeVar("E", bound=Event)
 Listener = Callable[[E], None]
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import difflib
 import logging
+import tempfile
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -33,17 +36,37 @@ from mediator_desktop.core.cluster import Cluster
 from mediator_desktop.core.commands import SeqClock, seal
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.downloads import Downloads
-from mediator_desktop.core.errors import MediatorError, NotFound, ValidationError
-from mediator_desktop.core.events import EventBus, SettingsChanged, VersionCommitted
+from mediator_desktop.core.errors import MediatorError, NotFound, SourceError, ValidationError
+from mediator_desktop.core.events import (
+    EventBus,
+    SettingsChanged,
+    SourceIndexing,
+    SourcesChanged,
+    VersionCommitted,
+)
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.imports import export_document, read_manifest_file
-from mediator_desktop.core.keystore import store_source_secret
+from mediator_desktop.core.keystore import source_secret, store_source_secret
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
-from mediator_desktop.core.replica import PublishedRecord, ReplicaSet, Version, Visibility, new_set_id
+from mediator_desktop.core.replica import (
+    MAX_NAME,
+    PublishedRecord,
+    ReplicaSet,
+    Version,
+    Visibility,
+    new_set_id,
+)
 from mediator_desktop.core.selection import Selection, SelectionDiff
 from mediator_desktop.core.settings import SettingField, Settings, SettingsFile
-from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource
+from mediator_desktop.core.source import (
+    BrowseItem,
+    BrowsePage,
+    DataSource,
+    ScanProgress,
+    ScanReport,
+    SourceKind,
+)
 from mediator_desktop.core.state import DriftRecord
 from mediator_desktop.core.store import Store, unwrap
 from mediator_desktop.core.transfer import Downloader
@@ -59,6 +82,28 @@ class ImportResult:
     pointers: int
     missing: tuple[str, ...]  # identifiers no configured archive holds
 
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What creating or changing a set did.
+
+    Attributes:
+        version: the version committed; None when nothing changed (or a set made without data).
+        leaves, size: what the set's head selects now.
+        warnings: what the user should hear about: a filter that matches nothing, a set that
+            selects no data at all. Every frontend shows them.
+    """
+
+    set_id: str
+    version: int | None
+    leaves: int
+    size: int
+    warnings: tuple[str, ...] = ()
+
+
+#: Builds one source from its settings entry (``{"kind", "id", "options"}``), its secret and the
+#: folder it may keep an index in (``sources.registry.build_one``, given by the node).
+SourceBuilder = Callable[[Mapping[str, Any], "str | None", Path], DataSource]
 
 #: Scopes of ``Sets.list``, as the sidebar shows them.
 SCOPES = ("all", "mine", "shared", "cluster", "public", "published", "following")
@@ -82,10 +127,39 @@ class _Signer:
 
 
 class Archives:
-    """The archives (sources) this node browses and resolves selections against."""
+    """The archives (sources) this node browses and resolves selections against.
 
-    def __init__(self, sources: Mapping[str, DataSource]) -> None:
+    Archives are added and removed live (``add``, ``remove``, or a change of the ``sources``
+    setting); sources that index a folder index it in the background on first use and whenever it
+    changes, reported as ``SourceIndexing`` events.
+    """
+
+    def __init__(
+        self,
+        sources: dict[str, DataSource],
+        events: EventBus,
+        *,
+        configs: Iterable[Mapping[str, Any]] = (),
+        builder: SourceBuilder | None = None,
+        kinds: Callable[[], Mapping[str, SourceKind]] | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        # The same dict the transfer engine reads: added archives are downloadable at once.
         self._sources = sources
+        self._events = events
+        self._builder = builder
+        self._kinds = kinds
+        self._data_dir = data_dir
+        self._configs: dict[str, dict[str, Any]] = {}
+        for config in configs:
+            plain = _plain_config(config)
+            self._configs[plain["id"]] = plain
+        self._lock = threading.RLock()
+        #: Set by ``SettingsPart``: how ``add`` and ``remove`` change the saved ``sources``.
+        self.change_settings: Callable[..., Any] | None = None
+        if builder is not None:  # a node's archives: this part owns them (watches and closes them)
+            for source in list(sources.values()):
+                self._watch(source)
 
     def ids(self) -> list[str]:
         """The configured sources' ids, in configuration order."""
@@ -192,6 +266,311 @@ class Archives:
             pointers.extend(found)
         return pointers, missing
 
+    # -- adding and removing archives ----------------------------------------------------------
+    def kinds(self) -> list[SourceKind]:
+        """The kinds of archive that can be added (installed source modules), by name."""
+        if self._kinds is None:
+            return []
+        return [kind for _, kind in sorted(self._kinds().items())]
+
+    def kind(self, name: str) -> SourceKind:
+        kinds = {k.name: k for k in self.kinds()}
+        if name not in kinds:
+            raise ValidationError(
+                f"unknown kind of archive {name!r}; installed kinds: {', '.join(sorted(kinds)) or 'none'}"
+            )
+        return kinds[name]
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The archives as the settings keep them: ``{"kind", "id", "options"}`` each."""
+        with self._lock:
+            return [dict(c) for c in self._configs.values()]
+
+    def indexes(self, source_id: str) -> bool:
+        """True when the source indexes what it holds (a local folder): ``rescan`` applies."""
+        return _scanning(self.get(source_id))
+
+    def add(
+        self,
+        kind: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        source_id: str | None = None,
+        secret: str | None = None,
+    ) -> str:
+        """Add an archive, live: checked, built, saved in the settings; its secret (password,
+        token) goes to the OS keyring. Returns its id (default: the kind, numbered when taken).
+
+        Raises:
+            ValidationError: an unknown kind or option, a missing one, an id in use.
+            SourceError: the archive cannot be set up (a folder that is not one...).
+        """
+        spec = self.kind(kind)
+        options = {k: v for k, v in (options or {}).items() if v not in (None, "")}
+        spec.check(options)
+        with self._lock:
+            if source_id is None:
+                source_id = kind
+                n = 2
+                while source_id in self._configs:
+                    source_id, n = f"{kind}-{n}", n + 1
+            _check_source_id(source_id)
+            if source_id in self._configs:
+                raise ValidationError(
+                    f"an archive called {source_id!r} exists already; choose another id or remove it first"
+                )
+            if secret and self._data_dir is not None:
+                store_source_secret(self._data_dir, source_id, secret)
+            configs = [*self._configs.values(), {"kind": kind, "id": source_id, "options": options}]
+            self._save(configs)
+        return source_id
+
+    def remove(self, source_id: str) -> None:
+        """Remove an archive, live. Sets keep their pointers to it; they resolve and download again
+        once an archive of that id is added back."""
+        with self._lock:
+            if source_id not in self._configs:
+                self.get(source_id)  # NotFound, naming the configured ones
+                raise ValidationError(f"archive {source_id!r} is not in the settings: it cannot be removed")
+            self._save([c for sid, c in self._configs.items() if sid != source_id])
+
+    def test(
+        self,
+        source_id: str | None = None,
+        *,
+        kind: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        secret: str | None = None,
+    ) -> str:
+        """Check an archive answers: a configured one (``source_id``), or one described by
+        ``kind``, ``options`` and ``secret`` before it is added. Returns a one-line summary
+        ("reachable: 3 collections"); raises a typed error saying what is wrong. Blocks (network).
+        """
+        if kind is None:
+            if source_id is None:
+                raise ValidationError("say which archive to test: its id, or a kind with options")
+            return _check_source(self.get(source_id))
+        if self._builder is None:
+            raise ValidationError("this node cannot set up archives")
+        spec = self.kind(kind)
+        options = {k: v for k, v in (options or {}).items() if v not in (None, "")}
+        spec.check(options)
+        config = {"kind": kind, "id": source_id or kind, "options": options}
+        with tempfile.TemporaryDirectory(prefix="mediator-test-") as scratch:
+            source = self._build(config, secret, Path(scratch))
+            try:
+                return _check_source(source)
+            finally:
+                _close(source)
+
+    def set_secret(self, source_id: str, secret: str) -> None:
+        """Keep an archive's password or token in the OS keyring and use it from now on."""
+        if not secret:
+            raise ValidationError("the secret is empty")
+        if self._data_dir is None:
+            raise ValidationError("this service has no data folder to keep secrets for")
+        with self._lock:
+            if source_id not in self._configs:
+                self.get(source_id)
+                raise ValidationError(f"archive {source_id!r} is not in the settings")
+            store_source_secret(self._data_dir, source_id, secret)
+            install = self.prepare(self._configs.values(), rebuild={source_id})
+            install()
+
+    def rescan(self, source_id: str) -> ScanReport:
+        """Index a folder source again now (only new and changed files are read). Blocks."""
+        source = self.get(source_id)
+        if not _scanning(source):
+            raise ValidationError(f"{source.title} is read live from the archive: there is nothing to rescan")
+        report: ScanReport = source.rescan()  # type: ignore[attr-defined]
+        return report
+
+    # -- applying the sources setting ----------------------------------------------------------
+    def prepare(
+        self, configs: Iterable[Mapping[str, Any]], *, rebuild: Iterable[str] = ()
+    ) -> Callable[[], None]:
+        """Build what ``configs`` adds or changes (raising, with nothing changed, when one cannot be
+        built); returns the function that puts them in place and retires the removed ones."""
+        wanted = [_plain_config(c) for c in configs]
+        ids = [c["id"] for c in wanted]
+        if len(set(ids)) != len(ids):
+            raise ValidationError(f"archive ids must be unique; got {', '.join(ids)}")
+        with self._lock:
+            current = dict(self._configs)
+        built: dict[str, DataSource] = {}
+        rebuild = set(rebuild)
+        try:
+            for config in wanted:
+                if (
+                    current.get(config["id"]) != config
+                    or config["id"] not in self._sources
+                    or config["id"] in rebuild
+                ):
+                    if self._builder is None:
+                        raise ValidationError("this node cannot set up archives")
+                    secret = source_secret(self._data_dir, config["id"]) if self._data_dir else None
+                    built[config["id"]] = self._build(config, secret, self._data_dir or Path.cwd())
+        except BaseException:
+            for source in built.values():
+                _close(source)
+            raise
+
+        def install() -> None:
+            with self._lock:
+                old = dict(self._sources)
+                fresh = {c["id"]: built.get(c["id"]) or old[c["id"]] for c in wanted}
+                self._sources.clear()
+                self._sources.update(fresh)
+                self._configs = {c["id"]: c for c in wanted}
+            retired = [s for sid, s in old.items() if fresh.get(sid) is not s]
+            for source in retired:
+                _close(source)
+            for source in built.values():
+                self._watch(source)
+            added = tuple(sid for sid in built if sid not in old)
+            removed = tuple(sid for sid in old if sid not in fresh)
+            if added or removed or built:
+                log.info("archives now: %s", ", ".join(fresh) or "none")
+                self._events.emit(SourcesChanged(added, removed))
+
+        return install
+
+    def _save(self, configs: list[dict[str, Any]]) -> None:
+        if self.change_settings is None:
+            raise ValidationError("this service has no settings to keep archives in")
+        self.change_settings(sources=tuple(configs))
+
+    def _build(self, config: Mapping[str, Any], secret: str | None, data_dir: Path) -> DataSource:
+        assert self._builder is not None
+        try:
+            return self._builder(config, secret, data_dir)
+        except MediatorError:
+            raise
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise SourceError(f"archive {config.get('id')!r} cannot be set up: {exc}") from exc
+
+    def _watch(self, source: DataSource) -> None:
+        if not _scanning(source):
+            return
+        source_id = source.source_id
+
+        def progress(p: ScanProgress) -> None:
+            summary = p.report.summary() if p.report is not None else ""
+            self._events.emit(SourceIndexing(source_id, p.done, p.total, p.finished, summary, p.error))
+
+        source.watch(progress)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Stop background indexing and close the sources (the node stops). Sources handed to a
+        service without a builder belong to whoever made them."""
+        if self._builder is None:
+            return
+        with self._lock:
+            sources = list(self._sources.values())
+        for source in sources:
+            _close(source)
+
+    # -- explaining an empty pointer -----------------------------------------------------------
+    def explain_empty(self, pointer: Pointer) -> str:
+        """Why ``pointer`` selects nothing. Raises ``NotFound`` naming the closest existing keys
+        when its path does not exist; returns a warning when its filters match nothing there."""
+        source = self.get(pointer.source_id)
+        levels = source.hierarchy.levels
+        for depth, key in enumerate(pointer.path):
+            parent = pointer.path[:depth]
+            keys, complete = self._keys(source, parent)
+            if key in keys or not complete:
+                continue
+            where = "/".join((pointer.source_id, *parent))
+            folded = {k.casefold(): k for k in keys}
+            close = [folded[key.casefold()]] if key.casefold() in folded else []
+            close += [k for k in difflib.get_close_matches(key, keys, n=3, cutoff=0.6) if k not in close]
+            hint = (
+                f"did you mean {' or '.join(repr(k) for k in close[:3])}?"
+                if close
+                else f"see `mediator sources browse {' '.join((pointer.source_id, *parent))}`"
+            )
+            raise NotFound(f"no {levels[depth]} {key!r} in {where}; {hint}")
+        leaf = source.hierarchy.leaf_level
+        for name, values in pointer.filters:
+            if name not in source.filterable:
+                continue
+            there = source.filter_values(name, pointer.path)
+            if not set(values) & set(there):
+                shown = ", ".join(there[:30]) + (" ..." if len(there) > 30 else "")
+                return (
+                    f"{pointer}: no {leaf} there has {name}={','.join(values)}; "
+                    f"values there: {shown or 'none'}"
+                )
+        return f"{pointer} selects no {leaf} (yet)"
+
+    def _keys(self, source: DataSource, path: tuple[str, ...], most: int = 50_000) -> tuple[list[str], bool]:
+        """The keys below ``path`` (at most ``most``) and whether that is all of them."""
+        keys: list[str] = []
+        offset = 0
+        while offset < most:
+            page = source.browse(path, offset=offset, limit=1000)
+            keys.extend(item.key for item in page.items)
+            if not page.more or not page.items:
+                return keys, True
+            offset += len(page.items)
+        return keys, False
+
+
+def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    kind = config.get("kind")
+    source_id = config.get("id") or kind
+    if not isinstance(kind, str) or not isinstance(source_id, str):
+        raise ValidationError(f"an archive needs a kind and an id; got {dict(config)!r}")
+    return {"kind": kind, "id": source_id, "options": dict(config.get("options") or {})}
+
+
+def _check_source_id(source_id: str) -> None:
+    if not source_id or len(source_id) > 64 or not all(c.isalnum() or c in "-_." for c in source_id):
+        raise ValidationError(
+            f"an archive id is 1 to 64 letters, digits, '-', '_' or '.' (it starts pointers: "
+            f"ID/collection/...); {source_id!r} is not"
+        )
+
+
+def _scanning(source: DataSource) -> bool:
+    return callable(getattr(source, "watch", None)) and callable(getattr(source, "rescan", None))
+
+
+def _close(source: DataSource) -> None:
+    close = getattr(source, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # a source that fails to close must not stop the others
+            log.exception("closing archive %s failed", getattr(source, "source_id", "?"))
+
+
+def _check_source(source: DataSource) -> str:
+    """A one-line summary of an archive that answered, or a typed error."""
+    check = getattr(source, "check", None)
+    try:
+        if callable(check):
+            return str(check())
+        page = source.browse((), limit=1)
+    except MediatorError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{source.title}: {exc}") from exc
+    level = source.hierarchy.levels[0]
+    return f"reachable: {page.total:,} {level}{'' if page.total == 1 else 's'}"
+
+
+def check_set_name(name: str) -> str:
+    """``name`` if it can name a set; else a ``ValidationError`` that says why, in one line."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("a set needs a name: it is empty")
+    if len(name) > MAX_NAME:
+        raise ValidationError(f"a set name has at most {MAX_NAME} characters; this one has {len(name)}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise ValidationError("a set name cannot hold control characters (tabs, line breaks...)")
+    return name
+
 
 class Sets:
     """Replica sets as one user of one node sees and changes them. Thread-safe."""
@@ -231,14 +610,39 @@ class Sets:
         message: str = "created",
     ) -> str:
         """A new set (with a first version holding ``add``, if any); returns its id."""
+        return self.create_from(name, description, visibility, add=add, message=message).set_id
+
+    def create_from(
+        self,
+        name: str,
+        description: str = "",
+        visibility: Visibility = Visibility.PRIVATE,
+        *,
+        add: Iterable[Pointer] = (),
+        message: str = "created",
+        strict: bool = False,
+    ) -> Outcome:
+        """A new set, with a first version holding ``add`` if any, and what to tell the user.
+
+        Raises before anything is created: ``NotFound`` for a pointer whose path does not exist
+        (naming the closest keys), ``ValidationError`` for a bad or duplicate name and, with
+        ``strict``, for a pointer that selects nothing.
+        """
+        self._check_new_name(name, self._me)
         pointers = [self._archives.check_pointer(p) for p in add]
+        selection = Selection()
+        for pointer in pointers:
+            selection = selection.add(pointer)
+        manifest = self._archives.resolve(selection) if pointers else None
+        warnings = self._warnings(pointers, manifest, strict) if manifest is not None else []
         set_id = new_set_id()
         self._signer.do(
             "create_set", set_id=set_id, name=name, description=description, visibility=visibility.value
         )
-        if pointers:
-            self.update(set_id, add=pointers, message=message)
-        return set_id
+        if manifest is None:
+            return Outcome(set_id, None, 0, 0, ())
+        version = self.commit(set_id, selection, manifest, message, expected_head=None)
+        return Outcome(set_id, version, len(manifest), manifest.total_size, tuple(warnings))
 
     def update(
         self,
@@ -254,19 +658,61 @@ class Sets:
         Removing part of something added coarser becomes an exclusion. Returns None when the
         selection and what it resolves to are both unchanged (nothing is committed).
         """
+        return self.change(set_id, add, remove, message, expected_head=expected_head).version
+
+    def change(
+        self,
+        set_id: str,
+        add: Iterable[Pointer] = (),
+        remove: Iterable[Pointer] = (),
+        message: str = "",
+        *,
+        expected_head: int | Literal["head"] | None = "head",
+        strict: bool = False,
+    ) -> Outcome:
+        """``update``, with what the user should hear: added pointers that select nothing (a
+        ``NotFound`` for a path that does not exist, before anything is committed; a warning, or
+        with ``strict`` a ``ValidationError``, for filters that match nothing) and a set that now
+        selects no data at all."""
         rs = self.get(set_id)
         head = rs.head if expected_head == "head" else expected_head
         base = self.version(set_id, head) if head is not None else None
         before = base.selection if base is not None else Selection()
+        added = [self._archives.check_pointer(p) for p in add]
         selection = before
-        for pointer in add:
-            selection = selection.add(self._archives.check_pointer(pointer))
+        for pointer in added:
+            selection = selection.add(pointer)
         for pointer in remove:
             selection = selection.remove(self._archives.check_pointer(pointer))
         manifest = self._archives.resolve(selection)
+        warnings = self._warnings(added, manifest, strict)
         if base is not None and selection == before and manifest.id == base.manifest_id:
-            return None
-        return self.commit(set_id, selection, manifest, message, expected_head=head)
+            return Outcome(set_id, None, len(manifest), manifest.total_size, tuple(warnings))
+        version = self.commit(set_id, selection, manifest, message, expected_head=head)
+        return Outcome(set_id, version, len(manifest), manifest.total_size, tuple(warnings))
+
+    def _warnings(self, added: list[Pointer], manifest: Manifest, strict: bool) -> list[str]:
+        warnings: list[str] = []
+        for pointer in added:
+            if next(manifest.under(pointer.source_id, pointer.path), None) is None:
+                warnings.append(self._archives.explain_empty(pointer))  # raises for a missing path
+        if not len(manifest):
+            warnings.append(
+                "the set selects no data (0 leaves): a download would fetch nothing; "
+                "check the pointers with `mediator sources browse`"
+            )
+        if strict and warnings:
+            raise ValidationError(f"{warnings[0]} (and nothing was changed, as --strict asks)")
+        return warnings
+
+    def _check_new_name(self, name: str, owner: str, renaming: str | None = None) -> None:
+        check_set_name(name)
+        for rs in list(self._store.state.sets.values()):
+            if rs.owner == owner and rs.id != renaming and rs.name.casefold() == name.casefold():
+                whose = "you already have" if owner == self._me else "its owner already has"
+                raise ValidationError(
+                    f"{whose} a set named {rs.name!r} ({rs.id}); choose another name or rename that one"
+                )
 
     def commit_selection(
         self,
@@ -331,6 +777,7 @@ class Sets:
 
     def rename(self, set_id: str, name: str, description: str | None = None) -> None:
         """Give a set a new name (and description); owner and editors may."""
+        self._check_new_name(name, self.get(set_id).owner, renaming=set_id)
         args: dict[str, Any] = {"set_id": set_id, "name": name}
         if description is not None:
             args["description"] = description
@@ -341,6 +788,13 @@ class Sets:
 
     def duplicate(self, set_id: str, version: int | None = None, name: str = "") -> str:
         """Fork a version (default: the head) into a new set of yours; returns its id."""
+        if not name.strip():  # the source's name, marked as a fork (numbered when you have it)
+            base = f"{self.get(set_id).name} (fork)"[: MAX_NAME - 4]
+            mine = {rs.name.casefold() for rs in self.list("mine")}
+            name, n = base, 2
+            while name.casefold() in mine:
+                name, n = f"{base} {n}", n + 1
+        self._check_new_name(name, self._me)
         new_id = new_set_id()
         self._signer.do("duplicate_set", source_id=set_id, version=version, set_id=new_id, name=name)
         return new_id
@@ -454,8 +908,10 @@ class Sets:
         rs = self.get(set_id)
         number = rs.head if number is None else number
         versions = self._store.state.versions.get(set_id, [])
-        if number is None or not 1 <= number <= len(versions):
-            raise NotFound(f"{rs.name!r} has no version {number}")
+        if number is None:
+            raise NotFound(f"{rs.name!r} has no versions yet: add data to it first")
+        if not 1 <= number <= len(versions):
+            raise NotFound(f"{rs.name!r} has no version {number} (it has {len(versions)})")
         return versions[number - 1]
 
     def manifest(self, manifest_id: str) -> Manifest:
@@ -542,10 +998,20 @@ class SettingsPart:
     """The node's settings: read, validate, change. Each field says whether a change applies at
     once or when the node starts next (``Settings.field_info``)."""
 
-    def __init__(self, file: SettingsFile, events: EventBus, on_live: Callable[[Settings], None]) -> None:
+    def __init__(
+        self,
+        file: SettingsFile,
+        events: EventBus,
+        on_live: Callable[[Settings], None],
+        prepare: Callable[[Settings, Settings], Callable[[], None]] | None = None,
+    ) -> None:
         self._file = file
         self._events = events
         self._on_live = on_live
+        self._prepare = prepare
+        self._lock = threading.RLock()
+        #: Set by the service: stores an archive's secret and rebuilds the archive with it.
+        self.set_secret: Callable[[str, str], None] | None = None
         # The data folder is a restart field: the running node keeps the one it started with.
         self._data_dir = file.current.data_dir
 
@@ -570,9 +1036,18 @@ class SettingsPart:
         return self._file.validate(**changes)
 
     def change(self, **changes: Any) -> SettingsChange:
-        """Validate, save and apply ``changes``: the live ones at once, the others at the next start."""
-        before = self._file.current
-        after = self._file.change(**changes)
+        """Validate, save and apply ``changes``: the live ones at once, the others at the next start.
+
+        What cannot apply (an archive that cannot be set up, a display name another member has)
+        raises before anything is saved.
+        """
+        with self._lock:
+            before = self._file.current
+            after = self._file.validate(**changes)
+            install = self._prepare(before, after) if self._prepare is not None else None
+            after = self._file.change(**changes)
+            if install is not None:
+                install()
         changed = tuple(
             f.name for f in Settings.field_info() if getattr(before, f.name) != getattr(after, f.name)
         )
@@ -589,10 +1064,14 @@ class SettingsPart:
         return SettingsChange(after, changed, restart)
 
     def set_source_secret(self, source_id: str, value: str) -> None:
-        """Keep an archive's password or token in the OS keyring (a 0600 file where there is none)."""
+        """Keep an archive's password or token in the OS keyring (a 0600 file where there is none);
+        the archive uses it at once (``Archives.set_secret``)."""
         if not value:
             raise ValidationError("the secret is empty")
-        store_source_secret(self.data_dir, source_id, value)
+        if self.set_secret is not None:
+            self.set_secret(source_id, value)
+        else:
+            store_source_secret(self.data_dir, source_id, value)
 
 
 class Service:
@@ -606,6 +1085,9 @@ class Service:
         cluster: membership of the node (None: a service without a node around it).
         settings: the node's settings file (None: the defaults, changed in memory only).
         tree_cache: where tree summaries of manifests are kept (None: none are).
+        source_builder: builds an archive from its settings entry, so archives can be added
+            live (None: the archives are fixed).
+        source_kinds: the kinds of archive that can be added, described for forms.
         timeout: how long a change may wait for the cluster.
     """
 
@@ -619,6 +1101,8 @@ class Service:
         cluster: Cluster | None = None,
         settings: SettingsFile | None = None,
         tree_cache: TreeCache | None = None,
+        source_builder: SourceBuilder | None = None,
+        source_kinds: Callable[[], Mapping[str, SourceKind]] | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._signer = _Signer(store, identity, timeout)
@@ -626,13 +1110,21 @@ class Service:
         self._store = store
         #: The node's typed events (``core.events``): ``service.events.subscribe(fn, VersionCommitted)``.
         self.events: EventBus = store.events
-        self.archives = Archives(sources or {})
-        self.sets = Sets(self._signer, self.archives, self.events, tree_cache)
-        self.settings = SettingsPart(
-            settings if settings is not None else SettingsFile(Settings(), persist=False),
+        file = settings if settings is not None else SettingsFile(Settings(), persist=False)
+        self.archives = Archives(
+            # The node's dict, shared with its transfer engine, so added archives download at once.
+            sources if isinstance(sources, dict) else dict(sources or {}),
             self.events,
-            self._settings_live,
+            configs=file.current.sources if settings is not None else (),
+            builder=source_builder,
+            kinds=source_kinds,
+            data_dir=file.current.data_dir if settings is not None else None,
         )
+        self.sets = Sets(self._signer, self.archives, self.events, tree_cache)
+        self.settings = SettingsPart(file, self.events, self._settings_live, self._prepare_settings)
+        self.archives.change_settings = self.settings.change
+        if sources is not None and settings is not None:
+            self.settings.set_secret = self.archives.set_secret
         self.downloads = Downloads(
             self.sets, self.events, downloader, lambda: self.settings.get().download_layout
         )
@@ -669,6 +1161,22 @@ class Service:
                 display_name=self._identity.display_name,
             )
 
+    def _prepare_settings(self, before: Settings, after: Settings) -> Callable[[], None]:
+        """Check what must hold before settings are saved; returns what applies them right after."""
+        if after.display_name != before.display_name:
+            self._check_display_name(after.display_name)
+        if after.sources != before.sources:
+            return self.archives.prepare(after.sources)
+        return lambda: None
+
+    def _check_display_name(self, name: str) -> None:
+        for key_id, user in list(self._store.state.users.items()):
+            if key_id != self.key_id and user.display_name.casefold() == name.strip().casefold():
+                raise ValidationError(
+                    f"another member ({key_id[:8]}) is called {user.display_name!r}: choose a name "
+                    "others can tell apart, such as your full name and machine"
+                )
+
     def _settings_live(self, settings: Settings) -> None:
         if settings.display_name != self._identity.display_name:
             self._identity = replace(self._identity, display_name=settings.display_name)
@@ -679,3 +1187,4 @@ class Service:
         """Cancel downloads and background work (the node stops)."""
         self.downloads.close()
         self.sets.close()
+        self.archives.close()

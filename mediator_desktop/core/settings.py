@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -62,6 +63,22 @@ def default_download_dir() -> Path:
     return home / "downloads" if home else Path(platformdirs.user_downloads_dir()) / "MEDIator"
 
 
+def default_display_name() -> str:
+    """The OS user's full name (or login) and the machine: ``Ada Lovelace (lab-ws-3)``, so
+    members of a lab can tell each other apart and name each other in commands."""
+    name = ""
+    try:
+        import pwd
+
+        entry = pwd.getpwuid(os.getuid())
+        name = entry.pw_gecos.split(",")[0].strip() or entry.pw_name
+    except (ImportError, KeyError, OSError):
+        pass
+    name = name or os.environ.get("USER") or os.environ.get("USERNAME") or "me"
+    host = socket.gethostname().split(".")[0]
+    return f"{name} ({host})" if host else name
+
+
 @dataclass(frozen=True, slots=True)
 class SettingField:
     name: str
@@ -92,7 +109,7 @@ class Settings:
         ),
     )
     display_name: str = field(
-        default_factory=lambda: os.environ.get("USER", "") or "me",
+        default_factory=lambda: default_display_name(),
         metadata=_describe("Display name", "How other members of the cluster see you.", live=True),
     )
     raft_address: str = field(
@@ -111,7 +128,8 @@ class Settings:
         metadata=_describe(
             "Archives",
             "The sources to browse: kind (idc, tcia, dicomweb, local...), id, and options such as "
-            "base_url or folder. Passwords and tokens live in the OS keyring, never here.",
+            "base_url or folder (docs/sources.md). Passwords and tokens live in the OS keyring, never here.",
+            live=True,
         ),
     )
     discovery: bool = field(

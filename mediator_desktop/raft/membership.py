@@ -210,7 +210,9 @@ class Membership:
                 raise PairingError(f"joining failed: {exc}; this node goes on as before") from None
             raise
         self._start_services()
-        self._events.emit(ClusterJoined(self._settings.current.peers))
+        peers = self._settings.current.peers
+        log.info("joined a cluster of %d members: this node and %s", len(peers) + 1, ", ".join(peers))
+        self._events.emit(ClusterJoined(peers))
 
     def leave(self, *, ready_timeout: float = 30.0) -> None:
         """Leave the cluster and go on alone, with a new secret and an empty store.
@@ -231,6 +233,7 @@ class Membership:
             self._stop_cluster()
             self._adopt(secrets.token_urlsafe(32), ())
             self._start_cluster(ready_timeout)
+        log.info("left the cluster: this node goes on alone (a one-node cluster, a new secret)")
         self._events.emit(ClusterLeft())
 
     def remove_member(self, address: str) -> None:
@@ -248,6 +251,7 @@ class Membership:
                     "agree on anything; bring members back first"
                 )
             store.remove_member(address)
+            log.info("removed member %s from the cluster", address)
             peers = self._settings.current.peers
             if address in peers:
                 self._settings.change(peers=tuple(p for p in peers if p != address))

@@ -352,6 +352,7 @@ def test_settings_fields_say_what_applies_live(alice: Service) -> None:
         "download_dir",
         "download_layout",
         "display_name",
+        "sources",
         "update_check_minutes",
     }
     assert all(f.title and f.description for f in fields.values())
