@@ -8,6 +8,7 @@ of the command. ``--json`` gives machine-readable output on every command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -15,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,7 @@ from mediator_desktop.core.errors import (
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.paths import private_dir
-from mediator_desktop.core.settings import HOME_ENV, Settings
+from mediator_desktop.core.settings import HOME_ENV, Settings, default_config_dir
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 
 if TYPE_CHECKING:
@@ -113,12 +114,19 @@ def _when(t: float) -> str:
 
 # -- offline commands ----------------------------------------------------------------------------
 def _info(args: argparse.Namespace) -> int:
-    settings = Settings.load()
-    data = {"version": __version__, **settings.to_json()}
+    path = default_config_dir() / "settings.json"
+    settings = Settings.load(path)
+    data = {"version": __version__, "settings_file": str(path), **settings.to_json()}
 
     def human() -> None:
+        print(f"MEDIator Desktop {__version__}")
+        exists = "" if path.exists() else " (not written yet: every setting has its default)"
+        print(f"Settings file: {path}{exists}")
         for field in Settings.field_info():
             print(f"{field.title}: {data[field.name]}")
+        print(
+            "Change settings with `mediator settings --set NAME=VALUE`, archives with `mediator sources add`."
+        )
 
     return _emit(args, data, human)
 
@@ -236,6 +244,142 @@ def _sources_list(args: argparse.Namespace) -> int:
     return _emit(args, sources, human)
 
 
+def _sources_kinds(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        kinds = m.source_kinds()
+
+    def human() -> None:
+        for kind in kinds:
+            print(f"{kind.name}: {kind.title}. {kind.description}".rstrip())
+            for o in kind.options:
+                need = (
+                    "required"
+                    if o.required
+                    else f"default {o.default}"
+                    if o.default is not None
+                    else "optional"
+                )
+                print(f"  --{o.name.replace('_', '-')} ({need}): {o.help or o.title}")
+            if kind.secret:
+                print(f"  --{kind.secret}-from-stdin: {kind.secret_help or 'kept in the OS keyring'}")
+
+    return _emit(args, kinds, human)
+
+
+def _read_secret(what: str) -> str:
+    import getpass
+
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{what}: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _option_value(kind: Any, name: str, text: str) -> str | int | bool:
+    """``text`` as the value of option ``name`` of a kind of archive (its type from the kind)."""
+    spec = next((o for o in kind.options if o.name == name), None)
+    if spec is None:
+        known = ", ".join(f"--{o.name.replace('_', '-')}" for o in kind.options) or "none"
+        raise errors.ValidationError(f"a {kind.name} archive has no option {name!r}; its options: {known}")
+    if spec.kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise errors.ValidationError(
+                f"--{name.replace('_', '-')} is a whole number, not {text!r}"
+            ) from None
+    if spec.kind == "bool":
+        return _setting_value(name, text, False)  # type: ignore[no-any-return]
+    if spec.kind == "folder":
+        return str(Path(text).expanduser().absolute())  # named from here; the node may run elsewhere
+    return text
+
+
+def _sources_add(args: argparse.Namespace) -> int:
+    pairs = list(args.option or ())
+    for name in ("base_url", "folder", "username", "endpoint_url", "index"):
+        if getattr(args, name, None):
+            pairs.append(f"{name}={getattr(args, name)}")
+    secret = _read_secret(f"{args.secret} for {args.id or args.kind}") if args.secret else None
+    with _client(args) as m:
+        kinds = {k.name: k for k in m.source_kinds()}
+        if args.kind not in kinds:
+            raise errors.ValidationError(
+                f"unknown kind of archive {args.kind!r}; kinds: {', '.join(sorted(kinds))} "
+                "(see `mediator sources kinds`)"
+            )
+        kind = kinds[args.kind]
+        options: dict[str, str | int | bool] = {}
+        for item in pairs:
+            name, eq, text = item.partition("=")
+            if not eq or not name:
+                raise errors.ValidationError(f"--option {item!r} must be NAME=VALUE")
+            options[name.replace("-", "_")] = _option_value(kind, name.replace("-", "_"), text)
+        if secret is not None and not kind.secret:
+            raise errors.ValidationError(f"a {kind.name} archive takes no password or token")
+        checked = "" if args.no_test else m.test_source(args.id, kind=args.kind, secret=secret, **options)
+        source = m.add_source(args.kind, id=args.id, secret=secret, **options)
+
+    def human() -> None:
+        print(f"added {source.id}: {source.title}" + (f" ({checked})" if checked else ""))
+        print(f"browse it with `mediator sources browse {source.id}`", file=sys.stderr)
+
+    return _emit(args, {"source": source, "test": checked or None}, human)
+
+
+def _sources_remove(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        m.remove_source(args.source)
+    return _emit(
+        args,
+        {"removed": args.source},
+        lambda: print(
+            f"removed {args.source}; sets keep their pointers to it and resolve again once it is added back"
+        ),
+    )
+
+
+def _sources_test(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        message = m.test_source(args.source)
+    return _emit(
+        args, {"source": args.source, "message": message}, lambda: print(f"{args.source}: {message}")
+    )
+
+
+def _sources_rescan(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        report = m.rescan(args.source)
+
+    def human() -> None:
+        print(f"{args.source}: {report.summary}")
+        for example in report.skipped_examples[:5]:
+            print(f"  skipped {example}", file=sys.stderr)
+
+    return _emit(args, report, human)
+
+
+def _sources_secret(args: argparse.Namespace) -> int:
+    secret = _read_secret(f"password or token for {args.source}")
+    if not secret:
+        raise errors.ValidationError("no password or token was given (on standard input)")
+    with _client(args) as m:
+        m.set_source_secret(args.source, secret)
+    return _emit(
+        args,
+        {"source": args.source, "stored": True},
+        lambda: print(f"stored the secret of {args.source} in the OS keyring; it is used from now on"),
+    )
+
+
+def _identity(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        if args.identity_command == "set-name":
+            m.change_settings(display_name=args.name)
+        node = m.node()
+    data = {"display_name": node.display_name, "key_id": node.key_id}
+    return _emit(args, data, lambda: print(f"{node.display_name} (key {node.key_id[:8]}: {node.key_id})"))
+
+
 def _sources_browse(args: argparse.Namespace) -> int:
     with _client(args) as m:
         page = m.browse(
@@ -294,18 +438,20 @@ def _sets_list(args: argparse.Namespace) -> int:
 
 
 def _sets_create(args: argparse.Namespace) -> int:
-    with _client(args) as m:
+    with _client(args) as m, _warnings_to_stderr():
         rs = m.create_set(
             args.name,
             add=args.add or (),
             description=args.description,
             visibility=args.visibility,
             message=args.message,
+            strict=args.strict,
         )
 
     def human() -> None:
         _print_set(rs)
-        print(f"created; add to it with `mediator sets add {rs.id} POINTER`", file=sys.stderr)
+        if not args.add:
+            print(f"created; add data with `mediator sets add {rs.id} POINTER`", file=sys.stderr)
 
     return _emit(args, rs, human)
 
@@ -335,9 +481,9 @@ def _sets_show(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace, add: Sequence[str], remove: Sequence[str]) -> int:
-    with _client(args) as m:
+    with _client(args) as m, _warnings_to_stderr():
         rs = m.find_set(args.set)
-        result = m.update(rs.id, add=add, remove=remove, message=args.message)
+        result = m.update(rs.id, add=add, remove=remove, message=args.message, strict=args.strict)
 
     def human() -> None:
         if result.version is None:
@@ -348,6 +494,25 @@ def _update(args: argparse.Namespace, add: Sequence[str], remove: Sequence[str])
             )
 
     return _emit(args, result, human)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """The node's warnings (a pointer that selects nothing...) as ``warning: ...`` lines."""
+    import warnings
+
+    from mediator_desktop.sdk import MediatorWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MediatorWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, MediatorWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _sets_add(args: argparse.Namespace) -> int:
@@ -480,8 +645,9 @@ def _download(args: argparse.Namespace) -> int:
                 if job.progress is not None:
                     bar.total = job.progress.bytes_total
                     bar.n = job.progress.bytes_done
+                    failed = f", {job.progress.failed} failed" if job.progress.failed else ""
                     bar.set_postfix_str(
-                        f"{job.progress.items_done}/{job.progress.items_total} items", refresh=False
+                        f"{job.progress.items_done}/{job.progress.items_total} items{failed}", refresh=False
                     )
                     bar.refresh()
         except KeyboardInterrupt:
@@ -497,8 +663,7 @@ def _download(args: argparse.Namespace) -> int:
 
     def human() -> None:
         print(f"{rs.name} v{job.version} -> {job.destination}: {job.summary}")
-        for failure in job.report.failed if job.report is not None else ():
-            print(f"  failed {'/'.join([failure.source, *failure.path])}: {failure.reason}", file=sys.stderr)
+        _print_failures(job.report.failed if job.report is not None else [])
         if job.state == "failed":
             print(
                 "run the same command again to retry what failed (finished leaves are kept)", file=sys.stderr
@@ -506,6 +671,20 @@ def _download(args: argparse.Namespace) -> int:
 
     _emit(args, job, human)
     return EXIT_OK if job.state == "done" else EXIT_DOWNLOAD_INCOMPLETE
+
+
+def _print_failures(failures: Sequence[Any], shown: int = 10) -> None:
+    """Each failure once; many leaves that failed for the same reason (an archive that cannot be
+    reached) as one line."""
+    by_reason: dict[str, list[Any]] = {}
+    for failure in failures:
+        by_reason.setdefault(failure.reason, []).append(failure)
+    for reason, same in by_reason.items():
+        if len(same) > 3:
+            print(f"  {len(same)} leaves failed: {reason}", file=sys.stderr)
+            continue
+        for failure in same[:shown]:
+            print(f"  failed {failure.key}: {reason}", file=sys.stderr)
 
 
 # -- cluster -------------------------------------------------------------------------------------
@@ -675,21 +854,69 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-file", help="default: DATA/logs/node.log")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    sources = commands.add_parser("sources", help="the archives: list, browse, search")
+    sources = commands.add_parser(
+        "sources", help="the archives: list, add, remove, test, rescan, browse, search"
+    )
     src = sources.add_subparsers(dest="sources_command", required=True, metavar="COMMAND")
     command(src, "list", _sources_list, "the configured archives")
+    command(src, "kinds", _sources_kinds, "the kinds of archive that can be added, with their options")
+    add_source = command(
+        src, "add", _sources_add, "add an archive, live: e.g. `sources add tcia --base-url URL`"
+    )
+    add_source.add_argument("kind", help="idc, tcia, dicomweb, local... (see `mediator sources kinds`)")
+    add_source.add_argument("--id", help="its id, which starts its pointers (default: the kind)")
+    add_source.add_argument(
+        "--base-url", dest="base_url", metavar="URL", help="tcia, dicomweb: the API's URL"
+    )
+    add_source.add_argument("--folder", metavar="PATH", help="local: the folder of DICOM files")
+    add_source.add_argument("--username", help="dicomweb: the user for Basic auth")
+    add_source.add_argument(
+        "--endpoint-url", dest="endpoint_url", metavar="URL", help="idc: another S3 endpoint"
+    )
+    add_source.add_argument("--index", metavar="PATH", help="idc: another index (Parquet)")
+    add_source.add_argument(
+        "--option", action="append", metavar="NAME=VALUE", help="any other option (repeat)"
+    )
+    secret = add_source.add_mutually_exclusive_group()
+    for what in ("token", "password"):
+        secret.add_argument(
+            f"--{what}-from-stdin",
+            dest="secret",
+            action="store_const",
+            const=what,
+            help=f"read a {what} from standard input (kept in the OS keyring, never in the settings)",
+        )
+    add_source.add_argument(
+        "--no-test", action="store_true", help="add it without checking first that it answers"
+    )
+    rm_source = command(src, "remove", _sources_remove, "remove an archive (sets keep their pointers)")
+    rm_source.add_argument("source", help="its id")
+    test_source = command(src, "test", _sources_test, "check that an archive answers")
+    test_source.add_argument("source", help="its id")
+    rescan = command(src, "rescan", _sources_rescan, "index a local folder again now (changed files only)")
+    rescan.add_argument("source", help="its id")
+    secret_cmd = command(
+        src, "secret", _sources_secret, "store an archive's password or token (read from standard input)"
+    )
+    secret_cmd.add_argument("source", help="its id")
     browse = command(src, "browse", _sources_browse, "children of a path: collections, patients, studies...")
     browse.add_argument("source", help="a source id (see `mediator sources list`)")
     browse.add_argument("path", nargs="*", help="keys from the first level down")
     browse.add_argument("--filter", action="append", metavar="NAME=VALUE", help="e.g. Modality=CT (repeat)")
-    browse.add_argument("--offset", type=int, default=0)
-    browse.add_argument("--limit", type=int, default=100)
+    browse.add_argument("--offset", type=int, default=0, help="skip this many children (paging; default 0)")
+    browse.add_argument("--limit", type=int, default=100, help="children per page (default 100)")
     search = command(src, "search", _sources_search, "children of a path whose key or label contains TEXT")
-    search.add_argument("source")
-    search.add_argument("text")
+    search.add_argument("source", help="a source id")
+    search.add_argument("text", help="text to find in keys and labels (any case)")
     search.add_argument("path", nargs="*", help="where to look (default: the first level)")
-    search.add_argument("--filter", action="append", metavar="NAME=VALUE")
-    search.add_argument("--limit", type=int, default=100)
+    search.add_argument("--filter", action="append", metavar="NAME=VALUE", help="e.g. Modality=CT (repeat)")
+    search.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+
+    identity = commands.add_parser("identity", help="who you are in the cluster")
+    ident = identity.add_subparsers(dest="identity_command", required=True, metavar="COMMAND")
+    command(ident, "show", _identity, "your display name and key id")
+    set_name = command(ident, "set-name", _identity, "how other members see you (and name you in commands)")
+    set_name.add_argument("name", help='e.g. "Ada Lovelace (lab-ws-3)"')
 
     sets = commands.add_parser("sets", help="replica sets: list, create, show, add, remove, diff, share...")
     st = sets.add_subparsers(dest="sets_command", required=True, metavar="COMMAND")
@@ -707,6 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--description", default="")
     create.add_argument("--visibility", default="private", choices=("private", "cluster", "public"))
     create.add_argument("-m", "--message", default="")
+    create.add_argument("--strict", action="store_true", help="refuse pointers that select nothing")
     show = command(st, "show", _sets_show, "a set and the selection of a version")
     show.add_argument("set", help="a set id or name")
     show.add_argument("--version", type=int)
@@ -719,6 +947,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("set")
         sub.add_argument("pointers", nargs="+", metavar="POINTER")
         sub.add_argument("-m", "--message", default="")
+        sub.add_argument("--strict", action="store_true", help="refuse pointers that select nothing")
     sdiff = command(st, "diff", _sets_diff, "what changed between two versions (or two sets)")
     sdiff.add_argument("set")
     sdiff.add_argument("old", type=int)
@@ -756,7 +985,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder layout from leaf metadata (default: the node's download_layout setting, "
         f"which is {DEFAULT_LAYOUT} unless changed with `mediator settings`)",
     )
-    dl.add_argument("--workers", type=int, default=8)
+    dl.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="leaves fetched at once (default 8; connections per archive are capped)",
+    )
     dl.add_argument("--prune", action="store_true", help="delete files of leaves no longer in the set")
 
     stg = command(commands, "settings", _settings, "show the node's settings, or change them with --set")

@@ -23,6 +23,7 @@ import os
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ import requests
 from pydantic import BaseModel
 
 from mediator_desktop.api.models import (
+    CheckModel,
     ClusterModel,
     DiffModel,
     FailureModel,
@@ -44,12 +46,14 @@ from mediator_desktop.api.models import (
     PeerModel,
     ProgressModel,
     ReportModel,
+    ScanReportModel,
     SetModel,
     SetScope,
     SettingFieldModel,
     SettingsChangeModel,
     SettingsModel,
     SettingsValues,
+    SourceKindModel,
     SourceModel,
     UpdateResult,
     UserModel,
@@ -72,17 +76,21 @@ __all__ = [
     "JobModel",
     "LeafModel",
     "Mediator",
+    "MediatorWarning",
     "NodeInfo",
     "PageModel",
     "PeerModel",
     "ProgressModel",
     "ReportModel",
+    "ScanReportModel",
     "SetModel",
     "SettingFieldModel",
     "SettingsChangeModel",
     "SettingsModel",
     "SettingsValues",
+    "SourceKindModel",
     "SourceModel",
+    "UpdateResult",
     "UserModel",
     "VersionModel",
 ]
@@ -108,7 +116,7 @@ def _error_of(response: requests.Response) -> errors.MediatorError:
         body = None
     if not isinstance(body, dict):
         body = {}
-    if response.status_code == 422:
+    if response.status_code == 422 and not body.get("message"):  # a node from before one-line messages
         detail = body.get("detail")
         return errors.ValidationError(f"the node refused the request: {detail or response.text[:500]}")
     if response.status_code == 401:
@@ -336,6 +344,53 @@ class Mediator:
         """The archives this node can browse, with their levels and filterable metadata."""
         return self._list("/v1/sources", SourceModel)
 
+    def source_kinds(self) -> list[SourceKindModel]:
+        """The kinds of archive that can be added, with the options each takes (docs/sources.md)."""
+        return self._list("/v1/sources/kinds", SourceKindModel)
+
+    def add_source(
+        self,
+        kind: str,
+        *,
+        id: str | None = None,
+        secret: str | None = None,
+        **options: str | int | bool,
+    ) -> SourceModel:
+        """Add an archive, live: ``m.add_source("tcia", base_url="http://...")``,
+        ``m.add_source("local", id="scans", folder="/data/export")``. ``secret`` (a password or
+        token) goes to the OS keyring of the node's machine, never into the settings."""
+        body = {"kind": kind, "id": id, "options": options, "secret": secret}
+        return self._post("/v1/sources", SourceModel, body)
+
+    def remove_source(self, source: str) -> None:
+        """Remove an archive, live (sets keep their pointers to it)."""
+        self._call("DELETE", f"/v1/sources/{_segment(source)}")
+
+    def test_source(
+        self,
+        source: str | None = None,
+        *,
+        kind: str | None = None,
+        secret: str | None = None,
+        **options: str | int | bool,
+    ) -> str:
+        """Check an archive answers (a configured one, or one to add): a one-line summary, or a
+        typed error saying what is wrong."""
+        if kind is None:
+            if source is None:
+                raise errors.ValidationError("say which archive to test: its id, or a kind with options")
+            return self._post(f"/v1/sources/{_segment(source)}/test", CheckModel).message
+        body = {"kind": kind, "id": source, "options": options, "secret": secret}
+        return self._post("/v1/sources/test", CheckModel, body).message
+
+    def set_source_secret(self, source: str, secret: str) -> None:
+        """Keep an archive's password or token in the node's OS keyring; used from now on."""
+        self._call("PUT", f"/v1/sources/{_segment(source)}/secret", {"secret": secret})
+
+    def rescan(self, source: str) -> ScanReportModel:
+        """Index a folder archive again now (only new and changed files are read)."""
+        return self._post(f"/v1/sources/{_segment(source)}/rescan", ScanReportModel)
+
     def browse(
         self,
         source: str,
@@ -400,10 +455,13 @@ class Mediator:
         """A set by id, or by its name when exactly one set you see has it."""
         if len(name_or_id) == 32 and all(c in "0123456789abcdef" for c in name_or_id):
             return self.get_set(name_or_id)
-        matches = [s for s in self.sets() if s.name == name_or_id]
+        visible = self.sets()
+        matches = [s for s in visible if s.name == name_or_id]
         if not matches:
+            names = ", ".join(repr(s.name) for s in visible[:8]) + (", ..." if len(visible) > 8 else "")
             raise errors.NotFound(
-                f"no set named {name_or_id!r} is visible to you; see `mediator sets list` or sets()"
+                f"no set named {name_or_id!r} is visible to you"
+                + (f"; the sets you can see: {names}" if visible else "; you see no sets yet")
             )
         if len(matches) > 1:
             ids = ", ".join(s.id for s in matches)
@@ -418,16 +476,23 @@ class Mediator:
         description: str = "",
         visibility: str = "private",
         message: str = "",
+        strict: bool = False,
     ) -> SetModel:
-        """A new set, with a first version when ``add`` names pointers (resolved by the node)."""
+        """A new set, with a first version when ``add`` names pointers (resolved by the node).
+
+        A pointer whose path does not exist raises ``NotFound`` naming the closest keys; one that
+        selects nothing (a filter no series matches) is a ``MediatorWarning`` (with ``strict``, a
+        ``ValidationError`` and no set); the warnings are also in ``.warnings``.
+        """
         body = {
             "name": name,
             "description": description,
             "visibility": visibility,
             "add": [_pointer_json(p) for p in add],
             "message": message,
+            "strict": strict,
         }
-        return self._post("/v1/sets", SetModel, body)
+        return _warn(self._post("/v1/sets", SetModel, body))
 
     def update(
         self,
@@ -437,19 +502,22 @@ class Mediator:
         remove: Iterable[PointerLike] = (),
         message: str = "",
         expected_head: int | None = None,
+        strict: bool = False,
     ) -> UpdateResult:
         """Add and remove pointers at any granularity in one new version.
 
         Removing part of something added coarser excludes it. ``expected_head``: the version
         you built on; if someone committed since, ``ConflictError`` carries the current head.
+        Pointers that select nothing are reported as in ``create_set``.
         """
         body = {
             "add": [_pointer_json(p) for p in add],
             "remove": [_pointer_json(p) for p in remove],
             "message": message,
             "expected_head": expected_head,
+            "strict": strict,
         }
-        return self._post(f"/v1/sets/{_set_id(set_id)}/versions", UpdateResult, body)
+        return _warn(self._post(f"/v1/sets/{_set_id(set_id)}/versions", UpdateResult, body))
 
     def add(self, set_id: str, *pointers: PointerLike, message: str = "") -> UpdateResult:
         """``m.add(set_id, "idc/nlst/100002")``: add pointers in a new version."""
@@ -610,6 +678,19 @@ class Mediator:
         """
         body = {name: os.fspath(v) if isinstance(v, os.PathLike) else v for name, v in changes.items()}
         return self._send("PATCH", "/v1/settings", SettingsChangeModel, body)
+
+
+class MediatorWarning(UserWarning):
+    """What the node said the user should hear: a pointer that selects nothing, a set without data."""
+
+
+W = TypeVar("W", SetModel, UpdateResult)
+
+
+def _warn(result: W) -> W:
+    for text in result.warnings:
+        warnings.warn(text, MediatorWarning, stacklevel=3)
+    return result
 
 
 def _segment(text: str) -> str:

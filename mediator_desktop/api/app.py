@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette import types as asgi
@@ -131,6 +133,29 @@ def _http_error(status: int, message: str, headers: Mapping[str, str] | None = N
     )
 
 
+def _problem(problem: Mapping[str, Any]) -> str:
+    """One line for one pydantic problem: ``name: at most 200 characters (got 250)``."""
+    where = ".".join(str(part) for part in problem.get("loc", ()) if part not in ("body", "query", "path"))
+    kind, ctx = problem.get("type", ""), problem.get("ctx") or {}
+    value = problem.get("input")
+    size = f" (got {len(value)})" if isinstance(value, str | list) else ""
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        text = "is empty"
+    elif kind in ("string_too_short", "too_short"):
+        text = f"needs at least {ctx.get('min_length')}{size}"
+    elif kind == "string_too_long":
+        text = f"has at most {ctx.get('max_length')} characters{size}"
+    elif kind == "too_long":
+        text = f"has at most {ctx.get('max_length')} items{size}"
+    elif kind == "extra_forbidden":
+        text = "is not a field this request takes"
+    elif kind == "missing":
+        text = "is missing"
+    else:
+        text = str(problem.get("msg", "is not valid")).rstrip(".").lower()
+    return f"{where or 'the request'} {text}"
+
+
 def _too_large(limit: int) -> JSONResponse:
     return _http_error(413, f"request bodies are limited to {limit} bytes; send less at once")
 
@@ -168,6 +193,18 @@ def build_app(service: Service, token: str) -> FastAPI:
     @app.exception_handler(errors.MediatorError)
     async def mediator_error(request: Request, exc: errors.MediatorError) -> JSONResponse:
         return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        body = {
+            "error": "ValidationError",
+            "code": errors.ValidationError.code,
+            "message": "; ".join(_problem(p) for p in problems[:3])
+            + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""),
+            "detail": jsonable_encoder(problems),
+        }
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

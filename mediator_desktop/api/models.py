@@ -142,6 +142,66 @@ class SourceModel(_Answer):
     title: str
     levels: list[str]
     filterable: list[str]
+    kind: str = Field(default="", description="the kind of archive (idc, tcia, dicomweb, local...)")
+    options: dict[str, Any] = Field(default_factory=dict, description="its settings (never secrets)")
+    indexes: bool = Field(default=False, description="it indexes a folder: rescan applies")
+
+
+class SourceOptionModel(_Answer):
+    name: str
+    title: str
+    help: str
+    required: bool
+    kind: str
+    default: str | int | bool | None
+
+
+class SourceKindModel(_Answer):
+    """A kind of archive that can be added, with the options it takes."""
+
+    name: str
+    title: str
+    description: str
+    options: list[SourceOptionModel]
+    secret: str | None = Field(description='what its secret is ("password", "token"), or null: none')
+    secret_help: str = ""
+
+
+OptionValue = Annotated[str, Field(max_length=4096)] | StrictInt | StrictBool
+
+
+class NewSource(_Body):
+    """An archive to add (or to test before adding it)."""
+
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="default: the kind, numbered when taken"
+    )
+    options: dict[Annotated[str, Field(max_length=64)], OptionValue] = Field(
+        default_factory=dict, max_length=32
+    )
+    secret: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None, description="a password or token: kept in the OS keyring, never in the settings"
+    )
+
+
+class SecretBody(_Body):
+    secret: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class CheckModel(_Answer):
+    source: str
+    message: str = Field(description='what the archive answered, e.g. "reachable: 3 collections"')
+
+
+class ScanReportModel(_Answer):
+    source: str
+    read: int
+    unchanged: int
+    removed: int
+    skipped: int
+    skipped_examples: list[str] = Field(description="up to 20 skipped files, each with the reason")
+    summary: str
 
 
 class ItemModel(_Answer):
@@ -218,6 +278,10 @@ class SetModel(_Answer):
     published: list[int]
     leaves: int | None = Field(description="leaves of the head version")
     size: int | None = Field(description="bytes of the head version, as far as the archives say")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="only in the answer to a create: a pointer that selects nothing, a set without data",
+    )
 
 
 class NewSet(_Body):
@@ -226,6 +290,7 @@ class NewSet(_Body):
     visibility: VisibilityName = "private"
     add: list[PointerBody] = Field(default_factory=list, max_length=10_000)
     message: Text = ""
+    strict: bool = Field(default=False, description="refuse pointers that select nothing")
 
 
 class Update(_Body):
@@ -235,11 +300,15 @@ class Update(_Body):
     expected_head: int | None = Field(
         default=None, ge=1, description="the version this change builds on (default: the current head)"
     )
+    strict: bool = Field(default=False, description="refuse pointers that select nothing")
 
 
 class UpdateResult(_Answer):
     version: int | None = Field(description="the new version; null when nothing changed")
     set: SetModel
+    warnings: list[str] = Field(
+        default_factory=list, description="a pointer that selects nothing, a set without data"
+    )
 
 
 class Rename(_Body):
@@ -309,7 +378,7 @@ class ProgressModel(_Answer):
 class FailureModel(_ReadsLikeADict):
     """A leaf that did not arrive, and why."""
 
-    key: str
+    key: str = Field(description="the leaf as a pointer (source/key/...): pass it in ``only`` to retry")
     source: str
     path: list[str]
     reason: str
@@ -320,9 +389,9 @@ class ReportModel(_ReadsLikeADict):
 
     destination: str
     manifest_id: str
-    fetched: list[str] = Field(description="keys of the leaves fetched")
+    fetched: list[str] = Field(description="the leaves fetched, as pointers (source/key/...)")
     unchanged: int
-    removed: list[str] = Field(description="keys of leaves no longer in the version")
+    removed: list[str] = Field(description="leaves no longer in the version, as pointers")
     pruned: list[str] = Field(description="files deleted because their leaf left the version")
     failed: list[FailureModel]
     pending: int = Field(description="leaves not attempted: the job was cancelled first")

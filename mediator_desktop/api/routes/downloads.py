@@ -10,6 +10,8 @@ from fastapi import Path as PathParam
 from mediator_desktop.api.deps import ServiceDep
 from mediator_desktop.api.models import JobModel, NewDownload
 from mediator_desktop.core.downloads import DownloadJob, DownloadRequest
+from mediator_desktop.core.manifest import US, decode_key, encode_key
+from mediator_desktop.core.pointer import Pointer
 
 router = APIRouter(tags=["downloads"])
 
@@ -19,13 +21,37 @@ MAX_WAIT = 30.0
 JobId = Annotated[str, PathParam(min_length=1, max_length=100)]
 
 
+def leaf_name(key: str) -> str:
+    """A leaf key as the API shows it: a pointer string (``tcia/LIDC/patient/study/series``)."""
+    source_id, path = decode_key(key)
+    return str(Pointer(source_id, path))
+
+
+def leaf_key(name: str) -> str:
+    """A leaf named as ``leaf_name`` does (or by its raw key, as older clients send) as its key."""
+    if US in name:
+        return name
+    pointer = Pointer.parse(name)
+    return encode_key(pointer.source_id, pointer.path)
+
+
 def job_model(job: DownloadJob) -> JobModel:
-    return JobModel.model_validate(job.to_json())
+    data = job.to_json()
+    report = data.get("report")
+    if report is not None:
+        report["fetched"] = [leaf_name(k) for k in report["fetched"]]
+        report["removed"] = [leaf_name(k) for k in report["removed"]]
+        for failure in report["failed"]:
+            failure["key"] = leaf_name(failure["key"])
+    return JobModel.model_validate(data)
 
 
 def request_of(body: NewDownload) -> DownloadRequest:
     """The one value every frontend fills in; no layout means the node's ``download_layout``."""
-    return DownloadRequest(**body.model_dump())  # it makes the destination a Path and ``only`` a set
+    values = body.model_dump()
+    if values["only"] is not None:
+        values["only"] = [leaf_key(name) for name in values["only"]]
+    return DownloadRequest(**values)  # it makes the destination a Path and ``only`` a set
 
 
 @router.post("/v1/downloads", status_code=202)

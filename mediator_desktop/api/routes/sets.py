@@ -81,14 +81,17 @@ def get_sets(service: ServiceDep, scope: SetScope = "all") -> list[SetModel]:
 
 @router.post("/v1/sets", status_code=201, tags=["sets"])
 def post_set(body: NewSet, service: ServiceDep) -> SetModel:
-    set_id = service.sets.create(
+    outcome = service.sets.create_from(
         body.name,
         body.description,
         Visibility(body.visibility),
         add=[p.pointer() for p in body.add],
         message=body.message or "created",
+        strict=body.strict,
     )
-    return set_model(service, service.sets.get(set_id))
+    model = set_model(service, service.sets.get(outcome.set_id))
+    model.warnings = list(outcome.warnings)
+    return model
 
 
 @router.get("/v1/sets/{set_id}", tags=["sets"])
@@ -115,14 +118,19 @@ def post_duplicate(set_id: SetId, body: Duplicate, service: ServiceDep) -> SetMo
 # -- versions ------------------------------------------------------------------------------------
 @router.post("/v1/sets/{set_id}/versions", tags=["sets"])
 def post_version(set_id: SetId, body: Update, service: ServiceDep) -> UpdateResult:
-    number = service.sets.update(
+    outcome = service.sets.change(
         set_id,
         add=[p.pointer() for p in body.add],
         remove=[p.pointer() for p in body.remove],
         message=body.message,
         expected_head="head" if body.expected_head is None else body.expected_head,
+        strict=body.strict,
     )
-    return UpdateResult(version=number, set=set_model(service, service.sets.get(set_id)))
+    return UpdateResult(
+        version=outcome.version,
+        set=set_model(service, service.sets.get(set_id)),
+        warnings=list(outcome.warnings),
+    )
 
 
 @router.get("/v1/sets/{set_id}/versions", tags=["sets"])
