@@ -40,6 +40,7 @@ def main() -> int:
     xvfb = start_xvfb()
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     os.environ["MEDIATOR_DISCOVERY"] = "off"
+    os.environ["MEDIATOR_NO_WELCOME"] = "1"  # no first-start question over the window
     os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     try:
         with tempfile.TemporaryDirectory() as home:

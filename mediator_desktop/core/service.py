@@ -705,6 +705,15 @@ class Sets:
             raise ValidationError(f"{warnings[0]} (and nothing was changed, as --strict asks)")
         return warnings
 
+    def _free_name(self, base: str) -> str:
+        """``base``, or ``base 2``, ``base 3``... : the first name none of your sets has."""
+        base = base[: MAX_NAME - 6]
+        mine = {rs.name.casefold() for rs in self.list("mine")}
+        name, n = base, 2
+        while name.casefold() in mine:
+            name, n = f"{base} {n}", n + 1
+        return name
+
     def _check_new_name(self, name: str, owner: str, renaming: str | None = None) -> None:
         check_set_name(name)
         for rs in list(self._store.state.sets.values()):
@@ -789,11 +798,7 @@ class Sets:
     def duplicate(self, set_id: str, version: int | None = None, name: str = "") -> str:
         """Fork a version (default: the head) into a new set of yours; returns its id."""
         if not name.strip():  # the source's name, marked as a fork (numbered when you have it)
-            base = f"{self.get(set_id).name} (fork)"[: MAX_NAME - 4]
-            mine = {rs.name.casefold() for rs in self.list("mine")}
-            name, n = base, 2
-            while name.casefold() in mine:
-                name, n = f"{base} {n}", n + 1
+            name = self._free_name(f"{self.get(set_id).name} (fork)")
         self._check_new_name(name, self._me)
         new_id = new_set_id()
         self._signer.do("duplicate_set", source_id=set_id, version=version, set_id=new_id, name=name)
@@ -853,7 +858,8 @@ class Sets:
                     f"configured here ({kinds}); add the archive they come from in Settings"
                 )
             selection = Selection.of(*pointers)
-        set_id = self.create(imported.name, imported.description, visibility)
+        # A file imported twice (or named like a set of yours) becomes "name 2".
+        set_id = self.create(self._free_name(imported.name), imported.description, visibility)
         message = f"imported from {path.name}" + (f" ({len(missing):,} not found)" if missing else "")
         version = self.commit_selection(set_id, selection, message)
         return ImportResult(set_id, version, len(selection), tuple(missing))

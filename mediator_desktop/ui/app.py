@@ -10,16 +10,25 @@ import argparse
 import logging
 import logging.handlers
 import os
+import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mediator_desktop import __version__
 from mediator_desktop.core.errors import MediatorError
 from mediator_desktop.core.settings import Settings, default_data_dir
 from mediator_desktop.node import Node
 
+if TYPE_CHECKING:
+    from PySide6.QtCore import QObject
+
 log = logging.getLogger(__name__)
+
+#: Set to 1 to skip the first start's "how should your lab see you?" (screenshots, scripted runs).
+NO_WELCOME_ENV = "MEDIATOR_NO_WELCOME"
 
 
 def _choose_platform() -> None:
@@ -42,6 +51,59 @@ def log_file() -> Path:
     except MediatorError:
         data_dir = default_data_dir()
     return data_dir / "logs" / "app.log"
+
+
+def wants_welcome(first_start: bool, quit_after: float | None) -> bool:
+    """Whether to ask for a display name: on a first start, unless the run is scripted."""
+    return first_start and quit_after is None and os.environ.get(NO_WELCOME_ENV) != "1"
+
+
+class StopSignals:
+    """Quits the Qt loop on SIGINT and SIGTERM, so the node stops cleanly (its local API endpoint
+    file goes away) instead of dying (SIGTERM) or ignoring Ctrl-C (the loop runs in C++).
+
+    Python runs signal handlers only when the interpreter gets control; Qt's loop gives it none.
+    The C-level handler writes the signal's number to a socket (``signal.set_wakeup_fd``), whose
+    ``QSocketNotifier`` wakes the loop; ``on_signal`` then runs on the GUI thread.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, on_signal: Callable[[int], None], parent: QObject | None = None) -> None:
+        from PySide6.QtCore import QSocketNotifier
+
+        self._on_signal = on_signal
+        self._read, self._write = socket.socketpair()
+        for end in (self._read, self._write):
+            end.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        # A Python-level handler must be set for the C handler (which writes the byte) to run.
+        self._previous = {sig: signal.signal(sig, self._noted) for sig in self.SIGNALS}
+        self._notifier = QSocketNotifier(self._read.fileno(), QSocketNotifier.Type.Read, parent)
+        self._notifier.activated.connect(self._woken)
+
+    def _noted(self, signum: int, frame: object) -> None:
+        """The Python-level handler: the byte on the socket already told the loop."""
+
+    def _woken(self) -> None:
+        try:
+            data = self._read.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in data:
+            if signum in self.SIGNALS:
+                log.info("%s received: stopping", signal.Signals(signum).name)
+                self._on_signal(signum)
+
+    def close(self) -> None:
+        """Give the signals back (a second Ctrl-C while the node stops interrupts it)."""
+        self._notifier.setEnabled(False)
+        self._notifier.deleteLater()
+        signal.set_wakeup_fd(self._previous_fd)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._read.close()
+        self._write.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +142,7 @@ def run(log_path: Path, quit_after: float | None = None) -> int:
     from mediator_desktop.ui.errors import CrashReporter, MessageBridge
     from mediator_desktop.ui.main_window import MainWindow
     from mediator_desktop.ui.tray import QtTray
+    from mediator_desktop.ui.welcome_dialog import WelcomeDialog
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
@@ -89,9 +152,20 @@ def run(log_path: Path, quit_after: float | None = None) -> int:
     messages = MessageBridge(app)
     crashes = CrashReporter(log_path, app).install()
     node: Node | None = None
+    window: MainWindow | None = None
+
+    def stop(_: int) -> None:
+        if window is not None:
+            window.quit()
+        app.quit()  # with a tray icon, closing the window alone keeps the app running
+
+    # Before the node starts: once its API endpoint file is there, a signal must stop it cleanly.
+    stop_signals = StopSignals(stop, app)
     try:
         try:
             node = Node(api=True)  # the SDK and the CLI of this user reach the app's node through its API
+            # The node writes its settings file when it starts: a missing one means a first start.
+            first_start = not node.settings_path.exists()
             node.start()
             tray = QtTray(app)
             # With a tray icon, closing the window keeps the app running; quit from the icon's menu.
@@ -103,10 +177,16 @@ def run(log_path: Path, quit_after: float | None = None) -> int:
         crashes.window = window
         window.show()
         log.info("MEDIator Desktop %s started; data in %s", __version__, node.data_dir)
+
         if quit_after is not None:
             QTimer.singleShot(int(quit_after * 1000), window.quit)
+        if wants_welcome(first_start, quit_after):
+            log.info("first start: asking for the name the lab sees (%s=1 skips it)", NO_WELCOME_ENV)
+            welcome = WelcomeDialog(node.service, messages, window)
+            QTimer.singleShot(0, window, welcome.open)  # once the loop runs; window-modal, not exec()
         return app.exec()
     finally:
+        stop_signals.close()
         crashes.uninstall()
         if node is not None:
             node.stop()

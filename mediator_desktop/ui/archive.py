@@ -25,16 +25,20 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QToolButton,
     QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
-from mediator_desktop.core.errors import MediatorError
+from mediator_desktop.core.errors import MediatorError, NotFound
+from mediator_desktop.core.events import Event, SourceIndexing, SourcesChanged
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.pointer import Pointer, make_filters
 from mediator_desktop.core.service import Archives
-from mediator_desktop.core.source import BrowseItem, BrowsePage
+from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource, ScanReport
 from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
@@ -82,7 +86,9 @@ class _Entry(TreeItem):
 class ArchiveModel(TreeModel):
     """Sources > levels, fetched lazily (``canFetchMore``/``fetchMore``) a page at a time.
 
-    An archive that cannot answer is told through ``messages``. Signals: loaded() after each page.
+    The archives are the service's current ones (``sources_changed`` reads them again); an archive
+    that indexes a folder says so on its row while it does. An archive that cannot answer is told
+    through ``messages``. Signals: loaded() after each page.
     """
 
     loaded = Signal()
@@ -98,6 +104,10 @@ class ArchiveModel(TreeModel):
         self._filters: dict[str, list[str]] = {}
         self._search = ""
         self._generation = 0
+        #: Bumped when one archive's tree is read again (``reload_source``): older pages are dropped.
+        self._source_generation: dict[str, int] = {}
+        #: The indexing under way, by archive.
+        self._indexing: dict[str, SourceIndexing] = {}
         self._root: _Entry = _Entry(None, "", (), None)
         self._reset_children()
 
@@ -126,6 +136,51 @@ class ArchiveModel(TreeModel):
         self._reset_children()
         self.endResetModel()
 
+    def sources_changed(self) -> None:
+        """Archives were added or removed: list the current ones (trees are read again)."""
+        ids = set(self._archives.ids())
+        self._indexing = {sid: e for sid, e in self._indexing.items() if sid in ids}
+        self._reload()
+
+    def source_index(self, source_id: str) -> QModelIndex:
+        """The row of an archive (invalid when it is not listed)."""
+        for row, entry in enumerate(self._root.children):
+            if entry.source_id == source_id:
+                return self.index(row, 0)
+        return QModelIndex()
+
+    def reload_source(self, source_id: str) -> None:
+        """Read one archive's tree again (it was re-indexed); the others stay as they are."""
+        index = self.source_index(source_id)
+        if not index.isValid():
+            return
+        entry = self.entry(index)
+        self._source_generation[source_id] = self._source_generation.get(source_id, 0) + 1
+        if entry.children:
+            self.beginRemoveRows(index, 0, len(entry.children) - 1)
+            entry.children = []
+            self.endRemoveRows()
+        entry.total, entry.loading, entry.error = None, False, None
+        self.dataChanged.emit(index, index.siblingAtColumn(len(self.COLUMNS) - 1))
+
+    def set_indexing(self, event: SourceIndexing) -> None:
+        """Show how far an archive's index is; once it is done, read its tree again."""
+        if event.finished:
+            self._indexing.pop(event.source_id, None)
+            self.reload_source(event.source_id)
+            return
+        self._indexing[event.source_id] = event
+        index = self.source_index(event.source_id)
+        if index.isValid():
+            self.dataChanged.emit(index, index)
+
+    def indexing(self, source_id: str) -> SourceIndexing | None:
+        """The indexing under way of an archive, if any."""
+        return self._indexing.get(source_id)
+
+    def _stamp(self, source_id: str) -> tuple[int, int]:
+        return self._generation, self._source_generation.get(source_id, 0)
+
     def entry(self, index: AnyIndex) -> _Entry:
         entry = self.item(index)
         assert isinstance(entry, _Entry)
@@ -137,7 +192,10 @@ class ArchiveModel(TreeModel):
 
     # -- Qt model --------------------------------------------------------------------------------
     def _levels(self, entry: _Entry) -> tuple[str, ...]:
-        return self._archives.get(entry.source_id).hierarchy.levels
+        try:
+            return self._archives.get(entry.source_id).hierarchy.levels
+        except NotFound:  # removed; the tree follows once the event arrives
+            return ()
 
     def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
         entry = self.entry(parent)
@@ -158,7 +216,7 @@ class ArchiveModel(TreeModel):
             return
         entry = self.entry(parent)
         entry.loading = True
-        generation = self._generation
+        stamp = self._stamp(entry.source_id)
         filters = make_filters(self._filters)
         if self._search and not entry.path:
             call: Any = self._archives.search
@@ -170,7 +228,7 @@ class ArchiveModel(TreeModel):
             kwargs = {"filters": filters, "offset": len(entry.children), "limit": PAGE}
 
         def done(result: BrowsePage | list[BrowseItem]) -> None:
-            if generation != self._generation:
+            if stamp != self._stamp(entry.source_id):
                 return  # the tree was reloaded meanwhile
             items = result if isinstance(result, list) else list(result.items)
             total = len(items) if isinstance(result, list) else result.total
@@ -185,7 +243,7 @@ class ArchiveModel(TreeModel):
 
         def failed(error: BaseException) -> None:
             entry.loading = False
-            if generation != self._generation:
+            if stamp != self._stamp(entry.source_id):
                 return
             self._messages.failed(error, prefix=f"{self._archives.title(entry.source_id)}: ")
             entry.error = str(error)
@@ -202,7 +260,12 @@ class ArchiveModel(TreeModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0:
                 if item is None:
-                    return self._archives.title(entry.source_id)
+                    title = self._archives.title(entry.source_id)
+                    indexing = self._indexing.get(entry.source_id)
+                    if indexing is not None and not entry.children:
+                        total = f" {indexing.total:,} files" if indexing.total is not None else ""
+                        return f"{title} (indexing{total}…)"
+                    return title
                 return item.label or item.key
             if item is None:
                 return None
@@ -213,8 +276,12 @@ class ArchiveModel(TreeModel):
             levels = self._levels(entry)
             what = levels[len(entry.path) - 1] if entry.path else "archive"
             tip = f"{what}: {self.pointer(index)!s}"
+            indexing = self._indexing.get(entry.source_id) if item is None else None
             return (
-                tip + (f"\n{entry.error}" if entry.error else "") + "\nDrag it into a replica set to add it."
+                tip
+                + (f"\n{entry.error}" if entry.error else "")
+                + (f"\n{indexing.line()}" if indexing is not None else "")
+                + "\nDrag it into a replica set to add it."
             )
         if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -242,40 +309,41 @@ def _spaced(name: str) -> str:
 
 
 class ArchiveBrowser(QWidget):
-    """The model in a tree view, with a search box and a filter per metadata field. Signals:
-    add_requested(list[Pointer]): the keyboard's way to drag the selected entries into the set."""
+    """The model in a tree view, with a search box and a filter per metadata field; the tree's
+    context menu rescans or removes an archive, the "+" button asks for a new one.
+
+    It follows the archives' events through ``on_event`` (the window relays them). Signals:
+    add_requested(list[Pointer]): the keyboard's way to drag the selected entries into the set;
+    add_source_requested(): the "+" button.
+    """
 
     add_requested = Signal(list)
+    add_source_requested = Signal()
 
     def __init__(self, archives: Archives, messages: MessageBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("archiveBrowser")
+        self.archives = archives
         self.messages = messages
+        self.remove_dialog: QMessageBox | None = None
         self.runner = Runner(self, name="archive")
         self.model = ArchiveModel(archives, self.runner, messages, self)
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search collections…")
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search the archives")
+        self.add_source_button = QToolButton(self)
+        self.add_source_button.setText("+")
+        self.add_source_button.setToolTip("Add an archive: a local folder, a DICOMweb server, TCIA…")
+        self.add_source_button.setAccessibleName("Add archive")
+        self.add_source_button.clicked.connect(self.add_source_requested)
+        self._top = QHBoxLayout()
+        self._top.addWidget(self.search, 1)
         # One box per metadata the archives filter on (Modality, BodyPartExamined...).
         self.filter_boxes: dict[str, QComboBox] = {}
         for source in archives.all():
-            for name in source.filterable:
-                if name not in self.filter_boxes:
-                    box = QComboBox(self)
-                    label = _spaced(name)
-                    box.setToolTip(f"Show only series with this {label}")
-                    box.setAccessibleName(f"{label} filter")
-                    box.addItem(f"Any {label}", None)
-                    box.currentIndexChanged.connect(self._filters_changed)
-                    self.filter_boxes[name] = box
-                    self.runner.run(
-                        archives.filter_values,
-                        source.source_id,
-                        name,
-                        done=functools.partial(self._fill, box),
-                        failed=messages.handler(prefix="a metadata filter is not available: "),
-                    )
+            self._add_filters(source)
+        self._top.addWidget(self.add_source_button)
         self.tree = QTreeView(self)
         self.tree.setModel(self.model)
         self.tree.setUniformRowHeights(True)
@@ -291,23 +359,160 @@ class ArchiveBrowser(QWidget):
         self.add_action.setToolTip("Add the selected archive items to the open set (Insert)")
         self.add_action.triggered.connect(self._add_selected)
         self.tree.addAction(self.add_action)
+        separator = QAction(self)
+        separator.setSeparator(True)
+        self.tree.addAction(separator)
+        self.rescan_action = QAction("Rescan", self)
+        self.rescan_action.setToolTip("Index the archive's folder again (new and changed files)")
+        self.rescan_action.triggered.connect(lambda: self.rescan(self.current_source()))
+        self.remove_source_action = QAction("Remove archive…", self)
+        self.remove_source_action.setToolTip("Stop browsing this archive (sets keep their pointers)")
+        self.remove_source_action.triggered.connect(lambda: self.ask_remove(self.current_source()))
+        self.tree.addAction(self.rescan_action)
+        self.tree.addAction(self.remove_source_action)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.tree.selectionModel().currentChanged.connect(lambda *_: self._update_actions())
+        self.model.modelReset.connect(self._update_actions)
+        self._update_actions()
         # The first archive opens by itself (its collections load on a worker).
         self.model.modelReset.connect(self._expand_first)
         self._expand_first()
-        top = QHBoxLayout()
-        top.addWidget(self.search, 1)
-        for box in self.filter_boxes.values():
-            top.addWidget(box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
+        layout.addLayout(self._top)
         layout.addWidget(self.tree, 1)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(300)
         self._debounce.timeout.connect(lambda: self.model.set_search(self.search.text()))
         self.search.textChanged.connect(lambda _: self._debounce.start())
+
+    def _add_filters(self, source: DataSource) -> None:
+        """Filter boxes for the metadata ``source`` filters on that no box offers yet."""
+        for name in source.filterable:
+            if name in self.filter_boxes:
+                continue
+            box = QComboBox(self)
+            label = _spaced(name)
+            box.setToolTip(f"Show only series with this {label}")
+            box.setAccessibleName(f"{label} filter")
+            box.addItem(f"Any {label}", None)
+            box.currentIndexChanged.connect(self._filters_changed)
+            self.filter_boxes[name] = box
+            self._top.insertWidget(len(self.filter_boxes), box)  # after the search, before "+"
+            self.runner.run(
+                self.archives.filter_values,
+                source.source_id,
+                name,
+                done=functools.partial(self._fill, box),
+                failed=self.messages.handler(prefix="a metadata filter is not available: "),
+            )
+
+    # -- the archives ----------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """Called on the GUI thread with the node's events: follows the archives'."""
+        if isinstance(event, SourcesChanged):
+            self.sources_changed(event.added)
+        elif isinstance(event, SourceIndexing):
+            index = self.model.source_index(event.source_id)
+            expanded = index.isValid() and self.tree.isExpanded(index)
+            self.model.set_indexing(event)
+            if event.finished and expanded:
+                self.model.fetchMore(index)  # its tree was dropped: read it again at once
+
+    def sources_changed(self, added: tuple[str, ...] = ()) -> None:
+        """List the current archives; the last one added is chosen and opened."""
+        self.model.sources_changed()
+        for source_id in added:
+            try:
+                self._add_filters(self.archives.get(source_id))
+            except NotFound:  # removed again meanwhile
+                continue
+        index = self.model.source_index(added[-1]) if added else QModelIndex()
+        if index.isValid():
+            self.tree.setCurrentIndex(index)
+            self.tree.expand(index)
+        self._update_actions()
+
+    def current_source(self) -> str | None:
+        """The archive of the chosen row, if any."""
+        index = self.tree.currentIndex()
+        if not index.isValid():
+            return None
+        return self.model.entry(index).source_id
+
+    def _update_actions(self) -> None:
+        source_id = self.current_source()
+        try:
+            indexes = source_id is not None and self.archives.indexes(source_id)
+        except MediatorError:
+            indexes = False
+        self.rescan_action.setEnabled(indexes)
+        self.remove_source_action.setEnabled(source_id is not None)
+
+    def rescan(self, source_id: str | None) -> None:
+        """Index a folder archive again (on a worker), then read its tree again."""
+        if source_id is None:
+            return
+        title = self.archives.title(source_id)
+        self.messages.info(f"{title}: rescanning…")
+
+        def done(report: ScanReport) -> None:
+            self.messages.info(f"{title}: {report.summary()}")
+            index = self.model.source_index(source_id)
+            expanded = index.isValid() and self.tree.isExpanded(index)
+            self.model.reload_source(source_id)
+            if expanded:
+                self.model.fetchMore(index)
+
+        self.runner.run(
+            self.archives.rescan, source_id, done=done, failed=self.messages.handler(prefix=f"{title}: ")
+        )
+
+    def ask_remove(self, source_id: str | None) -> QMessageBox | None:
+        """Ask before removing an archive (a window-modal question; the app goes on)."""
+        if source_id is None:
+            return None
+        title = self.archives.title(source_id)
+        named = title if title == source_id else f"{title} ({source_id})"
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Remove archive",
+            f"Remove the archive {named}?",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setInformativeText(
+            f"Sets that point to it keep their pointers, but they cannot be resolved or downloaded "
+            f"until an archive with the id {source_id!r} is added again. Nothing is deleted from "
+            "the archive itself."
+        )
+        remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        remove.clicked.connect(lambda: self.remove_source(source_id))
+        self.remove_dialog = box
+        box.open()
+        return box
+
+    def remove_button(self) -> QPushButton | None:
+        """The open question's "Remove" button (tests and accessibility)."""
+        if self.remove_dialog is None:
+            return None
+        for button in self.remove_dialog.buttons():
+            if self.remove_dialog.buttonRole(button) is QMessageBox.ButtonRole.DestructiveRole:
+                return button if isinstance(button, QPushButton) else None
+        return None
+
+    def remove_source(self, source_id: str) -> None:
+        """Remove an archive (on a worker); the tree follows the event."""
+        title = self.archives.title(source_id)
+        self.runner.run(
+            self.archives.remove,
+            source_id,
+            done=lambda _: self.messages.info(f"Removed the archive {title}"),
+            failed=self.messages.handler(prefix=f"{title} was not removed: "),
+        )
 
     def _expand_first(self) -> None:
         if self.model.rowCount() > 0:

@@ -43,18 +43,21 @@ from mediator_desktop.core.events import (
     Event,
     SetEvent,
     SettingsChanged,
+    SourceIndexing,
+    SourcesChanged,
     StateReloaded,
 )
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.service import ImportResult, Service
+from mediator_desktop.ui.add_source_dialog import AddSourceDialog
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
 from mediator_desktop.ui.diff_view import DiffDialog
 from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.errors import Level, Message, MessageBridge
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
-from mediator_desktop.ui.set_view import SetView
+from mediator_desktop.ui.set_view import EMPTY_VERSION, SetView
 from mediator_desktop.ui.settings_dialog import SettingsDialog
 from mediator_desktop.ui.share_dialog import ShareDialog
 from mediator_desktop.ui.tray import TrayController, TrayWrapper
@@ -218,6 +221,7 @@ class MainWindow(QMainWindow):
         self.peers.cluster_share_requested.connect(self.share_with_cluster)
         self.archives.model.loaded.connect(self._archives_loaded)
         self.archives.add_requested.connect(self.set_view.add)
+        self.archives.add_source_requested.connect(self.show_add_source)
         self.set_view.committed.connect(lambda n: self.messages.info(f"Committed version {n}"))
         self.sidebar.currentItemChanged.connect(self._set_chosen)
         self._make_actions()
@@ -289,6 +293,13 @@ class MainWindow(QMainWindow):
             "Compare two versions of the open set",
         )
         menu.addSeparator()
+        self.add_source_action = self._action(
+            menu,
+            "Add &archive…",
+            QKeySequence(),
+            self.show_add_source,
+            "Browse another archive: a local folder, a DICOMweb server, TCIA…",
+        )
         self.settings_action = self._action(
             menu,
             "&Settings…",
@@ -480,6 +491,13 @@ class MainWindow(QMainWindow):
         self.settings_dialog = dialog
         return dialog
 
+    def show_add_source(self) -> AddSourceDialog:
+        """Open the "Add archive" dialog (window-modal); the archive panel follows what it adds."""
+        dialog = AddSourceDialog(self.service.archives, self.messages, self)
+        dialog.open()
+        self.add_source_dialog = dialog
+        return dialog
+
     def _settings_saved(self, dialog: SettingsDialog) -> None:
         change = dialog.change
         if change is not None and change.restart:
@@ -580,6 +598,8 @@ class MainWindow(QMainWindow):
         if self.set_view.set_id is None:
             self.messages.error("Open a set first, then download it.")
             return
+        if self._refuse_empty():
+            return
         start = str(self.service.settings.get().download_dir)
         folder = QFileDialog.getExistingDirectory(self, "Download into", start)
         if folder:
@@ -588,7 +608,7 @@ class MainWindow(QMainWindow):
     def start_download(self, folder: Path) -> None:
         """Download the open set's head into ``folder``, with the layout of the settings."""
         set_id = self.set_view.set_id
-        if set_id is None:
+        if set_id is None or self._refuse_empty():
             return
         try:
             self.service.downloads.start(DownloadRequest(set_id, folder))
@@ -596,6 +616,17 @@ class MainWindow(QMainWindow):
             self.messages.error(str(exc))
             return
         self.downloads_dock.show()
+
+    def _refuse_empty(self) -> bool:
+        """Say so, and True, when the open set's version selects nothing to download."""
+        try:
+            empty = self.set_view.selects_nothing()
+        except MediatorError as exc:
+            self.messages.error(str(exc))
+            return True
+        if empty:
+            self.messages.error(EMPTY_VERSION)
+        return empty
 
     # -- events ----------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -615,6 +646,11 @@ class MainWindow(QMainWindow):
                 self.messages.info("Download failed")
         if isinstance(event, (ClusterEvent, SettingsChanged)):
             self._show_cluster()
+        if isinstance(event, (SourcesChanged, SourceIndexing)):
+            self.archives.on_event(event)
+        if isinstance(event, SourceIndexing):
+            # While an index runs its progress stays; the summary then shows for a while.
+            self.statusBar().showMessage(event.line(), 15000 if event.finished else 0)
 
     def _show_cluster(self) -> None:
         """Members as the cluster counts them (on the node that made the join codes, the

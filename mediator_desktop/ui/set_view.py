@@ -38,6 +38,9 @@ from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
 
 PAGE = 500
+#: What the set view says (and a download is refused with) when the version selects no leaf.
+EMPTY_VERSION = "This version selects no data: nothing to download. Add series from an archive."
+EMPTY_CHANGES = "The pending changes select no data: a version of them would download nothing."
 
 
 class _Entry(TreeItem):
@@ -185,9 +188,18 @@ class SetView(QWidget):
         self.draft: Draft | None = None
         self._resolved: tuple[Selection, Manifest] | None = None
         self._job = 0
+        #: Leaves of the version shown (None: not known yet, or no version).
+        self._version_leaves: int | None = None
         self.title = QLabel("Choose a set on the left, or make a new one.", self)
         self.title.setWordWrap(True)
         self.state = QLabel("", self)
+        # Said, not just implied by an empty tree: a version that selects nothing downloads nothing.
+        self.warning = QLabel("", self)
+        self.warning.setWordWrap(True)
+        self.warning.setObjectName("emptyWarning")
+        self.warning.setStyleSheet("QLabel#emptyWarning { color: #b35900; font-weight: bold; }")
+        self.warning.setAccessibleName("Warning")
+        self.warning.hide()
         self.model = SetTreeModel(self)
         self.model.pointers_dropped.connect(self.add)
         self.tree = QTreeView(self)
@@ -235,6 +247,7 @@ class SetView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.state)
+        layout.addWidget(self.warning)
         layout.addWidget(self.tree, 1)
         layout.addWidget(QLabel("Pending changes (drop archive items above; Delete removes):", self))
         layout.addWidget(self.pending)
@@ -286,6 +299,8 @@ class SetView(QWidget):
         self._job += 1
         job, draft = self._job, self.draft
         self.model.set_tree(None)
+        self._version_leaves = None
+        self._warn("")
         if draft.base_version is None:
             self.state.setText("Empty: drag collections, patients, studies or series here from the archives.")
             return
@@ -297,23 +312,48 @@ class SetView(QWidget):
             self._expand_first()
             total = sum(n.leaves for n in summary.sources())
             size = sum(n.size for n in summary.sources())
+            self._version_leaves = total
+            self._warn(EMPTY_VERSION if total == 0 else "")
             self.state.setText(f"{total:,} series, {human_bytes(size)} (loading the details…)")
             self.painted_first.emit()
 
         def load() -> ManifestTree:
             return ManifestTree(self.service.sets.manifest(manifest_id))
 
-        self.runner.run(load, done=lambda tree: self._show(job, tree), failed=self._failed)
+        self.runner.run(load, done=lambda tree: self._show(job, tree, version=True), failed=self._failed)
 
-    def _show(self, job: int, tree: ManifestTree) -> None:
+    def _show(self, job: int, tree: ManifestTree, *, version: bool = False) -> None:
+        """Show a loaded tree: the version's (``version``), or what the draft resolves to."""
         if job != self._job:
             return
         self.model.set_tree(tree)
         self._expand_first()
-        pending = " (with pending changes)" if self.draft is not None and self.draft.changed else ""
+        changed = self.draft is not None and self.draft.changed
+        if version:
+            self._version_leaves = len(tree)
+        if len(tree) == 0:
+            self._warn(EMPTY_CHANGES if changed else EMPTY_VERSION)
+        else:
+            self._warn("")
+        pending = " (with pending changes)" if changed else ""
         self.state.setText(f"{len(tree):,} series, {human_bytes(tree.total_size)}{pending}")
         self.painted_first.emit()
         self.resolved.emit()
+
+    def _warn(self, text: str) -> None:
+        self.warning.setText(text)
+        self.warning.setVisible(bool(text))
+
+    def selects_nothing(self) -> bool:
+        """Whether the version shown (the open set's head) selects no leaf: downloading it would
+        fetch nothing. False when no set is open or it has no version yet."""
+        draft = self.draft
+        if draft is None or draft.base_version is None:
+            return False
+        if self._version_leaves is None:  # the tree is still loading: its cached summary says
+            manifest_id = self.service.sets.version(draft.set_id, draft.base_version).manifest_id
+            self._version_leaves = self.service.sets.totals(manifest_id)[0]
+        return self._version_leaves == 0
 
     def _expand_first(self) -> None:
         if self.model.rowCount() == 1:

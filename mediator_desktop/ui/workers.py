@@ -51,5 +51,7 @@ class Runner(QObject):
         bridge.failed.connect(errored)
         bridge.watch(self._executor.submit(call, *args, **kwargs))
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, *, wait: bool = True) -> None:
+        """Cancel the calls not started yet; wait for the running ones unless ``wait`` is False
+        (a dialog closing during a network check: its result then arrives at the hidden dialog)."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)

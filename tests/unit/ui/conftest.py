@@ -1,4 +1,4 @@
-"""A node on the small IDC world for the window's tests."""
+"""Nodes for the window's tests: on the small IDC world, or on a local DICOM folder."""
 
 from __future__ import annotations
 
@@ -7,12 +7,37 @@ from pathlib import Path
 
 import pytest
 
+from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
+from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import IdcWorld
 
 
 @pytest.fixture
 def node(world: IdcWorld, mediator_home: Path) -> Iterator[Node]:
     world.install(mediator_home)
+    with Node() as started:
+        yield started
+
+
+@pytest.fixture
+def lab_folder(tmp_path: Path) -> Path:
+    """A folder of DICOM files: two patients, one series each."""
+    folder = tmp_path / "lab-folder"
+    make_series(folder, "P1", "1.2.1", "1.2.1.1", 2, modality="CT", pixels=8)
+    make_series(folder, "P2", "1.2.2", "1.2.2.1", 3, modality="MR", body_part="HEAD", pixels=8)
+    return folder
+
+
+@pytest.fixture
+def local_node(mediator_home: Path, lab_folder: Path) -> Iterator[Node]:
+    """A node whose one archive is ``lab_folder`` as the local source ``lab`` (no network)."""
+    Settings(
+        data_dir=mediator_home / "data",
+        download_dir=mediator_home / "downloads",
+        display_name="ann",
+        sources=({"kind": "local", "id": "lab", "options": {"folder": str(lab_folder)}},),
+        discovery=False,
+    ).save(mediator_home / "config" / "settings.json")
     with Node() as started:
         yield started
