@@ -621,25 +621,38 @@ def _sets_history(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from mediator_desktop.sdk import DownloadHandle
+
     with _client(args) as m:
         rs = m.find_set(args.set)
-        handle = m.start_download(
-            rs.id,
-            Path(args.destination),
-            version=args.version,
-            layout=args.layout,
-            workers=args.workers,
-            prune=args.prune,
-        )
-        bar = tqdm(
-            total=0,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1000,
-            desc=rs.name[:30],
-            disable=args.json or None,
-        )
+        destination = Path(args.destination).expanduser().absolute()
         try:
+            handle = m.start_download(
+                rs.id,
+                destination,
+                version=args.version,
+                layout=args.layout,
+                workers=args.workers,
+                prune=args.prune,
+            )
+        except KeyboardInterrupt:  # the node may have started it before it answered
+            for job in m.downloads():
+                if job.set_id == rs.id and job.destination == str(destination) and job.state == "running":
+                    started = DownloadHandle(m, job)
+                    started.cancel()
+                    started.wait()
+            print("cancelled; run the same command again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        bar = None
+        try:  # from here on Ctrl-C cancels the job, which runs in the node, not here
+            bar = tqdm(
+                total=0,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1000,
+                desc=rs.name[:30],
+                disable=args.json or None,
+            )
             while handle.job.state not in ("done", "failed", "cancelled"):
                 job = handle.refresh(wait=1.0)
                 if job.progress is not None:
@@ -653,7 +666,8 @@ def _download(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             handle.cancel()
             job = handle.wait()
-            bar.close()
+            if bar is not None:
+                bar.close()
             print(f"cancelled: {job.summary}; run the same command again to resume", file=sys.stderr)
             return EXIT_INTERRUPTED
         bar.close()
@@ -663,7 +677,13 @@ def _download(args: argparse.Namespace) -> int:
 
     def human() -> None:
         print(f"{rs.name} v{job.version} -> {job.destination}: {job.summary}")
-        _print_failures(job.report.failed if job.report is not None else [])
+        report = job.report
+        for reason in report.unreachable.values() if report is not None else ():
+            print(f"  {reason}", file=sys.stderr)
+        unreachable = set(report.unreachable.values()) if report is not None else set()
+        _print_failures(
+            [f for f in (report.failed if report is not None else []) if f.reason not in unreachable]
+        )
         if job.state == "failed":
             print(
                 "run the same command again to retry what failed (finished leaves are kept)", file=sys.stderr
@@ -1011,11 +1031,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_logging() -> None:
+    """A node this command starts logs to its data folder, not over the command's output."""
+    try:
+        log_file = Settings.load().data_dir / "logs" / "cli.log"
+        private_dir(log_file.parent)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=5_000_000, backupCount=1
+        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    except (errors.MediatorError, OSError):
+        handler = logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.json = getattr(args, "json", False)
     if args.home:
         os.environ[HOME_ENV] = str(Path(args.home).expanduser().absolute())
+    if args.run is not _node_run:
+        _quiet_logging()
     try:
         code: int = args.run(args)
     except errors.MediatorError as exc:

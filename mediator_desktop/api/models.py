@@ -394,6 +394,11 @@ class ReportModel(_ReadsLikeADict):
     removed: list[str] = Field(description="leaves no longer in the version, as pointers")
     pruned: list[str] = Field(description="files deleted because their leaf left the version")
     failed: list[FailureModel]
+    unreachable: dict[str, str] = Field(
+        default_factory=dict,
+        description="archives that could not be reached at all (source id -> why): their leaves all "
+        "failed with that reason, and the run stopped asking them",
+    )
     pending: int = Field(description="leaves not attempted: the job was cancelled first")
     bytes: int
     seconds: float

@@ -123,6 +123,23 @@ class SourceError(MediatorError):
     exit_code = EXIT_ARCHIVE_ERROR
 
 
+class ArchiveUnreachable(SourceError):
+    """An archive's host could not be reached at all: its name did not resolve, it refused or timed
+    out the connection, or a proxy or TLS handshake failed. Not about one item: about the archive.
+
+    Attributes:
+        host: ``host[:port]`` when known, else "".
+        reason: what libcurl (or the HTTP client) said, e.g. ``Could not resolve host: x``.
+    """
+
+    code = "archive_unreachable"
+
+    def __init__(self, message: str, *, host: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+        self.reason = reason or message
+
+
 class Cancelled(MediatorError):
     """The user cancelled the job; what finished stays, the rest resumes on the next run."""
 

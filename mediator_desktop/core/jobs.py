@@ -1,6 +1,7 @@
 """Long work, Qt-free: a control to pause, resume and cancel it, and progress with rate and ETA.
 
-The engine's threads check the control cooperatively; the UI or CLI holds the same object.
+The engine's threads check the control cooperatively; the UI or CLI holds the same object. A
+``child`` control follows its parent and can also be cancelled alone (one archive of a download).
 """
 
 from __future__ import annotations
@@ -51,6 +52,25 @@ class JobControl:
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (on the caller's thread) after every pause, resume or cancel."""
         self._listeners.append(listener)
+
+    def child(self) -> JobControl:
+        """A control that follows this one (pause, resume, cancel) and can also be cancelled alone."""
+        child = JobControl()
+        lock = threading.Lock()
+
+        def follow() -> None:
+            with lock:  # reads and applies the parent's state in one step: the last caller wins
+                if self.cancelled:
+                    child.cancel()
+                elif self.paused:
+                    child.pause()
+                else:
+                    child.resume()
+
+        self.on_change(follow)
+        if self.cancelled or self.paused:
+            follow()
+        return child
 
     def _changed(self) -> None:
         for listener in list(self._listeners):

@@ -9,8 +9,20 @@ are verified against what the archive promised, and then move into the layout fo
 After a crash or SIGKILL a rerun picks up where it stopped: completed leaves are not fetched again,
 completed files of a half-done leaf neither.
 
-Threads: ``download`` blocks its caller; leaves are planned and placed by a pool of ``workers``
-threads; bytes move on the transport's own thread(s). Progress is reported from a ticker thread.
+An archive that cannot be reached at all (its name does not resolve, it refuses or times out
+connections, a proxy or TLS handshake fails: what the transport's ``unreachable`` recognises) is
+given up on after ``UNREACHABLE_AFTER`` of its leaves fail that way in a row with none arriving
+since: its remaining leaves are neither planned nor fetched, they fail with one shared reason that
+names the archive, and ``Report.unreachable`` holds that reason once. Other archives go on. One
+failure among successes is a blip: the transport retried it, and the run goes on.
+
+Threads: ``download`` blocks its caller; leaves are planned and placed by ``workers`` daemon
+threads; bytes move on the transport's own thread(s); heavy finishing steps run in worker
+processes that exit when this process dies. Progress, failures included as they happen, is
+reported from a ticker thread. A cancel returns within a fraction of a second: transfers end at
+once, and a thread waiting on an archive (planning a leaf, asking for its layout fields) is left
+behind (it drops its leaf when the archive answers); only local work (unpacking, placing files)
+is waited for.
 """
 
 from __future__ import annotations
@@ -26,15 +38,19 @@ import sqlite3
 import string
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from mediator_desktop.core.errors import (
+    ArchiveUnreachable,
     Cancelled,
     DownloadBusy,
     InsufficientSpace,
@@ -56,6 +72,9 @@ STATE_DIR = ".mediator"
 COMMON_FIELDS = frozenset({"source", "leaf", "modality", "collection"})
 #: Kept free beyond what a download needs (at most; a tenth of the need for small downloads).
 SPACE_RESERVE = 16 << 20
+#: Leaves of one archive failing in a row because it cannot be reached, with none arriving since,
+#: after which the run stops asking it (one failure among successes is a blip, not an outage).
+UNREACHABLE_AFTER = 3
 
 
 class Transport(Protocol):
@@ -71,12 +90,19 @@ class Transport(Protocol):
         on_bytes: Callable[[int], None],
     ) -> Future[Path]:
         """Start (or queue) the download. The future ends with ``target`` once size and MD5 (when
-        known) match, or with ``SourceError`` / ``IntegrityError`` / ``Cancelled`` / ``OSError``.
-        ``on_bytes`` gets byte counts as they arrive (negative when a restart discards bytes)."""
+        known) match, or with ``SourceError`` (``ArchiveUnreachable`` when the host could not be
+        reached) / ``IntegrityError`` / ``Cancelled`` / ``OSError``. Cancelling ``control`` ends
+        the file's transfer promptly. ``on_bytes`` gets byte counts as they arrive (negative when
+        a restart discards bytes)."""
         ...
 
     def set_limit(self, group: str, connections: int) -> None:
         """At most ``connections`` transfers of ``group`` at once."""
+        ...
+
+    def unreachable(self, error: BaseException) -> ArchiveUnreachable | None:
+        """``error`` as ``ArchiveUnreachable`` when it, or an error it was raised from, means a host
+        could not be reached at all (a source's ``plan`` may fail so); None when it is about an item."""
         ...
 
 
@@ -136,7 +162,11 @@ class LeafFailure:
 
 @dataclass(frozen=True)
 class Report:
-    """What a download did. ``failed`` lists every leaf that did not arrive, with the reason."""
+    """What a download did. ``failed`` lists every leaf that did not arrive, with the reason.
+
+    ``unreachable`` maps each archive the run stopped asking (it could not be reached) to the one
+    reason its leaves in ``failed`` share: show it once, then ``other_failures()`` one by one.
+    """
 
     destination: Path
     manifest_id: str
@@ -149,6 +179,7 @@ class Report:
     bytes: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    unreachable: Mapping[str, str] = field(default_factory=dict)  # source id -> the shared reason
 
     @property
     def ok(self) -> bool:
@@ -158,6 +189,10 @@ class Report:
         """The failed leaves: pass as ``only=`` to retry them alone."""
         return {failure.key for failure in self.failed}
 
+    def other_failures(self) -> tuple[LeafFailure, ...]:
+        """The failures ``unreachable`` does not already tell (each has a reason of its own)."""
+        return tuple(f for f in self.failed if self.unreachable.get(f.source_id) != f.reason)
+
     def summary(self) -> str:
         parts = [f"{len(self.fetched)} fetched ({human_bytes(self.bytes)})", f"{self.unchanged} unchanged"]
         if self.removed:
@@ -166,7 +201,10 @@ class Report:
             parts.append(f"{len(self.failed)} failed")
         if self.cancelled:
             parts.append(f"cancelled with {self.pending} not started")
-        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+        text = ", ".join(parts) + f" in {self.seconds:.1f} s"
+        for source_id in sorted(self.unreachable):
+            text += f"; stopped: {self.unreachable[source_id]}"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -184,6 +222,7 @@ class Report:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "cancelled": self.cancelled,
+            "unreachable": dict(self.unreachable),
             "ok": self.ok,
         }
 
@@ -323,6 +362,25 @@ class _FolderLock:
         self._lock.release()
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Initializer of the finishing processes: each exits once the process that started it is gone
+    (a SIGKILLed node must not leave them behind). Called in the worker process."""
+    handle = multiprocessing.parent_process()
+
+    def watch() -> None:
+        while True:
+            if handle is not None:
+                handle.join(0.5)  # returns at once when the parent dies (its sentinel closes)
+                if not handle.is_alive():
+                    os._exit(1)
+            else:
+                time.sleep(0.5)
+            if os.getppid() != parent:  # adopted by another process: the parent died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
 def _stage_name(key: str, fingerprint: str) -> str:
     return hashlib.sha256(f"{key}\t{fingerprint}".encode()).hexdigest()[:24]
 
@@ -342,7 +400,8 @@ class Downloader:
 
     Args:
         processes: worker processes for CPU-bound finishing steps (unzipping and hashing a TCIA
-            series); 0 runs them on the download threads. Started on first use, kept until ``close``.
+            series); 0 runs them on the download threads. Started on first use, kept until ``close``;
+            each exits by itself within about half a second once this process dies.
     """
 
     def __init__(
@@ -362,7 +421,10 @@ class Downloader:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    self.processes, mp_context=multiprocessing.get_context("spawn")
+                    self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
             pool = self._pool
         try:
@@ -399,8 +461,9 @@ class Downloader:
             layout: folder template (fields: ``source``, ``leaf``, ``modality``, ``collection`` and the
                 sources' level names).
             workers: leaves planned and placed at once (the transport bounds connections per source).
-            progress: called from a ticker thread, and once at the end.
-            control: pause / resume / cancel from another thread.
+            progress: called from a ticker thread (failures count as they happen), and once at the end.
+            control: pause / resume / cancel from another thread; after ``cancel()`` this returns
+                within about half a second (see the module docstring).
             prune: delete files of leaves no longer in the manifest (only files this app wrote).
             only: leaf keys to consider (``report.retry_keys()`` retries the failures alone).
 
@@ -442,8 +505,17 @@ class Downloader:
             lock.release()
 
 
+class _Closed(Exception):
+    """The run returned while this leaf's thread waited on its archive: drop the leaf."""
+
+
 class _Run:
-    """One call of ``Downloader.download``."""
+    """One call of ``Downloader.download``.
+
+    Each leaf's thread is *attached* (the run waits for it) except while it waits on its archive
+    (``_away``): a cancelled run, or one whose only remaining leaves wait on archives it stopped
+    asking, returns without waiting for those threads; they drop their leaf when they come back.
+    """
 
     def __init__(
         self,
@@ -462,14 +534,23 @@ class _Run:
         self.destination = destination
         self.layout = layout
         self.state = state
-        self.control = control
+        self.caller_control = control
+        self.control = control.child()  # also cancelled when the run ends abnormally
         self.workers = max(1, workers)
         self.partial = state.dir / "partial"
         self.meter = ProgressMeter(0, 0)
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        # Guarded by _cond:
+        self._queue: deque[tuple[Leaf, str]] = deque()
+        self._attached = 0
+        self._away: dict[str, Leaf] = {}  # leaves whose thread waits on the archive, by key
+        self._closed = False  # the report is made: nothing more is recorded, no thread re-attaches
+        self._errors: list[BaseException] = []
+        self._streak: dict[str, int] = {}  # leaves failed in a row, unreachable, by source
+        self._controls: dict[str, JobControl] = {}
+        self.unreachable: dict[str, str] = {}
         self.fetched: list[str] = []
-        self.failed: list[LeafFailure] = []
-        self.pending = 0
+        self.failed: list[tuple[LeafFailure, bool]] = []  # with: failed because unreachable
         self.bytes = 0
 
     def go(
@@ -518,33 +599,82 @@ class _Run:
                 target=self._tick, args=(progress, interval, finished), name="download-progress", daemon=True
             )
             ticker.start()
+        self._queue.extend(todo)
+        self.control.on_change(self._stir)
+        settled = False
         try:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="download") as pool:
-                futures = [pool.submit(self._leaf, leaf, fp) for leaf, fp in todo]
-                for future in futures:
-                    future.result()  # programming errors propagate
+            for i in range(min(self.workers, len(todo))):
+                threading.Thread(target=self._work, name=f"download-{i}", daemon=True).start()
+            with self._cond:
+                while not self._settled():
+                    self._cond.wait(1.0)  # every change notifies; the timeout is a safety net
+                self._closed = True
+                settled = True
+                left_behind = [  # waiting on an archive given up on: failed like its other leaves
+                    (LeafFailure(leaf.key, leaf.source_id, leaf.path, ""), True)
+                    for leaf in self._away.values()
+                    if leaf.source_id in self.unreachable
+                ]
+                failed = self.failed + left_behind
+                fetched, placed_bytes = list(self.fetched), self.bytes
+                unreachable = dict(self.unreachable)
+                errors = list(self._errors)
         finally:
+            if not settled:  # interrupted: stop the threads that write before the folder is let go
+                self.control.cancel()
+                with self._cond:
+                    while self._attached:
+                        self._cond.wait(1.0)
+                    self._closed = True
             finished.set()
             if ticker is not None:
                 ticker.join()
+        if errors:
+            raise errors[0]  # a programming error in a leaf's thread
+        for _ in left_behind:
+            self.meter.item_failed()
         pruned = self._prune(removed) if prune and not self.control.cancelled else []
         report = Report(
             destination=self.destination,
             manifest_id=self.manifest.id,
-            fetched=tuple(sorted(self.fetched)),
+            fetched=tuple(sorted(fetched)),
             unchanged=unchanged,
             removed=tuple(removed),
             pruned=tuple(pruned),
-            failed=tuple(sorted(self.failed, key=lambda f: f.key)),
-            pending=self.pending,
-            bytes=self.bytes,
+            failed=tuple(
+                sorted(
+                    (
+                        LeafFailure(f.key, f.source_id, f.path, unreachable[f.source_id])
+                        if gone and f.source_id in unreachable
+                        else f
+                        for f, gone in failed
+                    ),
+                    key=lambda f: f.key,
+                )
+            ),
+            pending=len(todo) - len(fetched) - len(failed),
+            bytes=placed_bytes,
             seconds=time.monotonic() - started,
-            cancelled=self.control.cancelled,
+            cancelled=self.caller_control.cancelled,
+            unreachable=unreachable,
         )
         self.state.record(report)
         if progress is not None:
             progress(self.meter.snapshot(paused=self.control.paused))
         return report
+
+    def _settled(self) -> bool:
+        """True when the report can be made (under ``_cond``)."""
+        if self._attached:
+            return False
+        if self.control.cancelled:
+            return True
+        return not self._queue and all(leaf.source_id in self.unreachable for leaf in self._away.values())
+
+    def _stir(self) -> None:
+        """Called on the thread that paused, resumed or cancelled."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _tick(self, progress: Callable[[Progress], None], interval: float, finished: threading.Event) -> None:
         while not finished.wait(interval):
@@ -577,43 +707,149 @@ class _Run:
             )
 
     # -- one leaf, on a worker thread ------------------------------------------------------------
+    def _work(self) -> None:
+        """A download worker thread: takes leaves until none are left or the run ends."""
+        attached = False
+        while True:
+            with self._cond:
+                if attached:
+                    self._attached -= 1
+                    attached = False
+                    self._cond.notify_all()
+                if self._closed or self.control.cancelled or not self._queue:
+                    return
+                leaf, fingerprint = self._queue.popleft()
+                self._attached += 1
+                attached = True
+            try:
+                self._leaf(leaf, fingerprint)
+            except _Closed:
+                attached = False
+            except BaseException as exc:  # noqa: BLE001 - re-raised by ``go`` on the caller's thread
+                with self._cond:
+                    self._errors.append(exc)
+
+    @contextmanager
+    def _waiting_on_archive(self, leaf: Leaf) -> Iterator[None]:
+        """Detach while the archive is asked: the run need not wait for it once cancelled or once
+        it stopped asking this archive. Raises ``_Closed`` when the run returned meanwhile."""
+        with self._cond:
+            self._attached -= 1
+            self._away[leaf.key] = leaf
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                del self._away[leaf.key]
+                if self._closed:
+                    raise _Closed  # whatever the archive said: nobody listens any more
+                self._attached += 1
+
+    def _control_of(self, source_id: str) -> JobControl:
+        """The control of one archive's transfers: the run's, also cancelled when it is given up on."""
+        with self._cond:
+            control = self._controls.get(source_id)
+            if control is None:
+                control = self._controls[source_id] = self.control.child()
+            return control
+
     def _leaf(self, leaf: Leaf, fingerprint: str) -> None:
-        """Called on a download worker thread."""
+        """Called on a download worker thread, attached."""
         if not self.control.wait_while_paused():
-            with self._lock:
-                self.pending += 1
-            return
+            return  # counted as pending
         source = self.sources.get(leaf.source_id)
         try:
             if source is None:
                 raise ValidationError(
                     f"source {leaf.source_id!r} is not configured on this machine; add it in the settings"
                 )
-            plan = source.plan(leaf)
+            if self._given_up(leaf):
+                return
+            with self._waiting_on_archive(leaf):
+                plan = source.plan(leaf)
+            if self._given_up(leaf):
+                return
             stage = self.partial / _stage_name(leaf.key, fingerprint)
             final = self._fetch(leaf, source, plan, stage)
-            placed = self._place(leaf, fingerprint, source, plan, final)
+            with self._waiting_on_archive(leaf):  # may cost a request (a series' modality)
+                fields = {name: plan.fields[name] for name in self.layout.fields & set(plan.fields)}
+            placed = self._place(leaf, fingerprint, source, fields, plan, final)
             shutil.rmtree(stage, ignore_errors=True)
         except Cancelled:
-            with self._lock:
-                self.pending += 1
+            self._given_up(leaf)  # counted as failed when its archive was given up on, else pending
             return
         except (MediatorError, OSError, sqlite3.Error) as exc:
-            if isinstance(exc, OSError):
-                reason = _os_reason(exc)
-            elif isinstance(exc, sqlite3.Error):
-                reason = f"the download record could not be written ({exc}); free some space and run it again"
-            else:
-                reason = str(exc)
-            log.warning("download of %s failed: %s", leaf.key.replace("\x1f", "/"), reason)
-            self.meter.item_failed()
-            with self._lock:
-                self.failed.append(LeafFailure(leaf.key, leaf.source_id, leaf.path, reason))
+            self._failed(leaf, source, exc)
             return
         self.meter.item_done()
-        with self._lock:
+        with self._cond:
             self.fetched.append(leaf.key)
             self.bytes += placed
+            self._streak[leaf.source_id] = 0
+
+    def _given_up(self, leaf: Leaf) -> bool:
+        """True (and the leaf counted as failed) when the run stopped asking the leaf's archive."""
+        with self._cond:
+            reason = self.unreachable.get(leaf.source_id)
+            if reason is None:
+                return False
+            self.failed.append((LeafFailure(leaf.key, leaf.source_id, leaf.path, reason), True))
+        self.meter.item_failed()
+        return True
+
+    def _failed(self, leaf: Leaf, source: DataSource | None, exc: BaseException) -> None:
+        gone = self.transport.unreachable(exc) if source is not None else None
+        if isinstance(exc, OSError) and gone is None:
+            reason = _os_reason(exc)
+        elif isinstance(exc, sqlite3.Error):
+            reason = f"the download record could not be written ({exc}); free some space and run it again"
+        else:
+            reason = str(exc)
+        name = leaf.key.replace("\x1f", "/")
+        self.meter.item_failed()
+        dropped: list[tuple[Leaf, str]] = []
+        shared = None
+        with self._cond:
+            self.failed.append((LeafFailure(leaf.key, leaf.source_id, leaf.path, reason), gone is not None))
+            if gone is not None and source is not None and leaf.source_id not in self.unreachable:
+                streak = self._streak[leaf.source_id] = self._streak.get(leaf.source_id, 0) + 1
+                if streak >= UNREACHABLE_AFTER:
+                    shared = self._unreachable_reason(source, gone)
+                    self.unreachable[leaf.source_id] = shared
+                    kept: deque[tuple[Leaf, str]] = deque()
+                    for item in self._queue:
+                        (dropped if item[0].source_id == leaf.source_id else kept).append(item)
+                    self._queue = kept
+                    self.failed += [
+                        (LeafFailure(other.key, other.source_id, other.path, shared), True)
+                        for other, _ in dropped
+                    ]
+                    self._cond.notify_all()
+        if gone is None:
+            log.warning("download of %s failed: %s", name, reason)
+            return
+        log.info("download of %s failed, its archive out of reach: %s", name, reason)
+        if shared is not None:
+            for _ in dropped:
+                self.meter.item_failed()
+            log.warning("stopped downloading from %s: %s", leaf.source_id, shared)
+            self._control_of(leaf.source_id).cancel()  # its transfers in flight end now
+
+    @staticmethod
+    def _unreachable_reason(source: DataSource, gone: ArchiveUnreachable) -> str:
+        host = gone.host
+        if not host:
+            for name in ("base_url", "endpoint_url", "url"):  # the address a source was given
+                value = getattr(source, name, None)
+                if isinstance(value, str) and value:
+                    host = urlsplit(value).netloc
+                    break
+        where = f" ({host})" if host else ""
+        return (
+            f"cannot reach {source.title}{where}: {gone.reason}; "
+            "check the network, a proxy or VPN, then run the download again"
+        )
 
     def _fetch(self, leaf: Leaf, source: DataSource, plan: LeafPlan, stage: Path) -> list[Path]:
         names = [safe_component(f.name) for f in plan.files]
@@ -626,6 +862,7 @@ class _Run:
                 f"{clash[0][: -len('.part')]!r} arrives; MEDIator cannot download this series"
             )
         stage.mkdir(parents=True, exist_ok=True)
+        control = self._control_of(leaf.source_id)
         futures: list[Future[Path]] = []
         for file, name in zip(plan.files, names, strict=True):
             target = stage / name
@@ -637,7 +874,7 @@ class _Run:
                 target.unlink()  # cut short since (a crash before the disk had it all): fetch again
             futures.append(
                 self.transport.submit(
-                    file, target, group=leaf.source_id, control=self.control, on_bytes=self.meter.add_bytes
+                    file, target, group=leaf.source_id, control=control, on_bytes=self.meter.add_bytes
                 )
             )
         wait_futures(futures)
@@ -647,7 +884,11 @@ class _Run:
         if errors:
             first = errors[0]
             assert first is not None
-            if len(errors) > 1 and isinstance(first, MediatorError):
+            if (  # an unreachable archive keeps its host and reason: the run tells it once
+                len(errors) > 1
+                and isinstance(first, MediatorError)
+                and not isinstance(first, ArchiveUnreachable)
+            ):
                 raise first.__class__(f"{first} (and {len(errors) - 1} more files of this leaf)")
             raise first
         downloaded = [stage / name for name in names]
@@ -668,7 +909,13 @@ class _Run:
             ) from exc
 
     def _place(
-        self, leaf: Leaf, fingerprint: str, source: DataSource, plan: LeafPlan, files: list[Path]
+        self,
+        leaf: Leaf,
+        fingerprint: str,
+        source: DataSource,
+        fields: Mapping[str, str],
+        plan: LeafPlan,
+        files: list[Path],
     ) -> int:
         if plan.count is not None and len(files) != plan.count:
             raise IntegrityError(
@@ -678,9 +925,7 @@ class _Run:
         values = dict(zip(source.hierarchy.levels, leaf.path, strict=False))
         values.setdefault("collection", leaf.source_id)
         values.update({"source": leaf.source_id, "leaf": leaf.path[-1]})
-        for name in self.layout.fields & set(plan.fields):  # only what the layout uses: may cost a request
-            if plan.fields[name]:
-                values[name] = plan.fields[name]
+        values.update({name: value for name, value in fields.items() if value})
         folder = self.layout.render(values)
         folder_path = inside(self.destination, folder)
         record = self.state.dir.resolve()

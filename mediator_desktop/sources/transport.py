@@ -5,6 +5,17 @@ keep-alive connections, parses HTTP in C and hands us large blocks, so one threa
 connection busy. Each file streams into ``<target>.part`` (hashed as it arrives when the archive
 gave an MD5), resumes with ``Range`` after a network fault (and starts over when the server ignores
 the range), is checked for size and MD5, and only then renamed to ``target``.
+
+Failures come in two kinds. A connection-level one (the name did not resolve, the connection was
+refused or timed out, a proxy or TLS handshake failed) says nothing about the file: the archive's
+host is out of reach. Such a file is retried like any network fault while the host answered
+recently (a blip); a host that has not answered for a while and fails ``FAST_FAIL_AFTER`` times
+in a row is given up on at once, and for ``DOWN_FOR`` seconds its other files fail without a
+request. Those failures are ``ArchiveUnreachable``, and ``CurlTransport.unreachable`` recognises
+the same kind of failure in what a source's own requests raised, so the engine can stop asking
+an archive it cannot reach. Anything else (404, a bad checksum...) is about one file.
+
+Cancelling a job's control ends its transfers, queued and waiting files within about 0.1 s.
 """
 
 from __future__ import annotations
@@ -14,11 +25,16 @@ import heapq
 import itertools
 import logging
 import os
+import re
+import socket
+import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +43,7 @@ import certifi
 import pycurl
 
 from mediator_desktop._version import __version__
-from mediator_desktop.core.errors import Cancelled, IntegrityError, SourceError
+from mediator_desktop.core.errors import ArchiveUnreachable, Cancelled, IntegrityError, SourceError
 from mediator_desktop.core.jobs import JobControl
 from mediator_desktop.core.source import RemoteFile
 
@@ -35,6 +51,124 @@ log = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _BLOCK = 1 << 20
+
+#: libcurl errors that mean the host was never talked to (not in pycurl's table: 90 a pinned key
+#: that does not match, 91 a bad certificate status, 97 a proxy's handshake failed).
+_CONNECT_ERRORS = frozenset(
+    {
+        pycurl.E_COULDNT_RESOLVE_PROXY,
+        pycurl.E_COULDNT_RESOLVE_HOST,
+        pycurl.E_COULDNT_CONNECT,
+        pycurl.E_SSL_CONNECT_ERROR,
+        pycurl.E_PEER_FAILED_VERIFICATION,
+        pycurl.E_SSL_ISSUER_ERROR,
+        90,
+        91,
+        97,
+    }
+)
+#: How libcurl words a timeout before the connection was up (a stall mid-transfer is not one).
+_CONNECT_TIMEOUTS = ("Resolving timed out", "Connection timed out", "Failed to connect")
+_HOST_IN_MESSAGE = re.compile(
+    r"(?:resolve host|resolve proxy|connect to)[: ]+(\[[0-9a-fA-F:.]+\]|[^\s:;,]+)(?::(\d+)| port (\d+))?"
+)
+#: Connection-level failures in a row after which a host that has not answered lately is given up on.
+FAST_FAIL_AFTER = 3
+#: A host that answered within this many seconds is having a blip: its files get all their tries.
+ANSWERED_LATELY = 30.0
+#: Seconds during which a host given up on fails further files without a request.
+DOWN_FOR = 2.0
+
+
+def connection_failure(code: int, message: str) -> bool:
+    """True when libcurl's error ``code`` (with its ``message``) means the host could not be reached."""
+    if code in _CONNECT_ERRORS:
+        return True
+    return code == pycurl.E_OPERATION_TIMEDOUT and message.startswith(_CONNECT_TIMEOUTS)
+
+
+def unreachable(error: BaseException) -> ArchiveUnreachable | None:
+    """``error`` as ``ArchiveUnreachable`` when it, or an error it was raised from, means a host
+    could not be reached: a libcurl connection-level error, a ``requests`` connection failure
+    (resolution, refusal, connect timeout, proxy, TLS), a DNS lookup or a refused socket."""
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 8:
+        found = _unreachable_one(current)
+        if found is not None:
+            return found
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+def _unreachable_one(error: BaseException) -> ArchiveUnreachable | None:
+    if isinstance(error, ArchiveUnreachable):
+        return error
+    if isinstance(error, pycurl.error):
+        code = error.args[0] if error.args and isinstance(error.args[0], int) else -1
+        message = str(error.args[-1]) if error.args else ""
+        if connection_failure(code, message):
+            return ArchiveUnreachable(message, host=host_in(message), reason=message)
+        return None
+    if isinstance(error, socket.gaierror | ConnectionRefusedError):
+        return ArchiveUnreachable(str(error), reason=error.strerror or str(error))
+    requests = sys.modules.get("requests")  # only an error from requests needs it: never imported here
+    if requests is not None and isinstance(error, requests.exceptions.ConnectionError):
+        return _requests_unreachable(error)
+    return None
+
+
+def _requests_unreachable(error: Any) -> ArchiveUnreachable | None:
+    import urllib3.exceptions as u3
+
+    wrapped = error.args[0] if error.args else None
+    cause = getattr(wrapped, "reason", wrapped)
+    pool = getattr(wrapped, "pool", None)
+    host = ""
+    if pool is not None and getattr(pool, "host", None):
+        host = f"{pool.host}:{pool.port}" if getattr(pool, "port", None) else str(pool.host)
+    # NewConnectionError: refused, no route, and (NameResolutionError) a name that did not resolve
+    if isinstance(cause, u3.NewConnectionError | u3.ConnectTimeoutError | u3.ProxyError | u3.SSLError):
+        return ArchiveUnreachable(str(cause), host=host, reason=_plain(cause))
+    return None
+
+
+def _plain(error: BaseException) -> str:
+    """urllib3's message without the ``<HTTPConnection object at 0x...>: `` it starts with."""
+    text = str(error.args[-1] if error.args else error)
+    return re.sub(r"^<[^>]*>: ", "", text)
+
+
+def host_in(message: str) -> str:
+    """The ``host[:port]`` a libcurl message names ("Could not resolve host: x"), or ""."""
+    match = _HOST_IN_MESSAGE.search(message)
+    if match is None:
+        return ""
+    port = match.group(2) or match.group(3)
+    return match.group(1) + (f":{port}" if port else "")
+
+
+def _host_of(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}" if port else host
+
+
+@dataclass(slots=True)
+class _Host:
+    """How a host has fared lately (shared by the loops)."""
+
+    streak: int = 0  # connection-level failures in a row
+    answered: float = float("-inf")  # when it last answered anything (monotonic)
+    failed: float = float("-inf")  # when it last failed at connection level
+    reason: str = ""  # libcurl's words for the last such failure
 
 
 class _Job:
@@ -50,6 +184,8 @@ class _Job:
         "first_write",
         "future",
         "group",
+        "heard",
+        "host",
         "is_file",
         "offset",
         "on_bytes",
@@ -79,12 +215,14 @@ class _Job:
         self.future: Future[Path] = Future()
         self.attempt = 0
         self.is_file = file.url.startswith("file:")
+        self.host = "" if self.is_file else _host_of(file.url)
         self.reported = 0  # bytes of this file counted in the progress, across attempts
         self.reset()
 
     def reset(self) -> None:
         self.offset = 0
         self.received = 0
+        self.heard = 0  # ``received`` when the loop last told the transport the host answers
         self.status = 0
         self.content_range: int | None = None
         self.digest: Any = None
@@ -182,7 +320,8 @@ class CurlTransport:
         self.stall_timeout = stall_timeout
         self._lock = threading.Lock()
         self._limits: dict[str, int] = {}
-        self._watched: set[int] = set()
+        self._watched: weakref.WeakSet[JobControl] = weakref.WeakSet()
+        self._hosts: dict[str, _Host] = {}
         self._loops = [_Loop(self, i, max(1, connections // loops)) for i in range(max(1, loops))]
         self._next = itertools.cycle(self._loops)
         self.requests = 0  # HTTP requests sent, for tests and benchmarks
@@ -209,16 +348,53 @@ class CurlTransport:
     ) -> Future[Path]:
         job = _Job(file, target, group, control, on_bytes)
         with self._lock:
-            if id(control) not in self._watched:
-                self._watched.add(id(control))
+            if control not in self._watched:
+                self._watched.add(control)
                 control.on_change(self.wake)
             loop = next(self._next)
         loop.put(job)
         return job.future
 
     def wake(self) -> None:
+        """Make the loops look at their jobs' controls now (a pause, resume or cancel)."""
         for loop in self._loops:
             loop.wake()
+
+    def unreachable(self, error: BaseException) -> ArchiveUnreachable | None:
+        """See ``unreachable`` (the module's function): for what a source's own requests raised."""
+        return unreachable(error)
+
+    # -- how hosts fare, from the loops' threads -------------------------------------------------
+    def _answered(self, host: str) -> None:
+        if host:
+            with self._lock:
+                state = self._hosts.setdefault(host, _Host())
+                state.streak = 0
+                state.answered = time.monotonic()
+
+    def _unanswered(self, host: str, reason: str) -> bool:
+        """Count a connection-level failure; True when ``host`` is to be given up on now."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._hosts.setdefault(host, _Host())
+            state.streak += 1
+            state.failed = now
+            state.reason = reason
+            return state.streak >= FAST_FAIL_AFTER and now - state.answered > ANSWERED_LATELY
+
+    def _down(self, host: str) -> str | None:
+        """libcurl's reason while ``host`` is given up on (its files fail without a request), else None."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._hosts.get(host)
+            if (
+                state is None
+                or state.streak < FAST_FAIL_AFTER
+                or now - state.answered <= ANSWERED_LATELY
+                or now - state.failed >= DOWN_FOR
+            ):
+                return None
+            return state.reason
 
     def close(self) -> None:
         """Stop the loops; unfinished downloads end with ``Cancelled`` (their ``.part`` stays)."""
@@ -237,6 +413,8 @@ class _Loop:
         self._inbox: deque[_Job] = deque()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._stirred = False  # a control changed: look for cancelled jobs that wait
+        self._heard_at = 0.0
 
     def put(self, job: _Job) -> None:
         with self._cond:
@@ -248,6 +426,7 @@ class _Loop:
 
     def wake(self) -> None:
         with self._cond:
+            self._stirred = True
             self._cond.notify()
 
     def close(self) -> None:
@@ -279,10 +458,14 @@ class _Loop:
                         pending.setdefault(job.group, deque()).append(job)
                     if self._closed:
                         break
+                    stirred, self._stirred = self._stirred, False
                     waiting = any(pending.values()) or delayed
                     if not active and not waiting:
-                        self._cond.wait()
+                        if not stirred:
+                            self._cond.wait()
                         continue
+                if stirred:
+                    self._sweep(pending, delayed)
                 limits = {group: self.transport.limit(group) for group in pending}
                 now = time.monotonic()
                 while delayed and delayed[0][0] <= now:
@@ -290,6 +473,7 @@ class _Loop:
                     pending.setdefault(job.group, deque()).appendleft(job)
                 started = self._start_some(multi, handles, active, per_group, pending, limits)
                 self._watch_active(multi, handles, active, per_group)
+                self._hear(active)
                 if active:
                     while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
                         pass
@@ -316,6 +500,36 @@ class _Loop:
             for handle in handles + list(active):
                 handle.close()
             multi.close()
+
+    def _hear(self, active: dict[Any, _Job]) -> None:
+        """Once a second: hosts whose transfers brought bytes since answer (a long transfer is news
+        of its host too, so a refused connection beside it is a blip, not an outage)."""
+        now = time.monotonic()
+        if now - self._heard_at < 1.0:
+            return
+        self._heard_at = now
+        hosts = set()
+        for job in active.values():
+            if job.received != job.heard:
+                job.heard = job.received
+                hosts.add(job.host)
+        for host in hosts:
+            self.transport._answered(host)
+
+    def _sweep(self, pending: dict[str, deque[_Job]], delayed: list[tuple[float, int, _Job]]) -> None:
+        """End the queued and retry-waiting jobs whose control was cancelled (their .part stays)."""
+        for group, queue in pending.items():
+            if any(job.control.cancelled for job in queue):
+                for job in queue:
+                    if job.control.cancelled:
+                        self._fail(job, Cancelled("cancelled"))
+                pending[group] = deque(job for job in queue if not job.control.cancelled)
+        if any(job.control.cancelled for _, _, job in delayed):
+            for _, _, job in delayed:
+                if job.control.cancelled:
+                    self._fail(job, Cancelled("cancelled"))
+            delayed[:] = [entry for entry in delayed if not entry[2].control.cancelled]
+            heapq.heapify(delayed)
 
     def _start_some(
         self,
@@ -386,6 +600,10 @@ class _Loop:
             job.part.unlink()
             offset = 0
             job.digest = hashlib.md5(usedforsecurity=False)
+        down = self.transport._down(job.host) if job.host else None
+        if down is not None:  # given up on a moment ago: do not wait on it once per file
+            self._fail(job, _unreachable_error(job, down))
+            return False
         job.offset = offset
         job.fh = open(job.part, "r+b" if offset else "wb", buffering=0)  # noqa: SIM115 - closed when done
         job.report_total(offset)
@@ -458,14 +676,15 @@ class _Loop:
             queued, ok, failed = multi.info_read()
             for handle in ok:
                 job = self._release(multi, handles, active, per_group, handle)
+                self.transport._answered(job.host)
                 try:
                     self._finished(job, delayed, order)
                 except OSError as exc:  # the staging folder vanished, the disk failed...
                     self._fail(job, exc)
-            for handle, _code, message in failed:
+            for handle, code, message in failed:
                 job = self._release(multi, handles, active, per_group, handle)
                 try:
-                    self._faulted(job, message, delayed, order)
+                    self._faulted(job, code, message, delayed, order)
                 except OSError as exc:
                     self._fail(job, exc)
             if not queued:
@@ -501,15 +720,27 @@ class _Loop:
             self._fail(job, SourceError(f"the archive answered {status} for {job.what}: {body!r}"))
 
     def _faulted(
-        self, job: _Job, message: str, delayed: list[tuple[float, int, _Job]], order: itertools.count[int]
+        self,
+        job: _Job,
+        code: int,
+        message: str,
+        delayed: list[tuple[float, int, _Job]],
+        order: itertools.count[int],
     ) -> None:
         if job.os_error is not None:
             job.part.unlink(missing_ok=True)
             self._fail(job, job.os_error)
         elif job.abort is not None:  # wrong bytes: never keep them
+            self.transport._answered(job.host)
             self._discard(job)
             self._retry(job, job.abort, delayed, order, integrity=True)
+        elif job.host and not job.received and connection_failure(code, message):
+            if self.transport._unanswered(job.host, message):
+                self._fail(job, _unreachable_error(job, message))
+            else:
+                self._retry(job, f"{job.what} failed: {message}", delayed, order, unreachable=message)
         else:
+            self.transport._answered(job.host)
             if job.received:  # it moved forward: a long file on a flaky line gets its tries anew
                 job.attempt = 0
             self._retry(job, f"{job.what} failed: {message}", delayed, order)
@@ -555,10 +786,13 @@ class _Loop:
         order: itertools.count[int],
         *,
         integrity: bool = False,
+        unreachable: str | None = None,
     ) -> None:
         if job.attempt >= self.transport.attempts:
             if integrity:
                 error: Exception = IntegrityError(f"{problem}, {job.attempt} times; nothing of it was kept")
+            elif unreachable is not None:
+                error = _unreachable_error(job, unreachable, tries=job.attempt)
             else:
                 error = SourceError(
                     f"{problem}; gave up after {job.attempt} tries, run the download again later"
@@ -582,3 +816,13 @@ class _Loop:
     def _fail(job: _Job, error: BaseException) -> None:
         if not job.future.done():
             job.future.set_exception(error)
+
+
+def _unreachable_error(job: _Job, reason: str, *, tries: int = 0) -> ArchiveUnreachable:
+    gave_up = f"; gave up after {tries} tries" if tries > 1 else ""
+    return ArchiveUnreachable(
+        f"cannot reach {job.host} for {job.file.name}: {reason}{gave_up}; check the network, "
+        "a proxy or VPN, then run the download again",
+        host=job.host,
+        reason=reason,
+    )

@@ -138,6 +138,12 @@ class DownloadsPanel(QWidget):
         failed = [] if job is None or job.report is None else list(job.report.failed)
         self.retry_button.setEnabled(bool(failed) and job is not None and job.finished)
         self.failures.clear()
+        if job is not None and job.report is not None:
+            # An archive that could not be reached is one line, not one per leaf.
+            for source_id, reason in job.report.unreachable.items():
+                count = sum(1 for f in failed if f.source_id == source_id and f.reason == reason)
+                self.failures.addItem(f"{count} items of {source_id}: {reason}")
+            failed = list(job.report.other_failures())
         for failure in failed:
             self.failures.addItem(f"{'/'.join(failure.path)}: {failure.reason}")
 

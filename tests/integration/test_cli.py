@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mediator_desktop.cli import (
+    EXIT_DOWNLOAD_INCOMPLETE,
+    EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_USAGE,
     EXIT_USER_ERROR,
 )
 from mediator_desktop.core.endpoint import Endpoint
+from mediator_desktop.core.settings import HOME_ENV
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT
+from mediator_desktop.sdk import Mediator
 from tests.helpers.idc_world import IdcWorld
 from tests.helpers.net import free_ports
 from tests.helpers.proc import read_line, stop_process
@@ -312,3 +318,61 @@ def test_lab_servers_configured_with_a_shared_secret_file_and_peers(world: IdcWo
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_an_archive_that_went_away_fails_the_download_fast_with_one_message(tmp_path: Path) -> None:
+    from tests.helpers.tcia_emulator import TciaEmulator
+
+    home = tmp_path / "home"
+    with TciaEmulator() as emulator:
+        mediator(home, "sources", "add", "tcia", "--base-url", emulator.v4)
+        mediator(home, "sets", "create", "Sarcoma", "--add", "tcia/SOFT-TISSUE-SARCOMA")
+    # the archive is gone (its port refuses): one message naming it, not one line per series
+    started = time.monotonic()
+    out = mediator(home, "download", "Sarcoma", str(tmp_path / "dl"), code=EXIT_DOWNLOAD_INCOMPLETE)
+    took = time.monotonic() - started
+    assert out.stderr.count("cannot reach") == 1, out.stderr
+    assert "check the network, a proxy or VPN" in out.stderr and "127.0.0.1" in out.stderr
+    assert took < 30, took  # a node starts and stops for the command; the archive costs ~0
+
+
+def test_ctrl_c_stops_a_download_at_once(tmp_path: Path) -> None:
+    from tests.helpers.tcia_emulator import TciaEmulator
+
+    home = tmp_path / "home"
+    node = HeadlessNode(home)
+    try:
+        with TciaEmulator() as emulator:
+            mediator(home, "sources", "add", "tcia", "--base-url", emulator.v4)
+            mediator(home, "sets", "create", "Lung", "--add", "tcia/LIDC-IDRI")
+            emulator.image_delay = 120.0  # every series hangs: the archive is slow, not gone
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mediator_desktop.cli", "download", "Lung", str(tmp_path / "dl")],
+                env=env_for(home),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while not emulator.image_requests and time.monotonic() < deadline:
+                    assert proc.poll() is None, proc.communicate()
+                    time.sleep(0.05)
+                assert emulator.image_requests, "the download never asked for a series"
+                started = time.monotonic()
+                proc.send_signal(signal.SIGINT)
+                _, err = proc.communicate(timeout=10)
+                took = time.monotonic() - started
+            finally:
+                stop_process(proc)
+            assert proc.returncode == EXIT_INTERRUPTED, err
+            assert "cancelled" in err and "run the same command again to resume" in err
+            assert took < 1.5, took  # the CLI's own start-up is behind it; the cancel is ~0.05 s
+            os.environ[HOME_ENV] = str(home)
+            try:
+                with Mediator(start=False) as m:  # the node's job was cancelled, not left running
+                    assert [j.state for j in m.downloads()] == ["cancelled"]
+            finally:
+                del os.environ[HOME_ENV]
+    finally:
+        node.stop()

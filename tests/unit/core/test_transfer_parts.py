@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.jobs import JobControl, Progress, ProgressMeter
 from mediator_desktop.core.paths import MAX_COMPONENT_BYTES, inside, safe_component
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Layout, Report
+from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Layout, LeafFailure, Report
 
 
 @given(st.text(min_size=0, max_size=400))
@@ -88,7 +88,34 @@ def test_job_control_pauses_resumes_and_cancels_across_threads() -> None:
     assert control.cancelled and not control.paused and control.wait_while_paused() is False
 
 
+def test_a_child_control_follows_its_parent_and_can_be_cancelled_alone() -> None:
+    parent = JobControl()
+    parent.pause()
+    child = parent.child()
+    other = parent.child()
+    assert child.paused
+    parent.resume()
+    assert not child.paused
+    child.cancel()
+    assert child.cancelled and not parent.cancelled and not other.cancelled
+    parent.pause()
+    assert other.paused and not child.paused  # a cancelled control is never paused again
+    parent.cancel()
+    assert other.cancelled and not other.paused
+
+
 def test_report_summary_and_json() -> None:
     report = Report(Path("/d"), "m", fetched=("a", "b"), unchanged=3, bytes=2_500_000, seconds=1.25)
     assert report.ok and report.summary() == "2 fetched (2.5 MB), 3 unchanged in 1.2 s"
     assert report.to_json()["ok"] is True and report.retry_keys() == set()
+
+
+def test_report_tells_an_unreachable_archive_once() -> None:
+    reason = "cannot reach TCIA (tcia.example:443): Could not resolve host: tcia.example; check the network"
+    failed = tuple(LeafFailure(f"tcia/s{i}", "tcia", (f"s{i}",), reason) for i in range(3))
+    own = LeafFailure("idc/x", "idc", ("x",), "the archive no longer has x (HTTP 404)")
+    report = Report(Path("/d"), "m", failed=(*failed, own), seconds=0.5, unreachable={"tcia": reason})
+    assert report.summary() == f"0 fetched (0 B), 0 unchanged, 4 failed in 0.5 s; stopped: {reason}"
+    assert report.other_failures() == (own,) and not report.ok
+    assert report.to_json()["unreachable"] == {"tcia": reason}
+    assert Report(Path("/d"), "m").to_json()["unreachable"] == {}
