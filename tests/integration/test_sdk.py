@@ -91,7 +91,8 @@ def test_errors_come_back_typed_with_what_to_do(m: Mediator) -> None:
         m.add(rs.id, "idc/a/b/c/d/e")
     with pytest.raises(ValidationError, match="32 hex digits"):
         m.get_set("../../etc")
-    with pytest.raises(ValidationError, match=r"^visibility input should be 'private', 'cluster' or 'public'$"):
+    should_be = r"^visibility input should be 'private', 'cluster' or 'public'$"
+    with pytest.raises(ValidationError, match=should_be):
         m.share(rs.id, visibility="secret")
 
 
@@ -159,7 +160,7 @@ def test_settings_are_read_and_changed_and_downloads_follow_the_layout_setting(
     assert m.settings().values.download_dir == str(tmp_path / "dl") == m.node().download_dir
     with pytest.raises(ValidationError):
         m.change_settings(download_layout="{nope")
-    with pytest.raises(ValidationError, match="^colour is not a field this request takes$"):
+    with pytest.raises(ValidationError, match=r"^colour is not a field this request takes$"):
         m.change_settings(colour="teal")
     assert m.settings().values.download_layout == "{patient}/{series}"
     # A download that names no layout gets the node's setting, as in the app and the CLI.

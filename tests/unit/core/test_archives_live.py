@@ -88,11 +88,11 @@ def test_a_local_folder_is_added_live_indexes_itself_and_is_removed(
 
 def test_a_bad_archive_is_refused_before_anything_is_saved(node_service: Service, tmp_path: Path) -> None:
     archives = node_service.archives
-    with pytest.raises(ValidationError, match="no option 'folders'.*folder"):
+    with pytest.raises(ValidationError, match=r"no option 'folders'.*folder"):
         archives.add("local", {"folders": "/x"})
     with pytest.raises(ValidationError, match="needs folder"):
         archives.add("local", {})
-    with pytest.raises(ValidationError, match="unknown kind of archive 'pacs'.*dicomweb"):
+    with pytest.raises(ValidationError, match=r"unknown kind of archive 'pacs'.*dicomweb"):
         archives.add("pacs", {})
     with pytest.raises(ValidationError, match="archive id"):
         archives.add("local", {"folder": str(tmp_path)}, source_id="a/b")
@@ -114,7 +114,7 @@ def test_a_filter_that_matches_nothing_warns_or_with_strict_refuses(lab: World, 
     assert outcome.leaves == 0
     assert "no series there has Modality=XX; values there: CT, MR" in outcome.warnings[0]
     assert "selects no data (0 leaves)" in outcome.warnings[1]
-    with pytest.raises(ValidationError, match="Modality=XX.*--strict"):
+    with pytest.raises(ValidationError, match=r"Modality=XX.*--strict"):
         alice.sets.change(outcome.set_id, add=[Pointer.of(SOURCE, Modality="XX")], strict=True)
     # downloading it says so instead of "succeeding" with 0 files
     with pytest.raises(ValidationError, match="selects no data"):
