@@ -71,6 +71,8 @@ class ManifestCommitted(Event):
 
 @dataclass(frozen=True, slots=True)
 class UserRegistered(Event):
+    """A user joined the cluster, or changed their display name."""
+
     key_id: str
 
 

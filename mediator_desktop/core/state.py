@@ -318,7 +318,7 @@ class StoreState:
         self.users[e.author] = User(
             e.author, bytes.fromhex(e.args["public_key"]), name, existing.registered if existing else e.time
         )
-        if existing is None:
+        if existing is None or existing.display_name != name:  # new, or a new name to show
             self._emit(events.UserRegistered(e.author))
         return {"key_id": e.author}
 

@@ -12,7 +12,7 @@ import pytest
 
 from mediator_desktop.core.downloads import DownloadRequest
 from mediator_desktop.core.errors import NotFound, ValidationError
-from mediator_desktop.core.events import SourceIndexing, SourcesChanged
+from mediator_desktop.core.events import SourceIndexing, SourcesChanged, UserRegistered
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.service import Service
@@ -146,7 +146,9 @@ def test_display_names_tell_members_apart(alice: Service, bob: Service) -> None:
     with pytest.raises(ValidationError, match="is called 'alice'"):
         bob.settings.change(display_name="Alice")
     assert bob.display_name == "bob"
-    bob.settings.change(display_name="Bob Marley (lab-ws-2)")
+    with recording(alice, UserRegistered) as renamed:  # the peers panel redraws on it
+        bob.settings.change(display_name="Bob Marley (lab-ws-2)")
     assert alice.users()[bob.key_id] == "Bob Marley (lab-ws-2)"
+    assert [e.key_id for e in renamed] == [bob.key_id]
     default = default_display_name()
     assert default.endswith(")") and " (" in default
