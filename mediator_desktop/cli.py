@@ -8,7 +8,6 @@ of the command. ``--json`` gives machine-readable output on every command.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import logging.handlers
@@ -16,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -438,7 +437,7 @@ def _sets_list(args: argparse.Namespace) -> int:
 
 
 def _sets_create(args: argparse.Namespace) -> int:
-    with _client(args) as m, _warnings_to_stderr():
+    with _client(args) as m:
         rs = m.create_set(
             args.name,
             add=args.add or (),
@@ -447,6 +446,7 @@ def _sets_create(args: argparse.Namespace) -> int:
             message=args.message,
             strict=args.strict,
         )
+    _warn(rs.warnings)
 
     def human() -> None:
         _print_set(rs)
@@ -481,9 +481,10 @@ def _sets_show(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace, add: Sequence[str], remove: Sequence[str]) -> int:
-    with _client(args) as m, _warnings_to_stderr():
+    with _client(args) as m:
         rs = m.find_set(args.set)
         result = m.update(rs.id, add=add, remove=remove, message=args.message, strict=args.strict)
+    _warn(result.warnings)
 
     def human() -> None:
         if result.version is None:
@@ -496,23 +497,10 @@ def _update(args: argparse.Namespace, add: Sequence[str], remove: Sequence[str])
     return _emit(args, result, human)
 
 
-@contextlib.contextmanager
-def _warnings_to_stderr() -> Iterator[None]:
+def _warn(said: Sequence[str]) -> None:
     """The node's warnings (a pointer that selects nothing...) as ``warning: ...`` lines."""
-    import warnings
-
-    from mediator_desktop.sdk import MediatorWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MediatorWarning)
-        try:
-            yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, MediatorWarning):
-                    print(f"warning: {w.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    for text in said:
+        print(f"warning: {text}", file=sys.stderr)
 
 
 def _sets_add(args: argparse.Namespace) -> int:
@@ -1054,6 +1042,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[HOME_ENV] = str(Path(args.home).expanduser().absolute())
     if args.run is not _node_run:
         _quiet_logging()
+    import warnings
+
+    from mediator_desktop.sdk import MediatorWarning
+
+    warnings.filterwarnings("ignore", category=MediatorWarning)  # printed by the commands themselves
     try:
         code: int = args.run(args)
     except errors.MediatorError as exc:

@@ -476,10 +476,12 @@ class Archives:
         when its path does not exist; returns a warning when its filters match nothing there."""
         source = self.get(pointer.source_id)
         levels = source.hierarchy.levels
+        most = 50_000
         for depth, key in enumerate(pointer.path):
             parent = pointer.path[:depth]
-            keys, complete = self._keys(source, parent)
-            if key in keys or not complete:
+            # Every key there (search for "" matches all); a level too large to list is not judged.
+            keys = [i.key for i in self.search(pointer.source_id, "", parent, limit=most + 1, scan=most + 1)]
+            if key in keys or len(keys) > most:
                 continue
             where = "/".join((pointer.source_id, *parent))
             folded = {k.casefold(): k for k in keys}
@@ -503,18 +505,6 @@ class Archives:
                     f"values there: {shown or 'none'}"
                 )
         return f"{pointer} selects no {leaf} (yet)"
-
-    def _keys(self, source: DataSource, path: tuple[str, ...], most: int = 50_000) -> tuple[list[str], bool]:
-        """The keys below ``path`` (at most ``most``) and whether that is all of them."""
-        keys: list[str] = []
-        offset = 0
-        while offset < most:
-            page = source.browse(path, offset=offset, limit=1000)
-            keys.extend(item.key for item in page.items)
-            if not page.more or not page.items:
-                return keys, True
-            offset += len(page.items)
-        return keys, False
 
 
 def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:

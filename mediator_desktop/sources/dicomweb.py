@@ -167,35 +167,16 @@ class DicomWebSource:
         page below ``limit`` without saying so)."""
         offset = 0
         while True:
-            page = http.json_body(
-                http.get(
-                    self._session,
-                    self.title,
-                    f"{self.base_url}/{resource}",
-                    what=what,
-                    params={**params, "limit": self.page_size, "offset": offset},
-                ),
-                self.title,
-                what,
-            )
-            if isinstance(page, dict):
-                page = [page]
-            if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
-                raise SourceError(f"{self.title} answered {what} with JSON that is not a list of datasets")
+            page = self._datasets(resource, what, {**params, "limit": self.page_size, "offset": offset})
             if not page:  # a server may send fewer than asked for before the end: only [] ends it
                 return
             yield from page
             offset += len(page)
 
-    def check(self) -> str:
-        """One QIDO-RS search for a single study: the archive answers, and accepts the credentials.
-
-        Raises:
-            SourceError: it cannot be reached, refused the credentials, or does not speak QIDO-RS.
-        """
-        what = "a search for studies"
+    def _datasets(self, resource: str, what: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """One QIDO-RS answer, as a list of datasets (a lone dataset as a list of one)."""
         page = http.json_body(
-            http.get(self._session, self.title, f"{self.base_url}/studies", what=what, params={"limit": 1}),
+            http.get(self._session, self.title, f"{self.base_url}/{resource}", what=what, params=params),
             self.title,
             what,
         )
@@ -203,7 +184,16 @@ class DicomWebSource:
             page = [page]
         if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
             raise SourceError(f"{self.title} answered {what} with JSON that is not a list of datasets")
-        return "reachable (studies found)" if page else "reachable (no studies yet)"
+        return page
+
+    def check(self) -> str:
+        """One QIDO-RS search for a single study: the archive answers, and accepts the credentials.
+
+        Raises:
+            SourceError: it cannot be reached, refused the credentials, or does not speak QIDO-RS.
+        """
+        found = self._datasets("studies", "a search for studies", {"limit": 1})
+        return "reachable (studies found)" if found else "reachable (no studies yet)"
 
     def _series(self, patient: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"includefield": [PATIENT_ID, MODALITY, BODY_PART, SERIES_INSTANCES]}

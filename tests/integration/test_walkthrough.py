@@ -117,10 +117,17 @@ def test_the_walkthrough_runs_as_printed(tmp_path: Path) -> None:
                     time.sleep(0.2)
                 check(step, log.read_text())
                 continue
+            # stdout and stderr as a terminal shows them: interleaved, in the order written
             done = subprocess.run(
-                ["bash", "-c", command], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+                ["bash", "-c", command],
+                cwd=REPO,
+                env={**env, "PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=120,
             )
-            output = done.stdout + done.stderr
+            output = done.stdout
             failing = any(line.startswith("mediator:") for line in expected)
             assert (done.returncode != 0) == failing, (
                 f"{step.machine}$ {command} -> {done.returncode}\n{output}"

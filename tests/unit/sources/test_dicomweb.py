@@ -71,6 +71,12 @@ def test_resolve_fingerprints_by_sop_uids(source: DicomWebSource) -> None:
     assert len(source.resolve(Selection.of(source.pointer("nobody")))) == 0
 
 
+def test_check_asks_for_one_study_with_the_credentials(source: DicomWebSource, orthanc: Orthanc) -> None:
+    assert source.check() in ("reachable (studies found)", "reachable (no studies yet)")
+    with pytest.raises(SourceError, match="refused access"):
+        DicomWebSource("pacs", orthanc.dicomweb, auth=("lab", "wrong"), backoff=0.01).check()
+
+
 def test_wrong_password_is_a_clear_error(orthanc: Orthanc) -> None:
     wrong = DicomWebSource("pacs", orthanc.dicomweb, auth=("lab", "wrong"))
     with pytest.raises(SourceError, match=r"refused access .* check the credentials"):

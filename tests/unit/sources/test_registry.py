@@ -3,13 +3,8 @@ kind's "Test connection" check."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -135,43 +130,6 @@ def test_check_tcia(tmp_path: Path) -> None:
         assert TciaSource(base_url=emulator.v4, backoff=0.01).check() == "2 collections"
     with pytest.raises(SourceError, match="cannot be reached"):
         TciaSource(base_url="http://127.0.0.1:1/nbia-api/services/v4/", backoff=0.01).check()
-
-
-class _Qido(BaseHTTPRequestHandler):
-    studies: ClassVar[list[object]] = []
-    status: ClassVar[int] = 200
-
-    def do_GET(self) -> None:
-        ok = self.path == "/dicom-web/studies?limit=1"
-        body = json.dumps(self.studies if ok else {"error": self.path}).encode()
-        self.send_response(self.status if ok else 404)
-        self.send_header("Content-Type", "application/dicom+json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def qido() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Qido)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/dicom-web"
-    server.shutdown()
-    server.server_close()
-
-
-def test_check_dicomweb(qido: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = DicomWebSource("pacs", qido, backoff=0.01)
-    assert source.check() == "reachable (no studies yet)"
-    monkeypatch.setattr(_Qido, "studies", [{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}])
-    assert source.check() == "reachable (studies found)"
-    monkeypatch.setattr(_Qido, "status", 401)
-    with pytest.raises(SourceError, match="refused access"):
-        source.check()
 
 
 def test_check_local(tmp_path: Path) -> None:

@@ -6,11 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
+from mediator_desktop.ui.main_window import MainWindow
 from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import IdcWorld
+from tests.helpers.windows import shown_window
 
 
 @pytest.fixture
@@ -41,3 +44,9 @@ def local_node(mediator_home: Path, lab_folder: Path) -> Iterator[Node]:
     ).save(mediator_home / "config" / "settings.json")
     with Node() as started:
         yield started
+
+
+@pytest.fixture
+def local_window(qtbot: QtBot, local_node: Node) -> Iterator[MainWindow]:
+    """The main window over ``local_node``."""
+    yield from shown_window(qtbot, local_node)

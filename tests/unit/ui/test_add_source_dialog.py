@@ -4,7 +4,6 @@ service's ``SourcesChanged`` without a restart, and removing asks first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def window(qtbot: QtBot, local_node: Node) -> Iterator[MainWindow]:
-    w = MainWindow(local_node.service)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+def window(local_window: MainWindow) -> MainWindow:
+    return local_window
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ archives that index a folder and finds new files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from mediator_desktop.core.events import SourceIndexing, SourcesChanged
-from mediator_desktop.node import Node
 from mediator_desktop.ui.archive import ArchiveModel
 from mediator_desktop.ui.errors import Message
 from mediator_desktop.ui.main_window import MainWindow
@@ -23,13 +21,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def window(qtbot: QtBot, local_node: Node) -> Iterator[MainWindow]:
-    w = MainWindow(local_node.service)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+def window(local_window: MainWindow) -> MainWindow:
+    return local_window
 
 
 def patients(model: ArchiveModel, qtbot: QtBot, count: int) -> list[str]:

@@ -19,18 +19,14 @@ from mediator_desktop.node import Node
 from mediator_desktop.ui.archive import ArchiveModel, pointers_from_mime
 from mediator_desktop.ui.main_window import MainWindow
 from tests.helpers.idc_world import IdcWorld
+from tests.helpers.windows import shown_window
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 def window(qtbot: QtBot, node: Node) -> Iterator[MainWindow]:
-    w = MainWindow(node.service)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+    yield from shown_window(qtbot, node)
 
 
 def child(model: ArchiveModel, parent: QModelIndex, key: str, qtbot: QtBot) -> QModelIndex:

@@ -3,14 +3,12 @@ message instead of starting (offscreen, a real node over a local DICOM folder)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
 
 from mediator_desktop.core.pointer import Pointer
-from mediator_desktop.node import Node
 from mediator_desktop.ui.errors import Level, Message
 from mediator_desktop.ui.main_window import MainWindow
 from mediator_desktop.ui.set_view import EMPTY_CHANGES, EMPTY_VERSION
@@ -19,13 +17,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def window(qtbot: QtBot, local_node: Node) -> Iterator[MainWindow]:
-    w = MainWindow(local_node.service)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+def window(local_window: MainWindow) -> MainWindow:
+    return local_window
 
 
 def open_set(window: MainWindow, qtbot: QtBot, name: str, *pointers: Pointer) -> str:
