@@ -36,6 +36,13 @@ __all__ = ["Node", "cluster_secret", "set_cluster_secret"]  # the CLI sets a lab
 log = logging.getLogger(__name__)
 
 
+def _check_interval() -> float | None:
+    """``MEDIATOR_CHECK_SECONDS``: seconds between scheduled update checks instead of the setting's
+    minutes (for tests and benchmarks that cannot wait a minute)."""
+    value = os.environ.get("MEDIATOR_CHECK_SECONDS")
+    return float(value) if value else None
+
+
 class Node:
     """One running MEDIator node (desktop app or headless). Use as a context manager.
 
@@ -127,8 +134,10 @@ class Node:
             tree_cache=TreeCache(data_dir / "cache" / "trees"),
             source_builder=lambda config, secret, folder: registry.build_one(config, folder, secret),
             source_kinds=registry.describe,
+            check_interval=_check_interval(),
         )
         membership.start(ready_timeout)
+        self._service.tracking.start()
         peers = self.settings.peers
         log.info(
             "node %s started (%s); data in %s",

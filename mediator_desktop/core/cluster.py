@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 #: 2: the Raft traffic is sealed with XChaCha20-Poly1305, not Fernet. 3: messages are pickled with
 #: the highest protocol and not zlib-compressed (``raft.transport``), and so are the commands.
 #: 4: the ``rename_set`` command (a node of protocol 3 would refuse what the others apply).
-PROTOCOL = 4
+#: 5: update tracking: ``record_checks``, ``dismiss_drift`` and the longer ``record_drift``.
+PROTOCOL = 5
 CODE_VERSION = 1
 #: Crockford's base32: no I, L, O or U, so a code read aloud is typed back right.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

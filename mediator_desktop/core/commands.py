@@ -54,6 +54,8 @@ OPS: Final = frozenset(
         "commit_manifest",
         "publish_version",
         "record_drift",
+        "record_checks",
+        "dismiss_drift",
     }
 )
 

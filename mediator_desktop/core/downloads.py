@@ -237,6 +237,8 @@ class Downloads:
         )
 
     def _run(self, job: DownloadJob, request: DownloadRequest) -> None:
+        # A set whose data you keep is one you want to hear about when its archives change.
+        self._sets.ensure_following(request.set_id)
         try:
             report = self.run(request, progress=lambda p: self._progressed(job, p), control=job.control)
         except MediatorError as exc:

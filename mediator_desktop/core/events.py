@@ -60,6 +60,13 @@ class DriftRecorded(SetEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckRecorded(SetEvent):
+    """An update check of a set failed, worked again after failing, or an update was declined."""
+
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class StateReloaded(Event):
     """The whole replica was replaced (from a leader's snapshot): read everything again."""
 
@@ -201,6 +208,7 @@ class SourceIndexing(SourceEvent):
     finished: bool = False
     summary: str = ""
     error: str | None = None
+    changed: bool = False  # finished, and files were added, changed or removed
 
     def line(self) -> str:
         if self.error:

@@ -2,6 +2,7 @@
 
 - a set becomes visible or editable to you (shared with you);
 - a set you follow gets a new version by someone else (with the diff's one-line summary);
+- an update check found that the archives behind a set you follow or own changed;
 - a download ends or fails.
 
 ``Notices.on_event`` may decode manifests (for a summary): call it off the GUI thread.
@@ -13,7 +14,14 @@ import threading
 from dataclasses import dataclass
 
 from mediator_desktop.core.errors import MediatorError
-from mediator_desktop.core.events import DownloadFailed, DownloadFinished, Event, SetChanged, VersionCommitted
+from mediator_desktop.core.events import (
+    DownloadFailed,
+    DownloadFinished,
+    DriftRecorded,
+    Event,
+    SetChanged,
+    VersionCommitted,
+)
 from mediator_desktop.core.replica import ReplicaSet
 from mediator_desktop.core.service import Service
 
@@ -24,6 +32,9 @@ class Notice:
     text: str
     set_id: str | None = None  # clicking the notification opens this set
     error: bool = False
+    #: What clicking it shows: ``set`` (the set) or ``drift`` (the pinned version against the
+    #: archives now, with "Update set").
+    action: str = "set"
 
 
 class Notices:
@@ -77,6 +88,16 @@ class Notices:
                 _, diff = service.sets.diff(rs.id, number - 1, number)
                 summary = diff.summary(service.archives.hierarchies())
             return Notice(f"{rs.name}: version {number}", summary, rs.id)
+        if isinstance(event, DriftRecorded):
+            rs = service.sets.find(event.set_id)
+            me = service.key_id
+            if rs is None or rs.head != event.version or (me not in rs.followers and rs.owner != me):
+                return None
+            drift = service.tracking.status(rs.id).drift
+            if drift is None or drift.version != event.version:
+                return None
+            state = f" ({drift.state})" if drift.state else ""
+            return Notice(f"{rs.name}: the archive changed", f"{drift.summary}{state}", rs.id, action="drift")
         if isinstance(event, DownloadFinished):
             job = service.downloads.get(event.job)
             summary = job.report.summary() if job.report else "done"

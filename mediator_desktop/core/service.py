@@ -6,6 +6,8 @@ A service is made of typed parts that a reader can list:
   import and export of replica sets (``Sets``);
 - ``service.archives``: browse, search and resolve the configured sources (``Archives``);
 - ``service.downloads``: start, list, steer and read download jobs (``core.downloads.Downloads``);
+- ``service.tracking``: check sets for archive updates, show, accept and decline them
+  (``core.tracking.Tracker``);
 - ``service.cluster``: members, peers, join codes, join, leave, remove (``core.cluster.Cluster``,
   implemented in ``raft/membership.py``);
 - ``service.settings``: read, validate and change the settings (``SettingsPart``);
@@ -67,8 +69,8 @@ from mediator_desktop.core.source import (
     ScanReport,
     SourceKind,
 )
-from mediator_desktop.core.state import DriftRecord
 from mediator_desktop.core.store import Store, unwrap
+from mediator_desktop.core.tracking import Tracker
 from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.core.tree import TreeCache, TreeSummary
 
@@ -455,8 +457,12 @@ class Archives:
         source_id = source.source_id
 
         def progress(p: ScanProgress) -> None:
-            summary = p.report.summary() if p.report is not None else ""
-            self._events.emit(SourceIndexing(source_id, p.done, p.total, p.finished, summary, p.error))
+            report = p.report
+            summary = report.summary() if report is not None else ""
+            changed = report is not None and bool(report.read or report.removed)
+            self._events.emit(
+                SourceIndexing(source_id, p.done, p.total, p.finished, summary, p.error, changed)
+            )
 
         source.watch(progress)  # type: ignore[attr-defined]
 
@@ -822,10 +828,14 @@ class Sets:
         )
         return self._store.state.published[(set_id, version)]
 
-    def record_drift(self, set_id: str, version: int, manifest_id: str, summary: str) -> None:
-        self._signer.do(
-            "record_drift", set_id=set_id, version=version, manifest_id=manifest_id, summary=summary
-        )
+    def ensure_following(self, set_id: str) -> None:
+        """Follow the set unless you do (a download does it); never raises."""
+        rs = self.find(set_id)
+        if rs is not None and self._me not in rs.followers:
+            try:
+                self.follow(set_id)
+            except MediatorError as exc:
+                log.info("could not follow %s: %s", rs.name, exc)
 
     # -- manifest files ------------------------------------------------------------------------
     def import_file(self, path: Path, visibility: Visibility = Visibility.PRIVATE) -> ImportResult:
@@ -889,11 +899,6 @@ class Sets:
         """The set if this user may see it, else None (no error)."""
         rs = self._store.state.sets.get(set_id)
         return rs if rs is not None and rs.can_read(self._me) else None
-
-    def drift(self, set_id: str) -> DriftRecord | None:
-        """What the head version's selection resolves to today, if a check found it changed."""
-        rs = self.get(set_id)
-        return None if rs.head is None else self._store.state.drift.get((set_id, rs.head))
 
     def history(self, set_id: str) -> builtins.list[Version]:
         self.get(set_id)
@@ -1084,6 +1089,8 @@ class Service:
         source_builder: builds an archive from its settings entry, so archives can be added
             live (None: the archives are fixed).
         source_kinds: the kinds of archive that can be added, described for forms.
+        check_interval: seconds between scheduled update checks of a set, instead of the
+            ``update_check_minutes`` setting (tests and benchmarks).
         timeout: how long a change may wait for the cluster.
     """
 
@@ -1099,6 +1106,7 @@ class Service:
         tree_cache: TreeCache | None = None,
         source_builder: SourceBuilder | None = None,
         source_kinds: Callable[[], Mapping[str, SourceKind]] | None = None,
+        check_interval: float | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._signer = _Signer(store, identity, timeout)
@@ -1123,6 +1131,15 @@ class Service:
             self.settings.set_secret = self.archives.set_secret
         self.downloads = Downloads(
             self.sets, self.events, downloader, lambda: self.settings.get().download_layout
+        )
+        self.tracking = Tracker(
+            self._signer,
+            self.sets,
+            self.archives,
+            self.events,
+            (lambda: check_interval)
+            if check_interval is not None
+            else (lambda: self.settings.get().update_check_minutes * 60.0),
         )
         self._cluster = cluster
 
@@ -1174,6 +1191,7 @@ class Service:
                 )
 
     def _settings_live(self, settings: Settings) -> None:
+        self.tracking.wake()
         if settings.display_name != self._identity.display_name:
             self._identity = replace(self._identity, display_name=settings.display_name)
             self._signer.identity = self._identity
@@ -1181,6 +1199,7 @@ class Service:
 
     def close(self) -> None:
         """Cancel downloads and background work (the node stops)."""
+        self.tracking.close()
         self.downloads.close()
         self.sets.close()
         self.archives.close()

@@ -139,10 +139,11 @@ class Settings:
         ),
     )
     update_check_minutes: int = field(
-        default=360,
+        default=60,
         metadata=_describe(
             "Update check interval (minutes)",
-            "How often followed sets are checked for new data.",
+            "How often followed sets are checked for new data in their archives (0: never; "
+            "one member of the cluster checks for all).",
             live=True,
         ),
     )
@@ -180,8 +181,10 @@ class Settings:
         Layout(self.download_layout)  # a bad template fails here, with what is wrong
         if not self.display_name.strip():
             raise ValidationError("the display name is empty")
-        if not 1 <= self.update_check_minutes <= 7 * 24 * 60:
-            raise ValidationError("the update check interval must be between 1 minute and 7 days")
+        if not 0 <= self.update_check_minutes <= 7 * 24 * 60:
+            raise ValidationError(
+                "the update check interval must be between 1 minute and 7 days, or 0 for no checks"
+            )
 
     @staticmethod
     def field_info() -> tuple[SettingField, ...]:

@@ -251,3 +251,42 @@ class Scanning(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# -- sources that can say what changed cheaply (update tracking) ------------------------------------
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """What one source's part of a replica set resolves to now, found by ``Tracking.track``.
+
+    Attributes:
+        manifest: this source's leaves the selection selects now (all of them, not only changes).
+        state: the archive state checked against, for people: ``IDC v25``,
+            ``TCIA as of 2026-12-06 10:02 UTC``.
+        notes: what the user should know about the changes (``2 revised series: the pinned
+            versions stay downloadable (served in IDC v18 to v22)``).
+    """
+
+    manifest: Manifest
+    state: str = ""
+    notes: tuple[str, ...] = ()
+
+
+class Tracking(Protocol):
+    """A source that finds what changed in a selection with fewer requests than resolving it
+    again (TCIA's "updated since" queries, IDC's newer index). Sources without it are resolved
+    again in full by the tracker."""
+
+    def track(self, selection: Selection, base: Manifest, since: float | None) -> Tracked:
+        """What ``selection`` selects in this source now.
+
+        Args:
+            selection: the set version's selection (rules of other sources are ignored).
+            base: this source's leaves as they were at ``since`` (the pinned version's, or what
+                the last check found); the answer may reuse every leaf the archive says is unchanged.
+            since: when ``base`` was last known to be the archive's state (Unix time), None
+                when unknown: then resolve in full.
+
+        Raises ``SourceError`` when the archive is down or answers garbage: the tracker records
+        the failure and writes no drift from a partial answer.
+        """
+        ...

@@ -50,6 +50,9 @@ MAX_UNPACKED_PER_CHUNK: Final = 16 << 20
 #: The largest zstd window an upload may ask the nodes to hold (level 19 uses 8 MiB; we write 3).
 MAX_WINDOW_BYTES: Final = 8 << 20
 _SLICE: Final = 512
+#: Sets one ``record_checks`` command may report on (each entry is small: the command stays far
+#: under 64 KB).
+MAX_CHECKS_PER_COMMAND: Final = 200
 STATE_FORMAT: Final = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SET_ID = re.compile(r"[0-9a-f]{32}")
@@ -75,12 +78,50 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class DriftRecord:
+    """What a version's selection resolves to in the archives now, where a check found it changed.
+
+    Attributes:
+        manifest_id: the whole manifest the selection resolves to now (in the store, so accepting
+            the update commits it as is and every member can diff it against the pinned one).
+        summary: one line for people: ``+12 series (2.1 GB), 3 revised, 1 removed``.
+        checked, by: when and by whom the change was found.
+        state: the archive state checked against (``IDC v25``, ``TCIA as of 2026-12-06``).
+        notes: what else the user should know (pinned versions still downloadable...).
+        added, revised, removed: leaves, for badges and scripts.
+        dismissed: users who declined this update (it stays silent for them).
+    """
+
     set_id: str
     version: int
-    manifest_id: str  # what the selection resolves to now
+    manifest_id: str
     summary: str
     checked: float
     by: str
+    state: str = ""
+    notes: tuple[str, ...] = ()
+    added: int = 0
+    revised: int = 0
+    removed: int = 0
+    dismissed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """The last update check of a set (one per set, whatever its outcome).
+
+    Attributes:
+        version: the version checked.
+        time, by: when the last check ended and on whose node.
+        error: why it failed, or "" when it worked.
+        ok_time: when a check of ``version`` last worked (0: never); what the archive said then
+            is the drift record, or the pinned manifest when there is none.
+    """
+
+    version: int
+    time: float
+    by: str
+    error: str = ""
+    ok_time: float = 0.0
 
 
 @dataclass
@@ -140,6 +181,7 @@ class StoreState:
         self.manifests: dict[str, tuple[bytes, ...]] = {}
         self.published: dict[tuple[str, int], PublishedRecord] = {}
         self.drift: dict[tuple[str, int], DriftRecord] = {}
+        self.checks: dict[str, CheckRecord] = {}
         self.applied = 0
         self._authors: dict[str, _AuthorLog] = {}
         self._uploads: dict[tuple[str, str], _Upload] = {}
@@ -159,6 +201,7 @@ class StoreState:
             "manifests": self.manifests,
             "published": self.published,
             "drift": self.drift,
+            "checks": self.checks,
             "applied": self.applied,
             "authors": self._authors,
             "uploads": self._uploads,
@@ -177,6 +220,7 @@ class StoreState:
         state.manifests = data["manifests"]
         state.published = data["published"]
         state.drift = data["drift"]
+        state.checks = data.get("checks", {})
         state.applied = data["applied"]
         state._authors = data["authors"]
         state._uploads = data["uploads"]
@@ -595,17 +639,84 @@ class StoreState:
         return {"set_id": rs.id, "version": number}
 
     def _op_record_drift(self, e: Envelope, user: User) -> dict[str, Any]:
-        rs = self._set(_set_id(e.args), e.author)
+        # Any member may record what an archive holds now: one member checks for the cluster,
+        # whoever can read the set. What it found changes nothing until an editor accepts it.
+        set_id = _set_id(e.args)
+        rs = self.sets.get(set_id)
+        if rs is None:
+            raise Rejected("not_found", f"replica set {set_id} does not exist")
         number = _int(e.args, "version")
         self._version(rs.id, number)
+        manifest_id = _manifest_id(e.args)
+        if manifest_id not in self.manifests:
+            raise Rejected("not_found", f"manifest {manifest_id[:12]} is not in the store; upload it first")
+        notes = e.args.get("notes", [])
+        if not isinstance(notes, list) or len(notes) > 8 or not all(isinstance(n, str) for n in notes):
+            raise Rejected("validation", "notes must be a list of at most 8 texts")
+        added, revised, removed = (
+            _int(e.args, k) if k in e.args else 0 for k in ("added", "revised", "removed")
+        )
         record = DriftRecord(
             rs.id,
             number,
-            _manifest_id(e.args),
+            manifest_id,
             _text(e.args, "summary", MAX_TEXT, empty_ok=True),
             e.time,
             e.author,
+            state=_text(e.args, "state", MAX_NAME, empty_ok=True),
+            notes=tuple(n[:MAX_TEXT] for n in notes),
+            added=added,
+            revised=revised,
+            removed=removed,
         )
+        previous = self.checks.get(rs.id)
+        if previous is None or previous.version != number or previous.ok_time <= e.time:
+            self.checks[rs.id] = CheckRecord(number, e.time, e.author, "", e.time)
+        known = self.drift.get((rs.id, number))
+        if known is not None and known.manifest_id == manifest_id:
+            return {"set_id": rs.id, "version": number, "new": False}  # two members found the same
         self.drift[(rs.id, number)] = record
         self._emit(events.DriftRecorded(rs.id, number))
+        return {"set_id": rs.id, "version": number, "new": True}
+
+    def _op_record_checks(self, e: Envelope, user: User) -> dict[str, Any]:
+        """Checks that found nothing new (or failed), many sets in one command."""
+        checks = e.args.get("checks")
+        if not isinstance(checks, list) or len(checks) > MAX_CHECKS_PER_COMMAND:
+            raise Rejected("validation", f"checks must be a list of at most {MAX_CHECKS_PER_COMMAND} entries")
+        recorded = 0
+        for entry in checks:
+            if (
+                not isinstance(entry, list)
+                or len(entry) != 3
+                or not isinstance(entry[0], str)
+                or type(entry[1]) is not int
+                or not isinstance(entry[2], str)
+            ):
+                raise Rejected("validation", "each check is [set_id, version, error]")
+            set_id, number, error = entry
+            rs = self.sets.get(set_id)
+            if rs is None or not 1 <= number <= len(self.versions.get(set_id, ())):
+                continue  # deleted meanwhile: nothing to say
+            previous = self.checks.get(set_id)
+            ok_time = previous.ok_time if previous is not None and previous.version == number else 0.0
+            if not error:
+                ok_time = max(ok_time, e.time)
+            self.checks[set_id] = CheckRecord(number, e.time, e.author, error[:MAX_TEXT], ok_time)
+            recorded += 1
+            if error or previous is None or previous.error:  # a failure, or one that ended: show it
+                self._emit(events.CheckRecorded(set_id, number))
+        return {"recorded": recorded}
+
+    def _op_dismiss_drift(self, e: Envelope, user: User) -> dict[str, Any]:
+        """The author declines an update: it stays silent for them (the set keeps its version)."""
+        rs = self._set(_set_id(e.args), e.author)
+        number = _int(e.args, "version")
+        record = self.drift.get((rs.id, number))
+        if record is None or record.manifest_id != _manifest_id(e.args):
+            raise Rejected(
+                "conflict", f"{rs.name!r} has no such update to decline (checked again meanwhile?)"
+            )
+        self.drift[(rs.id, number)] = replace(record, dismissed=record.dismissed | {e.author})
+        self._emit(events.CheckRecorded(rs.id, number))
         return {"set_id": rs.id, "version": number}

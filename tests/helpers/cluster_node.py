@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mediator_desktop.core.errors import MediatorError
+from mediator_desktop.core.events import DriftRecorded
 from mediator_desktop.core.identity import Identity
+from mediator_desktop.core.notices import Notices
+from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
@@ -24,15 +27,17 @@ from mediator_desktop.node import Node
 from tests.helpers.proc import stop_process
 
 AUTHKEY = b"mediator-test-cluster"
+#: (time, title, text) of the update notices this node raised (``watch_notices``).
+_NOTICES: list[tuple[float, str, str]] = []
 
 
-def serve(home: Path, address: str, socket_path: str) -> None:
+def serve(home: Path, address: str, socket_path: str, discovery: bool = True) -> None:
     settings = Settings(
         data_dir=home / "data",
         download_dir=home / "downloads",
         display_name=home.name,
         raft_address=address,
-        discovery=True,
+        discovery=discovery,
         sources=(),
     )
     node = Node(settings, settings_path=home / "settings.json").start(ready_timeout=30)
@@ -82,6 +87,35 @@ def _call(node: Node, name: str, args: list[Any], services: dict[str, Service]) 
         return asdict(cluster.status())
     if name == "peers":
         return [asdict(p) for p in cluster.peers()]
+    # -- update tracking --
+    if name == "add_source":  # kind, id, options, secret
+        return node.service.archives.add(args[0], args[2], source_id=args[1], secret=args[3])
+    if name == "key_id":
+        return node.service.key_id
+    if name == "create_tracked":
+        set_id = service.sets.create(
+            args[0], visibility=Visibility.CLUSTER, add=[Pointer.of(args[1], *args[2:])]
+        )
+        service.sets.follow(set_id)
+        return set_id
+    if name == "follow":
+        service.sets.follow(args[0])
+        return None
+    if name == "watch_notices":
+        notices = Notices(node.service)
+
+        def noticed(event: DriftRecorded) -> None:
+            notice = notices.on_event(event)
+            if notice is not None:
+                _NOTICES.append((time.time(), notice.title, notice.text))
+
+        node.service.events.subscribe(noticed, DriftRecorded)
+        return None
+    if name == "notices":
+        return list(_NOTICES)
+    if name == "drift":
+        record = node.service.tracking.drift(args[0])
+        return None if record is None else asdict(record)
     if name == "timeout":
         identity = Identity.load_or_create(node.data_dir, node.settings.display_name)
         services["timed"] = Service(node.store, identity, timeout=float(args[0]))
@@ -92,7 +126,16 @@ def _call(node: Node, name: str, args: list[Any], services: dict[str, Service]) 
 class RemoteNode:
     """The test's handle on a node process."""
 
-    def __init__(self, prefix: list[str], home: Path, address: str, socket_path: Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        prefix: list[str],
+        home: Path,
+        address: str,
+        socket_path: Path,
+        cwd: Path,
+        *,
+        discovery: bool = True,
+    ) -> None:
         import subprocess
 
         self.address = address
@@ -105,6 +148,7 @@ class RemoteNode:
                 str(home),
                 address,
                 str(socket_path),
+                *([] if discovery else ["nodiscovery"]),
             ],
             cwd=cwd,
         )
@@ -133,4 +177,4 @@ class RemoteNode:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3])
+    serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3], discovery=sys.argv[4:] != ["nodiscovery"])

@@ -72,6 +72,7 @@ class World:
         sources: bool = True,
         downloads: bool = True,
         tree_cache: TreeCache | None = None,
+        check_interval: float | None = None,
         **settings: Any,
     ) -> Service:
         """A registered user ``name`` with a service of their own over the store."""
@@ -82,6 +83,7 @@ class World:
             downloader=self.downloader if downloads else None,
             settings=self.settings_file(name, **settings),
             tree_cache=tree_cache,
+            check_interval=check_interval,
         )
         self._stack.callback(service.close)
         service.register()

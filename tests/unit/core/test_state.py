@@ -213,10 +213,38 @@ def test_delete_and_drift(h: Harness, alice: Actor) -> None:
     h.do(alice.commit(set_id, None))
     h.do(alice.cmd("record_drift", set_id=set_id, version=1, manifest_id=EMPTY.id, summary="+5 series"))
     assert h.state.drift[(set_id, 1)].summary == "+5 series"
+    assert h.state.checks[set_id].ok_time > 0
     h.do(alice.cmd("delete_set", set_id=set_id))
     assert set_id not in h.state.sets
     with pytest.raises(NotFound):
         h.do(alice.commit(set_id, 1))
+
+
+def test_checks_drift_and_declines_from_any_member(h: Harness, alice: Actor, bob: Actor) -> None:
+    """The member that checks for the cluster records what it found, even for a private set it
+    may not read; declining is per user; a failure keeps the last good check's time."""
+    set_id, cmd = alice.create()  # private
+    h.do(cmd)
+    h.do(alice.commit(set_id, None))
+    h.do(bob.cmd("record_checks", checks=[[set_id, 1, ""], ["f" * 32, 1, ""], [set_id, 9, ""]]))
+    ok = h.state.checks[set_id]
+    assert ok.by == bob.key_id and ok.error == "" and ok.ok_time == ok.time
+    h.do(bob.cmd("record_checks", checks=[[set_id, 1, "TCIA: 503 Service Unavailable"]]))
+    failed = h.state.checks[set_id]
+    assert failed.error.startswith("TCIA") and failed.ok_time == ok.ok_time
+    for bad in ([[set_id, "1", ""]], [[set_id, 1]], "x", [[set_id, 1, ""]] * 201):
+        with pytest.raises(ValidationError):
+            h.do(bob.cmd("record_checks", checks=bad))
+    h.do(bob.cmd("record_drift", set_id=set_id, version=1, manifest_id=EMPTY.id, summary="+1 series"))
+    assert h.state.drift[(set_id, 1)].by == bob.key_id
+    with pytest.raises(NotFound):  # bob may record, not decline, what he cannot read
+        h.do(bob.cmd("dismiss_drift", set_id=set_id, version=1, manifest_id=EMPTY.id))
+    with pytest.raises(ConflictError, match="no such update"):
+        h.do(alice.cmd("dismiss_drift", set_id=set_id, version=1, manifest_id="0" * 64))
+    h.do(alice.cmd("dismiss_drift", set_id=set_id, version=1, manifest_id=EMPTY.id))
+    assert h.state.drift[(set_id, 1)].dismissed == {alice.key_id}
+    with pytest.raises(NotFound, match="not in the store"):
+        h.do(bob.cmd("record_drift", set_id=set_id, version=1, manifest_id="0" * 64, summary=""))
 
 
 def test_manifest_upload_checks_order_and_hash(h: Harness, alice: Actor) -> None:
@@ -413,7 +441,12 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "put_manifest_chunk": {"manifest_id": "MANIFEST", "index": 0, "total": 1},
     "commit_manifest": {"manifest_id": "MANIFEST"},
     "publish_version": {"set_id": "SET", "version": 1, "title": "t", "creators": ["a"], "description": ""},
-    "record_drift": {"set_id": "SET", "version": 1, "manifest_id": "MANIFEST", "summary": ""},
+    "record_drift": {
+        "set_id": "SET", "version": 1, "manifest_id": "MANIFEST", "summary": "", "state": "IDC v25",
+        "notes": ["n"], "added": 1, "revised": 0, "removed": 0,
+    },
+    "record_checks": {"checks": [["SET", 1, ""]]},
+    "dismiss_drift": {"set_id": "SET", "version": 1, "manifest_id": "MANIFEST"},
 }  # fmt: skip
 rules = st.lists(
     st.fixed_dictionaries(

@@ -1,0 +1,439 @@
+"""Update tracking: followed sets are checked against their archives, and what changed is recorded.
+
+A **check** of a set resolves its head version's selection as the archives hold it now, as
+cheaply as each archive allows (``core.source.Tracking``: TCIA's "updated since" queries, IDC's
+newer index; other sources are resolved again), and compares the result with what was last known:
+the drift record, or the pinned manifest when there is none. Only a change writes a drift record
+(the whole manifest of "now" goes into the store, so every member can diff it and accepting it
+commits it as is); checks that found nothing new, or failed, are reported many sets per command.
+
+Scheduled checks run on one member: the Raft leader. Another member takes over a set the leader
+has not checked for two intervals (the leader lacks its archive, or died mid-round); a new leader
+simply finds the sets it has not checked yet still due. A check never holds a lock a commit needs;
+it runs on the tracker's own thread or the caller's (never the GUI's).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mediator_desktop.core.diff import ManifestDiff, human_bytes, plural
+from mediator_desktop.core.errors import MediatorError, NotFound, PermissionDenied, SourceError
+from mediator_desktop.core.events import EventBus, SourceIndexing
+from mediator_desktop.core.manifest import US, Manifest, escape_component
+from mediator_desktop.core.pointer import Hierarchy
+from mediator_desktop.core.replica import ReplicaSet, Version
+from mediator_desktop.core.selection import SelectionDiff
+from mediator_desktop.core.source import Tracked
+from mediator_desktop.core.state import MAX_CHECKS_PER_COMMAND, CheckRecord, DriftRecord
+
+if TYPE_CHECKING:
+    from mediator_desktop.core.service import Archives, Outcome, Sets, _Signer
+
+log = logging.getLogger(__name__)
+
+#: How often the scheduler looks for due sets at most (seconds); sooner for short intervals.
+TICK_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What one check of one set found.
+
+    Attributes:
+        drift: the set's update now (None: its version is what the archives hold).
+        new: this check found the update (a drift record was written).
+        error: why the check failed ("" when it worked); then nothing was recorded but the failure.
+    """
+
+    set_id: str
+    name: str
+    version: int | None
+    drift: DriftRecord | None = None
+    new: bool = False
+    error: str = ""
+
+    def line(self) -> str:
+        """One line for a terminal or a status bar."""
+        where = f"{self.name} v{self.version}" if self.version is not None else self.name
+        if self.error:
+            return f"{where}: check failed: {self.error}"
+        if self.version is None:
+            return f"{where}: no version yet, nothing to check"
+        if self.drift is None:
+            return f"{where}: up to date"
+        state = f" ({self.drift.state})" if self.drift.state else ""
+        return f"{where}: {'update found' if self.new else 'update waiting'}: {self.drift.summary}{state}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackStatus:
+    """What the app shows about a set's updates."""
+
+    set_id: str
+    drift: DriftRecord | None  # an update of the head version you have not declined
+    last_check: CheckRecord | None
+    declined: bool = False  # there is an update, and you declined it
+
+    @property
+    def line(self) -> str:
+        check = self.last_check
+        if check is not None and check.error:
+            return f"last check failed: {check.error}"
+        if self.drift is not None:
+            return f"archive update: {self.drift.summary}"
+        if check is None:
+            return "not checked yet"
+        return f"checked {time.strftime('%Y-%m-%d %H:%M', time.localtime(check.time))}: up to date"
+
+
+def drift_summary(diff: ManifestDiff, hierarchies: Mapping[str, Hierarchy]) -> str:
+    """``+12 series (2.1 GB), 3 revised, 1 removed``, per archive when there are several."""
+    parts: list[str] = []
+    per_source = diff.by_source(hierarchies)
+    for source in per_source:
+        words = []
+        if source.added.leaves:
+            size = f" ({human_bytes(source.added.bytes)})" if source.added.bytes else ""
+            words.append(f"+{source.added.leaves:,} {plural(source.leaf_noun, source.added.leaves)}{size}")
+        if source.changed.leaves:
+            words.append(f"{source.changed.leaves:,} revised")
+        if source.removed.leaves:
+            words.append(f"{source.removed.leaves:,} removed")
+        text = ", ".join(words)
+        parts.append(text if len(per_source) == 1 else f"{source.source_id}: {text}")
+    return "; ".join(parts) or "no changes"
+
+
+def _part(manifest: Manifest, source_id: str) -> Manifest:
+    """The leaves of one source (its lines are one run: the source id leads every line)."""
+    prefix = escape_component(source_id) + US
+    lines = manifest.lines()
+    return Manifest._from_sorted_lines([line for line in lines if line.startswith(prefix)])
+
+
+class Tracker:
+    """``service.tracking``: check sets for archive updates, show, accept and decline them."""
+
+    def __init__(
+        self,
+        signer: _Signer,
+        sets: Sets,
+        archives: Archives,
+        events: EventBus,
+        interval: Callable[[], float],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Args:
+        interval: seconds between scheduled checks of a set, read at each tick (0: off).
+        """
+        self._signer = signer
+        self._store = signer.store
+        self._sets = sets
+        self._archives = archives
+        self._interval = interval
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._checking = threading.Lock()  # one round at a time; on-demand checks run beside it
+        self._local_due: set[str] = set()  # sets of a local archive that re-indexed
+        self._local_lock = threading.Lock()
+        events.subscribe(self._on_indexing, SourceIndexing)
+
+    @property
+    def _me(self) -> str:
+        return self._signer.identity.key_id
+
+    # -- checks --------------------------------------------------------------------------------
+    def check(self, set_ids: Iterable[str] | None = None) -> list[CheckOutcome]:
+        """Check sets now, on this node (default: every set you follow or own); blocks.
+
+        Raises ``NotFound`` for a set you cannot see. An archive that fails makes that set's
+        outcome an error (shown on the set), never an exception.
+        """
+        if set_ids is None:
+            sets = [rs for rs in self._sets.list() if self._me in rs.followers or rs.owner == self._me]
+        else:
+            sets = [self._sets.get(set_id) for set_id in set_ids]
+        return self._check_all(sets)
+
+    def _check_all(self, sets: list[ReplicaSet]) -> list[CheckOutcome]:
+        outcomes: list[CheckOutcome] = []
+        quiet: list[list[Any]] = []
+        for rs in sets:
+            outcome = self._check_one(rs)
+            outcomes.append(outcome)
+            if outcome.version is not None and not outcome.new:
+                quiet.append([rs.id, outcome.version, outcome.error])
+            if len(quiet) >= MAX_CHECKS_PER_COMMAND:
+                self._report(quiet)
+                quiet = []
+        if quiet:
+            self._report(quiet)
+        return outcomes
+
+    def _report(self, checks: list[list[Any]]) -> None:
+        try:
+            self._signer.do("record_checks", checks=checks)
+        except MediatorError as exc:  # no quorum now: the next round checks them again
+            log.warning("could not record %d update checks: %s", len(checks), exc)
+
+    def _check_one(self, rs: ReplicaSet) -> CheckOutcome:
+        if rs.head is None:
+            return CheckOutcome(rs.id, rs.name, None)
+        try:
+            # From the state, not through ``Sets``: the member checking for the cluster checks
+            # sets it may not read (private ones followed by their owner elsewhere).
+            versions = self._store.state.versions.get(rs.id, [])
+            if len(versions) < rs.head:
+                raise NotFound(f"version {rs.head} of {rs.name!r} is not here yet")
+            version = versions[rs.head - 1]
+            pinned = self._sets.manifest(version.manifest_id)
+            known = self._store.state.drift.get((rs.id, version.number))
+            base = self._sets.manifest(known.manifest_id) if known is not None else pinned
+            last = self._store.state.checks.get(rs.id)
+            since = last.ok_time if last is not None and last.version == version.number else 0.0
+            now, states, notes = self._resolve_now(version, base, since or version.time)
+        except MediatorError as exc:
+            log.info("update check of %s failed: %s", rs.name, exc)
+            return CheckOutcome(rs.id, rs.name, rs.head, self._pending(rs.id, rs.head), error=str(exc))
+        if now.id == base.id:  # nothing new since the last check
+            return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number))
+        diff = ManifestDiff.between(pinned, now)
+        summary = drift_summary(diff, self._archives.hierarchies()) if diff else "back to the pinned data"
+        per_source = diff.by_source()
+        try:
+            self._sets.upload_manifest(now)
+            self._signer.do(
+                "record_drift",
+                set_id=rs.id,
+                version=version.number,
+                manifest_id=now.id,
+                summary=summary,
+                state="; ".join(states),
+                notes=list(notes)[:8],
+                added=sum(s.added.leaves for s in per_source),
+                revised=sum(s.changed.leaves for s in per_source),
+                removed=sum(s.removed.leaves for s in per_source),
+            )
+        except MediatorError as exc:
+            return CheckOutcome(rs.id, rs.name, version.number, error=f"could not record the update: {exc}")
+        return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number), new=True)
+
+    def _resolve_now(
+        self, version: Version, base: Manifest, since: float
+    ) -> tuple[Manifest, list[str], list[str]]:
+        """What the version's selection selects in its archives now, with each archive's state."""
+        lines: list[str] = []
+        states: list[str] = []
+        notes: list[str] = []
+        selection = version.selection
+        for source_id in selection.sources:
+            try:
+                source = self._archives.get(source_id)
+            except NotFound:
+                raise SourceError(
+                    f"archive {source_id!r} is not configured on this node; add it to check this set here"
+                ) from None
+            part = selection.for_source(source_id)
+            track = getattr(source, "track", None)
+            if track is not None:
+                tracked: Tracked = track(part, _part(base, source_id), since)
+            else:
+                tracked = Tracked(source.resolve(part))
+            lines.extend(tracked.manifest.lines())
+            if tracked.state:
+                states.append(tracked.state)
+            notes.extend(tracked.notes)
+        lines.sort()  # each archive's lines are sorted; the archives' runs may interleave
+        return Manifest._from_sorted_lines(lines), states, notes
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _pending(self, set_id: str, number: int) -> DriftRecord | None:
+        """The update of a version, unless it is none (the archive went back to the pinned data)."""
+        record = self._store.state.drift.get((set_id, number))
+        if record is None:
+            return None
+        versions = self._store.state.versions.get(set_id, [])
+        if 1 <= number <= len(versions) and versions[number - 1].manifest_id == record.manifest_id:
+            return None
+        return record
+
+    def status(self, set_id: str) -> TrackStatus:
+        rs = self._sets.get(set_id)
+        drift = self._pending(set_id, rs.head) if rs.head is not None else None
+        declined = drift is not None and self._me in drift.dismissed
+        last = self._store.state.checks.get(set_id)
+        if last is not None and last.version != rs.head:
+            last = None
+        return TrackStatus(set_id, None if declined else drift, last, declined)
+
+    def drift(self, set_id: str) -> DriftRecord | None:
+        """The update of the set's head version found by the last check (declined ones too)."""
+        rs = self._sets.get(set_id)
+        return self._pending(set_id, rs.head) if rs.head is not None else None
+
+    def updates(self) -> list[tuple[ReplicaSet, DriftRecord]]:
+        """Sets you follow or own with an update you have not declined: the tray's "N sets have
+        updates"."""
+        out = []
+        for rs in self._sets.list():
+            if rs.head is None or (self._me not in rs.followers and rs.owner != self._me):
+                continue
+            drift = self._pending(rs.id, rs.head)
+            if drift is not None and self._me not in drift.dismissed:
+                out.append((rs, drift))
+        return out
+
+    def diff(self, set_id: str) -> tuple[SelectionDiff, ManifestDiff]:
+        """The pinned version against what the archives hold now (the last check's finding)."""
+        drift = self._required(set_id)
+        pinned = self._sets.version(set_id)
+        return SelectionDiff.between(pinned.selection, pinned.selection), ManifestDiff.between(
+            self._sets.manifest(pinned.manifest_id), self._sets.manifest(drift.manifest_id)
+        )
+
+    def _required(self, set_id: str) -> DriftRecord:
+        drift = self.drift(set_id)
+        if drift is None:
+            name = self._sets.get(set_id).name
+            raise NotFound(
+                f"{name!r} has no archive update to look at: its version is what the archives "
+                f"held at the last check (check again: `mediator sets check {name!r}`)"
+            )
+        return drift
+
+    # -- accept, decline ---------------------------------------------------------------------
+    def accept(self, set_id: str, *, fork: bool = False, name: str = "") -> Outcome:
+        """Commit the update as the set's next version (owner and editors), or with ``fork`` as
+        the first version after the pinned one of a new set of yours."""
+        from mediator_desktop.core.service import Outcome
+
+        rs = self._sets.get(set_id)
+        drift = self._required(set_id)
+        pinned = self._sets.version(set_id)
+        now = self._sets.manifest(drift.manifest_id)
+        state = f" ({drift.state})" if drift.state else ""
+        message = f"archive update accepted: {drift.summary}{state}"
+        if not fork and not rs.can_edit(self._me):
+            raise PermissionDenied(
+                f"only the owner and editors of {rs.name!r} may accept its update; make a copy of "
+                f"yours with it: `mediator sets accept {rs.name!r} --fork`"
+            )
+        target = set_id
+        if fork:
+            target = self._sets.duplicate(set_id, pinned.number, name)
+            head: int | None = 1
+        else:
+            head = pinned.number
+        version = self._sets.commit(target, pinned.selection, now, message, expected_head=head)
+        return Outcome(target, version, len(now), now.total_size)
+
+    def dismiss(self, set_id: str) -> None:
+        """Decline the set's update: it stays silent for you; the set keeps its version."""
+        drift = self._required(set_id)
+        self._signer.do("dismiss_drift", set_id=set_id, version=drift.version, manifest_id=drift.manifest_id)
+
+    # -- the schedule --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Check due sets in the background from now on (the node started)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="update-checks", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def wake(self) -> None:
+        """Look for due sets now (the interval changed)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            interval = self._interval()
+            tick = TICK_S if interval <= 0 else min(TICK_S, max(0.2, interval / 4))
+            self._wake.wait(tick)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.run_due()
+            except Exception:  # a defect must not end the schedule
+                log.exception("scheduled update checks failed")
+
+    def run_due(self) -> list[CheckOutcome]:
+        """One round: check the sets that are due here now (see the module's doc)."""
+        with self._checking:
+            with self._local_lock:
+                local, self._local_due = self._local_due, set()
+            if self._interval() <= 0:
+                return []  # checks are off: local changes wait for a check on demand
+            due = self._due()
+            state_sets = self._store.state.sets
+            chosen = [state_sets[i] for i in sorted(local | {rs.id for rs in due}) if i in state_sets]
+            return self._check_all(chosen) if chosen else []
+
+    def _due(self) -> list[ReplicaSet]:
+        interval = self._interval()
+        if interval <= 0:
+            return []
+        try:
+            status = self._store.status()
+        except MediatorError:
+            return []
+        leader = status.leader is not None and status.leader == status.self_address
+        now = self._clock()
+        state = self._store.state
+        due = []
+        for rs in list(state.sets.values()):
+            if rs.head is None or not rs.followers:
+                continue
+            versions = state.versions.get(rs.id, [])
+            if len(versions) < rs.head:
+                continue
+            last = state.checks.get(rs.id)
+            since = max(versions[rs.head - 1].time, last.time if last is not None else 0.0)
+            waited = now - since
+            # The leader checks what is due; another member only what the leader left for two
+            # intervals (it lacks the archive, or is gone), and only with every archive at hand.
+            if (leader and waited >= interval) or (
+                waited >= 2 * interval and all(s in self._archives.ids() for s in _sources(versions, rs))
+            ):
+                due.append(rs)
+        return due
+
+    def _on_indexing(self, event: SourceIndexing) -> None:
+        """A local archive re-indexed: check the sets that point into it, on this node, soon."""
+        if not event.finished or event.error or not event.changed:
+            return
+        state = self._store.state
+        touched = set()
+        for rs in list(state.sets.values()):
+            # Your folder changed: your sets (on a share every member mounts, each member checks
+            # its own users' sets; the store keeps one record of what they found).
+            if rs.head is None or (self._me not in rs.followers and rs.owner != self._me):
+                continue
+            versions = state.versions.get(rs.id, [])
+            if len(versions) >= rs.head and event.source_id in versions[rs.head - 1].selection.sources:
+                touched.add(rs.id)
+        if touched:
+            with self._local_lock:
+                self._local_due |= touched
+            self._wake.set()
+
+
+def _sources(versions: list[Version], rs: ReplicaSet) -> tuple[str, ...]:
+    assert rs.head is not None
+    return tuple(versions[rs.head - 1].selection.sources)
