@@ -90,6 +90,10 @@ def _call(node: Node, name: str, args: list[Any], services: dict[str, Service]) 
     # -- update tracking --
     if name == "add_source":  # kind, id, options, secret
         return node.service.archives.add(args[0], args[2], source_id=args[1], secret=args[3])
+    if name == "rescan":
+        return node.service.archives.rescan(args[0]).summary()
+    if name == "check":
+        return [outcome.line() for outcome in node.service.tracking.check([args[0]])]
     if name == "key_id":
         return node.service.key_id
     if name == "create_tracked":
