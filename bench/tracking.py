@@ -139,33 +139,45 @@ def nlst_check(store_dir: Path, address: str, set_id: str) -> None:
 
 # -- TCIA: requests per check ----------------------------------------------------------------------
 def bench_tcia(work: Path, out: dict[str, Any]) -> None:
-    from tests.helpers.tcia_emulator import bench_catalogue
+    import datetime as dt
+
+    from mediator_desktop.sources.tcia import TciaSource
+    from tests.helpers.tcia_emulator import TciaEmulator, synthetic_catalogue
 
     collections, series = 5, 10_000
-    with (
-        bench_catalogue(collections, series) as (emulator, source),
-        service_on(work / "tcia-store", free_loopback_address(), {"tcia": source}) as service,
-    ):
-        set_id = service.sets.create(
-            "TCIA cohort", add=[Pointer.of("tcia", name) for name in emulator.collection_names()]
-        )
-        if len(service.sets.manifest(service.sets.version(set_id).manifest_id)) != series:
-            raise RuntimeError("the TCIA set does not hold every series of the catalogue")
-        emulator.advance_days(2)
-        emulator.reset_counts()
-        [unchanged] = service.tracking.check([set_id])
-        out["tcia_check_requests_unchanged"] = emulator.request_count()
-        if unchanged.error or unchanged.drift is not None:
-            raise RuntimeError(f"the unchanged TCIA check found something: {unchanged.line()}")
-        changed = emulator.change_some(10)
-        emulator.reset_counts()
-        [outcome] = service.tracking.check([set_id])
-        out["tcia_check_requests"] = emulator.request_count()
-        if outcome.error or outcome.drift is None:
-            raise RuntimeError(f"the TCIA check missed the changes: {outcome.line()}")
-        out["tcia_update"] = outcome.drift.summary
-        out["tcia_check_requests_goal"] = 2 * (collections + changed)
-        out["tcia_check_requests_unchanged_goal"] = collections + 1
+    # Released three days ago; the archive's clock is the real one, as the service's checks are.
+    catalogue = synthetic_catalogue(series, collections, released=dt.date.today() - dt.timedelta(days=3))
+    with TciaEmulator(catalogue) as emulator:
+        source = TciaSource(base_url=emulator.v4)
+        names = sorted({s.collection for s in emulator.series})
+        with service_on(work / "tcia-store", free_loopback_address(), {"tcia": source}) as service:
+            set_id = service.sets.create("TCIA cohort", add=[Pointer.of("tcia", name) for name in names])
+            if len(service.sets.manifest(service.sets.version(set_id).manifest_id)) != series:
+                raise RuntimeError("the TCIA set does not hold every series of the catalogue")
+            emulator.reset_requests()
+            [unchanged] = service.tracking.check([set_id])
+            out["tcia_check_requests_unchanged"] = emulator.total_requests
+            if unchanged.error or unchanged.drift is not None:
+                raise RuntimeError(f"the unchanged TCIA check found something: {unchanged.line()}")
+            emulator.clock = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            studies = sorted({s.study for s in emulator.series})
+            for uid in [s.uid for s in emulator.series[::2500]]:  # 4 re-submitted
+                emulator.resubmit(uid)
+            for study in studies[100:103]:  # 3 series added to studies
+                emulator.add_series(study)
+            first = emulator.series[0]
+            emulator.add_study(first.collection, first.patient, series=1)  # 2 new studies
+            emulator.add_study(names[1], emulator.series[3000].patient, series=1)
+            emulator.add_patient(names[2], series=1)  # 1 new patient
+            changed = 10
+            emulator.reset_requests()
+            [outcome] = service.tracking.check([set_id])
+            out["tcia_check_requests"] = emulator.total_requests
+            if outcome.error or outcome.drift is None:
+                raise RuntimeError(f"the TCIA check missed the changes: {outcome.line()}")
+            out["tcia_update"] = outcome.drift.summary
+            out["tcia_check_requests_goal"] = 2 * (collections + changed)
+            out["tcia_check_requests_unchanged_goal"] = collections + 1
 
 
 # -- IDC: download only the changes ----------------------------------------------------------------

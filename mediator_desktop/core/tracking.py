@@ -152,8 +152,11 @@ class Tracker:
         return self._signer.identity.key_id
 
     # -- checks --------------------------------------------------------------------------------
-    def check(self, set_ids: Iterable[str] | None = None) -> list[CheckOutcome]:
+    def check(self, set_ids: Iterable[str] | None = None, *, full: bool = False) -> list[CheckOutcome]:
         """Check sets now, on this node (default: every set you follow or own); blocks.
+
+        ``full`` resolves every selection again instead of asking the archives what changed
+        since the last check (TCIA cannot tell removed series otherwise): slower, more requests.
 
         Raises ``NotFound`` for a set you cannot see. An archive that fails makes that set's
         outcome an error (shown on the set), never an exception.
@@ -162,13 +165,13 @@ class Tracker:
             sets = [rs for rs in self._sets.list() if self._me in rs.followers or rs.owner == self._me]
         else:
             sets = [self._sets.get(set_id) for set_id in set_ids]
-        return self._check_all(sets)
+        return self._check_all(sets, full)
 
-    def _check_all(self, sets: list[ReplicaSet]) -> list[CheckOutcome]:
+    def _check_all(self, sets: list[ReplicaSet], full: bool = False) -> list[CheckOutcome]:
         outcomes: list[CheckOutcome] = []
         quiet: list[list[Any]] = []
         for rs in sets:
-            outcome = self._check_one(rs)
+            outcome = self._check_one(rs, full)
             outcomes.append(outcome)
             if outcome.version is not None and not outcome.new:
                 quiet.append([rs.id, outcome.version, outcome.error])
@@ -185,7 +188,7 @@ class Tracker:
         except MediatorError as exc:  # no quorum now: the next round checks them again
             log.warning("could not record %d update checks: %s", len(checks), exc)
 
-    def _check_one(self, rs: ReplicaSet) -> CheckOutcome:
+    def _check_one(self, rs: ReplicaSet, full: bool = False) -> CheckOutcome:
         if rs.head is None:
             return CheckOutcome(rs.id, rs.name, None)
         try:
@@ -200,7 +203,7 @@ class Tracker:
             base = self._sets.manifest(known.manifest_id) if known is not None else pinned
             last = self._store.state.checks.get(rs.id)
             since = last.ok_time if last is not None and last.version == version.number else 0.0
-            now, states, notes = self._resolve_now(version, base, since or version.time)
+            now, states, notes = self._resolve_now(version, base, None if full else since or version.time)
         except MediatorError as exc:
             log.info("update check of %s failed: %s", rs.name, exc)
             return CheckOutcome(rs.id, rs.name, rs.head, self._pending(rs.id, rs.head), error=str(exc))
@@ -228,7 +231,7 @@ class Tracker:
         return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number), new=True)
 
     def _resolve_now(
-        self, version: Version, base: Manifest, since: float
+        self, version: Version, base: Manifest, since: float | None
     ) -> tuple[Manifest, list[str], list[str]]:
         """What the version's selection selects in its archives now, with each archive's state."""
         lines: list[str] = []

@@ -6,6 +6,10 @@ as the NBIA server's code has them: an empty 200 means no rows, v4 dates are MM-
 refuses unknown parameters, errors come as plain text. A bearer token is optional (legacy
 restricted collections); it is passed in, never stored here.
 
+Update tracking (``track``) asks what changed instead of resolving again: ``getUpdatedSeries``
+once, ``NewPatientsInCollection`` per collection of the set, ``NewStudiesInPatientCollection``
+where a set picks studies of a patient, then resolves only the patients (or studies) that changed.
+
 A series downloads as TCIA's zip with MD5s (``plan``); its ``finish`` checks it before anything is
 presented as complete: that it is a zip at all, its integrity, that no entry escapes the folder,
 the MD5 of every image and the image count.
@@ -13,10 +17,12 @@ the MD5 of every image and the image count.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import functools
 import hashlib
+import heapq
 import io
 import threading
 import zipfile
@@ -27,10 +33,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
-from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
+from mediator_desktop.core.manifest import (
+    TAB,
+    US,
+    Fingerprint,
+    Leaf,
+    Manifest,
+    ManifestBuilder,
+    encode_fingerprint,
+    encode_key,
+    escape_component,
+    unescape_component,
+)
 from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
-from mediator_desktop.core.selection import Selection, decide
+from mediator_desktop.core.selection import Rule, Selection, decide
 from mediator_desktop.core.source import (
     BrowseItem,
     BrowsePage,
@@ -39,12 +56,22 @@ from mediator_desktop.core.source import (
     RemoteFile,
     SourceKind,
     SourceOption,
+    Tracked,
 )
 from mediator_desktop.sources import http
 
 DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
 FILTERABLE = ("Modality", "BodyPartExamined")
 _LEVEL_PARAMS = ("Collection", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+_RELEASE_COLUMNS = ("DateReleased", "MaxSubmissionTimestamp", "TimeStamp")
+#: Above this many changed patients in one collection a set holds whole, ``track`` lists the
+#: collection once instead of each patient.
+WHOLE_COLLECTION_AFTER = 50
+#: What ``track`` cannot see, said with every incremental answer.
+REMOVALS_NOTE = (
+    "TCIA does not report deleted series: a removal shows only when another series of its patient "
+    "changes; a full check (`mediator sets check --full`) finds every one"
+)
 
 KIND = SourceKind(
     "tcia",
@@ -69,6 +96,15 @@ def since_param(day: dt.date, base_url: str) -> tuple[str, str]:
     if "/v4/" in base_url:
         return "fromDate", day.strftime("%m-%d-%Y")
     return "fromDate", day.strftime("%d/%m/%Y")  # v1/v2 getUpdatedSeries: day first
+
+
+def released_param(day: dt.date, base_url: str) -> tuple[str, str]:
+    """The (name, value) that makes ``NewPatientsInCollection`` and ``NewStudiesInPatientCollection``
+    answer about series released on ``day`` or later: v4 ``fromDate`` MM-DD-YYYY compared with
+    ``>=``; v1/v2 ``Date`` yyyy/MM/dd compared with ``>`` (so the day before is sent)."""
+    if "/v4/" in base_url:
+        return "fromDate", day.strftime("%m-%d-%Y")
+    return "Date", (day - dt.timedelta(days=1)).strftime("%Y/%m/%d")
 
 
 class TciaSource:
@@ -121,7 +157,11 @@ class TciaSource:
         for name, values in filters:
             if len(values) == 1:  # the API takes one value; several are filtered here
                 params[name] = values[0]
-        rows = self._rows("getSeries", f"the series of {'/'.join(path) or 'TCIA'}", **params)
+        what = f"the series of {'/'.join(path) or 'TCIA'}"
+        rows = self._rows("getSeries", what, **params)
+        if any(not r.get("SeriesInstanceUID") for r in rows):
+            bad = next(r for r in rows if not r.get("SeriesInstanceUID"))
+            raise SourceError(f"TCIA answered {what} with a row that is not a series: {_sample(bad)}")
         return [r for r in rows if self._keep(r, path, filters)]
 
     @staticmethod
@@ -186,39 +226,146 @@ class TciaSource:
         return sorted({str(r[name]) for r in rows if r.get(name)})
 
     # -- resolution ----------------------------------------------------------------------------
-    def resolve(self, selection: Selection) -> Manifest:
+    def _rules(self, selection: Selection) -> tuple[list[Rule], list[tuple[str, ...]]]:
+        """This source's rules (validated) and the paths to list: the included ones not inside another."""
         rules = [r for r in selection.rules if r.pointer.source_id == self.source_id]
         for rule in rules:
             self.hierarchy.validate(rule.pointer)
-        builder = ManifestBuilder()
         scopes = sorted({r.pointer.path for r in rules if r.include})
         # A scope inside another one is fetched with it.
-        scopes = [s for s in scopes if not any(o != s and s[: len(o)] == o for o in scopes)]
+        return rules, [s for s in scopes if not any(o != s and s[: len(o)] == o for o in scopes)]
+
+    def resolve(self, selection: Selection) -> Manifest:
+        rules, scopes = self._rules(selection)
         if () in scopes:
             scopes = [(c.key,) for c in self.browse(limit=10**6).items]
+        builder = ManifestBuilder()
+        upper = _upper_filters(rules)
         seen: set[str] = set()
         for scope in scopes:
-            for row in self._series_rows(scope):
-                path = tuple(str(row.get(p) or "") for p in _LEVEL_PARAMS)
-                if not all(path) or path[3] in seen:
-                    continue
-                metadata = {name: str(row.get(name) or "").upper() or None for name in FILTERABLE}
-                if not decide(_upper_filters(rules), self.source_id, path, metadata):
-                    continue
-                seen.add(path[3])
-                released = "/".join(
-                    str(row.get(k) or "")
-                    for k in ("DateReleased", "MaxSubmissionTimestamp", "TimeStamp")
-                    if row.get(k)
-                )
-                builder.add(
-                    self.source_id,
-                    path,
-                    size=int(row["FileSize"]) if row.get("FileSize") is not None else None,
-                    count=int(row["ImageCount"]) if row.get("ImageCount") is not None else None,
-                    released=released or None,
-                )
+            self._add_selected(builder, self._series_rows(scope), upper, seen)
         return builder.build()
+
+    def _add_selected(
+        self, builder: ManifestBuilder, rows: list[dict[str, Any]], upper: list[Rule], seen: set[str]
+    ) -> None:
+        """Adds the series of ``rows`` that the (upper-cased) rules select, once each, to ``builder``."""
+        for row in rows:
+            path = _path(row)
+            if not all(path) or path[3] in seen:
+                continue
+            if not decide(upper, self.source_id, path, _metadata(row)):
+                continue
+            seen.add(path[3])
+            size, count, released = _fingerprint(row)
+            builder.add(self.source_id, path, size=size, count=count, released=released)
+
+    # -- update tracking -----------------------------------------------------------------------
+    def track(self, selection: Selection, base: Manifest, since: float | None) -> Tracked:
+        """What ``selection`` selects in TCIA now, asking what changed since ``since``.
+
+        With ``since`` (Unix time) it asks about the series released from the day before it on
+        (TCIA's dates are days; the overlap only costs bytes: a series whose fingerprint equals the
+        one in ``base`` is not a change): ``getUpdatedSeries`` once; ``NewPatientsInCollection``
+        per collection the set touches (it also sees collections a token opens, which v4's
+        ``getUpdatedSeries`` never lists); ``NewStudiesInPatientCollection`` for a patient only
+        that one reports whose studies, not the whole patient, the set picks. Then it lists again
+        only the patients (or studies) with a change under the set's rules (a collection at once
+        when more than ``WHOLE_COLLECTION_AFTER`` of its patients changed) and splices them into
+        ``base``; every other leaf comes from ``base`` as it is. Requests: 1 + collections +
+        changed patients. Without ``since``, it resolves in full.
+
+        Raises:
+            SourceError: TCIA is down, or answered garbage, to any of the requests (nothing partial
+                is returned).
+        """
+        state = f"TCIA as of {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        if since is None:
+            return Tracked(self.resolve(selection), state)
+        rules, scopes = self._rules(selection)
+        if not scopes:
+            return Tracked(ManifestBuilder().build(), state)
+        upper = _upper_filters(rules)
+        start = dt.datetime.fromtimestamp(since, dt.UTC).date() - dt.timedelta(days=1)
+
+        def inside(path: tuple[str, ...]) -> bool:  # the set may hold leaves below ``path``, all of them
+            return any(path[: len(s)] == s for s in scopes)
+
+        def touches(path: tuple[str, ...]) -> bool:  # the set holds some leaves below ``path``
+            return inside(path) or any(s[: len(path)] == path for s in scopes)
+
+        # 1. Series released (new or re-submitted) since the day before ``start``.
+        patients: set[tuple[str, ...]] = set()
+        listed: set[tuple[str, ...]] = set()
+        day = start - dt.timedelta(days=1)
+        name, value = since_param(day, self.base_url)
+        what = f"the series updated since {day}"
+        for row in self._rows("getUpdatedSeries", what, **{name: value}):
+            if not row.get("SeriesInstanceUID"):
+                raise SourceError(f"TCIA answered {what} with a row that is not a series: {_sample(row)}")
+            path = _path(row)
+            if not all(path):
+                continue
+            listed.add(path[:2])
+            if not inside(path):
+                continue
+            old = _fingerprint_text(base, self.source_id, path)
+            selected = decide(upper, self.source_id, path, _metadata(row))
+            if (old is None and not selected) or (old is not None and selected and _same(old, row)):
+                continue
+            patients.add(path[:2])
+
+        # 2. Patients with series released since ``start``, per collection; those step 1 did not
+        # list (a collection only a token opens) are listed again, or their new studies.
+        if () in scopes:
+            collections = sorted(_collections_of(base, self.source_id) | {p[0] for p in listed})
+        else:
+            collections = sorted({s[0] for s in scopes})
+        name, value = released_param(start, self.base_url)
+        unexplained: set[tuple[str, ...]] = set()
+        for collection in collections:
+            what = f"the patients of {collection} with series released since {start}"
+            for row in self._rows("NewPatientsInCollection", what, Collection=collection, **{name: value}):
+                if not row.get("PatientId"):
+                    raise SourceError(
+                        f"TCIA answered {what} with a row that is not a patient: {_sample(row)}"
+                    )
+                patient = (collection, str(row["PatientId"]))
+                if patient in listed or patient in patients or not touches(patient):
+                    continue
+                if inside(patient):
+                    patients.add(patient)
+                else:
+                    unexplained.add(patient)
+        studies: set[tuple[str, ...]] = set()
+        for collection, patient_id in sorted(unexplained):
+            what = f"the studies of {collection}/{patient_id} with series released since {start}"
+            params = {"Collection": collection, "PatientID": patient_id, name: value}
+            for row in self._rows("NewStudiesInPatientCollection", what, **params):
+                if not row.get("StudyInstanceUID"):
+                    raise SourceError(f"TCIA answered {what} with a row that is not a study: {_sample(row)}")
+                study = (collection, patient_id, str(row["StudyInstanceUID"]))
+                if touches(study):
+                    studies.add(study)
+
+        # 3. List those again and splice them into ``base``.
+        units = _units(patients, studies, scopes)
+        builder = ManifestBuilder()
+        seen: set[str] = set()
+        for unit in units:
+            rows = self._series_rows(unit)
+            if not rows and any(p[: len(unit)] == unit for p in listed):
+                # It has just listed a series there: an empty answer is a hiccup, not a deletion.
+                raise SourceError(
+                    f"TCIA listed a series of {'/'.join(unit)} as updated but then gave no series "
+                    "for it; try later"
+                )
+            self._add_selected(builder, rows, upper, seen)
+        fresh = builder.build()
+        manifest = Manifest.from_canonical_lines(
+            list(heapq.merge(_without(base, self.source_id, units), fresh.lines())), check_grammar=False
+        )
+        return Tracked(manifest, state, (REMOVALS_NOTE,))
 
     def updated_since(self, day: dt.date) -> list[str]:
         """SeriesInstanceUIDs of series new or updated after ``day``."""
@@ -346,6 +493,103 @@ class TciaSource:
             raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None
 
 
+def _path(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(p) or "") for p in _LEVEL_PARAMS)
+
+
+def _metadata(row: dict[str, Any]) -> dict[str, str | None]:
+    return {name: str(row.get(name) or "").upper() or None for name in FILTERABLE}
+
+
+def _number(row: dict[str, Any], column: str) -> int | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        try:
+            number = int(float(value))  # a BigDecimal written as 1.5E7
+        except (TypeError, ValueError, OverflowError):
+            number = -1
+    if number < 0:
+        raise SourceError(f"TCIA gave {column} {value!r} for series {row.get('SeriesInstanceUID')}")
+    return number
+
+
+def _released(row: dict[str, Any]) -> list[str]:
+    return [str(row[k]) for k in _RELEASE_COLUMNS if row.get(k)]
+
+
+def _fingerprint(row: dict[str, Any]) -> tuple[int | None, int | None, str | None]:
+    """(size, count, released) of a series row, as the leaf's fingerprint holds them."""
+    return _number(row, "FileSize"), _number(row, "ImageCount"), "/".join(_released(row)) or None
+
+
+def _fingerprint_text(manifest: Manifest, source_id: str, path: tuple[str, ...]) -> str | None:
+    """The encoded fingerprint of the leaf at ``path``, None if ``manifest`` has none there (no
+    ``Leaf`` is made: ``track`` looks up every series TCIA lists)."""
+    lines = manifest.lines()
+    key = encode_key(source_id, path) + TAB
+    i = bisect.bisect_left(lines, key)
+    return lines[i][len(key) :] if i < len(lines) and lines[i].startswith(key) else None
+
+
+def _same(old: str, row: dict[str, Any]) -> bool:
+    """Whether ``row`` shows the series as the encoded fingerprint ``old`` has it, on the columns
+    the row has (v1/v2 ``getUpdatedSeries`` rows lack ``FileSize`` and ``TimeStamp``)."""
+    size, count, released = _fingerprint(row)
+    if (size, count, released) != (None, None, None) and old == encode_fingerprint(
+        size, count, None, None, released
+    ):
+        return True
+    fingerprint = Fingerprint.decode(old)
+    if (size is not None and size != fingerprint.size) or (count is not None and count != fingerprint.count):
+        return False
+    parts = _released(row)
+    return (fingerprint.released or "").split("/")[: len(parts)] == parts
+
+
+def _sample(row: dict[str, Any]) -> str:
+    return repr(row)[:120]
+
+
+def _collections_of(manifest: Manifest, source_id: str) -> set[str]:
+    own = escape_component(source_id) + US
+    return {unescape_component(line.split(US, 2)[1]) for line in manifest.lines() if line.startswith(own)}
+
+
+def _units(
+    patients: set[tuple[str, ...]], studies: set[tuple[str, ...]], scopes: list[tuple[str, ...]]
+) -> list[tuple[str, ...]]:
+    """The paths to list again: changed patients, by collection when many changed in one the set
+    holds whole, and changed studies not inside them."""
+    by_collection: dict[str, list[tuple[str, ...]]] = {}
+    for patient in patients:
+        by_collection.setdefault(patient[0], []).append(patient)
+    units: list[tuple[str, ...]] = []
+    for collection, members in by_collection.items():
+        whole = () in scopes or (collection,) in scopes
+        units += [(collection,)] if whole and len(members) > WHOLE_COLLECTION_AFTER else members
+    units += [s for s in studies if not any(s[: len(u)] == u for u in units)]
+    return sorted(units)
+
+
+def _without(base: Manifest, source_id: str, units: list[tuple[str, ...]]) -> list[str]:
+    """The lines of ``source_id`` in ``base`` that are not below any of ``units`` (still sorted)."""
+    own = escape_component(source_id) + US
+    drop = {encode_key(source_id, unit) for unit in units}
+    depths = sorted({len(unit) for unit in units})
+    kept = []
+    for line in base.lines():
+        if not line.startswith(own):
+            continue
+        keys = line.partition(TAB)[0].split(US)
+        if not any(US.join(keys[: depth + 1]) in drop for depth in depths):
+            kept.append(line)
+    return kept
+
+
 def _unpack_series(
     stage: Path, downloaded: list[Path], *, series: str, expected: int | None, size: int | None
 ) -> list[Path]:
@@ -353,10 +597,9 @@ def _unpack_series(
     return TciaSource._unpack(downloaded[0], stage, series, expected, size)
 
 
-def _upper_filters(rules: list[Any]) -> list[Any]:
+def _upper_filters(rules: list[Rule]) -> list[Rule]:
     """Rules with filter values upper-cased: NBIA compares Modality and body part case-blind."""
     from mediator_desktop.core.pointer import make_filters
-    from mediator_desktop.core.selection import Rule
 
     return [
         Rule(

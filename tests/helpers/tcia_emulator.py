@@ -5,7 +5,17 @@ columns each endpoint returns per version, Jettison-style JSON (no spaces, ``/``
 keys left out), an empty 200 for no rows, 400s with plain-text messages for missing or (v4)
 unknown parameters, MM-DD-YYYY dates in v4, and ``getImage`` zips of real DICOM (made with
 pydicom) with LICENSE and ``md5hashes.csv``. Its catalogue is built from real IDC rows of TCIA
-collections. Faults can be queued per endpoint to test clients.
+collections (``catalogue_from_idc``), or made up quickly in any size (``synthetic_catalogue``).
+Faults can be queued per endpoint to test clients; requests are counted per endpoint.
+
+The archive changes while it runs, as TCIA does: a clock the test moves (``advance``) stamps new
+and re-submitted series with their ``DateReleased``/``TimeStamp``; ``add_series``, ``add_study``,
+``add_patient``, ``resubmit`` and ``delete_series`` change the catalogue, and the change queries
+(``getUpdatedSeries``, ``NewPatientsInCollection``, ``NewStudiesInPatientCollection``) answer
+with each version's parameters, date formats and comparisons (``>`` or ``>=`` against midnight
+of the given day, as MySQL compares a DATETIME with a date). Collections can be restricted to a
+token (``restricted``, ``token``): v2/v4 show them to its bearer, except v4 ``getUpdatedSeries``,
+which, as NBIA's, lists public collections only.
 
 Standalone: ``python -m tests.helpers.tcia_emulator --port 8080`` serves
 ``http://127.0.0.1:8080/nbia-api/services/v4/``.
@@ -22,7 +32,7 @@ import random
 import threading
 import time
 import zipfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 ROOT = "/nbia-api/services/"
 LICENSE_NAME = "Creative Commons Attribution 4.0 International License"
@@ -58,6 +68,7 @@ ALLOWED = {
     "getBodyPartValues": {"Collection", "Modality", "format"},
     "getUpdatedSeries": {"fromDate", "format"},
     "NewPatientsInCollection": {"Collection", "fromDate", "format"},
+    "NewStudiesInPatientCollection": {"Collection", "PatientID", "fromDate", "format"},
     "getImage": {"SeriesInstanceUID", "NewFileNames", "IncludeMD5"},
     "getImageWithMD5Hash": {"SeriesInstanceUID"},
 }
@@ -79,7 +90,30 @@ REQUIRED = {
         ("Collection", "fromDate"),
         "A parameter, Collection and Date are required for this API call.",
     ),
+    "NewStudiesInPatientCollection": (
+        ("Collection", "fromDate"),
+        "A parameter, Collection and Date are required for this API call.",
+    ),
 }
+#: The v1/v2 getUpdatedSeries columns (v4 answers with its 30 getSeries columns).
+UPDATED_V1 = (
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "Modality",
+    "ProtocolName",
+    "SeriesDate",
+    "SeriesDescription",
+    "BodyPartExamined",
+    "SeriesNumber",
+    "AnnotationsFlag",
+    "Collection",
+    "PatientID",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "SoftwareVersions",
+    "ImageCount",
+    "DateReleased",
+)
 
 
 @dataclass
@@ -99,6 +133,14 @@ class Series:
     age: str | None = "061Y"
     description: str | None = "Series"
     pixels: int = 8  # rows and columns of each image (16 bits a pixel)
+    #: When it was released (``DateReleased``); None: midnight of ``released``.
+    released_at: dt.datetime | None = None
+    #: When its images were last submitted (``TimeStamp``, v4 ``MaxSubmissionTimestamp``); None:
+    #: when it was released.
+    submitted_at: dt.datetime | None = None
+    #: Bytes (``FileSize``); None: the size of its generated images. Set by big made-up
+    #: catalogues, so that listing them never builds DICOM.
+    file_size: int | None = None
     _files: list[tuple[str, bytes]] | None = field(default=None, repr=False)
 
     def files(self) -> list[tuple[str, bytes]]:
@@ -109,7 +151,17 @@ class Series:
 
     @property
     def size(self) -> int:
+        if self.file_size is not None:
+            return self.file_size
         return sum(len(data) for _, data in self.files())
+
+    @property
+    def released_moment(self) -> dt.datetime:
+        return self.released_at or dt.datetime.combine(self.released, dt.time())
+
+    @property
+    def submitted_moment(self) -> dt.datetime:
+        return self.submitted_at or self.released_moment
 
 
 def _sop_uid(series_uid: str, index: int) -> str:
@@ -121,8 +173,8 @@ def _sop_uid(series_uid: str, index: int) -> str:
 def _dicom(series: Series, index: int) -> bytes:
     sop = _sop_uid(series.uid, index)
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    meta.MediaStorageSOPInstanceUID = sop
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.2")
+    meta.MediaStorageSOPInstanceUID = UID(sop)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds = Dataset()
@@ -215,6 +267,57 @@ def catalogue_from_idc(
     return out
 
 
+def synthetic_catalogue(
+    series: int = 10_000,
+    collections: int = 4,
+    *,
+    studies_per_patient: int = 2,
+    series_per_study: int = 5,
+    images: int = 4,
+    released: dt.date = dt.date(2024, 1, 2),
+) -> list[Series]:
+    """``series`` made-up series in ``collections`` collections (``SYNTHETIC-1``...), each patient with
+    ``studies_per_patient`` studies of ``series_per_study`` series; built in milliseconds, as their
+    sizes are given (no DICOM is made until an image is asked for)."""
+    modalities = ("CT", "CT", "MR", "SEG", "RTSTRUCT")
+    out: list[Series] = []
+    for c in range(collections):
+        wanted = series // collections + (1 if c < series % collections else 0)
+        made = 0
+        patient = 0
+        while made < wanted:
+            for study in range(studies_per_patient):
+                study_uid = f"1.3.6.1.4.1.14519.5.2.1.9999.{c + 1}.{patient}.{study}"
+                for k in range(series_per_study):
+                    if made == wanted:
+                        break
+                    out.append(
+                        Series(
+                            f"SYNTHETIC-{c + 1}",
+                            f"SYN{c + 1}-{patient:05d}",
+                            study_uid,
+                            f"{study_uid}.{k}",
+                            modalities[k % len(modalities)],
+                            "CHEST",
+                            "ACME",
+                            dt.date(2000, 1, 1) + dt.timedelta(days=patient % 3650),
+                            None,
+                            released,
+                            images,
+                            file_size=images * 10_000 + k,
+                        )
+                    )
+                    made += 1
+            patient += 1
+    return out
+
+
+def java_timestamp(moment: dt.datetime) -> str:
+    """``java.sql.Timestamp.toString()``: ``2020-05-21 15:26:48.0`` (v1/v2 dates)."""
+    fraction = f"{moment.microsecond:06d}".rstrip("0") or "0"
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{fraction}"
+
+
 def jettison(rows: list[dict[str, Any]]) -> bytes:
     """JSON as NBIA writes it: compact, null keys dropped, '/' escaped, non-ASCII raw."""
     clean = [{k: v for k, v in row.items() if v is not None} for row in rows]
@@ -243,10 +346,27 @@ class Faults:
 
 
 class TciaEmulator:
+    """NBIA on 127.0.0.1. Faults queued with ``faults.add(endpoint, kind, ...)``, each used once:
+    ``500``/``503``/``429`` (``429:5`` adds ``Retry-After: 5``), ``html`` (a maintenance page),
+    ``badjson``, ``wrongrows`` (JSON rows without the endpoint's columns), ``empty`` (no rows),
+    ``slow``, and for the image endpoints the zip faults of ``_image``."""
+
     def __init__(self, series: list[Series] | None = None, port: int = 0) -> None:
         self.series = series if series is not None else catalogue_from_idc()
         self.faults = Faults()
+        #: Requests per endpoint (counted before faults); see ``total_requests``, ``reset_requests``.
         self.requests: Counter[str] = Counter()
+        #: The latest requests as (version, endpoint, query parameters), oldest first.
+        self.queries: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=1000)
+        #: The archive's "now" (naive, read as UTC by ``now``): what new and re-submitted series are
+        #: stamped with. Starts the day after the newest release, at 09:00.
+        newest = max((s.released for s in self.series), default=dt.date(2024, 1, 1))
+        self.clock = dt.datetime.combine(newest + dt.timedelta(days=1), dt.time(9))
+        #: Collections only a bearer of ``token`` sees (v2/v4; never v1 nor v4 getUpdatedSeries).
+        self.restricted: set[str] = set()
+        self.token: str | None = None
+        self._ids = 0
+        self._lock = threading.Lock()
         #: getImage / getImageWithMD5Hash requests per SeriesInstanceUID.
         self.image_requests: Counter[str] = Counter()
         #: Seconds each image request waits before answering.
@@ -295,6 +415,166 @@ class TciaEmulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # -- counting ------------------------------------------------------------------------------
+    @property
+    def total_requests(self) -> int:
+        """Requests of every endpoint (images included) since the start or ``reset_requests``."""
+        with self._lock:
+            return sum(self.requests.values())
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.image_requests.clear()
+            self.queries.clear()
+
+    # -- the archive changes -------------------------------------------------------------------
+    def now(self) -> float:
+        """The clock as Unix time (the clock is read as UTC)."""
+        return self.clock.replace(tzinfo=dt.UTC).timestamp()
+
+    def advance(self, **delta: float) -> dt.datetime:
+        """Moves the clock on by ``timedelta(**delta)`` (``days=1``, ``hours=3``); returns it."""
+        self.clock += dt.timedelta(**delta)
+        return self.clock
+
+    def _uid(self) -> str:
+        self._ids += 1
+        digest = hashlib.sha256(f"new/{self._ids}/{self.clock}".encode()).digest()[:16]
+        return f"2.25.{int.from_bytes(digest, 'big')}"
+
+    def _stamp(self, s: Series) -> Series:
+        s.released, s.released_at, s.submitted_at = self.clock.date(), self.clock, self.clock
+        return s
+
+    def find(self, uid: str) -> Series:
+        """The series ``uid``; ``KeyError`` if the catalogue has none."""
+        for s in self.series:
+            if s.uid == uid:
+                return s
+        raise KeyError(f"no series {uid} in the emulator's catalogue")
+
+    def add_series(
+        self,
+        study: str,
+        *,
+        modality: str = "CT",
+        image_count: int = 2,
+        body_part: str | None = "CHEST",
+        uid: str | None = None,
+    ) -> Series:
+        """A new series in the existing ``study``, released now."""
+        like = next((s for s in self.series if s.study == study), None)
+        if like is None:
+            raise KeyError(f"no study {study} in the emulator's catalogue")
+        return self._new_series(
+            like.collection, like.patient, study, like, modality, image_count, body_part, uid
+        )
+
+    def _new_series(
+        self,
+        collection: str,
+        patient: str,
+        study: str,
+        like: Series | None,
+        modality: str,
+        image_count: int,
+        body_part: str | None,
+        uid: str | None,
+    ) -> Series:
+        s = Series(
+            collection,
+            patient,
+            study,
+            uid or self._uid(),
+            modality,
+            body_part,
+            like.manufacturer if like else "ACME",
+            like.study_date if like and like.study == study else self.clock.date(),
+            self.clock.date(),
+            self.clock.date(),
+            image_count,
+            like.sex if like else "M",
+            like.age if like else "050Y",
+            "New series",
+            like.pixels if like else 8,
+        )
+        with self._lock:
+            self.series.append(self._stamp(s))
+        return s
+
+    def add_study(
+        self,
+        collection: str,
+        patient: str,
+        *,
+        series: int = 1,
+        modality: str = "CT",
+        image_count: int = 2,
+        uid: str | None = None,
+    ) -> list[Series]:
+        """A new study of ``series`` series for the existing ``patient`` of ``collection``, released now."""
+        like = next((s for s in self.series if s.collection == collection and s.patient == patient), None)
+        if like is None:
+            raise KeyError(f"no patient {patient} in {collection} in the emulator's catalogue")
+        study = uid or self._uid()
+        return [
+            self._new_series(collection, patient, study, like, modality, image_count, "CHEST", None)
+            for _ in range(series)
+        ]
+
+    def add_patient(
+        self,
+        collection: str,
+        patient: str | None = None,
+        *,
+        studies: int = 1,
+        series: int = 1,
+        modality: str = "CT",
+        image_count: int = 2,
+    ) -> list[Series]:
+        """A new patient (``NEW-<n>`` unless named) with ``studies`` studies of ``series`` series each,
+        released now; ``collection`` may be new too."""
+        patient = patient or f"NEW-{self._ids + 1:04d}"
+        out = []
+        for _ in range(studies):
+            study = self._uid()
+            out += [
+                self._new_series(collection, patient, study, None, modality, image_count, "CHEST", None)
+                for _ in range(series)
+            ]
+        return out
+
+    def resubmit(self, uid: str, *, image_count: int | None = None) -> Series:
+        """Images of series ``uid`` submitted again: released and stamped now, with ``image_count``
+        images (default: one more), hence a new ``ImageCount`` and ``FileSize``."""
+        s = self.find(uid)
+        with self._lock:
+            s.image_count = image_count if image_count is not None else s.image_count + 1
+            s.file_size = None
+            s._files = None
+            for key in [k for k in self._zips if k[0] == uid]:
+                del self._zips[key]
+            self._stamp(s)
+        return s
+
+    def delete_series(self, uid: str) -> Series:
+        """Series ``uid`` taken out of the archive (as NBIA hides or deletes one: no date changes)."""
+        s = self.find(uid)
+        with self._lock:
+            self.series = [x for x in self.series if x.uid != uid]
+        return s
+
+    def _pool(self, request: BaseHTTPRequestHandler, version: str, endpoint: str) -> list[Series]:
+        """The series the caller may see: restricted collections only for the token's bearer."""
+        if not self.restricted:
+            return self.series
+        public_only = version == "v1" or (version == "v4" and endpoint == "getUpdatedSeries")
+        bearer = request.headers.get("Authorization")
+        if not public_only and self.token is not None and bearer == f"Bearer {self.token}":
+            return self.series
+        return [s for s in self.series if s.collection not in self.restricted]
+
     # -- HTTP ----------------------------------------------------------------------------------
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(request.path)
@@ -302,16 +582,27 @@ class TciaEmulator:
             return self._send(request, 404, "text/html", b"<html><body>Not Found</body></html>")
         version, _, endpoint = parts.path[len(ROOT) :].partition("/")
         params = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        self.requests[endpoint] += 1
+        with self._lock:
+            self.requests[endpoint] += 1
+            self.queries.append((version, endpoint, params))
         fault = self.faults.next(endpoint)
-        if fault is not None and fault in ("503", "429", "500"):
+        if fault is not None and fault.partition(":")[0] in ("503", "429", "500"):
+            status, _, after = fault.partition(":")
             return self._send(
-                request, int(fault), "text/plain", b"Server was not able to process your request\n"
+                request,
+                int(status),
+                "text/plain",
+                b"Server was not able to process your request\n",
+                {"Retry-After": after} if after else None,
             )
         if fault == "html":
             return self._send(request, 200, "text/html", b"<html><body>Maintenance</body></html>")
         if fault == "badjson":
             return self._send(request, 200, "application/json", b'[{"Collection":')
+        if fault == "empty":  # no rows, as NBIA says so
+            return self._send(request, 200, None, b"")
+        if fault == "wrongrows":
+            return self._send(request, 200, "application/json", b'[{"Unexpected":"row"}]')
         if fault == "slow":
             time.sleep(2.0)
         if version not in ("v1", "v2", "v4") or endpoint not in ALLOWED:
@@ -323,13 +614,14 @@ class TciaEmulator:
                 message = f"Invalid query parameter: '{unknown[0]}'. Allowed parameters are: {allowed}"
                 return self._send(request, 400, "application/xml", message.encode())
         names, message = REQUIRED.get(endpoint, ((), ""))
-        if endpoint == "NewPatientsInCollection" and version != "v4":
+        if version != "v4" and endpoint in ("NewPatientsInCollection", "NewStudiesInPatientCollection"):
             names = ("Collection", "Date")
         if any(not params.get(n) for n in names):
             return self._send(request, 400, "application/json", message.encode())
+        pool = self._pool(request, version, endpoint)
         if endpoint in ("getImage", "getImageWithMD5Hash"):
-            return self._image(request, endpoint, params, fault)
-        rows = getattr(self, f"_{endpoint}")(params, version)
+            return self._image(request, endpoint, params, fault, pool)
+        rows = getattr(self, f"_{endpoint}")(params, version, pool)
         if not rows:
             return self._send(request, 200, None, b"")
         return self._send(request, 200, "application/json", jettison(rows))
@@ -352,7 +644,7 @@ class TciaEmulator:
         request.wfile.write(body)
 
     # -- search --------------------------------------------------------------------------------
-    def _match(self, params: dict[str, str], **columns: str) -> list[Series]:
+    def _match(self, pool: list[Series], params: dict[str, str], **columns: str) -> list[Series]:
         def ok(s: Series) -> bool:
             for param, attr in columns.items():
                 wanted = params.get(param)
@@ -364,10 +656,12 @@ class TciaEmulator:
                     return False
             return True
 
-        return [s for s in self.series if ok(s)]
+        return [s for s in pool if ok(s)]
 
-    def _getCollectionValues(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
-        return [{"Collection": c} for c in dict.fromkeys(s.collection for s in self.series)]
+    def _getCollectionValues(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
+        return [{"Collection": c} for c in dict.fromkeys(s.collection for s in pool)]
 
     def _patient_row(self, s: Series, version: str) -> dict[str, Any]:
         row: dict[str, Any] = {"PatientId": s.patient, "PatientName": s.patient}
@@ -385,12 +679,19 @@ class TciaEmulator:
             row["Authorized"] = 1
         return row
 
-    def _getPatient(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
-        found = self._match(params, Collection="collection", PatientId="patient")
+    def _getPatient(self, params: dict[str, str], version: str, pool: list[Series]) -> list[dict[str, Any]]:
+        found = self._match(pool, params, Collection="collection", PatientId="patient")
         return list({s.patient: self._patient_row(s, version) for s in found}.values())
 
-    def _getPatientStudy(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
-        found = self._match(params, Collection="collection", PatientID="patient", StudyInstanceUID="study")
+    def _getPatientStudy(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
+        found = self._match(
+            pool, params, Collection="collection", PatientID="patient", StudyInstanceUID="study"
+        )
+        return self._study_rows(found, version)
+
+    def _study_rows(self, found: list[Series], version: str) -> list[dict[str, Any]]:
         studies: dict[str, list[Series]] = {}
         for s in found:
             studies.setdefault(s.study, []).append(s)
@@ -436,7 +737,7 @@ class TciaEmulator:
                 "ManufacturerModelName": None,
                 "SoftwareVersions": None,
                 "ImageCount": s.image_count,
-                "MaxSubmissionTimestamp": mdy(s.released),
+                "MaxSubmissionTimestamp": mdy(s.submitted_moment.date()),
                 "LicenseName": LICENSE_NAME,
                 "LicenseURI": LICENSE_URI,
                 "DataDescriptionURI": f"https://doi.org/10.7937/tcia.{s.collection.lower()}",
@@ -448,7 +749,6 @@ class TciaEmulator:
                 "ThirdPartyAnalysis": "NO",
                 "Authorized": 1,
             }
-        stamp = f"{s.released} 00:00:00.0"
         return {
             "SeriesInstanceUID": s.uid,
             "StudyInstanceUID": s.study,
@@ -465,19 +765,20 @@ class TciaEmulator:
             "ManufacturerModelName": None,
             "SoftwareVersions": None,
             "ImageCount": s.image_count,
-            "TimeStamp": stamp,
+            "TimeStamp": java_timestamp(s.submitted_moment),
             "LicenseName": LICENSE_NAME,
             "LicenseURI": LICENSE_URI,
             "CollectionURI": f"https://doi.org/10.7937/tcia.{s.collection.lower()}",
             "FileSize": s.size,
-            "DateReleased": stamp,
+            "DateReleased": java_timestamp(s.released_moment),
             "StudyDesc": "Study",
             "StudyDate": f"{s.study_date} 00:00:00.0",
             "ThirdPartyAnalysis": "NO",
         }
 
-    def _getSeries(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+    def _getSeries(self, params: dict[str, str], version: str, pool: list[Series]) -> list[dict[str, Any]]:
         found = self._match(
+            pool,
             params,
             Collection="collection",
             PatientID="patient",
@@ -489,16 +790,20 @@ class TciaEmulator:
         )
         return [self._series_row(s, version) for s in found]
 
-    def _one(self, params: dict[str, str]) -> Series | None:
+    def _one(self, pool: list[Series], params: dict[str, str]) -> Series | None:
         uid = params.get("SeriesInstanceUID", "")
-        return next((s for s in self.series if s.uid.upper() == uid.upper()), None)
+        return next((s for s in pool if s.uid.upper() == uid.upper()), None)
 
-    def _getSeriesSize(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
-        s = self._one(params)
+    def _getSeriesSize(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
+        s = self._one(pool, params)
         return [{"TotalSizeInBytes": s.size, "ObjectCount": s.image_count}] if s else []
 
-    def _getSOPInstanceUIDs(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
-        s = self._one(params)
+    def _getSOPInstanceUIDs(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
+        s = self._one(pool, params)
         return [{"SOPInstanceUID": sop} for sop, _ in s.files()] if s else []
 
     def _values(self, found: list[Series], attr: str, column: str) -> list[dict[str, Any]]:
@@ -507,14 +812,22 @@ class TciaEmulator:
         )
         return [{column: v} for v in values]
 
-    def _getModalityValues(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+    def _getModalityValues(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
         return self._values(
-            self._match(params, Collection="collection", BodyPartExamined="body_part"), "modality", "Modality"
+            self._match(pool, params, Collection="collection", BodyPartExamined="body_part"),
+            "modality",
+            "Modality",
         )
 
-    def _getBodyPartValues(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+    def _getBodyPartValues(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
         return self._values(
-            self._match(params, Collection="collection", Modality="modality"), "body_part", "BodyPartExamined"
+            self._match(pool, params, Collection="collection", Modality="modality"),
+            "body_part",
+            "BodyPartExamined",
         )
 
     def _since(self, text: str, version: str, *, v1_day_first: bool) -> dt.date | None:
@@ -524,7 +837,9 @@ class TciaEmulator:
         except ValueError:
             return None
 
-    def _getUpdatedSeries(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
+    def _getUpdatedSeries(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
         since = self._since(
             params.get("fromDate") or ("01-01-1900" if version == "v4" else "01/01/1900"),
             version,
@@ -532,25 +847,50 @@ class TciaEmulator:
         )
         if since is None:
             return []
-        return [self._series_row(s, version) for s in self.series if s.released > since]
+        midnight = dt.datetime.combine(since, dt.time())
+        rows = [self._series_row(s, version) for s in pool if s.released_moment > midnight]
+        if version != "v4":
+            rows = [{k: row.get(k) for k in UPDATED_V1} for row in rows]
+        return rows
 
-    def _NewPatientsInCollection(self, params: dict[str, str], version: str) -> list[dict[str, Any]]:
-        key = "fromDate" if version == "v4" else "Date"
-        since = self._since(params[key], version, v1_day_first=False)
+    def _released_since(
+        self, params: dict[str, str], version: str, pool: list[Series], **columns: str
+    ) -> list[Series]:
+        """Series of ``pool`` matching ``columns`` released since the request's date: v4 ``fromDate``
+        (MM-DD-YYYY, ``>=``), v1/v2 ``Date`` (yyyy/MM/dd, ``>``); an unreadable date matches none."""
+        since = self._since(params["fromDate" if version == "v4" else "Date"], version, v1_day_first=False)
         if since is None:
             return []
-        found = [
+        midnight = dt.datetime.combine(since, dt.time())
+        return [
             s
-            for s in self._match(params, Collection="collection")
-            if (s.released >= since if version == "v4" else s.released > since)
+            for s in self._match(pool, params, **columns)
+            if (s.released_moment >= midnight if version == "v4" else s.released_moment > midnight)
         ]
+
+    def _NewPatientsInCollection(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
+        found = self._released_since(params, version, pool, Collection="collection")
         return list({s.patient: self._patient_row(s, version) for s in found}.values())
+
+    def _NewStudiesInPatientCollection(
+        self, params: dict[str, str], version: str, pool: list[Series]
+    ) -> list[dict[str, Any]]:
+        found = self._released_since(params, version, pool, Collection="collection", PatientID="patient")
+        # SeriesCount counts the series released since the date, as the query groups after filtering.
+        return self._study_rows(found, version)
 
     # -- images --------------------------------------------------------------------------------
     def _image(
-        self, request: BaseHTTPRequestHandler, endpoint: str, params: dict[str, str], fault: str | None
+        self,
+        request: BaseHTTPRequestHandler,
+        endpoint: str,
+        params: dict[str, str],
+        fault: str | None,
+        pool: list[Series],
     ) -> None:
-        s = self._one(params)
+        s = self._one(pool, params)
         self.image_requests[params.get("SeriesInstanceUID", "")] += 1
         if self.image_delay:
             time.sleep(self.image_delay)  # a slow archive, so that a test can interrupt a download
