@@ -12,6 +12,7 @@ import json
 import logging
 import logging.handlers
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -420,6 +421,13 @@ def _print_set(rs: Any) -> None:
         print(f"  forked from {rs.forked_from.set_id} version {rs.forked_from.version}")
     if rs.published:
         print(f"  published versions: {', '.join(map(str, rs.published))}")
+    if rs.update:
+        print(f"  archive update: {rs.update} (see `mediator sets drift {_quoted(rs.name)}`)")
+
+
+def _quoted(name: str) -> str:
+    """A set's name as a shell command takes it."""
+    return shlex.quote(name)
 
 
 def _sets_list(args: argparse.Namespace) -> int:
@@ -431,7 +439,9 @@ def _sets_list(args: argparse.Namespace) -> int:
             print("no sets yet: create one with `mediator sets create NAME --add POINTER`", file=sys.stderr)
         for rs in sets:
             head = f"v{rs.head}" if rs.head else "-"
-            print(f"{rs.id}\t{rs.name}\t{rs.visibility}\t{head}\t{rs.leaves or 0} leaves\t{_size(rs.size)}")
+            update = f"\tupdate: {rs.update}" if rs.update else ""  # an archive update waits
+            size = _size(rs.size)
+            print(f"{rs.id}\t{rs.name}\t{rs.visibility}\t{head}\t{rs.leaves or 0} leaves\t{size}{update}")
 
     return _emit(args, sets, human)
 
@@ -521,15 +531,26 @@ def _sets_diff(args: argparse.Namespace) -> int:
         print(diff.summary)
         if diff.selection_summary != "no changes":
             print(f"selection: {diff.selection_summary}")
-        for mark, leaves in (
-            ("+", diff.added_leaves),
-            ("-", diff.removed_leaves),
-            ("~", diff.changed_leaves),
-        ):
-            for leaf in leaves:
-                print(f"{mark} {leaf}")
+        _print_leaves(diff)
 
     return _emit(args, diff, human)
+
+
+def _print_leaves(diff: Any) -> None:
+    """The leaves of a diff, one a line: ``+`` added, ``-`` removed, ``~`` changed."""
+    for mark, leaves in (
+        ("+", diff.added_leaves),
+        ("-", diff.removed_leaves),
+        ("~", diff.changed_leaves),
+    ):
+        for leaf in leaves:
+            print(f"{mark} {leaf}")
+    listed = len(diff.added_leaves) + len(diff.removed_leaves) + len(diff.changed_leaves)
+    if listed < diff.added + diff.removed + diff.changed:
+        print(
+            f"({listed} of {diff.added + diff.removed + diff.changed} listed; more with --limit)",
+            file=sys.stderr,
+        )
 
 
 def _sets_duplicate(args: argparse.Namespace) -> int:
@@ -603,6 +624,97 @@ def _sets_history(args: argparse.Namespace) -> int:
             print(f"v{v.number}\t{_when(v.time)}\t{who}\t{v.message or '(no message)'}")
 
     return _emit(args, versions, human)
+
+
+# -- archive updates -----------------------------------------------------------------------------
+def _sets_check(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        ids = [m.find_set(name).id for name in args.sets]
+        outcomes = m.check(*ids, full=args.full)
+
+    def human() -> None:
+        if not outcomes:
+            print(
+                "no sets to check: you neither own nor follow any (follow one: `mediator sets follow NAME`)",
+                file=sys.stderr,
+            )
+        for outcome in outcomes:
+            print(outcome.line)
+        if any(o.drift is not None for o in outcomes):
+            print("see what changed with `mediator sets drift NAME`", file=sys.stderr)
+
+    _emit(args, outcomes, human)
+    return errors.SourceError.exit_code if any(o.error for o in outcomes) else EXIT_OK
+
+
+def _sets_drift(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        track = m.drift(rs.id)
+        diff = m.drift_diff(rs.id, limit=args.limit) if track.drift is not None else None
+
+    def human() -> None:
+        drift, check = track.drift, track.last_check
+        head = f" v{rs.head}" if rs.head else ""
+        if drift is None:
+            print(f"{rs.name}{head}: {track.line}")
+        else:  # the update first, even when a later check failed
+            declined = " (declined)" if track.declined else ""
+            print(f"{rs.name}{head}: archive update{declined}: {drift.summary}")
+            state = f", against {drift.state}" if drift.state else ""
+            print(f"  found {_when(drift.checked)} by {drift.by_name or drift.by[:8]}{state}")
+            for note in drift.notes:
+                print(f"  note: {note}")
+        if check is not None:
+            outcome = f"failed: {check.error}" if check.error else "worked"
+            print(f"  last check: {_when(check.time)} by {check.by_name or check.by[:8]}, {outcome}")
+        if diff is not None:
+            _print_leaves(diff)
+        name = _quoted(rs.name)
+        if drift is None:
+            print(f"check now with `mediator sets check {name}`", file=sys.stderr)
+        elif track.declined:
+            print(f"you declined this update; `mediator sets accept {name}` still takes it", file=sys.stderr)
+        else:
+            print(
+                f"take it with `mediator sets accept {name}`, or `mediator sets decline {name}`",
+                file=sys.stderr,
+            )
+
+    return _emit(args, {"set": rs, "track": track, "diff": diff}, human)
+
+
+def _sets_accept(args: argparse.Namespace) -> int:
+    if args.name and not args.fork:
+        raise errors.ValidationError("--name names the new set: use it with --fork")
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        result = m.accept(rs.id, fork=args.fork, name=args.name or "")
+    _warn(result.warnings)
+
+    def human() -> None:
+        new = result.set
+        copy = "" if new.id == rs.id else f" (a new set of yours, with the update of {rs.name})"
+        print(f"{new.name}{copy}: version {result.version}, {new.leaves} leaves, {_size(new.size)}")
+        print(
+            f"fetch only what changed: `mediator download {_quoted(new.name)} FOLDER`, "
+            "FOLDER being where you downloaded the set before",
+            file=sys.stderr,
+        )
+
+    return _emit(args, result, human)
+
+
+def _sets_decline(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        track = m.dismiss(rs.id)
+
+    def human() -> None:
+        summary = f" ({track.drift.summary})" if track.drift is not None else ""
+        print(f"{rs.name}: declined the archive update{summary}; the set stays at version {rs.head}")
+
+    return _emit(args, track, human)
 
 
 # -- downloads -----------------------------------------------------------------------------------
@@ -926,7 +1038,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_name = command(ident, "set-name", _identity, "how other members see you (and name you in commands)")
     set_name.add_argument("name", help='e.g. "Ada Lovelace (lab-ws-3)"')
 
-    sets = commands.add_parser("sets", help="replica sets: list, create, show, add, remove, diff, share...")
+    sets = commands.add_parser(
+        "sets", help="replica sets: list, create, show, add, remove, diff, share, check for updates..."
+    )
     st = sets.add_subparsers(dest="sets_command", required=True, metavar="COMMAND")
     lst = command(st, "list", _sets_list, "sets you may see")
     lst.add_argument(
@@ -983,6 +1097,43 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="really delete")
     history = command(st, "history", _sets_history, "the versions of a set")
     history.add_argument("set")
+    check = command(
+        st,
+        "check",
+        _sets_check,
+        "ask the archives now whether the data behind sets changed (new, revised or removed series)",
+    )
+    check.add_argument(
+        "sets", nargs="*", metavar="SET", help="sets to check (default: every set you follow or own)"
+    )
+    check.add_argument(
+        "--full",
+        action="store_true",
+        help="list the sets' data again in full instead of asking what changed (slower; finds series "
+        "TCIA deleted)",
+    )
+    drift = command(
+        st, "drift", _sets_drift, "what changed in the archives since the set's version: the update waiting"
+    )
+    drift.add_argument("set")
+    drift.add_argument("--limit", type=int, default=50, help="series (leaves) listed per kind")
+    accept = command(
+        st,
+        "accept",
+        _sets_accept,
+        "take the archive update as the set's next version; then `download` fetches only what changed",
+    )
+    accept.add_argument("set")
+    accept.add_argument(
+        "--fork", action="store_true", help="put it in a new set of yours instead (for a set you only read)"
+    )
+    accept.add_argument(
+        "--name", help="with --fork: the new set's name (default: the set's, marked as a fork)"
+    )
+    decline = command(
+        st, "decline", _sets_decline, "keep the set's version and stop being told about this archive update"
+    )
+    decline.add_argument("set")
 
     dl = command(commands, "download", _download, "bring a folder up to a set version (only what changed)")
     dl.add_argument("set")

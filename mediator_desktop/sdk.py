@@ -36,9 +36,11 @@ from mediator_desktop.api.models import (
     CheckModel,
     ClusterModel,
     DiffModel,
+    DriftModel,
     FailureModel,
     ItemModel,
     JobModel,
+    LastCheckModel,
     LeafModel,
     LeavesModel,
     NodeInfo,
@@ -53,8 +55,11 @@ from mediator_desktop.api.models import (
     SettingsChangeModel,
     SettingsModel,
     SettingsValues,
+    SetUpdateModel,
     SourceKindModel,
     SourceModel,
+    TrackModel,
+    UpdateCheckModel,
     UpdateResult,
     UserModel,
     VersionModel,
@@ -71,9 +76,11 @@ __all__ = [
     "ClusterModel",
     "DiffModel",
     "DownloadHandle",
+    "DriftModel",
     "FailureModel",
     "ItemModel",
     "JobModel",
+    "LastCheckModel",
     "LeafModel",
     "Mediator",
     "MediatorWarning",
@@ -84,12 +91,15 @@ __all__ = [
     "ReportModel",
     "ScanReportModel",
     "SetModel",
+    "SetUpdateModel",
     "SettingFieldModel",
     "SettingsChangeModel",
     "SettingsModel",
     "SettingsValues",
     "SourceKindModel",
     "SourceModel",
+    "TrackModel",
+    "UpdateCheckModel",
     "UpdateResult",
     "UserModel",
     "VersionModel",
@@ -604,6 +614,52 @@ class Mediator:
             other=None if other is None else _set_id(other),
             limit=limit,
         )
+
+    # -- archive updates -------------------------------------------------------------------------
+    def check(self, *set_ids: str, full: bool = False) -> list[UpdateCheckModel]:
+        """Check sets for archive updates now (no argument: every set you follow or own); blocks
+        while the archives answer. ``full`` resolves the sets again in full instead of asking the
+        archives what changed (slower; finds series TCIA deleted).
+
+        Each answer says what its check found: ``drift`` (the update, or None: up to date),
+        ``new`` (this check found it) and ``line`` (one line for people). An archive that fails
+        is no exception: that answer's ``error`` says why, and the set shows it.
+        """
+        body = {"sets": [_set_id(s) for s in set_ids] if set_ids else None, "full": full}
+        return [UpdateCheckModel.model_validate(x) for x in self._call("POST", "/v1/checks", body)]
+
+    def drift(self, set_id: str) -> TrackModel:
+        """A set's archive update found by the last check (``drift``, or None), whether you
+        declined it, and how the last check went (``last_check``, with its ``error``)."""
+        return self._get(f"/v1/sets/{_set_id(set_id)}/drift", TrackModel)
+
+    def drift_diff(self, set_id: str, limit: int = 1000) -> DiffModel:
+        """What changed in the archives: the set's head version against what they hold now, as
+        ``diff`` shows two versions. ``NotFound`` when the set has no update."""
+        return self._get(f"/v1/sets/{_set_id(set_id)}/drift/diff", DiffModel, limit=limit)
+
+    def accept(self, set_id: str, *, fork: bool = False, name: str = "") -> UpdateResult:
+        """Take the archive update as the set's next version (its owner and editors may).
+
+        With ``fork``, the update goes to a new set of yours instead (named ``name``, or the set's
+        name marked as a fork): what a reader of a public set does. ``NotFound`` when there is no
+        update, ``PermissionDenied`` for a reader without ``fork``.
+
+        Then ``download`` the new version (``result.set.id``) into the folder you downloaded the
+        set to: only the added and revised leaves are fetched.
+        """
+        body = {"fork": fork, "name": name}
+        return self._post(f"/v1/sets/{_set_id(set_id)}/drift/accept", UpdateResult, body)
+
+    def dismiss(self, set_id: str) -> TrackModel:
+        """Decline the set's archive update: the set keeps its version and you are not told about
+        this update again (``accept`` still takes it)."""
+        return self._send("DELETE", f"/v1/sets/{_set_id(set_id)}/drift", TrackModel)
+
+    def updates(self) -> list[SetUpdateModel]:
+        """Sets you follow or own with an archive update you have not declined: ``set`` and
+        ``drift`` each."""
+        return self._list("/v1/updates", SetUpdateModel)
 
     # -- downloads -------------------------------------------------------------------------------
     def start_download(

@@ -282,6 +282,11 @@ class SetModel(_Answer):
         default_factory=list,
         description="only in the answer to a create: a pointer that selects nothing, a set without data",
     )
+    update: str | None = Field(
+        default=None,
+        description="the summary of an archive update of the head version that you have not declined "
+        '("+2 series, 1 revised"; see /v1/sets/{id}/drift), or null',
+    )
 
 
 class NewSet(_Body):
@@ -349,6 +354,90 @@ class DiffModel(_Answer):
     added_leaves: list[str] = Field(description="leaves as pointer strings (source/key/...), up to limit")
     removed_leaves: list[str]
     changed_leaves: list[str]
+
+
+# -- update tracking -----------------------------------------------------------------------------
+SetIdText = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+class DriftModel(_Answer):
+    """An archive update of a version: what its selection selects in the archives now, where a check
+    found it changed (``core.state.DriftRecord``)."""
+
+    version: int = Field(description="the version whose data changed in the archives")
+    manifest_id: str = Field(description="the manifest of what the archives hold now")
+    summary: str = Field(description='one line: "+12 series (2.1 GB), 3 revised, 1 removed"')
+    state: str = Field(description='the archive state checked against ("IDC v25"), or ""')
+    notes: list[str] = Field(description="what else to know (pinned versions still downloadable...)")
+    added: int
+    revised: int
+    removed: int
+    checked: float = Field(description="when the check found it (seconds since the epoch)")
+    by: str = Field(description="the key id of the user whose node found it")
+    by_name: str
+
+
+class LastCheckModel(_Answer):
+    """The last update check of a set (``core.state.CheckRecord``)."""
+
+    version: int = Field(description="the version checked")
+    time: float = Field(description="when the check ended (seconds since the epoch)")
+    by: str = Field(description="the key id of the user whose node checked")
+    by_name: str = ""
+    error: str = Field(description='why it failed, or "" when it worked')
+
+
+class TrackModel(_Answer):
+    """A set's archive updates as you see them."""
+
+    set_id: str
+    drift: DriftModel | None = Field(
+        description="the archive update of the head version found by the last check (also one you "
+        "declined: see declined), or null: the head is what the archives held then"
+    )
+    declined: bool = Field(description="you declined the update: you are not told about it again")
+    last_check: LastCheckModel | None = Field(description="the last check of the head version, or null")
+    line: str = Field(description='one line for people: "archive update: +2 series, 1 revised"')
+
+
+class UpdateCheckModel(_Answer):
+    """What checking one set for archive updates found (``core.tracking.CheckOutcome``)."""
+
+    set_id: str
+    name: str
+    version: int | None = Field(description="the version checked; null: the set has none yet")
+    new: bool = Field(description="this check found the update (and recorded it)")
+    error: str = Field(description='why the check failed, or "" when it worked')
+    drift: DriftModel | None = Field(description="the set's update now, or null: it is up to date")
+    line: str = Field(description='one line for people: "Lung CT v1: update found: +2 series"')
+
+
+class SetUpdateModel(_Answer):
+    """A set you follow or own whose archives changed, with the update you have not declined."""
+
+    set: SetModel
+    drift: DriftModel
+
+
+class ChecksBody(_Body):
+    sets: list[SetIdText] | None = Field(
+        default=None, max_length=10_000, description="set ids (default: every set you follow or own)"
+    )
+    full: bool = Field(
+        default=False,
+        description="resolve every selection again instead of asking what changed (finds TCIA removals)",
+    )
+
+
+class AcceptBody(_Body):
+    fork: bool = Field(
+        default=False,
+        description="commit the update to a new set of yours (copied from the pinned version), "
+        "not to this one: for readers of a public set",
+    )
+    name: Annotated[str, Field(max_length=200)] = Field(
+        default="", description="with fork: the new set's name (default: the set's, marked as a fork)"
+    )
 
 
 # -- downloads -----------------------------------------------------------------------------------

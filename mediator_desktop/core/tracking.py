@@ -27,7 +27,7 @@ from mediator_desktop.core.errors import MediatorError, NotFound, PermissionDeni
 from mediator_desktop.core.events import EventBus, SourceIndexing
 from mediator_desktop.core.manifest import US, Manifest, escape_component
 from mediator_desktop.core.pointer import Hierarchy
-from mediator_desktop.core.replica import ReplicaSet, Version
+from mediator_desktop.core.replica import ReplicaSet, Version, Visibility
 from mediator_desktop.core.selection import SelectionDiff
 from mediator_desktop.core.source import Tracked
 from mediator_desktop.core.state import MAX_CHECKS_PER_COMMAND, CheckRecord, DriftRecord
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 TICK_S = 30.0
 
 
+class _NotHere(SourceError):
+    """The set names an archive this node does not have: not the archive's failure, so it is not
+    recorded for everyone (a member that has the archive checks the set)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckOutcome:
     """What one check of one set found.
@@ -49,6 +54,7 @@ class CheckOutcome:
         drift: the set's update now (None: its version is what the archives hold).
         new: this check found the update (a drift record was written).
         error: why the check failed ("" when it worked); then nothing was recorded but the failure.
+        recorded: whether the outcome goes to the store (not when this node lacks an archive).
     """
 
     set_id: str
@@ -57,6 +63,7 @@ class CheckOutcome:
     drift: DriftRecord | None = None
     new: bool = False
     error: str = ""
+    recorded: bool = True
 
     def line(self) -> str:
         """One line for a terminal or a status bar."""
@@ -78,15 +85,18 @@ class TrackStatus:
     set_id: str
     drift: DriftRecord | None  # an update of the head version you have not declined
     last_check: CheckRecord | None
-    declined: bool = False  # there is an update, and you declined it
+    declined: bool = False  # there is an update, and you declined it (``found``)
+    found: DriftRecord | None = None  # the update, declined or not
 
     @property
     def line(self) -> str:
         check = self.last_check
-        if check is not None and check.error:
-            return f"last check failed: {check.error}"
-        if self.drift is not None:
-            return f"archive update: {self.drift.summary}"
+        failed = f"last check failed: {check.error}" if check is not None and check.error else ""
+        if self.found is not None:
+            update = f"{'declined ' if self.declined else ''}archive update: {self.found.summary}"
+            return f"{update} ({failed})" if failed else update
+        if failed:
+            return failed
         if check is None:
             return "not checked yet"
         return f"checked {time.strftime('%Y-%m-%d %H:%M', time.localtime(check.time))}: up to date"
@@ -173,7 +183,7 @@ class Tracker:
         for rs in sets:
             outcome = self._check_one(rs, full)
             outcomes.append(outcome)
-            if outcome.version is not None and not outcome.new:
+            if outcome.version is not None and not outcome.new and outcome.recorded:
                 quiet.append([rs.id, outcome.version, outcome.error])
             if len(quiet) >= MAX_CHECKS_PER_COMMAND:
                 self._report(quiet)
@@ -206,7 +216,10 @@ class Tracker:
             now, states, notes = self._resolve_now(version, base, None if full else since or version.time)
         except MediatorError as exc:
             log.info("update check of %s failed: %s", rs.name, exc)
-            return CheckOutcome(rs.id, rs.name, rs.head, self._pending(rs.id, rs.head), error=str(exc))
+            pending = self._pending(rs.id, rs.head)
+            return CheckOutcome(
+                rs.id, rs.name, rs.head, pending, error=str(exc), recorded=not isinstance(exc, _NotHere)
+            )
         if now.id == base.id:  # nothing new since the last check
             return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number))
         diff = ManifestDiff.between(pinned, now)
@@ -242,8 +255,9 @@ class Tracker:
             try:
                 source = self._archives.get(source_id)
             except NotFound:
-                raise SourceError(
-                    f"archive {source_id!r} is not configured on this node; add it to check this set here"
+                raise _NotHere(
+                    f"archive {source_id!r} is not configured on this node; add it here to check the "
+                    "set here (members that have it check it for everyone)"
                 ) from None
             part = selection.for_source(source_id)
             track = getattr(source, "track", None)
@@ -276,7 +290,7 @@ class Tracker:
         last = self._store.state.checks.get(set_id)
         if last is not None and last.version != rs.head:
             last = None
-        return TrackStatus(set_id, None if declined else drift, last, declined)
+        return TrackStatus(set_id, None if declined else drift, last, declined, drift)
 
     def drift(self, set_id: str) -> DriftRecord | None:
         """The update of the set's head version found by the last check (declined ones too)."""
@@ -326,10 +340,11 @@ class Tracker:
         state = f" ({drift.state})" if drift.state else ""
         message = f"archive update accepted: {drift.summary}{state}"
         if not fork and not rs.can_edit(self._me):
-            raise PermissionDenied(
-                f"only the owner and editors of {rs.name!r} may accept its update; make a copy of "
-                f"yours with it: `mediator sets accept {rs.name!r} --fork`"
-            )
+            if rs.visibility is Visibility.PUBLIC:
+                hint = f"make a copy of yours with it: `mediator sets accept {rs.name!r} --fork`"
+            else:
+                hint = "ask its owner to accept it (a set that is not public cannot be copied)"
+            raise PermissionDenied(f"only the owner and editors of {rs.name!r} may accept its update; {hint}")
         target = set_id
         if fork:
             target = self._sets.duplicate(set_id, pinned.number, name)

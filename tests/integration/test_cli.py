@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from mediator_desktop.cli import (
+    EXIT_ARCHIVE_ERROR,
     EXIT_DOWNLOAD_INCOMPLETE,
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_PERMISSION_DENIED,
     EXIT_USAGE,
     EXIT_USER_ERROR,
 )
@@ -28,6 +30,7 @@ from mediator_desktop.core.endpoint import Endpoint
 from mediator_desktop.core.settings import HOME_ENV
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 from mediator_desktop.sdk import Mediator
+from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import IdcWorld
 from tests.helpers.net import free_ports
 from tests.helpers.proc import read_line, stop_process
@@ -281,6 +284,104 @@ def test_a_lab_server_and_a_workstation_pair_with_a_join_code(world: IdcWorld, t
         if desk is not None:
             desk.stop()
         server.stop()
+
+
+@pytest.mark.timeout(240)
+def test_archive_updates_from_a_terminal_for_the_owner_and_a_reader(world: IdcWorld, tmp_path: Path) -> None:
+    """The owner's lab server holds the scanner folder; a reader's workstation joined the cluster
+    without it. The owner checks, looks, accepts and downloads only the changes; the reader's check
+    fails for want of the archive, and the reader may only take the update into a copy, or decline it."""
+    folder = tmp_path / "scanner"
+    make_series(folder, "P1", "1.2.1", "1.2.1.1", 2, modality="CT", pixels=8)
+    make_series(folder, "P2", "1.2.2", "1.2.2.1", 3, modality="MR", pixels=8)
+    owner_home, reader_home = tmp_path / "owner", tmp_path / "reader"
+    lab = {"kind": "local", "id": "lab", "options": {"folder": str(folder)}}
+    # No scheduled checks: only the commands below check.
+    world.settings(owner_home, sources=(lab,), update_check_minutes=0).save(
+        owner_home / "config" / "settings.json"
+    )
+    world.install(reader_home)
+    owner = HeadlessNode(owner_home)
+    reader: HeadlessNode | None = None
+    try:
+        mediator(
+            owner_home,
+            "sets",
+            "create",
+            "Scans",
+            "--add",
+            "lab/P1",
+            "--add",
+            "lab/P2",
+            "--visibility",
+            "public",
+        )
+        first = as_json(mediator(owner_home, "--json", "download", "Scans", str(tmp_path / "out")))
+        assert len(first["report"]["fetched"]) == 2
+        assert mediator(owner_home, "sets", "check").stdout.splitlines() == ["Scans v1: up to date"]
+        nothing = mediator(owner_home, "sets", "accept", "Scans", code=EXIT_NOT_FOUND)
+        assert "no archive update" in nothing.stderr
+        # The scanner adds a series and more images to another one.
+        make_series(folder, "P1", "1.2.1", "1.2.1.9", 4, modality="CT", pixels=8)
+        make_series(folder, "P2", "1.2.2", "1.2.2.1", 5, modality="MR", pixels=8)
+        mediator(owner_home, "sources", "rescan", "lab")
+        found = mediator(owner_home, "sets", "check", "Scans")
+        assert found.stdout.startswith("Scans v1: update found: +1 series") and "1 revised" in found.stdout
+        assert "mediator sets drift" in found.stderr
+        [listed] = mediator(owner_home, "sets", "list").stdout.splitlines()
+        assert "\tv1\t2 leaves\t" in listed and "\tupdate: +1 series (" in listed
+        assert listed.endswith("), 1 revised")
+        shown = mediator(owner_home, "sets", "show", "Scans").stdout
+        assert "  archive update: +1 series (" in shown and "(see `mediator sets drift Scans`)" in shown
+        drift = mediator(owner_home, "sets", "drift", "Scans").stdout.splitlines()
+        assert drift[0].startswith("Scans v1: archive update: +1 series")
+        assert "+ lab/P1/1.2.1/1.2.1.9" in drift and "~ lab/P2/1.2.2/1.2.2.1" in drift
+        assert any(line.startswith("  last check: ") and line.endswith("worked") for line in drift)
+        as_data = as_json(mediator(owner_home, "--json", "sets", "drift", "Scans"))
+        assert (as_data["track"]["drift"]["added"], as_data["track"]["drift"]["revised"]) == (1, 1)
+        assert as_data["diff"]["changed_leaves"] == ["lab/P2/1.2.2/1.2.2.1"]
+        # A reader joins; their node has no such archive, so their check fails and says why.
+        code = mediator(owner_home, "join-code").stdout.strip()
+        reader = HeadlessNode(reader_home, "--join", code)
+        failed = mediator(reader_home, "sets", "check", "Scans", code=EXIT_ARCHIVE_ERROR)
+        assert failed.stdout.startswith(
+            "Scans v1: check failed: archive 'lab' is not configured on this node"
+        )
+        failed_json = as_json(
+            mediator(reader_home, "--json", "sets", "check", "Scans", code=EXIT_ARCHIVE_ERROR)
+        )
+        assert "not configured" in failed_json[0]["error"] and failed_json[0]["drift"]["added"] == 1
+        assert "update: +1 series" in mediator(reader_home, "sets", "list").stdout
+        refused = mediator(reader_home, "sets", "accept", "Scans", code=EXIT_PERMISSION_DENIED)
+        assert "only the owner and editors" in refused.stderr and "--fork" in refused.stderr
+        unnamed = mediator(reader_home, "sets", "accept", "Scans", "--name", "x", code=EXIT_USER_ERROR)
+        assert "use it with --fork" in unnamed.stderr
+        copy = mediator(reader_home, "sets", "accept", "Scans", "--fork", "--name", "My scans")
+        assert copy.stdout.startswith(
+            "My scans (a new set of yours, with the update of Scans): version 2, 3 leaves"
+        )
+        declined = mediator(reader_home, "sets", "decline", "Scans")
+        assert declined.stdout.startswith("Scans: declined the archive update (+1 series")
+        assert "update:" not in mediator(reader_home, "sets", "list").stdout
+        # The owner still sees it, takes it, and downloads only what changed into the same folder.
+        assert "update: +1 series" in mediator(owner_home, "sets", "list").stdout
+        seen = mediator(owner_home, "sets", "drift", "Scans").stdout
+        assert seen.startswith("Scans v1: archive update: +1 series")  # whatever the last check said
+        assert mediator(reader_home, "sets", "drift", "Scans").stdout.startswith(
+            "Scans v1: archive update (declined): +1 series"
+        )
+        accepted = mediator(owner_home, "sets", "accept", "Scans")
+        assert accepted.stdout.startswith("Scans: version 2, 3 leaves")
+        assert "mediator download Scans FOLDER" in accepted.stderr
+        assert "update:" not in mediator(owner_home, "sets", "list").stdout
+        again = as_json(mediator(owner_home, "--json", "download", "Scans", str(tmp_path / "out")))
+        assert sorted(again["report"]["fetched"]) == ["lab/P1/1.2.1/1.2.1.9", "lab/P2/1.2.2/1.2.2.1"]
+        assert again["report"]["unchanged"] == 1 and again["version"] == 2
+        assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2 + 4 + 5
+    finally:
+        if reader is not None:
+            reader.stop()
+        owner.stop()
 
 
 def test_without_a_node_the_sdk_can_be_told_not_to_start_one(mediator_home: Path) -> None:

@@ -21,6 +21,7 @@ from schemathesis.checks import positive_data_acceptance
 from mediator_desktop.core.endpoint import ENDPOINT_FILE, Endpoint
 from mediator_desktop.core.errors import NodeRunning
 from mediator_desktop.node import Node
+from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import IdcWorld
 
 pytestmark = pytest.mark.timeout(180)
@@ -252,6 +253,95 @@ def test_settings_are_read_with_what_each_means_and_changed_live_or_at_the_next_
             url(node, "/v1/settings"), json={"update_check_minutes": before[0], "discovery": before[1]}
         )
     assert (node.settings.update_check_minutes, node.settings.discovery) == before
+
+
+@pytest.mark.timeout(120)
+def test_archive_updates_are_checked_shown_declined_and_a_failed_check_says_why(
+    world: IdcWorld, tmp_path: Path
+) -> None:
+    folder = tmp_path / "scanner"
+    make_series(folder, "P1", "1.2.1", "1.2.1.1", 2, modality="CT", pixels=8)
+    make_series(folder, "P2", "1.2.2", "1.2.2.1", 3, modality="MR", pixels=8)
+    lab = {"kind": "local", "id": "lab", "options": {"folder": str(folder)}}
+    # No scheduled checks: the test's own requests are the only checks.
+    settings = world.settings(tmp_path, sources=(lab,), update_check_minutes=0)
+    with (
+        Node(settings, settings_path=tmp_path / "settings.json", api=True) as node,
+        requests.Session() as http,
+    ):
+        assert node.api is not None
+        http.trust_env = False
+        http.headers["Authorization"] = f"Bearer {node.api.token}"
+        created = http.post(
+            url(node, "/v1/sets"),
+            json={
+                "name": "scans",
+                "add": [{"source": "lab", "path": ["P1"]}, {"source": "lab", "path": ["P2"]}],
+            },
+        )
+        assert created.status_code == 201, created.text
+        set_id = created.json()["id"]
+        drift_url = url(node, f"/v1/sets/{set_id}/drift")
+        # Nothing changed yet: up to date, and nothing to look at, accept or decline.
+        same = http.post(url(node, f"/v1/sets/{set_id}/check"))
+        assert same.status_code == 200, same.text
+        assert same.json() == {
+            "set_id": set_id,
+            "name": "scans",
+            "version": 1,
+            "new": False,
+            "error": "",
+            "drift": None,
+            "line": "scans v1: up to date",
+        }
+        track = http.get(drift_url).json()
+        assert track["drift"] is None and not track["declined"] and track["line"].endswith("up to date")
+        assert (track["last_check"]["version"], track["last_check"]["error"]) == (1, "")
+        for method, path in (("GET", "/diff"), ("POST", "/accept"), ("DELETE", "")):
+            nothing = http.request(method, drift_url + path)
+            assert nothing.status_code == 404, (method, path, nothing.text)
+            assert nothing.json()["code"] == "not_found" and "no archive update" in nothing.json()["message"]
+        # The archive gets a new series and a revised one (two more images).
+        make_series(folder, "P1", "1.2.1", "1.2.1.9", 4, modality="CT", pixels=8)
+        make_series(folder, "P2", "1.2.2", "1.2.2.1", 5, modality="MR", pixels=8)
+        assert http.post(url(node, "/v1/sources/lab/rescan")).status_code == 200
+        checks = http.post(url(node, "/v1/checks"), json={"sets": None})
+        assert checks.status_code == 200, checks.text
+        [found] = checks.json()
+        assert found["set_id"] == set_id and found["new"] and "update found" in found["line"]
+        drift = found["drift"]
+        assert (drift["version"], drift["added"], drift["revised"], drift["removed"]) == (1, 1, 1, 0)
+        assert drift["summary"].startswith("+1 series") and drift["by"] == node.service.key_id
+        assert drift["by_name"] == node.service.display_name and drift["checked"] > 0
+        track = http.get(drift_url).json()
+        assert track["drift"] == drift and track["line"] == f"archive update: {drift['summary']}"
+        assert http.get(url(node, f"/v1/sets/{set_id}")).json()["update"] == drift["summary"]
+        updates = http.get(url(node, "/v1/updates")).json()
+        assert [(u["set"]["id"], u["drift"]) for u in updates] == [(set_id, drift)]
+        diff = http.get(drift_url + "/diff", params={"limit": 10}).json()
+        assert (diff["added"], diff["changed"], diff["removed"]) == (1, 1, 0)
+        assert diff["added_leaves"] == ["lab/P1/1.2.1/1.2.1.9"]
+        assert diff["changed_leaves"] == ["lab/P2/1.2.2/1.2.2.1"]
+        assert http.post(url(node, "/v1/checks"), json={"sets": ["0" * 32]}).status_code == 404
+        assert http.post(url(node, "/v1/checks"), json={"sets": ["../x"]}).status_code == 422
+        assert http.post(drift_url + "/accept", json={"fork": "maybe"}).status_code == 422
+        # Declining keeps the version and silences the update (it is still shown as declined).
+        declined = http.delete(drift_url)
+        assert declined.status_code == 200, declined.text
+        assert declined.json()["declined"] and declined.json()["drift"] == drift
+        assert declined.json()["line"] == f"declined archive update: {drift['summary']}"
+        assert http.get(url(node, "/v1/updates")).json() == []
+        assert http.get(url(node, f"/v1/sets/{set_id}")).json()["update"] is None
+        # A node without the archive cannot check: the answer says why; the set keeps what a
+        # member with the archive found (this node's lack is not the archive's failure).
+        assert http.delete(url(node, "/v1/sources/lab")).status_code == 204
+        failed = http.post(url(node, f"/v1/sets/{set_id}/check")).json()
+        assert "archive 'lab' is not configured on this node" in failed["error"]
+        assert failed["line"].startswith("scans v1: check failed: archive 'lab'")
+        track = http.get(drift_url).json()
+        assert track["last_check"]["error"] == ""
+        assert track["line"] == f"declined archive update: {drift['summary']}"
+        assert http.get(url(node, f"/v1/sets/{set_id}")).json()["head"] == 1
 
 
 # -- schemathesis: the API keeps the promises of its own OpenAPI document ------------------------

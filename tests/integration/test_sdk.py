@@ -4,6 +4,7 @@ downloads with progress, pause and cancel, and usable without PySide6."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from mediator_desktop.core.endpoint import Endpoint
 from mediator_desktop.core.errors import ConflictError, NodeUnreachable, NotFound, ValidationError
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 from mediator_desktop.sdk import ProgressModel
+from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import SERIES, IdcWorld
 
 pytestmark = pytest.mark.timeout(120)
@@ -127,6 +129,70 @@ def test_download_with_progress_then_only_what_changed(m: Mediator, world: IdcWo
     assert (len(again.report.fetched), again.report.unchanged) == (1, 2)
     assert again.summary is not None and "1 fetched" in again.summary
     assert any(j.id == again.id for j in m.downloads())
+
+
+@pytest.mark.timeout(120)
+def test_an_archive_update_is_found_accepted_and_only_the_changes_are_downloaded(
+    m: Mediator, tmp_path: Path
+) -> None:
+    m.change_settings(update_check_minutes=0)  # only the checks this test asks for
+    folder = tmp_path / "scanner"
+    make_series(folder, "P1", "1.2.1", "1.2.1.1", 2, modality="CT", pixels=8)
+    make_series(folder, "P2", "1.2.2", "1.2.2.1", 3, modality="MR", pixels=8)
+    m.add_source("local", id="lab", folder=str(folder))
+    rs = m.create_set("scans", add=["lab/P1", "lab/P2"])
+    first = m.download(rs.id, tmp_path / "out")
+    assert first.state == "done" and first.report is not None and len(first.report.fetched) == 2
+    [same] = m.check(rs.id)
+    assert (same.set_id, same.version, same.new, same.error, same.drift) == (rs.id, 1, False, "", None)
+    assert same.line == "scans v1: up to date"
+    track = m.drift(rs.id)
+    assert track.drift is None and track.last_check is not None and track.last_check.error == ""
+    with pytest.raises(NotFound, match="no archive update"):
+        m.accept(rs.id)
+    with pytest.raises(NotFound, match="no archive update"):
+        m.drift_diff(rs.id)
+    # The archive gets a new series and a revised one (two more images).
+    make_series(folder, "P1", "1.2.1", "1.2.1.9", 4, modality="CT", pixels=8)
+    make_series(folder, "P2", "1.2.2", "1.2.2.1", 5, modality="MR", pixels=8)
+    m.rescan("lab")
+    [found] = m.check()  # every set you follow or own: this one
+    assert found.set_id == rs.id and found.new and found.drift is not None and not found.error
+    assert (found.drift.added, found.drift.revised, found.drift.removed) == (1, 1, 0)
+    assert found.line.startswith("scans v1: update found: +1 series") and "1 revised" in found.line
+    track = m.drift(rs.id)
+    assert track.drift == found.drift and not track.declined and track.line.startswith("archive update: +1")
+    assert m.get_set(rs.id).update == found.drift.summary
+    assert [(u.set.id, u.drift.summary) for u in m.updates()] == [(rs.id, found.drift.summary)]
+    diff = m.drift_diff(rs.id)
+    assert diff.added_leaves == ["lab/P1/1.2.1/1.2.1.9"] and diff.changed_leaves == ["lab/P2/1.2.2/1.2.2.1"]
+    assert (diff.added, diff.changed, diff.removed) == (1, 1, 0)
+    # Accepting makes version 2; downloading it into the same folder fetches only the changes.
+    accepted = m.accept(rs.id)
+    assert accepted.version == 2 and accepted.set.id == rs.id and accepted.set.head == 2
+    assert accepted.set.leaves == 3 and accepted.set.update is None
+    assert m.history(rs.id)[-1].message.startswith("archive update accepted: +1 series")
+    assert m.drift(rs.id).drift is None and m.updates() == []
+    again = m.download(rs.id, tmp_path / "out")
+    assert again.state == "done" and again.report is not None
+    assert sorted(again.report.fetched) == ["lab/P1/1.2.1/1.2.1.9", "lab/P2/1.2.2/1.2.2.1"]
+    assert again.report.unchanged == 1 and again.report.failed == []
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2 + 4 + 5
+    # A series goes away; declining keeps version 2 and silences the update (accept still takes it).
+    shutil.rmtree(folder / "P1" / "1.2.1.1")
+    m.rescan("lab")
+    [gone] = m.check(rs.id)
+    assert gone.new and gone.drift is not None and (gone.drift.version, gone.drift.removed) == (2, 1)
+    declined = m.dismiss(rs.id)
+    assert (
+        declined.declined
+        and declined.drift == gone.drift
+        and declined.line.startswith("archive update declined")
+    )
+    assert m.updates() == [] and m.get_set(rs.id).update is None
+    [still] = m.check(rs.id)
+    assert not still.new and still.drift == gone.drift  # the same update: not news
+    assert m.get_set(rs.id).head == 2
 
 
 def test_a_set_is_renamed_and_keeps_its_versions(m: Mediator) -> None:

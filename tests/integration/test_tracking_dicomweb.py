@@ -65,6 +65,6 @@ def test_instances_uploaded_to_the_pacs_become_an_update(pacs: Orthanc, lab: Wor
         pacs.stop()
         [failed] = service.tracking.check([set_id])
         assert failed.error and failed.drift == found.drift
-        assert service.tracking.status(set_id).line.startswith("last check failed")
+        assert "(last check failed: DICOMweb" in service.tracking.status(set_id).line
     finally:
         service.close()

@@ -1,7 +1,14 @@
 """The local API's routers, one per resource; ``api.app.build_app`` includes them all."""
 
-from mediator_desktop.api.routes import archives, cluster, downloads, sets, settings
+from mediator_desktop.api.routes import archives, cluster, downloads, sets, settings, tracking
 
-ROUTERS = (cluster.router, archives.router, sets.router, downloads.router, settings.router)
+ROUTERS = (
+    cluster.router,
+    archives.router,
+    sets.router,
+    tracking.router,
+    downloads.router,
+    settings.router,
+)
 
 __all__ = ["ROUTERS"]

@@ -26,9 +26,11 @@ from mediator_desktop.api.models import (
     leaf_model,
 )
 from mediator_desktop.core import errors
+from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import ReplicaSet, Visibility
+from mediator_desktop.core.selection import SelectionDiff
 from mediator_desktop.core.service import Service
 
 router = APIRouter()
@@ -43,6 +45,7 @@ def set_model(service: Service, rs: ReplicaSet) -> SetModel:
     if rs.head is not None:
         with contextlib.suppress(errors.NotFound):  # the manifest is still on its way here
             leaves, size = service.sets.totals(service.sets.version(rs.id, rs.head).manifest_id)
+    update = service.tracking.status(rs.id).drift
     return SetModel(
         id=rs.id,
         name=rs.name,
@@ -59,6 +62,21 @@ def set_model(service: Service, rs: ReplicaSet) -> SetModel:
         published=sorted(rs.published),
         leaves=leaves,
         size=size,
+        update=None if update is None else update.summary,
+    )
+
+
+def diff_model(service: Service, selection: SelectionDiff, manifest: ManifestDiff, limit: int) -> DiffModel:
+    """A diff as the API answers it, listing up to ``limit`` leaves of each kind."""
+    return DiffModel(
+        summary=manifest.summary(service.archives.hierarchies()),
+        selection_summary=selection.summary(),
+        added=len(manifest.added),
+        removed=len(manifest.removed),
+        changed=len(manifest.changed),
+        added_leaves=[_name(leaf) for leaf in manifest.added[:limit]],
+        removed_leaves=[_name(leaf) for leaf in manifest.removed[:limit]],
+        changed_leaves=[_name(new_leaf) for _, new_leaf in manifest.changed[:limit]],
     )
 
 
@@ -168,16 +186,7 @@ def get_diff(
     limit: Annotated[int, Query(ge=0, le=100_000, description="keys listed per kind")] = 1000,
 ) -> DiffModel:
     selection, manifest = service.sets.diff(set_id, old, new, other)
-    return DiffModel(
-        summary=manifest.summary(service.archives.hierarchies()),
-        selection_summary=selection.summary(),
-        added=len(manifest.added),
-        removed=len(manifest.removed),
-        changed=len(manifest.changed),
-        added_leaves=[_name(leaf) for leaf in manifest.added[:limit]],
-        removed_leaves=[_name(leaf) for leaf in manifest.removed[:limit]],
-        changed_leaves=[_name(new_leaf) for _, new_leaf in manifest.changed[:limit]],
-    )
+    return diff_model(service, selection, manifest, limit)
 
 
 # -- sharing -------------------------------------------------------------------------------------

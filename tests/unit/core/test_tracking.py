@@ -102,19 +102,23 @@ def test_readers_copy_an_update_and_decline_it_for_themselves(lab: World, alice:
     assert len(seen) == 1
 
 
-def test_a_failing_archive_is_shown_on_the_set_and_records_no_drift(lab: World, alice: Service) -> None:
+def test_an_archive_this_node_lacks_fails_here_and_is_not_recorded_for_all(
+    lab: World, alice: Service
+) -> None:
     set_id = _set(alice, P1, visibility=Visibility.CLUSTER)
-    make_series((lab.root / "lab"), "P1", "1.2.1", "1.2.1.8", 2, modality="CT", pixels=8)
+    make_series(lab.root / "lab", "P1", "1.2.1", "1.2.1.8", 2, modality="CT", pixels=8)
     lab.source.rescan()
     no_archive = lab.service("carol", sources=False)
     with recording(alice, CheckRecorded) as seen:
         [outcome] = no_archive.tracking.check([set_id])
     assert f"archive {SOURCE!r} is not configured on this node" in outcome.error
-    assert lab.store.state.drift == {}
-    assert len(seen) == 1
-    status = alice.tracking.status(set_id)
-    assert status.line.startswith("last check failed: archive")
     assert "check failed" in outcome.line()
+    # Not the archive's fault: the owner's node, which has it, is not told "check failed".
+    assert lab.store.state.drift == {} and set_id not in lab.store.state.checks and seen == []
+    assert alice.tracking.status(set_id).line == "not checked yet"
+    [found] = alice.tracking.check([set_id])
+    assert found.new
+    assert alice.tracking.status(set_id).line.startswith("archive update: +1 series")
 
 
 def test_the_schedule_checks_followed_sets_on_the_leader(lab: World, alice: Service) -> None:
