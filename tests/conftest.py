@@ -16,6 +16,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 # Nodes do not advertise themselves over mDNS unless a test asks for it.
 os.environ["MEDIATOR_DISCOVERY"] = "off"
+# IDC sources never look for a newer index on the internet from a test (nor from the nodes tests
+# start): a closed loopback port answers "offline" at once.
+os.environ["MEDIATOR_IDC_INDEX_URL"] = "http://127.0.0.1:9/"
 
 settings.register_profile(
     "default", deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow]

@@ -30,7 +30,7 @@ def test_describe_lists_every_kind_with_its_options() -> None:
     options = {
         name: {o.name: o for o in described[name].options} for name in ("idc", "tcia", "dicomweb", "local")
     }
-    assert set(options["idc"]) == {"index", "endpoint_url"}
+    assert set(options["idc"]) == {"index", "endpoint_url", "index_url"}
     assert not any(o.required for o in options["idc"].values()) and described["idc"].secret is None
     assert options["idc"]["endpoint_url"].kind == "url"
     assert options["tcia"]["base_url"].default == DEFAULT_URL and described["tcia"].secret == "token"
