@@ -89,6 +89,24 @@ class World:
         service.register()
         return service
 
+    def node_service(self, name: str, *, check_interval: float | None = None) -> Service:
+        """A user's service as a node builds it: no archive yet, archives added live from the
+        registry (closed with the world)."""
+        from mediator_desktop.sources import registry
+
+        service = Service(
+            self.store,
+            Identity.generate(name),
+            sources={},
+            settings=self.settings_file(name, sources=()),
+            source_builder=lambda config, secret, folder: registry.build_one(config, folder, secret),
+            source_kinds=registry.describe,
+            check_interval=check_interval,
+        )
+        self._stack.callback(service.close)
+        service.register()
+        return service
+
 
 @contextmanager
 def world(root: Path, *, downloads: bool = False) -> Iterator[World]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,9 @@ import pytest
 from mediator_desktop.core.downloads import DownloadRequest
 from mediator_desktop.core.errors import NotFound, ValidationError
 from mediator_desktop.core.events import SourceIndexing, SourcesChanged, UserRegistered
-from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import default_display_name
-from mediator_desktop.sources import registry
 from tests.helpers.dicom import make_series
 from tests.helpers.service import SOURCE, World, recording
 
@@ -28,19 +25,9 @@ def bob(lab: World) -> Service:
 
 
 @pytest.fixture
-def node_service(lab: World) -> Iterator[Service]:
+def node_service(lab: World) -> Service:
     """A service as a node builds it: its archives built from the settings, added live."""
-    service = Service(
-        lab.store,
-        Identity.generate("carol"),
-        sources={},
-        settings=lab.settings_file("carol", sources=()),
-        source_builder=lambda config, secret, folder: registry.build_one(config, folder, secret),
-        source_kinds=registry.describe,
-    )
-    service.register()
-    yield service
-    service.close()
+    return lab.node_service("carol")
 
 
 def scans(tmp_path: Path) -> Path:

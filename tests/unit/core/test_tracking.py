@@ -12,11 +12,9 @@ import pytest
 
 from mediator_desktop.core.errors import NotFound, PermissionDenied
 from mediator_desktop.core.events import CheckRecorded, DriftRecorded, SourceIndexing
-from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.service import Service
-from mediator_desktop.sources import registry
 from tests.helpers.dicom import make_series
 from tests.helpers.service import P1, P2, SOURCE, World, recording
 
@@ -151,28 +149,16 @@ def test_a_watched_folder_that_changes_is_checked_within_seconds(lab: World, tmp
     checked on this node at once, whatever the schedule's interval."""
     folder = tmp_path / "watched"
     make_series(folder, "W1", "1.3.1", "1.3.1.1", 2, modality="CT", pixels=8)
-    service = Service(
-        lab.store,
-        Identity.generate("fay"),
-        sources={},
-        settings=lab.settings_file("fay", sources=()),
-        source_builder=lambda config, secret, data: registry.build_one(config, data, secret),
-        source_kinds=registry.describe,
-        check_interval=3600,
-    )
-    try:
-        service.register()
-        indexed = threading.Event()
-        service.events.subscribe(lambda e: e.finished and indexed.set(), SourceIndexing)
-        service.archives.add("local", {"folder": str(folder)}, source_id="watched")
-        assert indexed.wait(20)
-        set_id = service.sets.create("Watched", add=[Pointer.of("watched", "W1")])
-        found = threading.Event()
-        service.events.subscribe(lambda e: found.set(), DriftRecorded)
-        service.tracking.start()
-        make_series(folder, "W1", "1.3.1", "1.3.1.2", 1, modality="CT", pixels=8)
-        assert found.wait(20), "the new file was not noticed"
-        drift = service.tracking.drift(set_id)
-        assert drift is not None and drift.added == 1
-    finally:
-        service.close()
+    service = lab.node_service("fay", check_interval=3600)
+    indexed = threading.Event()
+    service.events.subscribe(lambda e: e.finished and indexed.set(), SourceIndexing)
+    service.archives.add("local", {"folder": str(folder)}, source_id="watched")
+    assert indexed.wait(20)
+    set_id = service.sets.create("Watched", add=[Pointer.of("watched", "W1")])
+    found = threading.Event()
+    service.events.subscribe(lambda e: found.set(), DriftRecorded)
+    service.tracking.start()
+    make_series(folder, "W1", "1.3.1", "1.3.1.2", 1, modality="CT", pixels=8)
+    assert found.wait(20), "the new file was not noticed"
+    drift = service.tracking.drift(set_id)
+    assert drift is not None and drift.added == 1

@@ -3,7 +3,6 @@ written here for the corner cases the real data does not have."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -169,15 +168,6 @@ def test_s5cmd_manifest_lists_each_selected_series_once(
     }
     assert set(commands) == expected and len(commands) == len(expected)
     assert text.startswith("# To download the files in this manifest")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_download_series_from_an_s3_endpoint(tmp_path: Path, moto: MotoServer) -> None:
