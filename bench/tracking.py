@@ -267,7 +267,8 @@ def bench_changes(work: Path, out: dict[str, Any]) -> None:
     changed = [*diff.added, *(new for _, new in diff.changed)]
     expected_bytes = sum(len(objects[leaf.fingerprint.version or ""]) * 2048 for leaf in changed)
     files = sum(len(objects[leaf.fingerprint.version or ""]) for leaf in changed)
-    sent, requests = _sent(log) - server_bytes_before[0], _requests(log) - server_bytes_before[1]
+    sent_now, requests_now = _sent(log)
+    sent, requests = sent_now - server_bytes_before[0], requests_now - server_bytes_before[1]
     out["changes_set_series"] = sum(1 for _ in old_source.resolve(_selection(pointers)))
     out["changes_update"] = outcome.drift.summary
     out["changes_bytes_ratio"] = round(sent / expected_bytes, 4) if expected_bytes else None
@@ -296,10 +297,6 @@ def _wait(job: Any) -> None:
 def _sent(log: Path) -> tuple[int, int]:
     lines = [line.split() for line in log.read_text().splitlines() if line.strip()]
     return sum(int(p[-1]) for p in lines), len(lines)
-
-
-def _requests(log: Path) -> int:
-    return _sent(log)[1]
 
 
 def _patients_with_changes(old: IdcSource, new: IdcSource, series: int) -> list[Pointer]:

@@ -134,6 +134,20 @@ class ManifestDiff:
     def __bool__(self) -> bool:
         return bool(self._added or self._removed or self._changed)
 
+    @property
+    def added_lines(self) -> list[str]:
+        """Canonical lines of the added leaves (what a manifest of them is made of)."""
+        return self._added
+
+    @property
+    def removed_lines(self) -> list[str]:
+        return self._removed
+
+    @property
+    def changed_lines(self) -> list[str]:
+        """Canonical lines of the changed leaves as they are in the new manifest."""
+        return [after for _, after in self._changed]
+
     @cached_property
     def added(self) -> tuple[Leaf, ...]:
         return tuple(map(Leaf.decode, self._added))

@@ -81,8 +81,10 @@ class DriftRecord:
     """What a version's selection resolves to in the archives now, where a check found it changed.
 
     Attributes:
-        manifest_id: the whole manifest the selection resolves to now (in the store, so accepting
-            the update commits it as is and every member can diff it against the pinned one).
+        manifest_id: the leaves added and revised since the pinned version, as the archives hold
+            them now (a manifest in the store: the record grows with the changes, not the set).
+        removed_id: the pinned leaves the archives no longer hold (a manifest; "" for none).
+            The pinned manifest with these two applied is what the selection resolves to now.
         summary: one line for people: ``+12 series (2.1 GB), 3 revised, 1 removed``.
         checked, by: when and by whom the change was found.
         state: the archive state checked against (``IDC v25``, ``TCIA as of 2026-12-06``).
@@ -103,6 +105,12 @@ class DriftRecord:
     revised: int = 0
     removed: int = 0
     dismissed: frozenset[str] = frozenset()
+    removed_id: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """The archives hold the pinned data again: no update."""
+        return not (self.added or self.revised or self.removed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,8 +656,12 @@ class StoreState:
         number = _int(e.args, "version")
         self._version(rs.id, number)
         manifest_id = _manifest_id(e.args)
-        if manifest_id not in self.manifests:
-            raise Rejected("not_found", f"manifest {manifest_id[:12]} is not in the store; upload it first")
+        removed_id = e.args.get("removed_id", "")
+        if removed_id != "":
+            removed_id = _manifest_id({"manifest_id": removed_id})
+        for needed in filter(None, (manifest_id, removed_id)):
+            if needed not in self.manifests:
+                raise Rejected("not_found", f"manifest {needed[:12]} is not in the store; upload it first")
         notes = e.args.get("notes", [])
         if not isinstance(notes, list) or len(notes) > 8 or not all(isinstance(n, str) for n in notes):
             raise Rejected("validation", "notes must be a list of at most 8 texts")
@@ -668,12 +680,13 @@ class StoreState:
             added=added,
             revised=revised,
             removed=removed,
+            removed_id=removed_id,
         )
         previous = self.checks.get(rs.id)
         if previous is None or previous.version != number or previous.ok_time <= e.time:
             self.checks[rs.id] = CheckRecord(number, e.time, e.author, "", e.time)
         known = self.drift.get((rs.id, number))
-        if known is not None and known.manifest_id == manifest_id:
+        if known is not None and (known.manifest_id, known.removed_id) == (manifest_id, removed_id):
             return {"set_id": rs.id, "version": number, "new": False}  # two members found the same
         self.drift[(rs.id, number)] = record
         self._emit(events.DriftRecorded(rs.id, number))

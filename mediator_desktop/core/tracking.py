@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mediator_desktop.core.diff import ManifestDiff, human_bytes, plural
 from mediator_desktop.core.errors import MediatorError, NotFound, PermissionDenied, SourceError
 from mediator_desktop.core.events import EventBus, SourceIndexing
-from mediator_desktop.core.manifest import US, Manifest, escape_component
+from mediator_desktop.core.manifest import TAB, US, Manifest, escape_component
 from mediator_desktop.core.pointer import Hierarchy
 from mediator_desktop.core.replica import ReplicaSet, Version, Visibility
 from mediator_desktop.core.selection import SelectionDiff
@@ -120,6 +120,15 @@ def drift_summary(diff: ManifestDiff, hierarchies: Mapping[str, Hierarchy]) -> s
     return "; ".join(parts) or "no changes"
 
 
+def _key(line: str) -> str:
+    return line.partition(TAB)[0]
+
+
+def _ids(changes: Manifest, removed: Manifest) -> tuple[str, str]:
+    """The ids a drift record holds for these changes."""
+    return changes.id, removed.id if len(removed) else ""
+
+
 def _part(manifest: Manifest, source_id: str) -> Manifest:
     """The leaves of one source (its lines are one run: the source id leads every line)."""
     prefix = escape_component(source_id) + US
@@ -210,7 +219,7 @@ class Tracker:
             version = versions[rs.head - 1]
             pinned = self._sets.manifest(version.manifest_id)
             known = self._store.state.drift.get((rs.id, version.number))
-            base = self._sets.manifest(known.manifest_id) if known is not None else pinned
+            base = self._apply(pinned, known) if known is not None else pinned
             last = self._store.state.checks.get(rs.id)
             since = last.ok_time if last is not None and last.version == version.number else 0.0
             now, states, notes = self._resolve_now(version, base, None if full else since or version.time)
@@ -220,18 +229,24 @@ class Tracker:
             return CheckOutcome(
                 rs.id, rs.name, rs.head, pending, error=str(exc), recorded=not isinstance(exc, _NotHere)
             )
-        if now.id == base.id:  # nothing new since the last check
-            return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number))
         diff = ManifestDiff.between(pinned, now)
+        changes = Manifest._from_sorted_lines(sorted([*diff.added_lines, *diff.changed_lines]))
+        removed = Manifest._from_sorted_lines(diff.removed_lines)
+        if (known is None and not diff) or (
+            known is not None and (known.manifest_id, known.removed_id) == _ids(changes, removed)
+        ):  # nothing new since the last check
+            return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number))
         summary = drift_summary(diff, self._archives.hierarchies()) if diff else "back to the pinned data"
         per_source = diff.by_source()
         try:
-            self._sets.upload_manifest(now)
+            changes_id = self._sets.upload_manifest(changes)
+            removed_id = self._sets.upload_manifest(removed) if len(removed) else ""
             self._signer.do(
                 "record_drift",
                 set_id=rs.id,
                 version=version.number,
-                manifest_id=now.id,
+                manifest_id=changes_id,
+                removed_id=removed_id,
                 summary=summary,
                 state="; ".join(states),
                 notes=list(notes)[:8],
@@ -242,6 +257,21 @@ class Tracker:
         except MediatorError as exc:
             return CheckOutcome(rs.id, rs.name, version.number, error=f"could not record the update: {exc}")
         return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number), new=True)
+
+    def _apply(self, pinned: Manifest, drift: DriftRecord) -> Manifest:
+        """What the archives held at the drift's check: the pinned manifest with its changes."""
+        changes = self._sets.manifest(drift.manifest_id)
+        removed = self._sets.manifest(drift.removed_id) if drift.removed_id else None
+        gone = {_key(line) for line in changes.lines()}
+        if removed is not None:
+            gone.update(_key(line) for line in removed.lines())
+        kept = [line for line in pinned.lines() if _key(line) not in gone] if gone else list(pinned.lines())
+        return Manifest._from_sorted_lines(sorted([*kept, *changes.lines()]))
+
+    def now(self, set_id: str) -> Manifest:
+        """What the set's selection resolves to in the archives, as the last check found it."""
+        drift = self._required(set_id)
+        return self._apply(self._sets.manifest(self._sets.version(set_id).manifest_id), drift)
 
     def _resolve_now(
         self, version: Version, base: Manifest, since: float | None
@@ -276,12 +306,7 @@ class Tracker:
     def _pending(self, set_id: str, number: int) -> DriftRecord | None:
         """The update of a version, unless it is none (the archive went back to the pinned data)."""
         record = self._store.state.drift.get((set_id, number))
-        if record is None:
-            return None
-        versions = self._store.state.versions.get(set_id, [])
-        if 1 <= number <= len(versions) and versions[number - 1].manifest_id == record.manifest_id:
-            return None
-        return record
+        return None if record is None or record.empty else record
 
     def status(self, set_id: str) -> TrackStatus:
         rs = self._sets.get(set_id)
@@ -313,8 +338,9 @@ class Tracker:
         """The pinned version against what the archives hold now (the last check's finding)."""
         drift = self._required(set_id)
         pinned = self._sets.version(set_id)
+        pinned_manifest = self._sets.manifest(pinned.manifest_id)
         return SelectionDiff.between(pinned.selection, pinned.selection), ManifestDiff.between(
-            self._sets.manifest(pinned.manifest_id), self._sets.manifest(drift.manifest_id)
+            pinned_manifest, self._apply(pinned_manifest, drift)
         )
 
     def _required(self, set_id: str) -> DriftRecord:
@@ -336,7 +362,7 @@ class Tracker:
         rs = self._sets.get(set_id)
         drift = self._required(set_id)
         pinned = self._sets.version(set_id)
-        now = self._sets.manifest(drift.manifest_id)
+        now = self._apply(self._sets.manifest(pinned.manifest_id), drift)
         state = f" ({drift.state})" if drift.state else ""
         message = f"archive update accepted: {drift.summary}{state}"
         if not fork and not rs.can_edit(self._me):

@@ -187,7 +187,7 @@ def test_an_archive_update_is_found_accepted_and_only_the_changes_are_downloaded
     assert (
         declined.declined
         and declined.drift == gone.drift
-        and declined.line.startswith("archive update declined")
+        and declined.line.startswith("declined archive update")
     )
     assert m.updates() == [] and m.get_set(rs.id).update is None
     [still] = m.check(rs.id)

@@ -443,7 +443,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "publish_version": {"set_id": "SET", "version": 1, "title": "t", "creators": ["a"], "description": ""},
     "record_drift": {
         "set_id": "SET", "version": 1, "manifest_id": "MANIFEST", "summary": "", "state": "IDC v25",
-        "notes": ["n"], "added": 1, "revised": 0, "removed": 0,
+        "notes": ["n"], "added": 1, "revised": 0, "removed": 0, "removed_id": "MANIFEST",
     },
     "record_checks": {"checks": [["SET", 1, ""]]},
     "dismiss_drift": {"set_id": "SET", "version": 1, "manifest_id": "MANIFEST"},

@@ -67,10 +67,15 @@ def test_added_revised_and_removed_series_are_found_once_and_accepted(lab: World
     assert {leaf.path[-1] for leaf in diff.removed} == {"1.2.1.1"}
     assert [new.fingerprint.count for _, new in diff.changed] == [5]
     # Accepting commits exactly what the check found, as the next version.
+    # The record holds only the changes (the write grows with them, not with the set).
+    assert len(alice.sets.manifest(third.drift.manifest_id)) == 2
+    assert len(alice.sets.manifest(third.drift.removed_id)) == 1
+    now = alice.tracking.now(set_id)
+    assert sorted(leaf.path[-1] for leaf in now) == ["1.2.1.9", "1.2.2.1"]
     accepted = alice.tracking.accept(set_id)
     assert accepted.version == 2 and accepted.leaves == 2
     head = alice.sets.version(set_id)
-    assert head.manifest_id == third.drift.manifest_id and "archive update accepted" in head.message
+    assert head.manifest_id == now.id and "archive update accepted" in head.message
     assert alice.tracking.drift(set_id) is None
     [fourth] = alice.tracking.check([set_id])
     assert fourth.drift is None and fourth.error == ""
