@@ -12,7 +12,8 @@
   ``tcia_check_requests_unchanged`` with nothing changed (goal <= collections + 1).
 - ``changes_bytes_ratio``: a 1,000-series IDC set downloaded at v22, the v22 -> v25 update
   accepted, then "download changes" into the same folder: bytes the S3 endpoint (nginx, its
-  access log) sent divided by the bytes of the added and revised series (goal exactly 1.0);
+  access log) sent as object data divided by the bytes of the added and revised series (goal
+  exactly 1.0; listings are metadata, counted in the requests);
   ``changes_requests`` against the goal of one listing and one GET per file of those series.
 - ``alert_latency_s``: the drift record applied on the checking node to the notice raised on a
   second node process (median of 5 rounds, ``alert_latency_max_s`` the worst); goal <= 2 s.
@@ -295,8 +296,10 @@ def _wait(job: Any) -> None:
 
 
 def _sent(log: Path) -> tuple[int, int]:
+    """Bytes of object data the endpoint sent (listings are metadata: counted as requests only),
+    and the requests."""
     lines = [line.split() for line in log.read_text().splitlines() if line.strip()]
-    return sum(int(p[-1]) for p in lines), len(lines)
+    return sum(int(p[-1]) for p in lines if "list-type=" not in p[0]), len(lines)
 
 
 def _patients_with_changes(old: IdcSource, new: IdcSource, series: int) -> list[Pointer]:

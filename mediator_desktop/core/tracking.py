@@ -162,7 +162,7 @@ class Tracker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._checking = threading.Lock()  # one round at a time; on-demand checks run beside it
-        self._local_due: set[str] = set()  # sets of a local archive that re-indexed
+        self._local_sources: set[str] = set()  # local archives that re-indexed
         self._local_lock = threading.Lock()
         events.subscribe(self._on_indexing, SourceIndexing)
 
@@ -420,8 +420,7 @@ class Tracker:
     def run_due(self) -> list[CheckOutcome]:
         """One round: check the sets that are due here now (see the module's doc)."""
         with self._checking:
-            with self._local_lock:
-                local, self._local_due = self._local_due, set()
+            local = self._local_sets()
             if self._interval() <= 0:
                 return []  # checks are off: local changes wait for a check on demand
             due = self._due()
@@ -459,9 +458,20 @@ class Tracker:
         return due
 
     def _on_indexing(self, event: SourceIndexing) -> None:
-        """A local archive re-indexed: check the sets that point into it, on this node, soon."""
+        """A local archive re-indexed: check the sets that point into it, on this node, soon.
+        (Called on the indexing thread, maybe before the store runs: the sets are found later.)"""
         if not event.finished or event.error or not event.changed:
             return
+        with self._local_lock:
+            self._local_sources.add(event.source_id)
+        self._wake.set()
+
+    def _local_sets(self) -> set[str]:
+        """Sets of yours pointing into the local archives that re-indexed since the last round."""
+        with self._local_lock:
+            sources, self._local_sources = self._local_sources, set()
+        if not sources:
+            return set()
         state = self._store.state
         touched = set()
         for rs in list(state.sets.values()):
@@ -470,12 +480,9 @@ class Tracker:
             if rs.head is None or (self._me not in rs.followers and rs.owner != self._me):
                 continue
             versions = state.versions.get(rs.id, [])
-            if len(versions) >= rs.head and event.source_id in versions[rs.head - 1].selection.sources:
+            if len(versions) >= rs.head and sources & set(versions[rs.head - 1].selection.sources):
                 touched.add(rs.id)
-        if touched:
-            with self._local_lock:
-                self._local_due |= touched
-            self._wake.set()
+        return touched
 
 
 def _sources(versions: list[Version], rs: ReplicaSet) -> tuple[str, ...]:

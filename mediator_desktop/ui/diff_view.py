@@ -1,8 +1,14 @@
-"""Two versions of a set, or two sets, as one tree: added in green, removed in red, changed in
-amber, with the one-line summary on top. Computed on a worker; big diffs are shown in part."""
+"""Two versions of a set, or two sets, or a set's version and what its archives hold now, as one
+tree: added in green, removed in red, changed in amber, with the one-line summary on top. Computed
+on a worker; big diffs are shown in part.
+
+``DiffTree`` draws any ``DiffResult``; ``DiffDialog`` compares versions, the update view
+(``ui/update_view.py``) shows the update checker's diff with it."""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from PySide6.QtGui import QBrush, QColor
@@ -22,22 +28,62 @@ from PySide6.QtWidgets import (
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Leaf
+from mediator_desktop.core.pointer import Hierarchy
+from mediator_desktop.core.selection import SelectionDiff
 from mediator_desktop.core.service import Service
 from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.workers import Runner
 
 #: Leaves shown at most (the counts on top always cover all).
 MAX_SHOWN = 20_000
+#: Diffs of at most this many leaves open down to the leaves; bigger ones show their first levels.
+EXPAND_ALL = 200
 COLOURS = {"added": QColor(30, 140, 60), "removed": QColor(190, 40, 40), "changed": QColor(200, 130, 0)}
 MARKS = {"added": "+", "removed": "−", "changed": "~", "same": " "}
 
 
 @dataclass(frozen=True, slots=True)
 class DiffResult:
+    """A diff ready to draw.
+
+    Attributes:
+        rows: (kind, leaf), sorted by key; kind: added, removed, changed, same. At most
+            ``MAX_SHOWN``; the counts cover all.
+        added, removed, changed: leaves of each kind, all of them.
+    """
+
     summary: str
     selection_summary: str
-    rows: list[tuple[str, Leaf]]  # (kind, leaf), sorted by key; kind: added, removed, changed, same
+    rows: list[tuple[str, Leaf]]
     truncated: bool
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+
+def diff_result(
+    selection: SelectionDiff,
+    manifest: ManifestDiff,
+    hierarchies: Mapping[str, Hierarchy],
+    unchanged: Iterable[Leaf] = (),
+) -> DiffResult:
+    """What ``DiffTree`` draws, from a selection diff and a manifest diff (of two versions, or of a
+    version and the archives now). Called on a worker: it decodes the leaves."""
+    added, removed, changed = manifest.added, manifest.removed, manifest.changed
+    rows: list[tuple[str, Leaf]] = [("added", leaf) for leaf in added]
+    rows += [("removed", leaf) for leaf in removed]
+    rows += [("changed", after) for _, after in changed]
+    rows += [("same", leaf) for leaf in unchanged]
+    rows.sort(key=lambda row: row[1].key)
+    return DiffResult(
+        manifest.summary(hierarchies),
+        selection.summary(),
+        rows[:MAX_SHOWN],
+        len(rows) > MAX_SHOWN,
+        len(added),
+        len(removed),
+        len(changed),
+    )
 
 
 def compute_diff(
@@ -45,16 +91,8 @@ def compute_diff(
 ) -> DiffResult:
     """Called on a worker."""
     selection, manifest = service.sets.diff(set_id, old, new, other)
-    hierarchies = service.archives.hierarchies()
-    rows: list[tuple[str, Leaf]] = [("added", leaf) for leaf in manifest.added]
-    rows += [("removed", leaf) for leaf in manifest.removed]
-    rows += [("changed", after) for _, after in manifest.changed]
-    if with_unchanged:
-        rows += [("same", leaf) for leaf in _unchanged(service, set_id, new, other, manifest)]
-    rows.sort(key=lambda row: row[1].key)
-    return DiffResult(
-        manifest.summary(hierarchies), selection.summary(), rows[:MAX_SHOWN], len(rows) > MAX_SHOWN
-    )
+    unchanged = _unchanged(service, set_id, new, other, manifest) if with_unchanged else []
+    return diff_result(selection, manifest, service.archives.hierarchies(), unchanged)
 
 
 def _unchanged(
@@ -69,6 +107,71 @@ def _unchanged(
             if len(out) > MAX_SHOWN:
                 break
     return out
+
+
+def escaped(text: str) -> str:
+    """``text`` for a rich-text label: markup characters escaped, quotes left readable."""
+    return html.escape(text, quote=False)
+
+
+def summary_html(result: DiffResult) -> str:
+    """The summary line over a diff (with the selection's changes, if any)."""
+    note = f" (showing the first {MAX_SHOWN:,})" if result.truncated else ""
+    selection = result.selection_summary
+    shown = "" if selection == "no changes" else f"<br>Selection: {escaped(selection)}"
+    return f"<b>{escaped(result.summary)}</b>{note}{shown}"
+
+
+class DiffTree(QTreeWidget):
+    """A diff as a tree: archive > levels > leaf, each group with its counts (``+2  −1  ~1``).
+
+    Args:
+        words: how a leaf's change is named in its row (the update view says "revised").
+    """
+
+    def __init__(self, parent: QWidget | None = None, words: Mapping[str, str] | None = None) -> None:
+        super().__init__(parent)
+        self.words = {"added": "added", "removed": "removed", "changed": "changed", "same": ""}
+        self.words.update(words or {})
+        self.setHeaderLabels(["Name", "Change", "Size"])
+        self.setAccessibleName("Differences")
+        self.setColumnWidth(0, 360)
+
+    def show_result(self, result: DiffResult) -> None:
+        self.clear()
+        groups: dict[tuple[str, ...], QTreeWidgetItem] = {}
+        counts: dict[tuple[str, ...], dict[str, int]] = {}
+        for kind, leaf in result.rows:
+            parts = (leaf.source_id, *leaf.path)
+            parent: QTreeWidgetItem | None = None
+            for depth in range(1, len(parts)):
+                key = parts[:depth]
+                counts.setdefault(key, {}).setdefault(kind, 0)
+                counts[key][kind] += 1
+                if key not in groups:
+                    item = QTreeWidgetItem([parts[depth - 1], "", ""])
+                    if parent is None:
+                        self.addTopLevelItem(item)
+                    else:
+                        parent.addChild(item)
+                    groups[key] = item
+                parent = groups[key]
+            leaf_item = QTreeWidgetItem(
+                [parts[-1], self.words.get(kind, kind), human_bytes(leaf.fingerprint.size or 0)]
+            )
+            if kind in COLOURS:
+                for column in range(3):
+                    leaf_item.setForeground(column, QBrush(COLOURS[kind]))
+            assert parent is not None
+            parent.addChild(leaf_item)
+        for key, item in groups.items():
+            item.setText(
+                1, "  ".join(f"{MARKS[k]}{n}" for k, n in sorted(counts[key].items()) if k != "same")
+            )
+        if len(result.rows) <= EXPAND_ALL:
+            self.expandAll()
+        else:
+            self.expandToDepth(1)
 
 
 class DiffDialog(QDialog):
@@ -98,10 +201,7 @@ class DiffDialog(QDialog):
         self.only_changes.setChecked(True)
         self.summary = QLabel("", self)
         self.summary.setWordWrap(True)
-        self.tree = QTreeWidget(self)
-        self.tree.setHeaderLabels(["Name", "Change", "Size"])
-        self.tree.setAccessibleName("Differences")
-        self.tree.setColumnWidth(0, 360)
+        self.tree = DiffTree(self)
         compare = QPushButton("Compare", self)
         compare.setDefault(True)
         compare.clicked.connect(self.compare)
@@ -156,39 +256,5 @@ class DiffDialog(QDialog):
     def _show(self, job: int, result: DiffResult) -> None:
         if job != self._job:
             return
-        note = f" (showing the first {MAX_SHOWN:,})" if result.truncated else ""
-        selection = (
-            "" if result.selection_summary == "no changes" else f"<br>Selection: {result.selection_summary}"
-        )
-        self.summary.setText(f"<b>{result.summary}</b>{note}{selection}")
-        self.tree.clear()
-        groups: dict[tuple[str, ...], QTreeWidgetItem] = {}
-        counts: dict[tuple[str, ...], dict[str, int]] = {}
-        for kind, leaf in result.rows:
-            parts = (leaf.source_id, *leaf.path)
-            parent: QTreeWidgetItem | None = None
-            for depth in range(1, len(parts)):
-                key = parts[:depth]
-                counts.setdefault(key, {}).setdefault(kind, 0)
-                counts[key][kind] += 1
-                if key not in groups:
-                    item = QTreeWidgetItem([parts[depth - 1], "", ""])
-                    if parent is None:
-                        self.tree.addTopLevelItem(item)
-                    else:
-                        parent.addChild(item)
-                    groups[key] = item
-                parent = groups[key]
-            leaf_item = QTreeWidgetItem(
-                [parts[-1], kind if kind != "same" else "", human_bytes(leaf.fingerprint.size or 0)]
-            )
-            if kind in COLOURS:
-                for column in range(3):
-                    leaf_item.setForeground(column, QBrush(COLOURS[kind]))
-            assert parent is not None
-            parent.addChild(leaf_item)
-        for key, item in groups.items():
-            item.setText(
-                1, "  ".join(f"{MARKS[k]}{n}" for k, n in sorted(counts[key].items()) if k != "same")
-            )
-        self.tree.expandToDepth(1)
+        self.summary.setText(summary_html(result))
+        self.tree.show_result(result)

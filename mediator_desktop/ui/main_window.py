@@ -1,6 +1,10 @@
 """The main window: sets on the left, the open set in the middle, its details on the right, the
 archives and the downloads in docks. Everything slow runs on workers; core events arrive through
-the event bridge as queued signals; messages for the user come through the message bridge."""
+the event bridge as queued signals; messages for the user come through the message bridge.
+
+Archive updates (``service.tracking``): *Set > Check for updates* checks the chosen set on a
+worker; the sets list marks sets with an update ("· update") or a failed check; *Show archive
+update…* (and the details panel's button) opens the update view (``ui/update_view.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -49,11 +53,12 @@ from mediator_desktop.core.events import (
 )
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.replica import Visibility
-from mediator_desktop.core.service import ImportResult, Service
+from mediator_desktop.core.service import ImportResult, Outcome, Service
+from mediator_desktop.core.tracking import CheckOutcome
 from mediator_desktop.ui.add_source_dialog import AddSourceDialog
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
-from mediator_desktop.ui.diff_view import DiffDialog
+from mediator_desktop.ui.diff_view import DiffDialog, escaped
 from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.errors import Level, Message, MessageBridge
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
@@ -61,6 +66,7 @@ from mediator_desktop.ui.set_view import EMPTY_VERSION, SetView
 from mediator_desktop.ui.settings_dialog import SettingsDialog
 from mediator_desktop.ui.share_dialog import ShareDialog
 from mediator_desktop.ui.tray import TrayController, TrayWrapper
+from mediator_desktop.ui.update_view import UpdateDialog, UpdatesDialog
 from mediator_desktop.ui.workers import Runner
 
 #: The sidebar's groups, as ``Sets.list`` scopes.
@@ -72,6 +78,28 @@ GROUPS = (
     ("published", "Published"),
     ("following", "Following"),
 )
+
+
+#: The sets list's marks after a set's name and version.
+UPDATE_BADGE = "  ·  update"
+FAILED_BADGE = "  ·  check failed"
+
+
+def check_line(outcomes: list[CheckOutcome]) -> str:
+    """The status bar's line after a check: the set's own line, or counts over many sets."""
+    if not outcomes:
+        return "No sets to check: follow a set, or download it, to hear about its archive updates."
+    if len(outcomes) == 1:
+        return outcomes[0].line()
+    found = sum(1 for o in outcomes if o.new)
+    waiting = sum(1 for o in outcomes if o.drift is not None and not o.new and not o.error)
+    failed = [o for o in outcomes if o.error]
+    parts = [f"{found} update{'' if found == 1 else 's'} found"]
+    if waiting:
+        parts.append(f"{waiting} waiting")
+    if failed:
+        parts.append(f"{len(failed)} failed ({failed[0].name}: {failed[0].error})")
+    return f"{len(outcomes)} sets checked: " + ", ".join(parts)
 
 
 def _local_files(mime: QMimeData) -> list[Path]:
@@ -127,23 +155,46 @@ class SidebarTree(QTreeWidget):
 
 
 class SetDetails(QWidget):
-    """Description, owner, editors, visibility, provenance and version history of a set."""
+    """Description, owner, editors, visibility, provenance, archive updates and version history of
+    a set. Signals: update_requested(str): "Show update…" was pressed for the set."""
+
+    update_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.set_id: str | None = None
         self.summary = QLabel("", self)
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setAlignment(Qt.AlignmentFlag.AlignTop)
+        # The archive updates of the set: up to date, an update (with its button), a failed check.
+        self.updates = QLabel("", self)
+        self.updates.setWordWrap(True)
+        self.updates.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.updates.setAccessibleName("Archive updates")
+        self.update_button = QPushButton("Show update…", self)
+        self.update_button.setToolTip(
+            "What the archive holds now against this version: update the set, download the changes, "
+            "or decline"
+        )
+        self.update_button.clicked.connect(
+            lambda: self.update_requested.emit(self.set_id) if self.set_id else None
+        )
+        self.update_button.hide()
         self.history = QListWidget(self)
         self.history.setAccessibleName("Version history")
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
+        layout.addWidget(self.updates)
+        layout.addWidget(self.update_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(QLabel("Versions:", self))
         layout.addWidget(self.history, 1)
 
     def show_set(self, service: Service, set_id: str | None) -> None:
         self.history.clear()
+        self.set_id = set_id
+        self.updates.setText("")
+        self.update_button.hide()
         if set_id is None:
             self.summary.setText("")
             return
@@ -152,6 +203,7 @@ class SetDetails(QWidget):
         except MediatorError:
             self.summary.setText("This set is gone, or no longer shared with you.")
             return
+        self._show_updates(service, set_id, rs.head)
         users = service.users()
         lines = [f"<b>{rs.name}</b>"]
         if rs.description:
@@ -170,9 +222,34 @@ class SetDetails(QWidget):
             who = users.get(version.author, version.author[:12])
             self.history.addItem(f"v{version.number} · {when} · {who}: {version.message or '(no message)'}")
 
+    def _show_updates(self, service: Service, set_id: str, head: int | None) -> None:
+        if head is None:
+            return
+        status = service.tracking.status(set_id)
+        check = status.last_check
+        lines = []
+        if check is not None and check.error:
+            failed = f"Last check failed: {check.error}"
+            lines.append(f"<span style='color:#b00020'><b>{escaped(failed)}</b></span>")
+        if status.drift is not None:
+            state = f" ({escaped(status.drift.state)})" if status.drift.state else ""
+            lines.append(f"<b>Archive update since v{head}:</b> {escaped(status.drift.summary)}{state}")
+        elif status.declined:
+            lines.append("Archive update declined: the set keeps its version.")
+        elif check is None:
+            lines.append(f"Archive updates: v{head} not checked yet (Set > Check for updates)")
+        elif not lines:
+            lines.append(f"Archive updates: {escaped(status.line)}")  # checked …: up to date
+        if check is not None and check.error and check.ok_time:
+            lines.append(f"Last good check: {datetime.fromtimestamp(check.ok_time):%Y-%m-%d %H:%M}")
+        self.updates.setText("<br>".join(lines))
+        # A declined update can still be looked at (and accepted) from here.
+        self.update_button.setVisible(status.drift is not None or status.declined)
+
 
 class MainWindow(QMainWindow):
-    """Top-level window over the service of one running node. Signals: imported(ImportResult).
+    """Top-level window over the service of one running node. Signals: imported(ImportResult),
+    updates_checked(list[CheckOutcome]) when a check for updates asked here ended.
 
     Args:
         service: the node's one door (``core.service``).
@@ -182,6 +259,7 @@ class MainWindow(QMainWindow):
     """
 
     imported = Signal(object)
+    updates_checked = Signal(list)
 
     def __init__(
         self, service: Service, tray: TrayWrapper | None = None, messages: MessageBridge | None = None
@@ -194,6 +272,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("MEDIator Desktop")
         self.resize(1280, 800)
         self.runner = Runner(self, workers=2, name="window")
+        # Checks ask archives (the network): they queue on their own worker, not before a rename.
+        self.check_runner = Runner(self, workers=1, name="update-checks")
+        self.tray: TrayController | None = None
+        self.update_dialog: UpdateDialog | None = None
+        self.updates_dialog: UpdatesDialog | None = None
+        #: The status bar's line about the last check for updates (it shows for a while).
+        self.check_text = ""
         self.banner = Banner(self)
         self.sidebar = SidebarTree(self)
         self.set_view = SetView(service, self.messages, self)
@@ -202,7 +287,11 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.sidebar)
         splitter.addWidget(self.set_view)
         splitter.addWidget(self.details)
-        splitter.setSizes([240, 700, 300])
+        # Set names with their marks ("· v3  ·  update") stay readable beside the docks.
+        self.sidebar.setMinimumWidth(240)
+        self.details.setMinimumWidth(200)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([360, 600, 280])
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -215,7 +304,7 @@ class MainWindow(QMainWindow):
         self.downloads_dock = self._dock("Downloads", self.downloads, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.peers = PeersPanel(service, self.messages, self)
         self.peers_dock = self._dock("Peers", self.peers, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self.archives_dock, self.peers_dock], [400, 250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.archives_dock, self.peers_dock], [340, 220], Qt.Orientation.Horizontal)
         self.resizeDocks([self.downloads_dock], [170], Qt.Orientation.Vertical)
         self.peers.share_requested.connect(self.share_with)
         self.peers.cluster_share_requested.connect(self.share_with_cluster)
@@ -224,12 +313,14 @@ class MainWindow(QMainWindow):
         self.archives.add_source_requested.connect(self.show_add_source)
         self.set_view.committed.connect(lambda n: self.messages.info(f"Committed version {n}"))
         self.sidebar.currentItemChanged.connect(self._set_chosen)
+        self.details.update_requested.connect(self.show_update)
         self._make_actions()
         self.bridge = EventBridge(service.events, self)
         self.bridge.event_received.connect(self.on_event)
         self.refresh()
         self._show_cluster()
-        self.tray = TrayController(self, tray) if tray is not None else None
+        if tray is not None:
+            self.tray = TrayController(self, tray)
         self.setAcceptDrops(True)  # manifest files dropped anywhere on the window become sets
         self.messages.shown.connect(self._show_message)
         self.messages.flush()  # what was told before the window was up
@@ -250,6 +341,16 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         menu = self.menuBar().addMenu("&File")
         self.new_set_action = self._action(menu, "&New set…", QKeySequence.StandardKey.New, self.ask_new_set)
+        self.import_action = self._action(
+            menu,
+            "&Import manifest…",
+            QKeySequence("Ctrl+I"),
+            self.ask_import,
+            "A new set from a .tcia, .s5cmd, GDC or set file",
+        )
+        file_menu = menu
+        # What applies to the chosen set.
+        menu = self.menuBar().addMenu("&Set")
         self.rename_action = self._action(
             menu,
             "&Rename set…",
@@ -263,13 +364,6 @@ class MainWindow(QMainWindow):
             QKeySequence("Ctrl+D"),
             self.ask_download,
             "Download the open set into a folder",
-        )
-        self.import_action = self._action(
-            menu,
-            "&Import manifest…",
-            QKeySequence("Ctrl+I"),
-            self.ask_import,
-            "A new set from a .tcia, .s5cmd, GDC or set file",
         )
         self.export_action = self._action(
             menu,
@@ -292,6 +386,22 @@ class MainWindow(QMainWindow):
             self.show_diff,
             "Compare two versions of the open set",
         )
+        menu.addSeparator()
+        self.check_action = self._action(
+            menu,
+            "Check for &updates",
+            QKeySequence("Ctrl+U"),
+            self.check_chosen,
+            "Ask the archives whether the data behind the chosen set changed since its version",
+        )
+        self.show_update_action = self._action(
+            menu,
+            "Show archive updat&e…",
+            QKeySequence("Ctrl+Shift+U"),
+            self.show_update,
+            "What the archive holds now against the set's version: update, download the changes, or decline",
+        )
+        menu = file_menu
         menu.addSeparator()
         self.add_source_action = self._action(
             menu,
@@ -321,12 +431,26 @@ class MainWindow(QMainWindow):
         view.addAction(self.peers_dock.toggleViewAction())
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main toolbar")
-        for action in (self.new_set_action, self.download_action, self.share_action, self.compare_action):
+        for action in (
+            self.new_set_action,
+            self.download_action,
+            self.share_action,
+            self.compare_action,
+            self.check_action,
+        ):
             toolbar.addAction(action)
         # The sets list's context menu: what applies to the set under the mouse (it is chosen).
         self.sidebar.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for action in (self.rename_action, self.share_action, self.export_action, self.compare_action):
+        for action in (
+            self.rename_action,
+            self.share_action,
+            self.export_action,
+            self.compare_action,
+            self.check_action,
+            self.show_update_action,
+        ):
             self.sidebar.addAction(action)
+        self._update_actions()
 
     def _action(
         self,
@@ -366,6 +490,10 @@ class MainWindow(QMainWindow):
                 item = QTreeWidgetItem(group, [f"{rs.name}  ·  {head}{badges}"])
                 item.setData(0, Qt.ItemDataRole.UserRole, rs.id)
                 item.setToolTip(0, "\n".join([f"{rs.visibility.value} set, {head}", *notes]))
+                if UPDATE_BADGE in badges:  # an update waits for you: it stands out
+                    font = QFont(item.font(0))
+                    font.setBold(True)
+                    item.setFont(0, font)
                 if rs.id == chosen and again is None:
                     again = item
             group.setExpanded(bool(rows) and scope in ("mine", "shared", "cluster"))
@@ -374,14 +502,25 @@ class MainWindow(QMainWindow):
         self.sidebar.blockSignals(False)
         self.set_view.retitle()
         self.details.show_set(self.service, chosen)
+        self._update_actions()
 
     def _badges(self, set_id: str, head: int | None) -> tuple[str, list[str]]:
-        """Marks for drift and for downloads of the head version, with the longer notes."""
+        """Marks for archive updates and for downloads of the head version, with the longer notes."""
         badges, notes = "", []
-        drift = self.service.sets.drift(set_id)
+        status = self.service.tracking.status(set_id)
+        drift, check = status.drift, status.last_check
         if drift is not None:
-            badges += "  ·  drift"
-            notes.append(f"Changed in the archive since v{head}: {drift.summary}")
+            badges += UPDATE_BADGE
+            state = f" ({drift.state})" if drift.state else ""
+            notes.append(f"Archive update since v{head}: {drift.summary}{state}")
+            notes.append("Right-click > Show archive update… to update the set or download the changes")
+        elif status.declined:
+            notes.append("Archive update declined: the set keeps its version")
+        if check is not None and check.error:
+            badges += FAILED_BADGE
+            notes.append(f"Last check failed: {check.error}")
+        elif check is not None and drift is None and not status.declined:
+            notes.append(status.line[:1].upper() + status.line[1:])  # checked …: up to date
         jobs = [j for j in self.service.downloads.list() if j.set_id == set_id and j.version == head]
         if any(not j.finished for j in jobs):
             badges += "  ·  downloading"
@@ -400,8 +539,22 @@ class MainWindow(QMainWindow):
     def _set_chosen(self, item: QTreeWidgetItem | None, _: QTreeWidgetItem | None = None) -> None:
         set_id = None if item is None else item.data(0, Qt.ItemDataRole.UserRole)
         if not isinstance(set_id, str):
+            self._update_actions()
             return
         self.open_set(set_id)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        """Enable "Show archive update" for a chosen set that has one (declined ones too)."""
+        set_id = self.chosen_set()
+        has = False
+        if set_id is not None:
+            try:
+                has = self.service.tracking.drift(set_id) is not None
+            except MediatorError:
+                has = False
+        self.show_update_action.setEnabled(has)
+        self.check_action.setEnabled(set_id is not None)
 
     def chosen_set(self) -> str | None:
         """The set chosen in the sidebar, else the open one."""
@@ -472,6 +625,88 @@ class MainWindow(QMainWindow):
             done=lambda _: self.messages.info("Shared with the cluster"),
             failed=self.messages.failed,
         )
+
+    # -- archive updates -------------------------------------------------------------------------
+    def check_chosen(self) -> None:
+        """Check for updates: the chosen set."""
+        set_id = self.chosen_set()
+        if set_id is None:
+            self.messages.error("Choose a set first, then check it for archive updates.")
+            return
+        self.check_updates([set_id])
+
+    def check_updates(self, set_ids: list[str] | None = None) -> None:
+        """Ask the archives whether the data behind sets changed (default: every set you follow or
+        own), on a worker; the status bar, the sets list and ``updates_checked`` tell the outcome."""
+        if set_ids is not None and len(set_ids) == 1:
+            rs = self.service.sets.find(set_ids[0])
+            what = repr(rs.name) if rs is not None else "the set"
+        else:
+            what = "the sets you follow or own" if set_ids is None else f"{len(set_ids)} sets"
+        self.statusBar().showMessage(f"Checking {what} for archive updates…")
+        self.check_runner.run(
+            self.service.tracking.check,
+            set_ids,
+            done=self._checked,
+            failed=self.messages.handler(prefix="Could not check for updates: "),
+        )
+
+    def _checked(self, outcomes: list[CheckOutcome]) -> None:
+        if self._closed:
+            return
+        self.check_text = check_line(outcomes)
+        self.statusBar().showMessage(self.check_text, 30000)
+        self.refresh()  # a check that found nothing new writes no event for the sidebar
+        self.updates_checked.emit(outcomes)
+
+    def show_update(self, set_id: str | None = None) -> UpdateDialog | None:
+        """Open the update view of a set (default: the chosen one): its version against what the
+        archives hold now, with Update set, Download changes and Decline (non-modal)."""
+        set_id = set_id or self.chosen_set()
+        if set_id is None:
+            self.messages.error("Choose a set first, then look at its archive update.")
+            return None
+        current = self.update_dialog
+        if (
+            current is not None
+            and current.set_id == set_id
+            and current.isVisible()
+            and current.target is None
+        ):
+            current.raise_()
+            current.activateWindow()
+            return current
+        try:
+            dialog = UpdateDialog(self.service, set_id, self.messages, self.bridge, self)
+        except MediatorError as exc:
+            self.messages.error(str(exc))
+            return None
+        dialog.updated.connect(self._update_accepted)
+        dialog.declined.connect(self.refresh)
+        dialog.download_started.connect(lambda _: self.downloads_dock.show())
+        if current is not None:
+            current.close()  # what it still does (a download starting) goes on
+        self.update_dialog = dialog
+        dialog.show()
+        dialog.load()
+        return dialog
+
+    def show_updates(self) -> UpdatesDialog:
+        """The sets with archive updates, one of which opens its update view (the tray's entry)."""
+        if self.updates_dialog is None:
+            self.updates_dialog = UpdatesDialog(self.service, self)
+            self.updates_dialog.chosen.connect(self.show_update)
+        self.updates_dialog.fill()
+        self.updates_dialog.show()
+        self.updates_dialog.raise_()
+        return self.updates_dialog
+
+    def _update_accepted(self, outcome: Outcome) -> None:
+        self.refresh()
+        rs = self.service.sets.find(outcome.set_id)
+        if rs is not None:
+            self.messages.info(f"{rs.name!r} is now at version {outcome.version}")
+        self.open_set(outcome.set_id)
 
     def show_diff(self) -> DiffDialog | None:
         """Open the comparison of the open set's last two versions (non-modal)."""
@@ -635,7 +870,9 @@ class MainWindow(QMainWindow):
             return
         self.peers.on_event(event)
         if isinstance(event, (SetEvent, StateReloaded, ClusterJoined, ClusterLeft)):
-            self.refresh()  # a join or a leave replaces the whole replica
+            # A join or a leave replaces the whole replica. SetEvent covers the archive updates'
+            # events too: DriftRecorded, CheckRecorded, VersionCommitted (the badges).
+            self.refresh()
         if isinstance(event, DownloadEvent):
             self.downloads.on_event(event)
             if not isinstance(event, DownloadProgressed):
@@ -695,6 +932,9 @@ class MainWindow(QMainWindow):
         if self.tray is not None:
             self.tray.close()
         self.runner.close()
+        self.check_runner.close()
+        for dialog in self.findChildren(UpdateDialog):
+            dialog.shutdown()
         self.set_view.runner.close()
         self.archives.runner.close()
         super().closeEvent(event)

@@ -1,6 +1,8 @@
-"""The system tray: an icon with a menu (open, pause all downloads, quit) and notifications when a
-set is shared with you, a followed set gets a new version, or a download ends. Clicking a
-notification opens its set.
+"""The system tray: an icon with a menu (open, check for updates, "N sets have updates", pause all
+downloads, quit) and notifications when a set is shared with you, a followed set gets a new
+version, the archives behind a set you follow or own changed, or a download ends. Clicking a
+notification opens its set, or for an archive update its update view. At start, one notification
+says which sets have updates you have not declined (found while the app was not running).
 
 The tray itself sits behind ``TrayWrapper`` (Qt's ``QSystemTrayIcon`` in the app), so the logic
 is testable offscreen, where no tray exists.
@@ -8,21 +10,69 @@ is testable offscreen, where no tray exists.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QApplication, QMenu, QStyle, QSystemTrayIcon
 
-from mediator_desktop.core.events import DownloadFailed, DownloadFinished, Event, SetChanged, VersionCommitted
+from mediator_desktop.core.errors import ClusterUnavailable
+from mediator_desktop.core.events import (
+    CheckRecorded,
+    DownloadFailed,
+    DownloadFinished,
+    DriftRecorded,
+    Event,
+    SetChanged,
+    StateReloaded,
+    VersionCommitted,
+)
 from mediator_desktop.core.notices import Notice, Notices
+from mediator_desktop.core.replica import ReplicaSet
+from mediator_desktop.core.state import DriftRecord
 from mediator_desktop.ui.workers import Runner
 
 if TYPE_CHECKING:
     from mediator_desktop.ui.main_window import MainWindow
 
+log = logging.getLogger(__name__)
+
 #: Events that may deserve a notification (``core.notices`` decides).
-NOTICE_EVENTS: tuple[type[Event], ...] = (SetChanged, VersionCommitted, DownloadFinished, DownloadFailed)
+NOTICE_EVENTS: tuple[type[Event], ...] = (
+    SetChanged,
+    VersionCommitted,
+    DriftRecorded,
+    DownloadFinished,
+    DownloadFailed,
+)
+#: Events that may change which sets have updates (the menu's "N sets have updates").
+UPDATE_EVENTS: tuple[type[Event], ...] = (
+    DriftRecorded,
+    CheckRecorded,
+    VersionCommitted,
+    SetChanged,
+    StateReloaded,
+)
+#: How long after the start the notice about waiting updates comes (the tray icon is placed first).
+ANNOUNCE_AFTER_MS = 1500
+#: ``Notice.action`` of the start's notice about several sets: clicking it lists them.
+UPDATES_ACTION = "updates"
+
+
+def updates_notice(updates: list[tuple[ReplicaSet, DriftRecord]]) -> Notice | None:
+    """The start's notice: the sets you follow or own with updates you have not declined."""
+    if not updates:
+        return None
+    if len(updates) == 1:
+        rs, drift = updates[0]
+        state = f" ({drift.state})" if drift.state else ""
+        return Notice(f"{rs.name}: the archive changed", f"{drift.summary}{state}", rs.id, action="drift")
+    shown = "; ".join(f"{rs.name}: {drift.summary}" for rs, drift in updates[:3])
+    more = f"; and {len(updates) - 3} more" if len(updates) > 3 else ""
+    return Notice(
+        f"{len(updates)} followed sets have archive updates", f"{shown}{more}", action=UPDATES_ACTION
+    )
 
 
 class TrayWrapper(QObject):
@@ -79,21 +129,43 @@ class TrayController(QObject):
         self.notices = Notices(window.service)
         self.runner = Runner(self, workers=1, name="tray")
         self.last: Notice | None = None
+        self._closed = False
         #: The "keeps running in the tray" hint is shown once per data folder, ever.
         self.hint_file = window.service.settings.data_dir / "ui-tray-hint-shown"
         self.menu = QMenu(window)
         self.open_action = QAction("Open MEDIator", self.menu)
+        self.check_action = QAction("Check for updates", self.menu)
+        self.check_action.setToolTip(
+            "Ask the archives whether the data behind every set you follow or own changed"
+        )
+        self.updates_action = QAction("", self.menu)
         self.pause_action = QAction("Pause all downloads", self.menu)
         self.quit_action = QAction("Quit", self.menu)
         self.open_action.triggered.connect(self.show_window)
+        self.check_action.triggered.connect(self.check_all)
+        self.updates_action.triggered.connect(self.open_updates)
         self.pause_action.triggered.connect(self.pause_all)
         self.quit_action.triggered.connect(window.quit)
-        for action in (self.open_action, self.pause_action, self.quit_action):
+        for action in (
+            self.open_action,
+            self.check_action,
+            self.updates_action,
+            self.pause_action,
+            self.quit_action,
+        ):
             self.menu.addAction(action)
+        self.menu.setToolTipsVisible(True)
+        #: Sets with updates you have not declined, as the menu counts them.
+        self.updates: list[tuple[ReplicaSet, DriftRecord]] = []
+        self.refresh_updates()
         tray.set_menu(self.menu)
         tray.message_clicked.connect(self.open_last)
         tray.activated.connect(self.show_window)
         window.bridge.subscribe(self.on_event, *NOTICE_EVENTS)
+        window.bridge.subscribe(lambda _: self.refresh_updates(), *UPDATE_EVENTS)
+        # Updates found while the app was not running (or this member was offline): said once, when
+        # the icon sits in the tray (a balloon shown before is placed at the screen's corner).
+        QTimer.singleShot(ANNOUNCE_AFTER_MS, self, self.announce_updates)
 
     @property
     def available(self) -> bool:
@@ -107,14 +179,56 @@ class TrayController(QObject):
         if notice is None:
             return
         self.last = notice
+        log.info("notice: %s: %s", notice.title, notice.text)
         self.tray.show_message(notice.title, notice.text, notice.error)
         self.notified.emit(notice)
 
+    def announce_updates(self) -> None:
+        """One notice for the sets with updates you have not declined (the app started)."""
+        if self._closed:
+            return
+        self.runner.run(
+            self.service.tracking.updates, done=lambda updates: self._show(updates_notice(updates))
+        )
+
     def open_last(self) -> None:
-        """The user clicked the latest notification: show its set."""
+        """The user clicked the latest notification: show its set, or its archive update."""
         self.show_window()
-        if self.last is not None and self.last.set_id is not None:
-            self.window.open_set(self.last.set_id)
+        last = self.last
+        if last is None:
+            return
+        if last.action == UPDATES_ACTION:
+            self.open_updates()
+        elif last.set_id is not None:
+            self.window.open_set(last.set_id)
+            if last.action == "drift":
+                self.window.show_update(last.set_id)
+
+    def refresh_updates(self) -> None:
+        """Count the sets with updates (local reads) for the menu: hidden when there are none."""
+        try:
+            self.updates = self.service.tracking.updates()
+        except ClusterUnavailable:  # joining or leaving: the events that end it come here again
+            return
+        count = len(self.updates)
+        self.updates_action.setText(f"{count} set{' has' if count == 1 else 's have'} updates")
+        self.updates_action.setToolTip(
+            "\n".join(f"{rs.name}: {drift.summary}" for rs, drift in self.updates[:10])
+        )
+        self.updates_action.setVisible(count > 0)
+
+    def open_updates(self) -> None:
+        """The menu's "N sets have updates": one set's update view, or the list of them."""
+        self.refresh_updates()
+        self.show_window()
+        if len(self.updates) == 1:
+            self.window.show_update(self.updates[0][0].id)
+        elif self.updates:
+            self.window.show_updates()
+
+    def check_all(self) -> None:
+        """The menu's "Check for updates": every set you follow or own, on a worker."""
+        self.window.check_updates(None)
 
     def show_window(self) -> None:
         self.window.showNormal()
@@ -140,4 +254,5 @@ class TrayController(QObject):
         return True
 
     def close(self) -> None:
+        self._closed = True
         self.runner.close()

@@ -476,23 +476,25 @@ def test_dropped_manifest_files_become_sets_and_exports_round_trip(
 
 
 def test_without_a_mouse_add_share_and_see_the_badges(
-    window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
+    local_window: MainWindow, qtbot: QtBot, local_node: Node, lab_folder: Path, tmp_path: Path
 ) -> None:
     from PySide6.QtCore import QItemSelectionModel
 
     from mediator_desktop.core.identity import Identity
     from mediator_desktop.core.replica import Visibility
     from mediator_desktop.core.service import Service
+    from tests.helpers.dicom import make_series
 
+    window, node = local_window, local_node
     set_id = make_set(window, qtbot, "Keyboard")
     model = window.archives.model
-    lung_b = child(model, model.index(0, 0), "lung_b", qtbot)
+    patient = child(model, model.source_index("lab"), "P2", qtbot)
     window.archives.tree.selectionModel().select(
-        lung_b, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        patient, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
     )
     with qtbot.waitSignal(window.set_view.resolved, timeout=10000):
         window.archives.add_action.trigger()  # Insert in the archive tree
-    assert window.set_view.model.data(window.set_view.model.index(0, 1)) == "2"
+    assert window.set_view.model.data(window.set_view.model.index(0, 1)) == "1"
     with qtbot.waitSignal(window.set_view.committed, timeout=10000):
         window.set_view.commit("by keyboard")
     # Share: visibility and an editor, from a dialog.
@@ -508,17 +510,18 @@ def test_without_a_mouse_add_share_and_see_the_badges(
     rs = node.service.sets.get(set_id)
     assert rs.visibility is Visibility.CLUSTER and rs.editors == {bob.key_id}
     dialog.close()
-    # Badges: a download of the head version, then drift found by an update check.
+    # Badges: a download of the head version, then an archive update found by a check.
     job = node.service.downloads.start(DownloadRequest(set_id, tmp_path / "kbd"))
     qtbot.waitUntil(
         lambda: job.finished and "downloaded" in window.set_items("mine")[0].text(0), timeout=30000
     )
-    manifest_id = node.service.sets.version(set_id, 1).manifest_id
-    with qtbot.waitSignal(window.bridge.event_received, timeout=5000):
-        node.service.sets.record_drift(set_id, 1, manifest_id, "+3 series")
-    qtbot.waitUntil(lambda: "drift" in window.set_items("mine")[0].text(0), timeout=5000)
-    assert "+3 series" in window.set_items("mine")[0].toolTip(0)
-    assert node.service.sets.drift(set_id) is not None
+    make_series(lab_folder, "P2", "1.2.2", "1.2.2.4", 2, modality="MR", body_part="HEAD", pixels=8)
+    node.service.archives.rescan("lab")
+    [outcome] = node.service.tracking.check([set_id])
+    assert outcome.drift is not None and outcome.drift.added == 1
+    qtbot.waitUntil(lambda: "update" in window.set_items("mine")[0].text(0), timeout=5000)
+    assert "Archive update since v1: +1 series" in window.set_items("mine")[0].toolTip(0)
+    assert node.service.tracking.status(set_id).drift is not None
 
 
 def test_rename_a_set_from_the_sets_list_and_the_sidebar_follows(

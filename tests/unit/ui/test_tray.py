@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
 from mediator_desktop.core.downloads import DownloadRequest
@@ -19,28 +18,10 @@ from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
 from mediator_desktop.node import Node
 from mediator_desktop.ui.main_window import MainWindow
-from mediator_desktop.ui.tray import TrayWrapper
 from tests.helpers.idc_world import IdcWorld
+from tests.unit.ui.trays import RecordingTray
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class RecordingTray(TrayWrapper):
-    """Stands in for QSystemTrayIcon: remembers what it was asked to show."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[tuple[str, str, bool]] = []
-        self.menu: QMenu | None = None
-
-    def available(self) -> bool:
-        return True
-
-    def set_menu(self, menu: QMenu) -> None:
-        self.menu = menu
-
-    def show_message(self, title: str, text: str, error: bool = False) -> None:
-        self.messages.append((title, text, error))
 
 
 @pytest.fixture
@@ -98,7 +79,13 @@ def test_downloads_notify_and_the_menu_pauses_them_all(
     window: MainWindow, qtbot: QtBot, node: Node, tray: RecordingTray, world: IdcWorld, tmp_path: Path
 ) -> None:
     assert window.tray is not None and tray.menu is not None
-    assert [a.text() for a in tray.menu.actions()] == ["Open MEDIator", "Pause all downloads", "Quit"]
+    # "N sets have updates" shows only when there are some (see test_updates.py).
+    assert [a.text() for a in tray.menu.actions() if a.isVisible()] == [
+        "Open MEDIator",
+        "Check for updates",
+        "Pause all downloads",
+        "Quit",
+    ]
     service = node.service
     set_id = service.sets.create("Tray download")
     selection = Selection.of(Pointer.of("idc", "lung_b"))
