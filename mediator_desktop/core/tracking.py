@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mediator_desktop.core.diff import ManifestDiff, human_bytes, plural
-from mediator_desktop.core.errors import MediatorError, NotFound, PermissionDenied, SourceError
+from mediator_desktop.core.errors import MediatorError, NotFound, PermissionDenied
 from mediator_desktop.core.events import EventBus, SourceIndexing
 from mediator_desktop.core.manifest import TAB, US, Manifest, escape_component
 from mediator_desktop.core.pointer import Hierarchy
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TICK_S = 30.0
 
 
-class _NotHere(SourceError):
+class _NotHere(Exception):  # never leaves the tracker: not an error of the API
     """The set names an archive this node does not have: not the archive's failure, so it is not
     recorded for everyone (a member that has the archive checks the set)."""
 
@@ -223,7 +223,7 @@ class Tracker:
             last = self._store.state.checks.get(rs.id)
             since = last.ok_time if last is not None and last.version == version.number else 0.0
             now, states, notes = self._resolve_now(version, base, None if full else since or version.time)
-        except MediatorError as exc:
+        except (MediatorError, _NotHere) as exc:
             log.info("update check of %s failed: %s", rs.name, exc)
             pending = self._pending(rs.id, rs.head)
             return CheckOutcome(

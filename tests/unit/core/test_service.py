@@ -318,13 +318,14 @@ def test_settings_validate_refuses_without_saving(alice: Service) -> None:
     with pytest.raises(ValidationError, match="no such setting: colour"):
         alice.settings.validate(colour="blue")
     with pytest.raises(ValidationError, match="update check interval"):
-        alice.settings.validate(update_check_minutes=0)
+        alice.settings.validate(update_check_minutes=-1)
     with pytest.raises(ValidationError, match="whole number"):
         alice.settings.validate(update_check_minutes="often")
     with pytest.raises(ValidationError):
         alice.settings.validate(download_layout="")
     proposed = alice.settings.validate(update_check_minutes=30)
     assert proposed.update_check_minutes == 30
+    assert alice.settings.validate(update_check_minutes=0).update_check_minutes == 0  # no checks
     assert alice.settings.get() == before
     assert not path.exists()  # nothing was ever saved
 
