@@ -312,32 +312,28 @@ def _patients_with_changes(old: IdcSource, new: IdcSource, series: int) -> list[
 
     table = old._loaded()
     counts = pc.value_counts(table.column("collection_id").cast("string")).to_pylist()
-    best: list[Pointer] = []
     for entry in sorted(counts, key=lambda e: -e["counts"])[:40]:
         collection = entry["values"]
         if entry["counts"] < series:
             continue
-        pointer = Selection.of(Pointer.of("idc", collection))
-        diff = ManifestDiff.between(old.resolve(pointer), new.resolve(pointer))
+        selection = Selection.of(Pointer.of("idc", collection))
+        pinned = old.resolve(selection)
+        diff = ManifestDiff.between(pinned, new.resolve(selection))
         if not (diff.added and diff.changed):
             continue
-        touched = sorted(
-            {leaf.path[1] for leaf in (*diff.added, *(b for _, b in diff.changed), *diff.removed)}
-        )
-        patients = list(dict.fromkeys([*touched, *(leaf.path[1] for leaf in old.resolve(pointer))]))
+        touched = {leaf.path[1] for leaf in (*diff.added, *(b for _, b in diff.changed), *diff.removed)}
+        per_patient: dict[str, int] = {}
+        for leaf in pinned:
+            per_patient[leaf.path[1]] = per_patient.get(leaf.path[1], 0) + 1
         chosen: list[Pointer] = []
         total = 0
-        manifest = old.resolve(pointer)
-        per_patient: dict[str, int] = {}
-        for leaf in manifest:
-            per_patient[leaf.path[1]] = per_patient.get(leaf.path[1], 0) + 1
-        for patient in patients:
+        for patient in [*sorted(touched), *(p for p in per_patient if p not in touched)]:
             if total >= series:
                 break
             chosen.append(Pointer.of("idc", collection, patient))
             total += per_patient.get(patient, 0)
         return chosen
-    return best
+    raise RuntimeError("no IDC collection of that size changed between the two releases")
 
 
 # -- the alert between two nodes ------------------------------------------------------------------

@@ -18,15 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mediator_desktop.core.diff import ManifestDiff, human_bytes, plural
+from mediator_desktop.core.diff import ManifestDiff, SourceDiff, human_bytes, plural
 from mediator_desktop.core.errors import MediatorError, NotFound, PermissionDenied
 from mediator_desktop.core.events import EventBus, SourceIndexing
 from mediator_desktop.core.manifest import TAB, US, Manifest, escape_component
-from mediator_desktop.core.pointer import Hierarchy
 from mediator_desktop.core.replica import ReplicaSet, Version, Visibility
 from mediator_desktop.core.selection import SelectionDiff
 from mediator_desktop.core.source import Tracked
@@ -102,10 +101,10 @@ class TrackStatus:
         return f"checked {time.strftime('%Y-%m-%d %H:%M', time.localtime(check.time))}: up to date"
 
 
-def drift_summary(diff: ManifestDiff, hierarchies: Mapping[str, Hierarchy]) -> str:
-    """``+12 series (2.1 GB), 3 revised, 1 removed``, per archive when there are several."""
+def drift_summary(per_source: Sequence[SourceDiff]) -> str:
+    """``+12 series (2.1 GB), 3 revised, 1 removed`` (from ``ManifestDiff.by_source``), per
+    archive when there are several."""
     parts: list[str] = []
-    per_source = diff.by_source(hierarchies)
     for source in per_source:
         words = []
         if source.added.leaves:
@@ -236,8 +235,8 @@ class Tracker:
             known is not None and (known.manifest_id, known.removed_id) == _ids(changes, removed)
         ):  # nothing new since the last check
             return CheckOutcome(rs.id, rs.name, version.number, self._pending(rs.id, version.number))
-        summary = drift_summary(diff, self._archives.hierarchies()) if diff else "back to the pinned data"
-        per_source = diff.by_source()
+        per_source = diff.by_source(self._archives.hierarchies())
+        summary = drift_summary(per_source) if diff else "back to the pinned data"
         try:
             changes_id = self._sets.upload_manifest(changes)
             removed_id = self._sets.upload_manifest(removed) if len(removed) else ""

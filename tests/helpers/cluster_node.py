@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
@@ -125,6 +126,17 @@ def _call(node: Node, name: str, args: list[Any], services: dict[str, Service]) 
         services["timed"] = Service(node.store, identity, timeout=float(args[0]))
         return None
     raise ValueError(f"unknown call {name}")
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, poll: float = 0.05) -> Any:
+    """Poll node processes until ``check`` holds, or the time is up; returns its last value (no
+    callbacks cross processes, so a test asks again)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(poll)
 
 
 class RemoteNode:

@@ -7,16 +7,15 @@ runs. Figures for the closing note are printed (``pytest -s``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mediator_desktop.core.cluster import JoinCode
 from mediator_desktop.core.errors import MediatorError
 from tests.helpers import netns
-from tests.helpers.cluster_node import RemoteNode
+from tests.helpers.cluster_node import RemoteNode, eventually
 
 REPO = Path(__file__).resolve().parents[2]
 RAFT_PORT = 47000
@@ -43,18 +42,6 @@ def hosts(tmp_path: Path) -> Iterator[tuple[netns.Hosts, list[RemoteNode]]]:
         finally:
             for node in nodes:
                 node.stop()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll another process until ``check`` holds (no callbacks cross processes here)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def leader_of(nodes: list[RemoteNode]) -> str | None:

@@ -4,15 +4,13 @@ the leader is killed another member finds the next change (issue 17)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mediator_desktop.raft.membership import free_loopback_address
-from tests.helpers.cluster_node import RemoteNode
+from tests.helpers.cluster_node import RemoteNode, eventually
 from tests.helpers.dicom import make_series
 from tests.helpers.orthanc import PASSWORD, USER, Orthanc
 
@@ -22,16 +20,6 @@ pytestmark = [
     pytest.mark.skipif(not Orthanc.available(), reason="Orthanc is not installed (make test installs it)"),
     pytest.mark.timeout(240),
 ]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll another process until ``check`` holds (no callbacks cross processes here)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 @pytest.fixture

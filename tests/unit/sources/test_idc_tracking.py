@@ -196,15 +196,6 @@ def test_notes_say_which_pinned_versions_idc_still_serves(installed: IdcSource, 
 
 
 # -- downloading a pinned version that a newer index replaced --------------------------------------
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.timeout(120)
 def test_a_replaced_version_downloads_while_idc_serves_it(tmp_path: Path, moto: MotoServer) -> None:
     moto.public_bucket("idc-open-data")

@@ -14,6 +14,7 @@ from mediator_desktop.ui.main_window import MainWindow
 from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import IdcWorld
 from tests.helpers.windows import shown_window
+from tests.unit.ui.trays import RecordingTray
 
 
 @pytest.fixture
@@ -34,13 +35,15 @@ def lab_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def local_node(mediator_home: Path, lab_folder: Path) -> Iterator[Node]:
-    """A node whose one archive is ``lab_folder`` as the local source ``lab`` (no network)."""
+    """A node whose one archive is ``lab_folder`` as the local source ``lab`` (no network), with
+    no scheduled update checks (a test checks when it means to)."""
     Settings(
         data_dir=mediator_home / "data",
         download_dir=mediator_home / "downloads",
         display_name="ann",
         sources=({"kind": "local", "id": "lab", "options": {"folder": str(lab_folder)}},),
         discovery=False,
+        update_check_minutes=0,
     ).save(mediator_home / "config" / "settings.json")
     with Node() as started:
         yield started
@@ -50,3 +53,8 @@ def local_node(mediator_home: Path, lab_folder: Path) -> Iterator[Node]:
 def local_window(qtbot: QtBot, local_node: Node) -> Iterator[MainWindow]:
     """The main window over ``local_node``."""
     yield from shown_window(qtbot, local_node)
+
+
+@pytest.fixture
+def tray() -> RecordingTray:
+    return RecordingTray()

@@ -19,24 +19,15 @@ from mediator_desktop.core.service import Service
 from mediator_desktop.node import Node
 from mediator_desktop.ui.main_window import MainWindow
 from tests.helpers.idc_world import IdcWorld
+from tests.helpers.windows import shown_window
 from tests.unit.ui.trays import RecordingTray
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def tray() -> RecordingTray:
-    return RecordingTray()
-
-
-@pytest.fixture
 def window(qtbot: QtBot, node: Node, tray: RecordingTray) -> Iterator[MainWindow]:
-    w = MainWindow(node.service, tray)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.quit()
+    yield from shown_window(qtbot, node, tray)
 
 
 def test_sharing_and_a_followed_set_notify_and_a_click_opens_the_set(

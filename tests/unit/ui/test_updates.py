@@ -22,12 +22,12 @@ from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.service import Service
-from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
 from mediator_desktop.ui.main_window import MainWindow
 from mediator_desktop.ui.update_view import UpdateDialog
 from tests.helpers.dicom import make_series
 from tests.helpers.tcia_emulator import TciaEmulator, synthetic_catalogue
+from tests.helpers.windows import shown_window
 from tests.unit.ui.trays import RecordingTray
 
 pytestmark = pytest.mark.timeout(90)
@@ -37,33 +37,14 @@ P2 = Pointer.of("lab", "P2")
 
 
 @pytest.fixture
-def node(mediator_home: Path, lab_folder: Path) -> Iterator[Node]:
-    """A node whose one archive is ``lab_folder`` (``lab``); no scheduled update checks."""
-    Settings(
-        data_dir=mediator_home / "data",
-        download_dir=mediator_home / "downloads",
-        display_name="ann",
-        sources=({"kind": "local", "id": "lab", "options": {"folder": str(lab_folder)}},),
-        discovery=False,
-        update_check_minutes=0,
-    ).save(mediator_home / "config" / "settings.json")
-    with Node() as started:
-        yield started
-
-
-@pytest.fixture
-def tray() -> RecordingTray:
-    return RecordingTray()
+def node(local_node: Node) -> Node:
+    """The node over the local folder ``lab`` (conftest), scheduled checks off."""
+    return local_node
 
 
 @pytest.fixture
 def window(qtbot: QtBot, node: Node, tray: RecordingTray) -> Iterator[MainWindow]:
-    w = MainWindow(node.service, tray)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.quit()
+    yield from shown_window(qtbot, node, tray)
 
 
 def lab_set(window: MainWindow, qtbot: QtBot, name: str, *pointers: Pointer, group: str = "mine") -> str:
