@@ -650,8 +650,15 @@ class _Loop:
                 self._release(multi, handles, active, per_group, handle)
                 self._fail(job, Cancelled("cancelled"))  # the .part stays for the next run
             elif job.control.paused != job.paused:
+                try:
+                    handle.pause(pycurl.PAUSE_ALL if job.control.paused else pycurl.PAUSE_CONT)
+                except pycurl.error as exc:
+                    # libcurl refuses to (un)pause a transfer that is just ending or not under way
+                    # yet; an exception here would end this thread and hang every download. Ask
+                    # again next round (a finished transfer leaves ``active`` first).
+                    log.debug("pause of %s not taken yet: %s", job.file.url, exc)
+                    continue
                 job.paused = job.control.paused
-                handle.pause(pycurl.PAUSE_ALL if job.paused else pycurl.PAUSE_CONT)
 
     def _release(
         self, multi: Any, handles: list[Any], active: dict[Any, _Job], per_group: dict[str, int], handle: Any
