@@ -56,6 +56,8 @@ OPS: Final = frozenset(
         "record_drift",
         "record_checks",
         "dismiss_drift",
+        "put_table_chunk",
+        "commit_table",
     }
 )
 

@@ -77,6 +77,14 @@ class ManifestCommitted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TableAdded(Event):
+    """A clinical table got a new version (``number`` 1: a new table)."""
+
+    name: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
 class UserRegistered(Event):
     """A user joined the cluster, or changed their display name."""
 

@@ -148,3 +148,65 @@ class ReplicaSet:
 
     def can_edit(self, key_id: str) -> bool:
         return key_id == self.owner or key_id in self.editors
+
+
+# -- clinical tables ---------------------------------------------------------------------------------
+#: Longest name of a clinical table (it is a key of pointers: ``clinical/<name>/<patient>``).
+MAX_TABLE_NAME = 100
+#: Largest stored form (Parquet, zstd) of one table version. Every member holds every version in
+#: memory and in its dumps, so this stays far below what a lab's workstation can spare.
+MAX_TABLE_BLOB_BYTES = 64 << 20
+MAX_TABLE_COLUMNS = 1000
+MAX_COLUMN_NAME = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_table_name(value: object) -> str:
+    """A table name: 1 to 100 characters, no control characters, no ``/``, no space at either end."""
+    if not isinstance(value, str):
+        raise ValidationError(f"a table name must be text, not {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError("the table name is empty: give the table a name")
+    if len(value) > MAX_TABLE_NAME:
+        raise ValidationError(
+            f"the table name is {len(value)} characters long; at most {MAX_TABLE_NAME} are allowed"
+        )
+    if _CONTROL.search(value) or "/" in value:
+        raise ValidationError(f"the table name {value!r} holds a '/' or a control character; choose another")
+    if value != value.strip():
+        raise ValidationError(f"the table name {value!r} starts or ends with a space")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TableVersion:
+    """One version of a clinical table in the store (its content: ``StoreState.table_blobs``).
+
+    Attributes:
+        name: what users call the table (``clinical``); versions of one name are numbered from 1.
+        table_id: sha256 (hex) of the stored form, a Parquet file.
+        key_column: the column naming each row's patient (case, subject).
+        columns: every column, in the file's order (the key column among them).
+        rows: rows of data (the header not counted).
+        filename: the file it was read from (``clinical.xlsx``), for people.
+        author, time: who added it, when.
+    """
+
+    name: str
+    number: int
+    table_id: str
+    key_column: str
+    columns: tuple[str, ...]
+    rows: int
+    filename: str
+    author: str
+    time: float
+
+    def __post_init__(self) -> None:
+        check_table_name(self.name)
+        if type(self.number) is not int or self.number < 1:
+            raise ValidationError(f"table versions are numbered from 1, not {self.number!r}")
+        if not _SHA256.fullmatch(self.table_id):
+            raise ValidationError(f"{self.table_id!r} is not a table id (sha256 hex)")
+        if self.key_column not in self.columns:
+            raise ValidationError(f"the key column {self.key_column!r} is not a column of the table")

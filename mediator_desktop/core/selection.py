@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.pointer import Pointer
@@ -58,10 +59,26 @@ class _Index:
             yield from self.by_path.get((pointer.source_id, pointer.path[:n]), ())
 
 
-def _redundant(rule: Rule, index: _Index) -> bool:
+#: The filter of a clinical rule that names the archives it joins to (``core.integrator``).
+JOIN_FILTER = "@in"
+
+
+def joined_sources(rules: Iterable[Rule]) -> set[str]:
+    """Archives that clinical rules join to: they get include rules when the set is resolved,
+    so an exclusion there is not redundant though no rule of the selection includes it."""
+    out: set[str] = set()
+    for rule in rules:
+        for name, values in rule.pointer.filters:
+            if name == JOIN_FILTER and rule.include:
+                out.update(unquote(text.partition("?")[0].strip("/").split("/")[0]) for text in values)
+    return out
+
+
+def _redundant(rule: Rule, index: _Index, joined: set[str]) -> bool:
     """Whether dropping ``rule`` keeps the meaning of the set (a sound, conservative test)."""
     r = rule.pointer
-    guaranteed = not rule.include  # an exclusion needs no backing: no match also means "out"
+    # An exclusion needs no backing (no match also means "out"), unless a join includes there.
+    guaranteed = not rule.include and r.source_id not in joined
     for other in index.at_or_above(r):
         q = other.pointer
         if other is rule or other == rule or not _ranked_below(q, r) or not q.intersects(r):
@@ -77,12 +94,13 @@ def normalise(rules: Iterable[Rule]) -> frozenset[Rule]:
     """Drop rules that do not change the meaning, until none is left to drop."""
     current = set(rules)
     index = _Index(current)
+    joined = joined_sources(current)
     changed = True
     while changed:
         changed = False
         # Most specific first, in a fixed order, so the result does not depend on input order.
         for rule in sorted(current, key=lambda x: (-x.pointer.depth, x)):
-            if _redundant(rule, index):
+            if _redundant(rule, index, joined):
                 current.discard(rule)
                 index.discard(rule)
                 changed = True

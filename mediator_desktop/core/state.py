@@ -1,4 +1,5 @@
-"""The replicated state machine: users, replica sets, versions, manifests, drift, publications.
+"""The replicated state machine: users, replica sets, versions, manifests, drift, publications,
+clinical tables.
 
 ``StoreState.apply`` runs on every node, in log order, and must give the same answer everywhere:
 it never reads the clock, randomness or files. It verifies each command's signature, replay
@@ -26,12 +27,17 @@ from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.identity import key_id_of, verify
 from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES
 from mediator_desktop.core.replica import (
+    MAX_COLUMN_NAME,
     MAX_NAME,
+    MAX_TABLE_BLOB_BYTES,
+    MAX_TABLE_COLUMNS,
     MAX_TEXT,
     PublishedRecord,
     ReplicaSet,
+    TableVersion,
     Version,
     Visibility,
+    check_table_name,
 )
 from mediator_desktop.core.selection import Selection
 
@@ -53,6 +59,10 @@ _SLICE: Final = 512
 #: Sets one ``record_checks`` command may report on (each entry is small: the command stays far
 #: under 64 KB).
 MAX_CHECKS_PER_COMMAND: Final = 200
+MAX_TABLE_CHUNKS: Final = MAX_TABLE_BLOB_BYTES // MAX_CHUNK_BYTES + 1
+#: Table uploads one author may have under way; starting another drops their oldest, so chunks
+#: never committed cannot pile up in every member's memory.
+MAX_TABLE_UPLOADS: Final = 4
 STATE_FORMAT: Final = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SET_ID = re.compile(r"[0-9a-f]{32}")
@@ -179,6 +189,31 @@ def _manifest_id(args: dict[str, Any]) -> str:
     return value
 
 
+def _table_id(args: dict[str, Any]) -> str:
+    value = args.get("table_id")
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise Rejected("validation", "table_id must be a sha256 in hex")
+    return value
+
+
+def _columns(args: dict[str, Any], key_column: str) -> tuple[str, ...]:
+    columns = args.get("columns")
+    if (
+        not isinstance(columns, list)
+        or not 1 <= len(columns) <= MAX_TABLE_COLUMNS
+        or not all(isinstance(c, str) and c.strip() and len(c) <= MAX_COLUMN_NAME for c in columns)
+    ):
+        raise Rejected(
+            "validation",
+            f"columns must be a list of 1 to {MAX_TABLE_COLUMNS} names of 1 to {MAX_COLUMN_NAME} characters",
+        )
+    if len(set(columns)) != len(columns):
+        raise Rejected("validation", "column names repeat: every column needs a name of its own")
+    if key_column not in columns:
+        raise Rejected("validation", f"the key column {key_column!r} is not one of the columns")
+    return tuple(columns)
+
+
 class StoreState:
     """All replicated data of one cluster."""
 
@@ -190,9 +225,14 @@ class StoreState:
         self.published: dict[tuple[str, int], PublishedRecord] = {}
         self.drift: dict[tuple[str, int], DriftRecord] = {}
         self.checks: dict[str, CheckRecord] = {}
+        #: Clinical tables by name: their versions, oldest first (version n at index n - 1).
+        self.tables: dict[str, list[TableVersion]] = {}
+        #: The stored form of each table version (Parquet bytes), in chunks, by table id.
+        self.table_blobs: dict[str, tuple[bytes, ...]] = {}
         self.applied = 0
         self._authors: dict[str, _AuthorLog] = {}
         self._uploads: dict[tuple[str, str], _Upload] = {}
+        self._table_uploads: dict[tuple[str, str], _Upload] = {}
         # Transient, never dumped: running hashes of uploads, rebuilt from chunks when missing.
         self._hashing: dict[tuple[str, str], tuple[Any, Any, int]] = {}
         #: Called with (kind, details) after each change, on the applying thread.
@@ -210,9 +250,12 @@ class StoreState:
             "published": self.published,
             "drift": self.drift,
             "checks": self.checks,
+            "tables": self.tables,
+            "table_blobs": self.table_blobs,
             "applied": self.applied,
             "authors": self._authors,
             "uploads": self._uploads,
+            "table_uploads": self._table_uploads,
         }
 
     @classmethod
@@ -229,9 +272,12 @@ class StoreState:
         state.published = data["published"]
         state.drift = data["drift"]
         state.checks = data.get("checks", {})
+        state.tables = data.get("tables", {})  # dumps of protocol 5 and older have none
+        state.table_blobs = data.get("table_blobs", {})
         state.applied = data["applied"]
         state._authors = data["authors"]
         state._uploads = data["uploads"]
+        state._table_uploads = data.get("table_uploads", {})
         return state
 
     def newest_seq(self, key_id: str) -> int:
@@ -733,3 +779,78 @@ class StoreState:
         self.drift[(rs.id, number)] = replace(record, dismissed=record.dismissed | {e.author})
         self._emit(events.CheckRecorded(rs.id, number))
         return {"set_id": rs.id, "version": number}
+
+    # -- clinical tables (protocol 6) ----------------------------------------------------------
+    def _op_put_table_chunk(self, e: Envelope, user: User) -> dict[str, Any]:
+        """One piece of a table's stored form; ``commit_table`` checks the whole."""
+        table_id = _table_id(e.args)
+        index, total = _int(e.args, "index"), _int(e.args, "total")
+        if not 1 <= total <= MAX_TABLE_CHUNKS or index >= total:
+            raise Rejected(
+                "validation",
+                f"chunk {index} of {total} is out of range (a table is at most {MAX_TABLE_CHUNKS} chunks)",
+            )
+        if not e.payload or len(e.payload) > MAX_CHUNK_BYTES:
+            raise Rejected("validation", f"a table chunk holds 1 to {MAX_CHUNK_BYTES} bytes")
+        key = (e.author, table_id)
+        if index == 0:
+            self._table_uploads.pop(key, None)
+            mine = [k for k in self._table_uploads if k[0] == e.author]
+            for stale in mine[: max(0, len(mine) - MAX_TABLE_UPLOADS + 1)]:
+                del self._table_uploads[stale]
+            self._table_uploads[key] = _Upload(total)
+        upload = self._table_uploads.get(key)
+        if upload is None or upload.total != total or index != len(upload.chunks):
+            expected = len(upload.chunks) if upload else 0
+            raise Rejected("conflict", f"expected chunk {expected} of table {table_id[:12]}, got {index}")
+        upload.chunks.append(e.payload)
+        return {"received": index + 1}
+
+    def _op_commit_table(self, e: Envelope, user: User) -> dict[str, Any]:
+        """A new version of a table, once its chunks make the content its id names.
+
+        Any member may add tables and new versions of them. The same content as the latest
+        version changes nothing and answers with that version.
+        """
+        try:
+            name = check_table_name(e.args.get("name"))
+        except ValidationError as exc:
+            raise Rejected("validation", str(exc)) from None
+        table_id = _table_id(e.args)
+        key_column = _text(e.args, "key_column", MAX_COLUMN_NAME)
+        columns = _columns(e.args, key_column)
+        rows = _int(e.args, "rows")
+        filename = _text(e.args, "filename", MAX_NAME, empty_ok=True)
+        key = (e.author, table_id)
+        versions = self.tables.get(name, [])
+        if versions and versions[-1].table_id == table_id:
+            self._table_uploads.pop(key, None)
+            return {"name": name, "version": versions[-1].number, "table_id": table_id, "new": False}
+        if table_id not in self.table_blobs:
+            upload = self._table_uploads.get(key)
+            if upload is None or len(upload.chunks) != upload.total:
+                have = len(upload.chunks) if upload else 0
+                raise Rejected("conflict", f"table {table_id[:12]} is incomplete ({have} chunks arrived)")
+            del self._table_uploads[key]
+            if sum(map(len, upload.chunks)) > MAX_TABLE_BLOB_BYTES:
+                raise Rejected(
+                    "validation", f"table {name!r} is stored in more than {MAX_TABLE_BLOB_BYTES} bytes"
+                )
+            hasher = hashlib.sha256()
+            for chunk in upload.chunks:
+                hasher.update(chunk)
+            if hasher.hexdigest() != table_id:
+                raise Rejected(
+                    "integrity", f"the chunks do not make table {table_id[:12]}: damaged; upload again"
+                )
+            self.table_blobs[table_id] = tuple(upload.chunks)
+        else:
+            self._table_uploads.pop(key, None)
+        number = len(versions) + 1
+        version = TableVersion(name, number, table_id, key_column, columns, rows, filename, e.author, e.time)
+        if versions:
+            versions.append(version)
+        else:
+            self.tables[name] = [version]
+        self._emit(events.TableAdded(name, number))
+        return {"name": name, "version": number, "table_id": table_id, "new": True}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -21,9 +22,9 @@ from mediator_desktop.core.errors import (
     PermissionDenied,
     ValidationError,
 )
-from mediator_desktop.core.events import Event, SetChanged, VersionCommitted
+from mediator_desktop.core.events import Event, SetChanged, TableAdded, VersionCommitted
 from mediator_desktop.core.manifest import ManifestBuilder
-from mediator_desktop.core.state import StoreState
+from mediator_desktop.core.state import MAX_TABLE_UPLOADS, StoreState
 from mediator_desktop.core.store import ImmutableError, ReplayError, unwrap
 from tests.helpers.actors import EMPTY, SELECTION, Actor
 
@@ -447,6 +448,11 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     },
     "record_checks": {"checks": [["SET", 1, ""]]},
     "dismiss_drift": {"set_id": "SET", "version": 1, "manifest_id": "MANIFEST"},
+    "put_table_chunk": {"table_id": "TABLE", "index": 0, "total": 1},
+    "commit_table": {
+        "name": "clinical", "table_id": "TABLE", "key_column": "PatientID", "columns": ["PatientID", "age"],
+        "rows": 2, "filename": "clinical.csv",
+    },
 }  # fmt: skip
 rules = st.lists(
     st.fixed_dictionaries(
@@ -481,7 +487,7 @@ def test_any_signed_command_gets_an_answer_the_same_on_every_node(
     setup = [alice.register(), bob.register(), *alice.manifest_commands(), create, alice.commit(set_id, None)]
     named: dict[str, Any] = {
         "SET": set_id, "NEW": "f" * 32, "USER": bob.key_id, "MANIFEST": EMPTY.id, "RULES": SELECTION,
-        "KEY": alice.identity.public_key.hex(),
+        "KEY": alice.identity.public_key.hex(), "TABLE": hashlib.sha256(payload).hexdigest(),
     }  # fmt: skip
     args = {
         k: named.get(v, v) if isinstance(v, str) else v
@@ -560,3 +566,155 @@ def test_a_chunk_asking_for_a_huge_window_is_refused(h: Harness, bob: Actor) -> 
     data = stream.compress(os.urandom(1 << 20)) + stream.flush()
     with pytest.raises(IntegrityError, match=r"not zstd data we read .*too much memory"):
         h.do(bob.cmd("put_manifest_chunk", data[:40_000], manifest_id="ab" * 32, index=0, total=30))
+
+
+# -- clinical tables -------------------------------------------------------------------------------
+def table_commands(
+    actor: Actor,
+    blob: bytes,
+    name: str = "clinical",
+    *,
+    size: int = 1000,
+    columns: tuple[str, ...] = ("PatientID", "age"),
+    **args: Any,
+) -> list[bytes]:
+    """What ``Clinical.add`` sends: the stored form in chunks, then the commit."""
+    table_id = hashlib.sha256(blob).hexdigest()
+    chunks = [blob[i : i + size] for i in range(0, len(blob), size)]
+    out = [
+        actor.cmd("put_table_chunk", chunk, table_id=table_id, index=i, total=len(chunks))
+        for i, chunk in enumerate(chunks)
+    ]
+    commit = {
+        "name": name, "table_id": table_id, "key_column": columns[0], "columns": list(columns), "rows": 3,
+        "filename": f"{name}.csv", **args,
+    }  # fmt: skip
+    out.append(actor.cmd("commit_table", **commit))
+    return out
+
+
+def test_a_table_is_stored_in_chunks_and_versioned_by_name(h: Harness, alice: Actor, bob: Actor) -> None:
+    first, second = os.urandom(5000), os.urandom(3500)
+    h.events.clear()
+    assert h.do_all(table_commands(alice, first))[-1] == {
+        "name": "clinical",
+        "version": 1,
+        "table_id": hashlib.sha256(first).hexdigest(),
+        "new": True,
+    }
+    v1 = h.state.tables["clinical"][0]
+    assert (v1.number, v1.key_column, v1.columns, v1.rows, v1.filename, v1.author, v1.time) == (
+        1, "PatientID", ("PatientID", "age"), 3, "clinical.csv", alice.key_id, alice.when,
+    )  # fmt: skip
+    assert b"".join(h.state.table_blobs[v1.table_id]) == first
+    assert len(h.state.table_blobs[v1.table_id]) == 5
+    assert h.events == [TableAdded("clinical", 1)]
+    # The same content again, by anyone: no new version, the latest one answers.
+    h.events.clear()
+    assert h.do_all(table_commands(bob, first))[-1]["new"] is False
+    assert len(h.state.tables["clinical"]) == 1 and h.events == [] and not h.state._table_uploads
+    # Other content under the same name: version 2, by any member.
+    assert h.do_all(table_commands(bob, second, columns=("Case ID", "stage", "age")))[-1]["version"] == 2
+    assert [v.author for v in h.state.tables["clinical"]] == [alice.key_id, bob.key_id]
+    assert h.events == [TableAdded("clinical", 2)]
+    # Content the store holds already needs no chunks, under another name too; going back to
+    # version 1's content is a new version, not a no-op (only the latest counts).
+    commit = table_commands(alice, first, name="trial")[-1]
+    assert h.do(commit) == {"name": "trial", "version": 1, "table_id": v1.table_id, "new": True}
+    assert h.do(table_commands(alice, first)[-1])["version"] == 3
+    assert len(h.state.table_blobs) == 2
+
+
+def test_forged_incomplete_or_disordered_chunks_register_nothing(h: Harness, alice: Actor) -> None:
+    blob = os.urandom(4000)
+    commands = table_commands(alice, blob)
+    h.do_all(commands[:2])
+    with pytest.raises(ConflictError, match="incomplete"):  # two chunks of four
+        h.do(commands[-1])
+    late = parse(commands[3])
+    with pytest.raises(ConflictError, match="expected chunk 2"):
+        h.do(alice.cmd("put_table_chunk", late.payload, **late.args))
+    assert "clinical" not in h.state.tables and not h.state.table_blobs
+    # Chunks that do not make the content their id names: refused, and the upload dropped.
+    other = hashlib.sha256(b"something else").hexdigest()
+    forged = [
+        alice.cmd("put_table_chunk", parse(c).payload, table_id=other, index=i, total=4)
+        for i, c in enumerate(commands[:4])
+    ]
+    h.do_all(forged)
+    with pytest.raises(IntegrityError, match="do not make table"):
+        h.do(alice.cmd("commit_table", **{**parse(commands[-1]).args, "table_id": other}))
+    assert "clinical" not in h.state.tables and not h.state.table_blobs
+    assert (alice.key_id, other) not in h.state._table_uploads
+    # The honest upload, from its first chunk again, goes through.
+    assert h.do_all(table_commands(alice, blob))[-1]["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"name": ""}, "table name is empty"),
+        ({"name": "a/b"}, r"holds a '/' or a control character"),
+        ({"name": "bad\x07name"}, r"holds a '/' or a control character"),
+        ({"name": "x" * 101}, "at most 100"),
+        ({"name": " padded"}, "starts or ends with a space"),
+        ({"name": 5}, "must be text"),
+        ({"key_column": "nope"}, "key column 'nope' is not one of the columns"),
+        ({"columns": ["PatientID", "PatientID"]}, "column names repeat"),
+        ({"columns": []}, "columns must be a list"),
+        ({"columns": ["PatientID", ""]}, "columns must be a list"),
+        ({"columns": "PatientID"}, "columns must be a list"),
+        ({"rows": -1}, "rows must be a whole number"),
+        ({"table_id": "abc"}, "table_id must be a sha256"),
+    ],
+)
+def test_a_table_commit_with_bad_arguments_is_refused(
+    h: Harness, alice: Actor, args: dict[str, Any], message: str
+) -> None:
+    commands = table_commands(alice, b"x" * 10)
+    h.do_all(commands[:-1])
+    with pytest.raises(ValidationError, match=message):
+        h.do(alice.cmd("commit_table", **{**parse(commands[-1]).args, **args}))
+    assert not h.state.tables and not h.state.table_blobs
+    assert h.do(alice.cmd("commit_table", **parse(commands[-1]).args))["new"]  # the upload waited
+
+
+def test_table_chunks_are_bounded(h: Harness, alice: Actor) -> None:
+    table_id = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(ValidationError, match="out of range"):
+        h.do(alice.cmd("put_table_chunk", b"x", table_id=table_id, index=0, total=10**6))
+    with pytest.raises(ValidationError, match="out of range"):
+        h.do(alice.cmd("put_table_chunk", b"x", table_id=table_id, index=3, total=3))
+    with pytest.raises(ValidationError, match="holds 1 to"):
+        h.do(alice.cmd("put_table_chunk", b"", table_id=table_id, index=0, total=1))
+    # Uploads never committed do not pile up: an author's oldest is dropped.
+    ids = [hashlib.sha256(bytes([i])).hexdigest() for i in range(MAX_TABLE_UPLOADS + 2)]
+    for table_id in ids:
+        h.do(alice.cmd("put_table_chunk", b"x", table_id=table_id, index=0, total=2))
+    assert [k[1] for k in h.state._table_uploads] == ids[-MAX_TABLE_UPLOADS:]
+
+
+def test_tables_survive_a_dump_and_restore_even_midway(h: Harness, alice: Actor) -> None:
+    h.do_all(table_commands(alice, os.urandom(3000)))
+    pending = table_commands(alice, os.urandom(3000), name="trial")
+    h.do_all(pending[:2])
+    restored = StoreState.from_dump(pickle.loads(pickle.dumps(h.state.to_dump())))
+    assert restored.tables == h.state.tables and restored.table_blobs == h.state.table_blobs
+    for command in pending[2:]:
+        unwrap(restored.apply(command))
+    assert [v.number for v in restored.tables["trial"]] == [1]
+    # A dump written before tables existed reads as a store without tables.
+    old = {k: v for k, v in h.state.to_dump().items() if k not in ("tables", "table_blobs", "table_uploads")}
+    assert StoreState.from_dump(old).tables == {}
+
+
+def test_table_commands_apply_the_same_on_every_node(h: Harness, alice: Actor, bob: Actor) -> None:
+    blob = os.urandom(2500)
+    h.do_all(table_commands(alice, blob))
+    h.raw(table_commands(bob, os.urandom(100))[-1])  # refused: no chunks
+    h.do_all(table_commands(bob, blob, name="trial"))
+    h.do_all(table_commands(bob, os.urandom(2000)))
+    replica = StoreState()
+    for command in h.log:
+        replica.apply(command)
+    assert pickle.dumps(replica.to_dump()) == pickle.dumps(h.state.to_dump())
