@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LAYOUT = "{collection}/{patient}/{study}/{modality}_{series}"
 STATE_DIR = ".mediator"
 #: Fields every layout may use besides the sources' level names.
-COMMON_FIELDS = frozenset({"source", "leaf", "modality", "collection"})
+COMMON_FIELDS = frozenset({"source", "leaf", "collection", "patient", "study", "modality", "series"})
 #: Kept free beyond what a download needs (at most; a tenth of the need for small downloads).
 SPACE_RESERVE = 16 << 20
 #: Leaves of one archive failing in a row because it cannot be reached, with none arriving since,

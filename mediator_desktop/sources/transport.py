@@ -710,6 +710,15 @@ class _Loop:
             self._retry(job, f"the server refused to resume {job.what}", delayed, order)
         elif status in _RETRY_STATUS:
             self._retry(job, f"the server answered {status} for {job.what}", delayed, order)
+        elif status == 412:  # a pinned ETag (``If-Match``) the file no longer has: never the new bytes
+            self._discard(job)
+            self._fail(
+                job,
+                IntegrityError(
+                    f"{job.what} changed since the set was resolved (HTTP 412: it no longer matches the "
+                    "pinned version); nothing of it was kept: check the set for updates"
+                ),
+            )
         elif status in (404, 410):
             self._fail(
                 job,

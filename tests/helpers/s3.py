@@ -1,4 +1,12 @@
-"""moto's standalone S3 server on a free loopback port: a real HTTP S3 endpoint for tests."""
+"""moto's standalone S3 server on a free loopback port: a real HTTP S3 endpoint for tests.
+
+By default moto checks no signature. ``MotoServer(auth=True)`` makes it check every request as AWS
+does: an IAM user allowed every S3 action is created while checks are still off, then moto's
+``INITIAL_NO_AUTH_ACTION_COUNT`` is set to 0 (``/moto-api/reset-auth``), so from then on a wrong
+secret is ``SignatureDoesNotMatch`` and an unknown key ``InvalidAccessKeyId``. ``client()`` signs
+with that user's key. (moto 5.2 then answers presigned GETs and unsigned requests with a 500: test
+downloads on a server without auth.)
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import boto3
+import boto3  # type: ignore[import-untyped]
 import requests
 
 from tests.helpers.net import free_ports
@@ -16,10 +25,13 @@ from tests.helpers.proc import stop_process
 
 
 class MotoServer:
-    def __init__(self) -> None:
+    def __init__(self, *, auth: bool = False) -> None:
         (self.port,) = free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.auth = auth
+        #: (access key id, secret access key) that ``client()`` signs with.
+        self.access_key = ("test", "test")
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         self.proc = subprocess.Popen(
@@ -31,20 +43,45 @@ class MotoServer:
         while True:
             try:
                 requests.get(self.url, timeout=1)
-                return self
+                break
             except requests.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError("moto_server did not start") from None
                 time.sleep(0.05)
+        if self.auth:
+            try:
+                self._check_signatures()
+            except BaseException:
+                self.stop()
+                raise
+        return self
 
-    def client(self):  # type: ignore[no-untyped-def]
-        return boto3.client(
-            "s3",
+    def _check_signatures(self) -> None:
+        iam = boto3.client(
+            "iam",
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
+        )
+        iam.create_user(UserName="lab")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="lab", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="lab")["AccessKey"]
+        self.access_key = (key["AccessKeyId"], key["SecretAccessKey"])
+        requests.post(f"{self.url}/moto-api/reset-auth", data=b"0", timeout=5).raise_for_status()
+
+    def client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key[0],
+            aws_secret_access_key=self.access_key[1],
         )
 
     def public_bucket(self, name: str) -> None:
