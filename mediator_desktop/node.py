@@ -26,6 +26,7 @@ from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.core.tree import TreeCache
 from mediator_desktop.raft.membership import Membership, cluster_secret, not_running, set_cluster_secret
 from mediator_desktop.sources import registry
+from mediator_desktop.sources.clinical import PandasTables
 from mediator_desktop.sources.transport import CurlTransport
 
 if TYPE_CHECKING:
@@ -118,6 +119,8 @@ class Node:
         sources = registry.build(
             list(self.settings.sources), data_dir, lambda source_id: source_secret(data_dir, source_id)
         )
+        tables = PandasTables()
+        tables.warm()  # pandas loads in the background: the first table added is not slowed by it
         # Every download of this node shares one transport (one connection pool per archive).
         self._transport = CurlTransport()
         self._downloader = Downloader(sources, self._transport, processes=min(2, os.cpu_count() or 1))
@@ -135,6 +138,7 @@ class Node:
             source_builder=lambda config, secret, folder: registry.build_one(config, folder, secret),
             source_kinds=registry.describe,
             check_interval=_check_interval(),
+            table_engine=tables,
         )
         membership.start(ready_timeout)
         self._service.tracking.start()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from mediator_desktop.core.clinical import Clinical, ClinicalSource, TableEngine
 from mediator_desktop.core.cluster import Cluster
 from mediator_desktop.core.commands import SeqClock, seal
 from mediator_desktop.core.diff import ManifestDiff
@@ -48,6 +49,7 @@ from mediator_desktop.core.events import (
 )
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.imports import export_document, read_manifest_file
+from mediator_desktop.core.integrator import Expanded, expand
 from mediator_desktop.core.keystore import source_secret, store_source_secret
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
@@ -157,6 +159,7 @@ class Archives:
             plain = _plain_config(config)
             self._configs[plain["id"]] = plain
         self._lock = threading.RLock()
+        self._builtin: set[str] = set()  # archives the node brings (clinical tables), not settings
         #: Set by ``SettingsPart``: how ``add`` and ``remove`` change the saved ``sources``.
         self.change_settings: Callable[..., Any] | None = None
         if builder is not None:  # a node's archives: this part owns them (watches and closes them)
@@ -166,6 +169,20 @@ class Archives:
     def ids(self) -> list[str]:
         """The configured sources' ids, in configuration order."""
         return list(self._sources)
+
+    def add_builtin(self, source: DataSource) -> None:
+        """An archive every node has, whatever its settings say (the cluster's clinical tables):
+        never saved, never removed, its id reserved."""
+        with self._lock:
+            self._builtin.add(source.source_id)
+            self._sources[source.source_id] = source
+
+    def _check_free(self, source_id: str) -> None:
+        if source_id in self._builtin:
+            raise ValidationError(
+                f"{source_id!r} names the archive of the cluster's {source_id} tables on every node; "
+                "choose another id"
+            )
 
     def all(self) -> list[DataSource]:
         return list(self._sources.values())
@@ -246,10 +263,21 @@ class Archives:
 
     def resolve(self, selection: Selection) -> Manifest:
         """The leaves ``selection`` selects today, from every source it names, with fingerprints."""
+        return self.resolve_joined(selection)[0]
+
+    def expand(self, selection: Selection) -> Expanded:
+        """``selection`` with its clinical rules joined to the archives they name (``core.integrator``)."""
+        return expand(selection, self.get)
+
+    def resolve_joined(self, selection: Selection) -> tuple[Manifest, Expanded]:
+        """``resolve``, with the joins it made (``Expanded.notes`` says what they left out)."""
+        expanded = self.expand(selection)
+        selection = expanded.selection
         manifests = [self.get(sid).resolve(selection.for_source(sid)) for sid in selection.sources]
         if len(manifests) == 1:
-            return manifests[0]
-        return Manifest.build(leaf for manifest in manifests for leaf in manifest)
+            return manifests[0], expanded
+        lines = sorted(line for manifest in manifests for line in manifest.lines())
+        return Manifest._from_sorted_lines(lines), expanded
 
     def check_pointer(self, pointer: Pointer) -> Pointer:
         """``pointer`` if its source is configured here and the path fits its levels."""
@@ -317,6 +345,7 @@ class Archives:
                 while source_id in self._configs:
                     source_id, n = f"{kind}-{n}", n + 1
             _check_source_id(source_id)
+            self._check_free(source_id)
             if source_id in self._configs:
                 raise ValidationError(
                     f"an archive called {source_id!r} exists already; choose another id or remove it first"
@@ -397,6 +426,8 @@ class Archives:
         ids = [c["id"] for c in wanted]
         if len(set(ids)) != len(ids):
             raise ValidationError(f"archive ids must be unique; got {', '.join(ids)}")
+        for source_id in ids:
+            self._check_free(source_id)
         with self._lock:
             current = dict(self._configs)
         built: dict[str, DataSource] = {}
@@ -420,7 +451,8 @@ class Archives:
         def install() -> None:
             with self._lock:
                 old = dict(self._sources)
-                fresh = {c["id"]: built.get(c["id"]) or old[c["id"]] for c in wanted}
+                fresh = {sid: old[sid] for sid in old if sid in self._builtin}
+                fresh.update({c["id"]: built.get(c["id"]) or old[c["id"]] for c in wanted})
                 self._sources.clear()
                 self._sources.update(fresh)
                 self._configs = {c["id"]: c for c in wanted}
@@ -511,6 +543,15 @@ class Archives:
                     f"values there: {shown or 'none'}"
                 )
         return f"{pointer} selects no {leaf} (yet)"
+
+
+class _NoTables:
+    """The table engine of a service without one: every table file is refused, saying why."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValidationError("this service reads no clinical tables (it was started without a table engine)")
+
+    preview = read = load = _refuse
 
 
 def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -629,8 +670,10 @@ class Sets:
         selection = Selection()
         for pointer in pointers:
             selection = selection.add(pointer)
-        manifest = self._archives.resolve(selection) if pointers else None
+        manifest, expanded = self._archives.resolve_joined(selection) if pointers else (None, None)
         warnings = self._warnings(pointers, manifest, strict) if manifest is not None else []
+        if manifest is not None and expanded is not None:
+            warnings.extend(expanded.notes(manifest))
         set_id = new_set_id()
         self._signer.do(
             "create_set", set_id=set_id, name=name, description=description, visibility=visibility.value
@@ -680,8 +723,9 @@ class Sets:
             selection = selection.add(pointer)
         for pointer in remove:
             selection = selection.remove(self._archives.check_pointer(pointer))
-        manifest = self._archives.resolve(selection)
+        manifest, expanded = self._archives.resolve_joined(selection)
         warnings = self._warnings(added, manifest, strict)
+        warnings.extend(expanded.notes(manifest))
         if base is not None and selection == before and manifest.id == base.manifest_id:
             return Outcome(set_id, None, len(manifest), manifest.total_size, tuple(warnings))
         version = self.commit(set_id, selection, manifest, message, expected_head=head)
@@ -1091,6 +1135,8 @@ class Service:
         source_kinds: the kinds of archive that can be added, described for forms.
         check_interval: seconds between scheduled update checks of a set, instead of the
             ``update_check_minutes`` setting (tests and benchmarks).
+        table_engine: reads and filters clinical tables (``sources.clinical.PandasTables``); None:
+            the service has no clinical tables (and no ``clinical`` archive).
         timeout: how long a change may wait for the cluster.
     """
 
@@ -1107,6 +1153,7 @@ class Service:
         source_builder: SourceBuilder | None = None,
         source_kinds: Callable[[], Mapping[str, SourceKind]] | None = None,
         check_interval: float | None = None,
+        table_engine: TableEngine | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._signer = _Signer(store, identity, timeout)
@@ -1125,6 +1172,16 @@ class Service:
             data_dir=file.current.data_dir if settings is not None else None,
         )
         self.sets = Sets(self._signer, self.archives, self.events, tree_cache)
+        #: The cluster's clinical tables (``core.clinical``); also the built-in archive ``clinical``
+        #: that sets join to other archives by patient (``core.integrator``).
+        self.clinical = Clinical(
+            self._signer,
+            store,
+            table_engine if table_engine is not None else _NoTables(),
+            file.current.data_dir if settings is not None else None,
+        )
+        if table_engine is not None:
+            self.archives.add_builtin(ClinicalSource(self.clinical))
         self.settings = SettingsPart(file, self.events, self._settings_live, self._prepare_settings)
         self.archives.change_settings = self.settings.change
         if sources is not None and settings is not None:

@@ -11,13 +11,13 @@ verifies and places them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from mediator_desktop.core.manifest import Leaf, Manifest
-from mediator_desktop.core.pointer import Filters, Hierarchy
+from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.selection import Selection
 
 
@@ -115,8 +115,11 @@ class DataSource(Protocol):
     source_id: str
     title: str
     hierarchy: Hierarchy
-    #: Metadata names ``filters`` may use (``Modality``, ``BodyPartExamined``...).
-    filterable: tuple[str, ...]
+
+    @property
+    def filterable(self) -> tuple[str, ...]:
+        """Metadata names ``filters`` may use (``Modality``, ``BodyPartExamined``...)."""
+        ...
 
     def browse(
         self, path: tuple[str, ...] = (), *, filters: Filters = (), offset: int = 0, limit: int = 200
@@ -289,4 +292,23 @@ class Tracking(Protocol):
         Raises ``SourceError`` when the archive is down or answers garbage: the tracker records
         the failure and writes no drift from a partial answer.
         """
+        ...
+
+
+# -- sources a clinical table joins to (the Integrator) ---------------------------------------------
+#: Level names that hold patients, for sources that do not name theirs (``patient_level``).
+PATIENT_LEVELS = ("patient", "case", "subject")
+
+
+class Joining(Protocol):
+    """A source that finds patients by their IDs below a scope faster than browsing for them (IDC's
+    index, an S3 key template). Sources without it are browsed down to their patient level."""
+
+    #: The level that holds patients (``patient``, ``case``...), or None when there is none.
+    patient_level: str | None
+
+    def join_patients(self, scope: Pointer, patients: Collection[str]) -> dict[str, list[tuple[str, ...]]]:
+        """For each of ``patients`` this source holds below ``scope`` (a pointer into it that stops
+        above the patient level; its filters narrow what counts), the paths down to the patient
+        level. Patients it lacks are left out."""
         ...

@@ -279,7 +279,13 @@ class Tracker:
         lines: list[str] = []
         states: list[str] = []
         notes: list[str] = []
-        selection = version.selection
+        try:
+            # A clinical rule's patients now, in the archives it joins to (``core.integrator``).
+            expanded = self._archives.expand(version.selection)
+        except NotFound as exc:
+            raise _NotHere(f"{exc}; members that have it check the set for everyone") from None
+        selection = expanded.selection
+        joined = {join.target.source_id for join in expanded.joins}
         for source_id in selection.sources:
             try:
                 source = self._archives.get(source_id)
@@ -291,7 +297,10 @@ class Tracker:
             part = selection.for_source(source_id)
             track = getattr(source, "track", None)
             if track is not None:
-                tracked: Tracked = track(part, _part(base, source_id), since)
+                # A joined archive's rules follow the table: "changed since" cannot tell a patient
+                # who joined the cohort, so those are resolved in full.
+                fresh = None if source_id in joined else since
+                tracked: Tracked = track(part, _part(base, source_id), fresh)
             else:
                 tracked = Tracked(source.resolve(part))
             lines.extend(tracked.manifest.lines())
@@ -299,7 +308,8 @@ class Tracker:
                 states.append(tracked.state)
             notes.extend(tracked.notes)
         lines.sort()  # each archive's lines are sorted; the archives' runs may interleave
-        return Manifest._from_sorted_lines(lines), states, notes
+        now = Manifest._from_sorted_lines(lines)
+        return now, states, [*notes, *expanded.notes(now)]
 
     # -- reads ---------------------------------------------------------------------------------
     def _pending(self, set_id: str, number: int) -> DriftRecord | None:

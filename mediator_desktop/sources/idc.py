@@ -26,7 +26,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -421,16 +421,18 @@ def _order(paths: pa.Table) -> tuple[bool, bool]:
 
 
 def _runs(rules: Sequence[Rule]) -> list[list[Rule]]:
-    """Rules in order, with neighbouring unfiltered collection-level rules of one mode grouped."""
+    """Rules in order, with neighbouring rules that differ only in their last key grouped (whole
+    collections, or the patients a clinical table joined): one set lookup instead of a pass each."""
     runs: list[list[Rule]] = []
     for rule in rules:
-        simple = rule.pointer.depth == 1 and not rule.pointer.filters
+        p = rule.pointer
         last = runs[-1][0] if runs else None
         if (
-            simple
-            and last is not None
-            and last.pointer.depth == 1
-            and not last.pointer.filters
+            last is not None
+            and p.depth > 0
+            and last.pointer.depth == p.depth
+            and last.pointer.path[:-1] == p.path[:-1]
+            and last.pointer.filters == p.filters
             and last.include == rule.include
         ):
             runs[-1].append(rule)
@@ -442,16 +444,20 @@ def _runs(rules: Sequence[Rule]) -> list[list[Rule]]:
 def _has_unordered_conflicts(rules: Sequence[Rule]) -> bool:
     """Whether two rules of one depth, neither covering the other, overlap with opposite modes:
     then the layered evaluation may differ from ``decide`` and the exact path is taken."""
-    for i, a in enumerate(rules):
-        for b in rules[i + 1 :]:
-            if (
-                a.include != b.include
-                and a.pointer.depth == b.pointer.depth
-                and a.pointer.intersects(b.pointer)
-                and not a.pointer.covers(b.pointer)
-                and not b.pointer.covers(a.pointer)
-            ):
-                return True
+    by_depth: dict[tuple[int, bool], list[Rule]] = {}
+    for rule in rules:
+        by_depth.setdefault((rule.pointer.depth, rule.include), []).append(rule)
+    for (depth, include), kept in by_depth.items():
+        if include:
+            continue
+        for b in kept:  # exclusions are few: pair each with the inclusions of its depth
+            for a in by_depth.get((depth, True), ()):
+                if (
+                    a.pointer.intersects(b.pointer)
+                    and not a.pointer.covers(b.pointer)
+                    and not b.pointer.covers(a.pointer)
+                ):
+                    return True
     return False
 
 
@@ -692,13 +698,38 @@ class IdcSource:
                 found[row[column]] = Pointer(self.source_id, path)
         return list(dict.fromkeys(found.values())), [i for i in identifiers if i not in found]
 
+    # -- joins (the Integrator) -----------------------------------------------------------------
+    patient_level: str | None = "patient"
+
+    def join_patients(self, scope: Pointer, patients: Collection[str]) -> dict[str, list[tuple[str, ...]]]:
+        """The (collection, patient) paths of ``patients`` below ``scope``, from the index: one
+        lookup however many patients (a clinical table's cohort of a whole collection)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self._select(self._loaded(), scope.path, scope.filters)
+        wanted = pa.array(list(patients), pa.string())
+        rows = table.filter(pc.is_in(table.column(PATH_COLUMNS[1]), value_set=wanted))
+        pairs = rows.select(PATH_COLUMNS[:2]).group_by(list(PATH_COLUMNS[:2])).aggregate([])
+        found: dict[str, list[tuple[str, ...]]] = {}
+        for collection, patient in zip(
+            pairs.column(PATH_COLUMNS[0]).to_pylist(), pairs.column(PATH_COLUMNS[1]).to_pylist(), strict=True
+        ):
+            if collection and patient:
+                found.setdefault(patient, []).append((collection, patient))
+        return found
+
     def _selected(self, selection: Selection) -> pa.Table:
         """The index rows of the series ``selection`` selects."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         table = self._loaded()
-        rules = sorted((r for r in selection.rules if r.pointer.source_id == self.source_id), key=_rank)
+        rules = sorted(
+            (r for r in selection.rules if r.pointer.source_id == self.source_id),
+            # Rules of one rank apply alike in any order; alike ones next to each other group.
+            key=lambda r: (_rank(r), r.pointer.path[:-1], r.pointer.filters, r.pointer.path[-1:]),
+        )
         for rule in rules:
             self.hierarchy.validate(rule.pointer)
         if not any(r.include for r in rules):
@@ -707,9 +738,14 @@ class IdcSource:
             return self._resolve_exactly(table, rules)
         selected = pa.chunked_array([pa.array([False] * table.num_rows)])
         for group in _runs(rules):
-            if len(group) > 1:  # whole collections, alike: one set lookup instead of one pass each
-                values = pa.array([r.pointer.path[0] for r in group])
-                mask = pc.is_in(table.column(PATH_COLUMNS[0]), value_set=values)
+            if len(group) > 1:  # alike but for the last key: one set lookup instead of a pass each
+                first = group[0].pointer
+                depth = first.depth
+                values = pa.array([r.pointer.path[-1] for r in group])
+                mask = pc.is_in(table.column(PATH_COLUMNS[depth - 1]), value_set=values)
+                above = self._mask(table, first.path[:-1], first.filters)
+                if above is not None:
+                    mask = pc.and_(mask, above)
                 selected = pc.if_else(mask, group[0].include, selected)
                 continue
             rule = group[0]

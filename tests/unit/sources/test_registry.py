@@ -115,7 +115,7 @@ def test_a_node_builds_its_sources_from_settings(tmp_path: Path) -> None:
         sources=({"kind": "idc"}, {"kind": "tcia", "options": {"base_url": "http://127.0.0.1:1/v4/"}})
     )
     with Node(settings) as node:
-        assert sorted(node.service.archives.ids()) == ["idc", "tcia"]
+        assert sorted(node.service.archives.ids()) == ["clinical", "idc", "tcia"]  # clinical: built in
     assert Settings.from_json(settings.to_json()) == settings
 
 
