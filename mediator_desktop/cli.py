@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mediator_desktop._version import __version__
 from mediator_desktop.core import errors
+from mediator_desktop.core.clinical import JOIN_FILTER, describe_filters
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.errors import (
     EXIT_ARCHIVE_ERROR,
@@ -41,6 +42,7 @@ from mediator_desktop.core.errors import (
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.paths import private_dir
+from mediator_desktop.core.pointer import make_filters
 from mediator_desktop.core.settings import HOME_ENV, Settings, default_config_dir
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 
@@ -261,7 +263,7 @@ def _sources_kinds(args: argparse.Namespace) -> int:
                 )
                 print(f"  --{o.name.replace('_', '-')} ({need}): {o.help or o.title}")
             if kind.secret:
-                print(f"  --{kind.secret}-from-stdin: {kind.secret_help or 'kept in the OS keyring'}")
+                print(f"  --{kind.secret.replace(' ', '-')}-from-stdin: {kind.secret_help or 'kept in the OS keyring'}")
 
     return _emit(args, kinds, human)
 
@@ -446,11 +448,28 @@ def _sets_list(args: argparse.Namespace) -> int:
     return _emit(args, sets, human)
 
 
+def _cohort(args: argparse.Namespace, m: Mediator) -> list[str]:
+    """The join pointer of ``--cohort TABLE --where COND... --in TARGET...``, or none."""
+    if args.cohort is None:
+        if args.where or args.into:
+            raise errors.ValidationError(
+                "--where and --in go with --cohort TABLE, e.g. --cohort trial --where 'age>=60' --in idc/nlst"
+            )
+        return []
+    if not args.into:
+        raise errors.ValidationError(
+            f"--cohort {args.cohort} needs --in TARGET: the archives to find its patients in, "
+            "e.g. --in idc/nlst"
+        )
+    return [m.cohort(args.cohort, *(args.where or ()), into=args.into)]
+
+
 def _sets_create(args: argparse.Namespace) -> int:
     with _client(args) as m:
+        cohort = _cohort(args, m)
         rs = m.create_set(
             args.name,
-            add=args.add or (),
+            add=[*(args.add or ()), *cohort],
             description=args.description,
             visibility=args.visibility,
             message=args.message,
@@ -460,7 +479,7 @@ def _sets_create(args: argparse.Namespace) -> int:
 
     def human() -> None:
         _print_set(rs)
-        if not args.add:
+        if not args.add and not cohort:
             print(f"created; add data with `mediator sets add {rs.id} POINTER`", file=sys.stderr)
 
     return _emit(args, rs, human)
@@ -479,20 +498,40 @@ def _sets_show(args: argparse.Namespace) -> int:
         if version is not None:
             print(f"version {version.number} ({_when(version.time)}): {version.message or '(no message)'}")
             for rule in version.rules:
-                pointer = rule.pointer
-                text = "/".join([pointer.source, *pointer.path])
-                if pointer.filters:
-                    text += "?" + "&".join(f"{k}={','.join(v)}" for k, v in pointer.filters.items())
-                print(f"  {'+' if rule.include else '-'} {text}")
+                print(f"  {'+' if rule.include else '-'} {_rule_text(rule.pointer)}")
         for leaf in leaves:
             print(f"{'/'.join([leaf.source, *leaf.path])}\t{_size(leaf.size)}")
 
     return _emit(args, data, human)
 
 
+def _rule_text(pointer: Any) -> str:
+    """A rule's pointer as people read it: ``idc/nlst?Modality=CT``; a cohort as ``cohort
+    clinical/trial where age>=60 in idc/nlst, lab``."""
+    text = "/".join([pointer.source, *pointer.path])
+    targets = pointer.filters.get(JOIN_FILTER)
+    if targets:
+        try:
+            where = describe_filters(make_filters(pointer.filters))
+        except errors.ValidationError:  # not written by parse_conditions: show it as it is
+            where = [f"{k}={','.join(v)}" for k, v in pointer.filters.items() if k != JOIN_FILTER]
+        return (
+            f"cohort {text}" + (f" where {', '.join(where)}" if where else "") + f" in {', '.join(targets)}"
+        )
+    if pointer.filters:
+        text += "?" + "&".join(f"{k}={','.join(v)}" for k, v in pointer.filters.items())
+    return text
+
+
 def _update(args: argparse.Namespace, add: Sequence[str], remove: Sequence[str]) -> int:
     with _client(args) as m:
         rs = m.find_set(args.set)
+        if "cohort" in args:
+            add = [*add, *_cohort(args, m)]
+            if not add:
+                raise errors.ValidationError(
+                    "say what to add: POINTER..., or a cohort: --cohort TABLE --where COND --in TARGET"
+                )
         result = m.update(rs.id, add=add, remove=remove, message=args.message, strict=args.strict)
     _warn(result.warnings)
 
@@ -715,6 +754,231 @@ def _sets_decline(args: argparse.Namespace) -> int:
         print(f"{rs.name}: declined the archive update{summary}; the set stays at version {rs.head}")
 
     return _emit(args, track, human)
+
+
+# -- clinical tables and cohorts -----------------------------------------------------------------
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ", width: int = 30) -> None:
+    """Rows under a header, in aligned columns (values longer than ``width`` are cut)."""
+
+    def cut(text: str) -> str:
+        text = " ".join(text.split())  # no tabs or line breaks inside a cell
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    cells = [[cut(c) for c in header], *([cut(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) if i < len(row) else 0 for row in cells) for i in range(len(header))]
+    for row in cells:
+        print((indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))).rstrip())
+
+
+def _range(column: Any) -> str:
+    if column.low is None and column.high is None:
+        return "-"
+    if column.low == column.high:
+        return str(column.low)
+    return f"{column.low} .. {column.high}"
+
+
+def _print_columns(columns: Sequence[Any], key: str | None = None) -> None:
+    _grid(
+        ("column", "kind", "blanks", "distinct", "range"),
+        [
+            (
+                c.name + (" (key)" if c.name == key else ""),
+                c.kind,
+                str(c.blanks),
+                str(c.distinct),
+                _range(c),
+            )
+            for c in columns
+        ],
+    )
+
+
+def _table_line(t: Any) -> str:
+    """``trial v2: 40 rows, key column PatientID, from trial.csv``."""
+    source = f", from {t.filename}" if t.filename else ""
+    return f"{t.name} v{t.number}: {t.rows:,} rows, key column {t.key_column}{source}"
+
+
+def _tables_add(args: argparse.Namespace) -> int:
+    path = Path(args.file).expanduser().absolute()
+    with _client(args) as m:
+        before = {t.name: t.table_id for t in m.tables()}
+        table = m.add_table(path, name=args.name, key_column=args.key)
+        columns = m.table_columns(table.name)
+        head = m.table_rows(table.name, limit=args.head) if args.head else None
+    unchanged = before.get(table.name) == table.table_id
+
+    def human() -> None:
+        said = " (unchanged: the same content as before)" if unchanged else ""
+        print(_table_line(table) + said)
+        _print_columns(columns, table.key_column)
+        if head is not None and head.rows:
+            print(f"first {len(head.rows)} rows:")
+            _grid(head.columns, head.rows)
+        name = _quoted(table.name)
+        print(
+            f"find patients with `mediator tables select {name} 'COLUMN>=VALUE'`; hold them in a set "
+            f"with `mediator sets create NAME --cohort {name} --where COND --in ARCHIVE`",
+            file=sys.stderr,
+        )
+
+    return _emit(args, {"table": table, "new": not unchanged, "columns": columns}, human)
+
+
+def _tables_preview(args: argparse.Namespace) -> int:
+    path = Path(args.file).expanduser().absolute()
+    with _client(args) as m:
+        preview = m.preview_table(path, key_column=args.key)
+
+    def human() -> None:
+        if preview.key_guess is None:
+            key = "no key column found (name one with --key COLUMN)"
+        elif args.key:
+            key = f"key column {preview.key_guess}"
+        else:
+            key = f"key column {preview.key_guess} (guessed; another with --key COLUMN)"
+        print(f"{preview.filename}: {preview.rows:,} rows, {key}")
+        for problem in preview.problems:
+            print(f"  problem: {problem}")
+        _print_columns(preview.columns, preview.key_guess)
+        if preview.head:
+            print(f"first {len(preview.head)} rows:")
+            _grid([c.name for c in preview.columns], preview.head)
+        if not preview.problems and preview.key_guess is not None:
+            print(f"add it with `mediator tables add {_quoted(str(path))}`", file=sys.stderr)
+
+    return _emit(args, preview, human)
+
+
+def _tables_list(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        tables = m.tables()
+        users = {u.key_id: u.display_name for u in m.users()} if tables else {}
+
+    def human() -> None:
+        if not tables:
+            print("no clinical tables yet: add one with `mediator tables add FILE.csv`", file=sys.stderr)
+        for t in tables:
+            who = t.author_name or users.get(t.author, t.author[:8])
+            print(
+                f"{t.name}	v{t.number}	{t.rows:,} rows	key {t.key_column}	{len(t.columns)} columns	"
+                f"{_when(t.time)}	{who}"
+            )
+
+    return _emit(args, tables, human)
+
+
+def _tables_show(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        table = m.table(args.name)
+        columns = m.table_columns(args.name)
+
+    def human() -> None:
+        latest = table.table
+        print(_table_line(latest))
+        _print_columns(columns, latest.key_column)
+        print("versions:")
+        for v in table.history:
+            print(
+                f"  v{v.number}	{_when(v.time)}	{v.author_name or v.author[:8]}	{v.rows:,} rows	{v.filename}"
+            )
+
+    return _emit(args, {"table": table, "columns": columns}, human)
+
+
+def _tables_values(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        values = m.table_values(args.name, args.column, limit=args.limit)
+
+    def human() -> None:
+        for v in values:
+            print(f"{v.value}	{v.count}")
+        if len(values) == args.limit:
+            print(f"(the first {args.limit} values; more with --limit)", file=sys.stderr)
+
+    return _emit(args, values, human)
+
+
+def _tables_select(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        patients = m.select_patients(args.name, *args.conditions)
+
+    def human() -> None:
+        if args.count:
+            print(len(patients))
+            return
+        for patient in patients:
+            print(patient)
+        print(f"({len(patients)} patients)", file=sys.stderr)
+
+    return _emit(args, {"patients": patients, "count": len(patients)}, human)
+
+
+def _tables_rows(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rows = m.table_rows(args.name, keys=args.keys or None, limit=args.limit)
+
+    def human() -> None:
+        _grid(rows.columns, rows.rows, indent="", width=60)
+        print(f"({len(rows.rows)} rows)", file=sys.stderr)
+
+    return _emit(args, rows, human)
+
+
+def _tables_join(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        preview = m.preview_join(args.name, *args.conditions, into=args.into)
+
+    def human() -> None:
+        where = f" where {', '.join(args.conditions)}" if args.conditions else ""
+        print(f"{args.name}: {len(preview.patients)} patients{where}")
+        for target in preview.targets:
+            line = f"{target.target}: {target.found} of {target.patients} patients found"
+            if target.missing:
+                shown = ", ".join(target.missing[:8])
+                more = f" (+{len(target.missing) - 8} more)" if len(target.missing) > 8 else ""
+                line += f"; missing: {shown}{more}"
+            print(line)
+        print(f"pointer: {preview.pointer}")
+        print(
+            f"hold it in a set: `mediator sets create NAME --add {_quoted(preview.pointer)}`, or "
+            "`mediator sets add SET` with the same --cohort, --where and --in",
+            file=sys.stderr,
+        )
+
+    return _emit(args, preview, human)
+
+
+CONDITIONS_HELP = """conditions (quote them for the shell; all must hold):
+  'age>=60'  'age<=70'  'age>60'  'age<60'   compare numbers and dates
+  age=60..70                                 a range, both ends included
+  stage=II,IIA,IIB                           any of these values
+  'smoking=*'                                has a value;  'smoking=!'  has none
+"""
+
+
+def _cohort_options(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--cohort TABLE --where COND --in TARGET``: a cohort join, added as one pointer."""
+    group = parser.add_argument_group(
+        "a cohort (the patients of a clinical table, in archives; see `mediator tables`)"
+    )
+    group.add_argument("--cohort", metavar="TABLE", help="a clinical table (see `mediator tables list`)")
+    group.add_argument(
+        "--where", action="append", metavar="COND", help="a condition on a column, e.g. 'age>=60' (repeat)"
+    )
+    group.add_argument(
+        "--in",
+        dest="into",
+        action="append",
+        metavar="TARGET",
+        help="where to find the patients: an archive or part of it, e.g. idc/nlst?Modality=CT (repeat)",
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        f"{CONDITIONS_HELP}example:\n  {example}\n"
+        "What an archive lacks comes as a warning: 31 of 40 patients of clinical/trial have data in ..."
+    )
 
 
 # -- downloads -----------------------------------------------------------------------------------
@@ -998,9 +1262,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--option", action="append", metavar="NAME=VALUE", help="any other option (repeat)"
     )
     secret = add_source.add_mutually_exclusive_group()
-    for what in ("token", "password"):
+    for what in ("token", "password", "access key"):  # the secrets kinds of archive take
         secret.add_argument(
-            f"--{what}-from-stdin",
+            f"--{what.replace(' ', '-')}-from-stdin",
             dest="secret",
             action="store_const",
             const=what,
@@ -1057,19 +1321,28 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--visibility", default="private", choices=("private", "cluster", "public"))
     create.add_argument("-m", "--message", default="")
     create.add_argument("--strict", action="store_true", help="refuse pointers that select nothing")
+    _cohort_options(
+        create,
+        "mediator sets create 'Stage III CT' --cohort trial --where 'age>=60' --where stage=III,IIIA \\\n"
+        "      --in 'idc/nlst?Modality=CT' --in lab",
+    )
     show = command(st, "show", _sets_show, "a set and the selection of a version")
     show.add_argument("set", help="a set id or name")
     show.add_argument("--version", type=int)
     show.add_argument("--leaves", action="store_true", help="also list every leaf")
     for name, run_update, what in (
-        ("add", _sets_add, "add"),
-        ("remove", _sets_remove, "remove (or exclude)"),
+        ("add", _sets_add, "add pointers (or a cohort)"),
+        ("remove", _sets_remove, "remove (or exclude) pointers"),
     ):
-        sub = command(st, name, run_update, f"{what} pointers in a new version")
+        sub = command(st, name, run_update, f"{what} in a new version")
         sub.add_argument("set")
-        sub.add_argument("pointers", nargs="+", metavar="POINTER")
+        sub.add_argument("pointers", nargs="*" if name == "add" else "+", metavar="POINTER")
         sub.add_argument("-m", "--message", default="")
         sub.add_argument("--strict", action="store_true", help="refuse pointers that select nothing")
+        if name == "add":
+            _cohort_options(
+                sub, "mediator sets add 'Lung CT' --cohort trial --where 'smoking=*' --in idc/nlst"
+            )
     sdiff = command(st, "diff", _sets_diff, "what changed between two versions (or two sets)")
     sdiff.add_argument("set")
     sdiff.add_argument("old", type=int)
@@ -1134,6 +1407,96 @@ def build_parser() -> argparse.ArgumentParser:
         st, "decline", _sets_decline, "keep the set's version and stop being told about this archive update"
     )
     decline.add_argument("set")
+
+    tables = commands.add_parser(
+        "tables",
+        help="clinical tables: add a CSV, look at its columns, select patients, join them to archives",
+        description="Clinical tables live in the cluster's store: every member joins them to the archives "
+        "without the file. A cohort (patients meeting conditions, in some archives) is one pointer a set "
+        "holds: `mediator sets create NAME --cohort TABLE --where COND --in ARCHIVE`.",
+    )
+    tb = tables.add_subparsers(dest="tables_command", required=True, metavar="COMMAND")
+
+    def table_command(name: str, run: Callable[[argparse.Namespace], int], help: str, example: str) -> Any:
+        sub = command(tb, name, run, help)
+        sub.formatter_class = argparse.RawDescriptionHelpFormatter
+        sub.epilog = f"example:\n  {example}\n"
+        return sub
+
+    add_table = table_command(
+        "add",
+        _tables_add,
+        "add a table file (CSV, TSV, Excel) to the cluster's store, or a new version of a table",
+        "mediator tables add ~/trial/clinical.csv --name trial --key PatientID",
+    )
+    add_table.add_argument("file", metavar="FILE", help="the table file, on this machine")
+    add_table.add_argument("--name", help="the table's name (default: from the file's name)")
+    add_table.add_argument(
+        "--key", metavar="COLUMN", help="the column of patient keys (default: guessed; see `tables preview`)"
+    )
+    add_table.add_argument("--head", type=int, default=5, help="first rows shown (default 5)")
+    preview = table_command(
+        "preview",
+        _tables_preview,
+        "what adding a table file would read: columns, kinds, the key column, first rows; nothing is stored",
+        "mediator tables preview ~/trial/clinical.csv",
+    )
+    preview.add_argument("file", metavar="FILE")
+    preview.add_argument("--key", metavar="COLUMN", help="the column of patient keys (default: guessed)")
+    table_command("list", _tables_list, "the cluster's clinical tables", "mediator tables list")
+    show_table = table_command(
+        "show",
+        _tables_show,
+        "a table's columns (kind, blanks, distinct values, range) and versions",
+        "mediator tables show trial",
+    )
+    show_table.add_argument("name", metavar="NAME")
+    values = table_command(
+        "values",
+        _tables_values,
+        "the values of a column, with their row counts",
+        "mediator tables values trial stage",
+    )
+    values.add_argument("name", metavar="NAME")
+    values.add_argument("column", metavar="COLUMN")
+    values.add_argument("--limit", type=int, default=500, help="at most this many values (default 500)")
+    select = table_command(
+        "select",
+        _tables_select,
+        "the patients whose rows meet every condition",
+        "mediator tables select trial 'age>=60' stage=III,IIIA 'smoking=*'",
+    )
+    select.epilog = CONDITIONS_HELP + select.epilog
+    select.add_argument("name", metavar="NAME")
+    select.add_argument("conditions", nargs="*", metavar="COND", help="none: every patient")
+    select.add_argument("--count", action="store_true", help="print only how many")
+    rows = table_command(
+        "rows",
+        _tables_rows,
+        "rows of a table: all, or those of some patients",
+        "mediator tables rows trial P1 P7",
+    )
+    rows.add_argument("name", metavar="NAME")
+    rows.add_argument("keys", nargs="*", metavar="KEY", help="patients (default: every row)")
+    rows.add_argument("--limit", type=int, help="at most this many rows")
+    join_table = table_command(
+        "join",
+        _tables_join,
+        "what a cohort finds in archives before a set holds it: patients found and missing per archive, "
+        "and the cohort's pointer",
+        "mediator tables join trial 'age>=60' --in 'idc/nlst?Modality=CT' --in lab",
+    )
+    join_table.epilog = CONDITIONS_HELP + join_table.epilog
+    join_table.add_argument("name", metavar="TABLE")
+    join_table.add_argument("conditions", nargs="*", metavar="COND", help="none: every patient")
+    join_table.add_argument(
+        "--in",
+        dest="into",
+        action="append",
+        required=True,
+        metavar="TARGET",
+        help="an archive or part of it, e.g. idc/nlst?Modality=CT (repeat)",
+    )
 
     dl = command(commands, "download", _download, "bring a folder up to a set version (only what changed)")
     dl.add_argument("set")

@@ -35,19 +35,24 @@ from pydantic import BaseModel
 from mediator_desktop.api.models import (
     CheckModel,
     ClusterModel,
+    ColumnModel,
     DiffModel,
     DriftModel,
     FailureModel,
     ItemModel,
     JobModel,
+    JoinPreviewModel,
+    JoinTargetModel,
     LastCheckModel,
     LeafModel,
     LeavesModel,
     NodeInfo,
     PageModel,
+    PatientsModel,
     PeerModel,
     ProgressModel,
     ReportModel,
+    RowsModel,
     ScanReportModel,
     SetModel,
     SetScope,
@@ -58,13 +63,18 @@ from mediator_desktop.api.models import (
     SetUpdateModel,
     SourceKindModel,
     SourceModel,
+    TableModel,
+    TablePreviewModel,
+    TableVersionModel,
     TrackModel,
     UpdateCheckModel,
     UpdateResult,
     UserModel,
+    ValueCountModel,
     VersionModel,
 )
 from mediator_desktop.core import errors
+from mediator_desktop.core.clinical import join_pointer, parse_conditions
 from mediator_desktop.core.endpoint import Endpoint, token_proof
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import check_set_id
@@ -74,21 +84,26 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ClusterModel",
+    "ColumnModel",
     "DiffModel",
     "DownloadHandle",
     "DriftModel",
     "FailureModel",
     "ItemModel",
     "JobModel",
+    "JoinPreviewModel",
+    "JoinTargetModel",
     "LastCheckModel",
     "LeafModel",
     "Mediator",
     "MediatorWarning",
     "NodeInfo",
     "PageModel",
+    "PatientsModel",
     "PeerModel",
     "ProgressModel",
     "ReportModel",
+    "RowsModel",
     "ScanReportModel",
     "SetModel",
     "SetUpdateModel",
@@ -98,10 +113,14 @@ __all__ = [
     "SettingsValues",
     "SourceKindModel",
     "SourceModel",
+    "TableModel",
+    "TablePreviewModel",
+    "TableVersionModel",
     "TrackModel",
     "UpdateCheckModel",
     "UpdateResult",
     "UserModel",
+    "ValueCountModel",
     "VersionModel",
 ]
 
@@ -109,13 +128,24 @@ M = TypeVar("M", bound=BaseModel)
 PointerLike = Pointer | str | Mapping[str, Any]
 
 
+def _pointer(p: PointerLike) -> Pointer:
+    """A ``Pointer``, from a ``Pointer``, ``"idc/nlst?Modality=CT"`` or a dict."""
+    if isinstance(p, str):
+        return Pointer.parse(p)
+    if isinstance(p, Pointer):
+        return p
+    return Pointer.from_json(dict(p))
+
+
 def _pointer_json(p: PointerLike) -> dict[str, Any]:
     """A pointer as the API takes it, from a ``Pointer``, ``"idc/nlst?Modality=CT"`` or a dict."""
-    if isinstance(p, str):
-        p = Pointer.parse(p)
-    if isinstance(p, Pointer):
-        return p.to_json()
-    return Pointer.from_json(dict(p)).to_json()
+    return _pointer(p).to_json()
+
+
+def _local_file(path: str | os.PathLike[str]) -> str:
+    """A file named from here, as the node takes it: an absolute path (it runs on this machine,
+    maybe in another folder)."""
+    return str(Path(path).expanduser().absolute())
 
 
 def _error_of(response: requests.Response) -> errors.MediatorError:
@@ -660,6 +690,93 @@ class Mediator:
         """Sets you follow or own with an archive update you have not declined: ``set`` and
         ``drift`` each."""
         return self._list("/v1/updates", SetUpdateModel)
+
+    # -- clinical tables and cohorts --------------------------------------------------------------
+    def tables(self) -> list[TableVersionModel]:
+        """The cluster's clinical tables, each at its latest version."""
+        return self._list("/v1/tables", TableVersionModel)
+
+    def table(self, name: str) -> TableModel:
+        """A clinical table: its latest version (``table``) and every version (``history``)."""
+        return self._get(f"/v1/tables/{_segment(name)}", TableModel)
+
+    def add_table(
+        self, path: str | os.PathLike[str], name: str | None = None, key_column: str | None = None
+    ) -> TableVersionModel:
+        """Read a table file (CSV, TSV, Excel) into the cluster's store, where every member can join it to
+        the archives without the file; a table of that name gets a new version, and the same
+        content again answers the version that holds it.
+
+        ``name`` defaults to the file's name, ``key_column`` (the column of patient keys) to the
+        one ``preview_table`` guesses. Example::
+
+            trial = m.add_table("~/trial/clinical.csv", name="trial", key_column="PatientID")
+            print(trial.name, "v", trial.number, trial.rows, "rows")
+        """
+        body = {"path": _local_file(path), "name": name, "key_column": key_column}
+        return self._post("/v1/tables", TableVersionModel, body)
+
+    def preview_table(self, path: str | os.PathLike[str], key_column: str | None = None) -> TablePreviewModel:
+        """What ``add_table`` would read: columns with their kinds, the key column it would take
+        (``key_guess``), the first rows (``head``) and any ``problems``. Nothing is stored."""
+        body = {"path": _local_file(path), "key_column": key_column}
+        return self._post("/v1/tables/preview", TablePreviewModel, body)
+
+    def table_columns(self, name: str) -> list[ColumnModel]:
+        """A table's columns: ``kind`` (text, number, date), ``blanks``, ``distinct``, ``low``..``high``."""
+        return self._list(f"/v1/tables/{_segment(name)}/columns", ColumnModel)
+
+    def table_values(self, name: str, column: str, limit: int = 500) -> list[ValueCountModel]:
+        """The values of a column, each with its number of rows: ``m.table_values("trial", "stage")``."""
+        return self._list(
+            f"/v1/tables/{_segment(name)}/columns/{_segment(column)}/values", ValueCountModel, limit=limit
+        )
+
+    def select_patients(self, table: str, *conditions: str) -> list[str]:
+        """The patients of ``table`` whose rows meet every condition::
+
+            m.select_patients("trial", "age>=60", "stage=III,IIIA,IIIB", "smoking=*")
+
+        Conditions: ``age>=60``, ``age<=70``, ``age>60``, ``age<60``, ``age=60..70`` (a range),
+        ``stage=II,IIA`` (any of), ``smoking=*`` (has a value), ``smoking=!`` (has none).
+        """
+        body = {"conditions": list(conditions)}
+        return self._post(f"/v1/tables/{_segment(table)}/select", PatientsModel, body).patients
+
+    def table_rows(self, name: str, keys: Iterable[str] | None = None, limit: int | None = None) -> RowsModel:
+        """Rows of a table as text (``columns``, ``rows``): all, or those of the patients ``keys``."""
+        return self._get(
+            f"/v1/tables/{_segment(name)}/rows",
+            RowsModel,
+            keys=None if keys is None else list(keys),
+            limit=limit,
+        )
+
+    def cohort(self, table: str, *conditions: str, into: Sequence[PointerLike]) -> str:
+        """A cohort as one pointer: the patients of ``table`` meeting ``conditions``, in the
+        archives ``into``. A set holds it like any other pointer, and joins it again each time the
+        set is resolved; what an archive lacks comes back in the set's ``warnings``::
+
+            cohort = m.cohort("trial", "age>=60", "stage=III", into=["idc/nlst?Modality=CT"])
+            rs = m.create_set("Stage III, 60+", add=[cohort])
+            print(rs.warnings)  # ["31 of 40 patients of clinical/trial have data in idc/nlst..."]
+
+        Built here, without asking the node; ``preview_join`` shows what it finds first.
+        """
+        if not into:
+            raise errors.ValidationError("say which archives the cohort joins to: into=['idc/nlst', ...]")
+        targets = [_pointer(p) for p in into]
+        return str(join_pointer(table, parse_conditions(conditions), targets))
+
+    def preview_join(self, table: str, *conditions: str, into: Sequence[PointerLike]) -> JoinPreviewModel:
+        """What a cohort finds in each archive of ``into``, before a set holds it: per target, the
+        patients ``found`` and the ``missing`` ones; ``pointer`` is what ``cohort`` returns."""
+        body = {
+            "table": table,
+            "conditions": list(conditions),
+            "targets": [str(_pointer(p)) for p in into],
+        }
+        return self._post("/v1/joins/preview", JoinPreviewModel, body)
 
     # -- downloads -------------------------------------------------------------------------------
     def start_download(

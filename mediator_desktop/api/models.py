@@ -510,6 +510,133 @@ class JobModel(_Answer):
     error_type: str | None
 
 
+# -- clinical tables and cohorts -----------------------------------------------------------------
+TableName = Annotated[str, Field(min_length=1, max_length=100)]
+ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
+Condition = Annotated[
+    str, Field(min_length=1, max_length=1000, description='a column condition: "age>=60", "stage=II,IIA"')
+]
+FilePath = Annotated[
+    str, Field(min_length=1, max_length=4096, description="a file on the node's machine (absolute path)")
+]
+
+
+class ColumnModel(_Answer):
+    """A column of a clinical table: its kind and what its values look like (``core.clinical.Column``)."""
+
+    name: str
+    kind: str = Field(description="text, number or date: how conditions compare its values")
+    blanks: int = Field(description="rows without a value")
+    distinct: int = Field(description="different values")
+    low: str | None = Field(description="the smallest value (numbers, dates, text in order), or null")
+    high: str | None = Field(description="the largest value, or null")
+
+
+class TablePreviewModel(_Answer):
+    """What adding a table file would read (``core.clinical.TablePreview``); nothing is stored."""
+
+    filename: str
+    rows: int
+    columns: list[ColumnModel]
+    key_guess: str | None = Field(description="the column taken as the patient key, or null: none fits")
+    head: list[list[str]] = Field(description="the first rows, as text")
+    problems: list[str] = Field(description="what would stop the file from being added, or should be checked")
+
+
+class TableVersionModel(_Answer):
+    """A version of a clinical table in the cluster's store (``TableVersion``)."""
+
+    name: str
+    number: int
+    table_id: str = Field(description="the content hash of this version")
+    key_column: str = Field(description="the column that holds the patient keys")
+    columns: list[str]
+    rows: int
+    filename: str = Field(description="the file it was read from")
+    author: str = Field(description="the key id of the user who added it")
+    author_name: str = ""
+    time: float = Field(description="when it was added (seconds since the epoch)")
+
+
+class TableModel(_Answer):
+    """A clinical table: its latest version and every version, oldest first."""
+
+    table: TableVersionModel
+    history: list[TableVersionModel]
+
+
+class NewTable(_Body):
+    """A table file (CSV, TSV, Excel) on this machine to add to the store, or a new version of a table."""
+
+    path: FilePath
+    name: TableName | None = Field(default=None, description="default: from the file's name")
+    key_column: ColumnName | None = Field(
+        default=None, description="the column of patient keys (default: the one the preview guesses)"
+    )
+
+
+class TablePreviewBody(_Body):
+    path: FilePath
+    key_column: ColumnName | None = Field(default=None, description="default: guessed")
+
+
+class ValueCountModel(_Answer):
+    value: str
+    count: int = Field(description="rows with this value")
+
+
+class SelectBody(_Body):
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=100, description="all must hold; none: every patient"
+    )
+
+
+class PatientsModel(_Answer):
+    """The patients (keys) of a table whose rows meet conditions."""
+
+    patients: list[str]
+    count: int
+
+
+class RowsModel(_Answer):
+    """Rows of a clinical table, as text."""
+
+    columns: list[str]
+    rows: list[list[str]]
+
+
+PointerText = Annotated[
+    str, Field(min_length=1, max_length=2000, description="a pointer: SOURCE[/KEY...][?NAME=VALUE]")
+]
+
+
+class JoinPreviewBody(_Body):
+    """A cohort join to look at before a set holds it: a table, conditions, the archives to join to."""
+
+    table: TableName
+    conditions: list[Condition] = Field(default_factory=list, max_length=100)
+    targets: list[PointerText] = Field(
+        min_length=1, max_length=100, description='archives or collections: "idc/nlst", "lab"'
+    )
+
+
+class JoinTargetModel(_Answer):
+    """What a cohort finds in one archive."""
+
+    target: str = Field(description="the archive (scope) as a pointer")
+    patients: int = Field(description="patients the conditions select")
+    found: int = Field(description="of them, those the archive holds")
+    missing: list[str] = Field(description="the patients it does not hold")
+
+
+class JoinPreviewModel(_Answer):
+    """A cohort join, previewed: the pointer a set holds for it, and what each archive holds."""
+
+    pointer: str = Field(description="the join as one pointer: add it to a set to hold the cohort")
+    patients: list[str] = Field(description="the patients the conditions select")
+    targets: list[JoinTargetModel]
+
+
 # -- settings ------------------------------------------------------------------------------------
 class SettingsValues(_Answer):
     """Every setting of the node (``core.settings.Settings``)."""

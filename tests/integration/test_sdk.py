@@ -52,7 +52,7 @@ def test_without_a_node_it_starts_one_and_a_second_client_connects_to_it(
 
 
 def test_browse_search_and_build_a_set_at_every_granularity(m: Mediator) -> None:
-    assert [s.id for s in m.sources()] == ["idc"]
+    assert [s.id for s in m.sources()] == ["idc", "clinical"]  # clinical: built in
     page = m.browse("idc")
     assert [i.key for i in page.items] == ["lung_a", "lung_b", "other_c"] and page.total == 3
     assert page.items[0].leaves == 3

@@ -1,12 +1,13 @@
 """The local API's routers, one per resource; ``api.app.build_app`` includes them all."""
 
-from mediator_desktop.api.routes import archives, cluster, downloads, sets, settings, tracking
+from mediator_desktop.api.routes import archives, clinical, cluster, downloads, sets, settings, tracking
 
 ROUTERS = (
     cluster.router,
     archives.router,
     sets.router,
     tracking.router,
+    clinical.router,
     downloads.router,
     settings.router,
 )
