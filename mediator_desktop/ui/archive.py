@@ -66,6 +66,20 @@ def pointers_from_mime(mime: QMimeData) -> list[Pointer]:
         return []
 
 
+def holds_tables(source: DataSource) -> bool:
+    """Whether ``source`` is the node's clinical tables (it joins cohorts to other archives): the
+    clinical panel filters and joins them, the archive browser only lists them."""
+    return callable(getattr(source, "cohorts", None))
+
+
+def listed_ids(archives: Archives) -> list[str]:
+    """The archives in the order people expect: the configured ones as the settings list them, then
+    the ones every node has (the clinical tables), so adding an archive moves none of them."""
+    ids = archives.ids()
+    configured = [c["id"] for c in archives.configs() if c["id"] in ids]
+    return configured + [sid for sid in ids if sid not in configured]
+
+
 class _Entry(TreeItem):
     """An archive (without an item) or one of its levels' children."""
 
@@ -112,7 +126,7 @@ class ArchiveModel(TreeModel):
         self._reset_children()
 
     def _reset_children(self) -> None:
-        self._root.children = [_Entry(self._root, sid, (), None) for sid in self._archives.ids()]
+        self._root.children = [_Entry(self._root, sid, (), None) for sid in listed_ids(self._archives)]
         self._root.total = len(self._root.children)
 
     # -- what the browser shows ------------------------------------------------------------------
@@ -197,17 +211,30 @@ class ArchiveModel(TreeModel):
         except NotFound:  # removed; the tree follows once the event arrives
             return ()
 
+    def is_leaf(self, index: AnyIndex) -> bool:
+        """Whether the entry at ``index`` has no children to load: an item of its archive's leaf
+        level at any depth (an S3 object right in a bucket, or five prefixes down), or one at
+        the last level (an archive that was removed has none either)."""
+        entry = self.entry(index)
+        return entry is not self._root and self._is_leaf(entry)
+
+    def _is_leaf(self, entry: _Entry) -> bool:
+        levels = self._levels(entry)
+        if len(entry.path) >= len(levels):
+            return True
+        return entry.item is not None and entry.item.level == levels[-1]
+
     def hasChildren(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
         entry = self.entry(parent)
         if entry is self._root:
             return bool(entry.children)
-        if len(entry.path) >= len(self._levels(entry)):
+        if self._is_leaf(entry):
             return False
         return entry.total is None or entry.total > 0
 
     def canFetchMore(self, parent: AnyIndex) -> bool:
         entry = self.entry(parent)
-        if entry is self._root or entry.loading or len(entry.path) >= len(self._levels(entry)):
+        if entry is self._root or entry.loading or self._is_leaf(entry):
             return False
         return entry.total is None or len(entry.children) < entry.total
 
@@ -273,8 +300,7 @@ class ArchiveModel(TreeModel):
                 return None if item.leaves is None else f"{item.leaves:,}"
             return None if item.size is None else human_bytes(item.size)
         if role == Qt.ItemDataRole.ToolTipRole and column == 0:
-            levels = self._levels(entry)
-            what = levels[len(entry.path) - 1] if entry.path else "archive"
+            what = item.level if item is not None else "archive"
             tip = f"{what}: {self.pointer(index)!s}"
             indexing = self._indexing.get(entry.source_id) if item is None else None
             return (
@@ -388,7 +414,10 @@ class ArchiveBrowser(QWidget):
         self.search.textChanged.connect(lambda _: self._debounce.start())
 
     def _add_filters(self, source: DataSource) -> None:
-        """Filter boxes for the metadata ``source`` filters on that no box offers yet."""
+        """Filter boxes for the metadata ``source`` filters on that no box offers yet (a table's
+        columns are filtered in the clinical panel, not here)."""
+        if holds_tables(source):
+            return
         for name in source.filterable:
             if name in self.filter_boxes:
                 continue
@@ -448,7 +477,9 @@ class ArchiveBrowser(QWidget):
         except MediatorError:
             indexes = False
         self.rescan_action.setEnabled(indexes)
-        self.remove_source_action.setEnabled(source_id is not None)
+        # Only archives of the settings can go; the clinical tables are on every node.
+        configured = {c["id"] for c in self.archives.configs()}
+        self.remove_source_action.setEnabled(source_id is not None and source_id in configured)
 
     def rescan(self, source_id: str | None) -> None:
         """Index a folder archive again (on a worker), then read its tree again."""

@@ -32,6 +32,7 @@ from mediator_desktop.core.pointer import Hierarchy
 from mediator_desktop.core.selection import SelectionDiff
 from mediator_desktop.core.service import Service
 from mediator_desktop.ui.errors import MessageBridge
+from mediator_desktop.ui.rules import TableLabel, selection_diff_text, table_labels
 from mediator_desktop.ui.workers import Runner
 
 #: Leaves shown at most (the counts on top always cover all).
@@ -66,9 +67,11 @@ def diff_result(
     manifest: ManifestDiff,
     hierarchies: Mapping[str, Hierarchy],
     unchanged: Iterable[Leaf] = (),
+    table_label: TableLabel = None,
 ) -> DiffResult:
     """What ``DiffTree`` draws, from a selection diff and a manifest diff (of two versions, or of a
-    version and the archives now). Called on a worker: it decodes the leaves."""
+    version and the archives now). Called on a worker: it decodes the leaves. ``table_label``
+    names clinical tables in the selection's line (``ui.rules``)."""
     added, removed, changed = manifest.added, manifest.removed, manifest.changed
     rows: list[tuple[str, Leaf]] = [("added", leaf) for leaf in added]
     rows += [("removed", leaf) for leaf in removed]
@@ -77,7 +80,7 @@ def diff_result(
     rows.sort(key=lambda row: row[1].key)
     return DiffResult(
         manifest.summary(hierarchies),
-        selection.summary(),
+        selection_diff_text(selection, table_label),
         rows[:MAX_SHOWN],
         len(rows) > MAX_SHOWN,
         len(added),
@@ -92,7 +95,7 @@ def compute_diff(
     """Called on a worker."""
     selection, manifest = service.sets.diff(set_id, old, new, other)
     unchanged = _unchanged(service, set_id, new, other, manifest) if with_unchanged else []
-    return diff_result(selection, manifest, service.archives.hierarchies(), unchanged)
+    return diff_result(selection, manifest, service.archives.hierarchies(), unchanged, table_labels(service))
 
 
 def _unchanged(

@@ -4,7 +4,12 @@ the event bridge as queued signals; messages for the user come through the messa
 
 Archive updates (``service.tracking``): *Set > Check for updates* checks the chosen set on a
 worker; the sets list marks sets with an update ("· update") or a failed check; *Show archive
-update…* (and the details panel's button) opens the update view (``ui/update_view.py``)."""
+update…* (and the details panel's button) opens the update view (``ui/update_view.py``).
+
+Clinical tables (``service.clinical``): *File > Add clinical table…*, the clinical panel's "Add
+table…" and a dropped CSV, TSV or Excel file that is no manifest open the table preview
+(``ui/clinical_dialog.py``); the clinical panel (a tab beside the archives) filters a table's
+patients and joins them to archives, and its cohort drags onto the open set."""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from mediator_desktop import __version__
 from mediator_desktop.core.downloads import DownloadRequest
-from mediator_desktop.core.errors import ClusterUnavailable, MediatorError
+from mediator_desktop.core.errors import ClusterUnavailable, MediatorError, ValidationError
 from mediator_desktop.core.events import (
     ClusterEvent,
     ClusterJoined,
@@ -50,14 +55,18 @@ from mediator_desktop.core.events import (
     SourceIndexing,
     SourcesChanged,
     StateReloaded,
+    TableAdded,
 )
+from mediator_desktop.core.imports import read_manifest_file
 from mediator_desktop.core.jobs import human_bytes
-from mediator_desktop.core.replica import Visibility
+from mediator_desktop.core.replica import TableVersion, Visibility
 from mediator_desktop.core.service import ImportResult, Outcome, Service
 from mediator_desktop.core.tracking import CheckOutcome
 from mediator_desktop.ui.add_source_dialog import AddSourceDialog
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
+from mediator_desktop.ui.clinical_dialog import TABLE_FILTER, TABLE_SUFFIXES, AddTableDialog
+from mediator_desktop.ui.clinical_panel import ClinicalPanel
 from mediator_desktop.ui.diff_view import DiffDialog, escaped
 from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.errors import Level, Message, MessageBridge
@@ -301,6 +310,10 @@ class MainWindow(QMainWindow):
         self.archives = ArchiveBrowser(service.archives, self.messages, self)
         self.downloads = DownloadsPanel(service.downloads, self.messages, self)
         self.archives_dock = self._dock("Archives", self.archives, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.clinical = ClinicalPanel(service, self.messages, self)
+        self.clinical_dock = self._dock("Clinical", self.clinical, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.archives_dock, self.clinical_dock)
+        self.archives_dock.raise_()
         self.downloads_dock = self._dock("Downloads", self.downloads, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.peers = PeersPanel(service, self.messages, self)
         self.peers_dock = self._dock("Peers", self.peers, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -311,6 +324,8 @@ class MainWindow(QMainWindow):
         self.archives.model.loaded.connect(self._archives_loaded)
         self.archives.add_requested.connect(self.set_view.add)
         self.archives.add_source_requested.connect(self.show_add_source)
+        self.clinical.add_requested.connect(self.set_view.add)
+        self.clinical.add_table_requested.connect(self.ask_add_table)
         self.set_view.committed.connect(lambda n: self.messages.info(f"Committed version {n}"))
         self.sidebar.currentItemChanged.connect(self._set_chosen)
         self.details.update_requested.connect(self.show_update)
@@ -347,6 +362,13 @@ class MainWindow(QMainWindow):
             QKeySequence("Ctrl+I"),
             self.ask_import,
             "A new set from a .tcia, .s5cmd, GDC or set file",
+        )
+        self.add_table_action = self._action(
+            menu,
+            "Add clinical &table…",
+            QKeySequence("Ctrl+T"),
+            self.ask_add_table,
+            "A CSV, TSV or Excel table of patients, to choose patients by and join to archives",
         )
         file_menu = menu
         # What applies to the chosen set.
@@ -427,6 +449,7 @@ class MainWindow(QMainWindow):
             edit.addAction(action)
         view = self.menuBar().addMenu("&View")
         view.addAction(self.archives_dock.toggleViewAction())
+        view.addAction(self.clinical_dock.toggleViewAction())
         view.addAction(self.downloads_dock.toggleViewAction())
         view.addAction(self.peers_dock.toggleViewAction())
         toolbar = self.addToolBar("Main")
@@ -777,9 +800,37 @@ class MainWindow(QMainWindow):
             self.drop_files(files)
 
     def drop_files(self, files: list[Path]) -> None:
-        """Import each dropped manifest file as a new set (on a worker)."""
+        """Import each dropped manifest file as a new set (on a worker); a CSV, TSV or Excel file
+        that is no manifest opens the clinical table preview instead."""
         for path in files:
-            self.import_file(path)
+            if path.suffix.lower() in TABLE_SUFFIXES:
+                self._table_or_manifest(path)
+            else:
+                self.import_file(path)
+
+    def _table_or_manifest(self, path: Path) -> None:
+        """Read the file on a worker: a manifest (a GDC TSV…) is imported, anything else is
+        offered as a clinical table."""
+
+        def manifest() -> bool:
+            try:
+                read_manifest_file(path)
+            except ValidationError:
+                return False
+            return True
+
+        def decided(is_manifest: bool) -> None:
+            if self._closed:
+                return
+            if is_manifest:
+                self.import_file(path)
+            else:
+                self.show_add_table(path)
+
+        if path.suffix.lower() == ".xlsx":
+            self.show_add_table(path)
+            return
+        self.runner.run(manifest, done=decided, failed=self.messages.failed)
 
     def ask_import(self) -> None:
         name, _ = QFileDialog.getOpenFileName(
@@ -807,6 +858,26 @@ class MainWindow(QMainWindow):
 
         self.statusBar().showMessage(f"Importing {path.name}…")
         self.runner.run(self.service.sets.import_file, path, done=imported, failed=self.messages.failed)
+
+    # -- clinical tables -------------------------------------------------------------------------
+    def ask_add_table(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Add a clinical table", str(Path.home()), TABLE_FILTER)
+        if name:
+            self.show_add_table(Path(name))
+
+    def show_add_table(self, path: Path) -> AddTableDialog:
+        """Preview ``path`` as a clinical table, and add it (window-modal); the clinical panel
+        then shows it."""
+        dialog = AddTableDialog(self.service.clinical, path, self.messages, self)
+        dialog.added.connect(self._table_added)
+        dialog.open()
+        self.add_table_dialog = dialog
+        return dialog
+
+    def _table_added(self, version: TableVersion) -> None:
+        self.clinical_dock.show()
+        self.clinical_dock.raise_()
+        self.clinical.choose_table(version.name)
 
     def ask_export(self) -> None:
         set_id = self.set_view.set_id
@@ -885,6 +956,8 @@ class MainWindow(QMainWindow):
             self._show_cluster()
         if isinstance(event, (SourcesChanged, SourceIndexing)):
             self.archives.on_event(event)
+        if isinstance(event, (SourcesChanged, TableAdded, StateReloaded, ClusterJoined, ClusterLeft)):
+            self.clinical.on_event(event)
         if isinstance(event, SourceIndexing):
             # While an index runs its progress stays; the summary then shows for a while.
             self.statusBar().showMessage(event.line(), 15000 if event.finished else 0)
@@ -937,4 +1010,5 @@ class MainWindow(QMainWindow):
             dialog.shutdown()
         self.set_view.runner.close()
         self.archives.runner.close()
+        self.clinical.shutdown()
         super().closeEvent(event)

@@ -3,11 +3,14 @@ sizes), edited by dropping archive entries on it and pressing Delete, with undo 
 edits are committed as a version.
 
 Every edit is resolved against the archives on a worker, so the tree always shows what the
-selection would download; a million leaves load without blocking (``core.tree``).
+selection would download; a million leaves load without blocking (``core.tree``). A clinical
+cohort joined to archives (``core.integrator``) is listed as the cohort it means, with what the
+join left out ("1 of 2 patients of clinical/trial have data in lab; none for P9").
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QModelIndex, QObject, Qt, Signal
@@ -34,6 +37,7 @@ from mediator_desktop.core.service import Service
 from mediator_desktop.core.tree import ManifestTree, TreeNode, TreeSummary
 from mediator_desktop.ui.archive import POINTER_MIME, pointers_from_mime
 from mediator_desktop.ui.errors import MessageBridge
+from mediator_desktop.ui.rules import edit_text, is_join, pointer_text, table_labels
 from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
 
@@ -185,7 +189,10 @@ class SetView(QWidget):
         self.service = service
         self.messages = messages
         self.runner = Runner(self, workers=2, name="set-view")
+        self.table_label = table_labels(service)
         self.draft: Draft | None = None
+        #: What the joins of the last resolved selection left out, per archive.
+        self._notes: tuple[Selection, list[str]] | None = None
         self._resolved: tuple[Selection, Manifest] | None = None
         self._job = 0
         #: Leaves of the version shown (None: not known yet, or no version).
@@ -200,6 +207,13 @@ class SetView(QWidget):
         self.warning.setStyleSheet("QLabel#emptyWarning { color: #b35900; font-weight: bold; }")
         self.warning.setAccessibleName("Warning")
         self.warning.hide()
+        # The clinical cohorts of the selection, and what their joins left out.
+        self.joins = QLabel("", self)
+        self.joins.setWordWrap(True)
+        self.joins.setTextFormat(Qt.TextFormat.RichText)
+        self.joins.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.joins.setAccessibleName("Clinical joins")
+        self.joins.hide()
         self.model = SetTreeModel(self)
         self.model.pointers_dropped.connect(self.add)
         self.tree = QTreeView(self)
@@ -215,6 +229,7 @@ class SetView(QWidget):
         self.pending = QListWidget(self)
         self.pending.setAccessibleName("Pending changes")
         self.pending.setMaximumHeight(80)
+        self.pending.setWordWrap(True)  # a cohort's conditions and archives make long lines
         self.undo_button = QPushButton("Undo", self)
         self.redo_button = QPushButton("Redo", self)
         self.message = QLineEdit(self)
@@ -248,6 +263,7 @@ class SetView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.state)
         layout.addWidget(self.warning)
+        layout.addWidget(self.joins)
         layout.addWidget(self.tree, 1)
         layout.addWidget(QLabel("Pending changes (drop archive items above; Delete removes):", self))
         layout.addWidget(self.pending)
@@ -274,6 +290,8 @@ class SetView(QWidget):
         base = sets.version(set_id, rs.head).selection if rs.head else Selection()
         self.draft = Draft(set_id, base, rs.head)
         self._resolved = None
+        if self._notes is not None and self._notes[0] != base:
+            self._notes = None
         self._show_title(rs.name)
         self._refresh_pending()
         self._load_version()
@@ -406,8 +424,21 @@ class SetView(QWidget):
         self.pending.clear()
         if self.draft is not None:
             for edit in self.draft.edits:
-                self.pending.addItem(edit.describe())
+                text = edit_text(edit, self.table_label)
+                self.pending.addItem(text)
+                self.pending.item(self.pending.count() - 1).setToolTip(text)  # long cohorts
         self._update_controls()
+        self._show_joins()
+
+    def _show_joins(self) -> None:
+        """List the selection's clinical cohorts, with what their joins left out when known."""
+        selection = self.draft.selection if self.draft is not None else Selection()
+        cohorts = [pointer_text(p, self.table_label) for p in selection.includes if is_join(p)]
+        notes = self._notes[1] if self._notes is not None and self._notes[0] == selection else []
+        lines = [html.escape(c, quote=False) for c in cohorts]
+        lines += [f"<span style='color:#b35900'>⚠ {html.escape(n, quote=False)}</span>" for n in notes]
+        self.joins.setText("<br>".join(lines))
+        self.joins.setVisible(bool(cohorts or notes))
 
     def _update_controls(self) -> None:
         draft = self.draft
@@ -422,14 +453,16 @@ class SetView(QWidget):
         job, selection = self._job, self.draft.selection
         self.state.setText("Resolving against the archives…")
 
-        def resolve() -> tuple[Manifest, ManifestTree]:
-            manifest = self.service.archives.resolve(selection)
-            return manifest, ManifestTree(manifest)
+        def resolve() -> tuple[Manifest, ManifestTree, list[str]]:
+            manifest, expanded = self.service.archives.resolve_joined(selection)
+            return manifest, ManifestTree(manifest), expanded.notes(manifest)
 
-        def done(result: tuple[Manifest, ManifestTree]) -> None:
+        def done(result: tuple[Manifest, ManifestTree, list[str]]) -> None:
             if job != self._job:
                 return
             self._resolved = (selection, result[0])
+            self._notes = (selection, result[2])
+            self._show_joins()
             self._show(job, result[1])
 
         self.runner.run(resolve, done=done, failed=self._failed)

@@ -41,6 +41,7 @@ from mediator_desktop.core.state import CheckRecord, DriftRecord
 from mediator_desktop.ui.bridge import EventBridge
 from mediator_desktop.ui.diff_view import DiffResult, DiffTree, diff_result, escaped
 from mediator_desktop.ui.errors import MessageBridge
+from mediator_desktop.ui.rules import table_labels
 from mediator_desktop.ui.workers import Runner
 
 #: An archive's changed leaf is a revision (a new version of the series), not an edit of the set.
@@ -78,7 +79,9 @@ def compute_update(service: Service, set_id: str) -> UpdateInfo:
     if drift is None:
         raise NotFound("this update was accepted meanwhile: the set's version holds it now")
     pinned = service.sets.version(set_id, drift.version)
-    result = diff_result(selection, manifest, service.archives.hierarchies())
+    result = diff_result(
+        selection, manifest, service.archives.hierarchies(), table_label=table_labels(service)
+    )
     return UpdateInfo(result, drift, pinned, tracking.status(set_id).last_check)
 
 

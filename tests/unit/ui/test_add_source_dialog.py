@@ -81,7 +81,7 @@ def test_add_an_archive_test_it_then_remove_it(
 ) -> None:
     scans = tmp_path / "scans"
     make_series(scans, "Q1", "9.1", "9.1.1", 2, pixels=8)
-    assert listed(window) == ["lab"]
+    assert listed(window) == ["lab", "clinical"]  # the clinical tables are on every node, listed last
     window.add_source_action.trigger()  # File > Add archive…
     dialog = window.add_source_dialog
     assert dialog.isVisible()
@@ -95,7 +95,7 @@ def test_add_an_archive_test_it_then_remove_it(
     with qtbot.waitSignal(dialog.accepted, timeout=10000):
         dialog.ok_button.click()
     assert not dialog.isVisible()
-    qtbot.waitUntil(lambda: listed(window) == ["lab", "local"], timeout=10000)
+    qtbot.waitUntil(lambda: listed(window) == ["lab", "local", "clinical"], timeout=10000)
     assert window.archives.current_source() == "local"  # the one added is chosen
     assert Message(Level.INFO, f"Added the archive Local folder {scans}") in shown
     saved = Settings.load(local_node.settings_path).sources
@@ -119,9 +119,12 @@ def test_add_an_archive_test_it_then_remove_it(
     remove = browser.remove_button()
     assert remove is not None
     remove.click()
-    qtbot.waitUntil(lambda: listed(window) == ["lab"], timeout=10000)
+    qtbot.waitUntil(lambda: listed(window) == ["lab", "clinical"], timeout=10000)
     assert [s["id"] for s in Settings.load(local_node.settings_path).sources] == ["lab"]
-    assert local_node.service.archives.ids() == ["lab"]
+    assert sorted(local_node.service.archives.ids()) == ["clinical", "lab"]
+    # The clinical tables are no archive of the settings: they cannot be removed.
+    browser.tree.setCurrentIndex(browser.model.source_index("clinical"))
+    assert not browser.remove_source_action.isEnabled() and not browser.rescan_action.isEnabled()
 
 
 def test_a_refused_archive_keeps_the_dialog_open_with_what_was_typed(
@@ -146,7 +149,7 @@ def test_a_refused_archive_keeps_the_dialog_open_with_what_was_typed(
     assert dialog.isVisible() and dialog.ok_button.isEnabled()
     assert dialog.source_id() == "no spaces please"
     assert folder_of(dialog).line.text() == str(tmp_path)
-    assert listed(window) == ["lab"]
+    assert listed(window) == ["lab", "clinical"]
     dialog.reject()
 
 

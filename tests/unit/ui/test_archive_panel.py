@@ -100,6 +100,7 @@ def test_a_removed_archive_leaves_the_tree_without_a_restart(qtbot: QtBot, windo
         window.bridge.event_received, check_params_cb=lambda e: isinstance(e, SourcesChanged)
     ):
         window.service.archives.remove("lab")
-    assert model.rowCount() == 0
+    # The clinical tables stay: they are on every node.
+    assert [model.entry(model.index(r, 0)).source_id for r in range(model.rowCount())] == ["clinical"]
     assert not window.archives.rescan_action.isEnabled()
     assert not window.archives.remove_source_action.isEnabled()
