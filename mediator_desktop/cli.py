@@ -261,9 +261,11 @@ def _sources_kinds(args: argparse.Namespace) -> int:
                     if o.default is not None
                     else "optional"
                 )
-                print(f"  --{o.name.replace('_', '-')} ({need}): {o.help or o.title}")
+                flag = f"--{o.name.replace('_', '-')}" if o.name in _ADD_FLAGS else f"--option {o.name}=..."
+                print(f"  {flag} ({need}): {o.help or o.title}")
             if kind.secret:
-                print(f"  --{kind.secret.replace(' ', '-')}-from-stdin: {kind.secret_help or 'kept in the OS keyring'}")
+                secret = kind.secret_help or "kept in the OS keyring"
+                print(f"  --{kind.secret.replace(' ', '-')}-from-stdin: {secret}")
 
     return _emit(args, kinds, human)
 
@@ -296,9 +298,13 @@ def _option_value(kind: Any, name: str, text: str) -> str | int | bool:
     return text
 
 
+#: Options of archives that ``sources add`` takes as flags of their own; others go as ``--option``.
+_ADD_FLAGS = ("base_url", "folder", "username", "endpoint_url", "index")
+
+
 def _sources_add(args: argparse.Namespace) -> int:
     pairs = list(args.option or ())
-    for name in ("base_url", "folder", "username", "endpoint_url", "index"):
+    for name in _ADD_FLAGS:
         if getattr(args, name, None):
             pairs.append(f"{name}={getattr(args, name)}")
     secret = _read_secret(f"{args.secret} for {args.id or args.kind}") if args.secret else None

@@ -451,8 +451,8 @@ class Archives:
         def install() -> None:
             with self._lock:
                 old = dict(self._sources)
-                fresh = {sid: old[sid] for sid in old if sid in self._builtin}
-                fresh.update({c["id"]: built.get(c["id"]) or old[c["id"]] for c in wanted})
+                fresh = {c["id"]: built.get(c["id"]) or old[c["id"]] for c in wanted}
+                fresh.update({sid: old[sid] for sid in old if sid in self._builtin})  # listed last
                 self._sources.clear()
                 self._sources.update(fresh)
                 self._configs = {c["id"]: c for c in wanted}
