@@ -16,10 +16,12 @@ from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings, SettingsFile
 from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.core.tree import TreeCache
+from mediator_desktop.node import Node
 from mediator_desktop.raft.membership import LONE_TIMEOUTS, free_loopback_address
 from mediator_desktop.raft.store import RaftStore
 from mediator_desktop.sources.local import LocalFolderSource
 from tests.helpers.dicom import make_series
+from tests.helpers.net import free_ports
 from tests.helpers.transfer import downloader
 
 SOURCE = "lab"
@@ -106,6 +108,22 @@ class World:
         self._stack.callback(service.close)
         service.register()
         return service
+
+
+def make_node(root: Path, name: str, *, discovery: bool = False, api: bool = False, **settings: Any) -> Node:
+    """A whole node (not started) of user ``name`` under ``root / name``, on a free loopback port,
+    with no archive and the given settings."""
+    (port,) = free_ports(1)
+    values: dict[str, Any] = {
+        "data_dir": root / name / "data",
+        "download_dir": root / name / "downloads",
+        "display_name": name,
+        "raft_address": f"127.0.0.1:{port}",
+        "discovery": discovery,
+        "sources": (),
+        **settings,
+    }
+    return Node(Settings(**values), settings_path=root / name / "settings.json", api=api)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from mediator_desktop.sdk import MediatorWarning
 from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import IdcWorld
 from tests.integration.test_cli import HeadlessNode, as_json, mediator
-from tests.integration.test_local_api import fuzz
+from tests.integration.test_local_api import fuzz, url
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -70,21 +70,6 @@ def node(world: IdcWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     settings = with_lab(world, home, lab_folder(root))
     with Node(settings, settings_path=home / "settings.json", api=True) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def http(node: Node) -> Iterator[requests.Session]:
-    assert node.api is not None
-    session = requests.Session()
-    session.trust_env = False
-    session.headers["Authorization"] = f"Bearer {node.api.token}"
-    yield session
-    session.close()
-
-
-def url(node: Node, path: str) -> str:
-    assert node.api is not None
-    return node.api.url + path
 
 
 def test_a_table_is_previewed_added_and_queried_over_the_api(

@@ -21,11 +21,10 @@ import pytest
 from mediator_desktop.core.downloads import DownloadRequest
 from mediator_desktop.core.manifest import decode_key
 from mediator_desktop.core.replica import Visibility
-from mediator_desktop.core.settings import Settings
 from mediator_desktop.node import Node
 from mediator_desktop.sdk import Mediator
-from tests.helpers.net import free_ports
 from tests.helpers.s3 import MotoServer
+from tests.helpers.service import make_node
 from tests.helpers.tcia_emulator import TciaEmulator, catalogue_from_idc
 
 pytestmark = pytest.mark.timeout(240)
@@ -55,20 +54,6 @@ def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
-
-
-def _node(root: Path, name: str, *, api: bool = False) -> Node:
-    (port,) = free_ports(1)
-    settings = Settings(
-        data_dir=root / name / "data",
-        download_dir=root / name / "downloads",
-        display_name=name,
-        raft_address=f"127.0.0.1:{port}",
-        discovery=False,
-        sources=(),
-        update_check_minutes=0,
-    )
-    return Node(settings, settings_path=root / name / "settings.json", api=api)
 
 
 @pytest.fixture
@@ -102,8 +87,8 @@ def test_smokers_at_stage_two_ct_and_genomics_shared_updated_and_downloaded(
 ) -> None:
     tcia, moto = archives
     with ExitStack() as stack:
-        ann_node = stack.enter_context(_node(tmp_path, "ann", api=True))
-        bob_node = stack.enter_context(_node(tmp_path, "bob"))
+        ann_node = stack.enter_context(make_node(tmp_path, "ann", api=True, update_check_minutes=0))
+        bob_node = stack.enter_context(make_node(tmp_path, "bob", update_check_minutes=0))
         bob_node.service.cluster.join(ann_node.service.cluster.create_join_code())
         _wait(lambda: len(ann_node.service.cluster.status().members) == 2)
         for node in (ann_node, bob_node):

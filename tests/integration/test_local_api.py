@@ -34,16 +34,6 @@ def node(world: IdcWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield started
 
 
-@pytest.fixture(scope="module")
-def http(node: Node) -> Iterator[requests.Session]:
-    assert node.api is not None
-    session = requests.Session()
-    session.trust_env = False
-    session.headers["Authorization"] = f"Bearer {node.api.token}"
-    yield session
-    session.close()
-
-
 def url(node: Node, path: str) -> str:
     assert node.api is not None
     return node.api.url + path

@@ -16,26 +16,12 @@ from mediator_desktop.core.cluster import PROTOCOL, JoinCode, Peer
 from mediator_desktop.core.errors import PairingError, PermissionDenied, ValidationError
 from mediator_desktop.core.events import Event, MemberJoined, MemberLeft, PeerSeen
 from mediator_desktop.core.replica import Visibility
-from mediator_desktop.core.settings import Settings
 from mediator_desktop.core.store import ClusterStatus
 from mediator_desktop.node import Node
 from mediator_desktop.raft.discovery import SERVICE, Discovery
 from mediator_desktop.raft.membership import Membership
 from mediator_desktop.raft.pairing import redeem
-from tests.helpers.net import free_ports
-
-
-def make_node(root: Path, name: str, *, discovery: bool = False) -> Node:
-    (port,) = free_ports(1)
-    settings = Settings(
-        data_dir=root / name / "data",
-        download_dir=root / name / "downloads",
-        display_name=name,
-        raft_address=f"127.0.0.1:{port}",
-        discovery=discovery,
-        sources=(),
-    )
-    return Node(settings, settings_path=root / name / "settings.json")
+from tests.helpers.service import make_node
 
 
 def status(node: Node) -> ClusterStatus:

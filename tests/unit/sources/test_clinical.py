@@ -14,14 +14,7 @@ import pytest
 from mediator_desktop.core.clinical import LoadedTable, csv_line, parse_conditions
 from mediator_desktop.core.errors import IntegrityError, NotFound, ValidationError
 from mediator_desktop.sources.clinical import MAX_TABLE_BYTES, PandasTables
-
-TRIAL = """PatientID,age,stage,smoking,diagnosed
-P1,64,III,yes,2004-03-12
-P2,58,II,,2006-11-02
-P3,71,IIA,no,2001-01-30
-P4,60.0,IV,yes,
-P5,45,IIB,NA,2010-07-15
-"""
+from tests.unit.core.test_clinical import TRIAL
 
 
 @pytest.fixture(scope="module")
