@@ -68,7 +68,11 @@ def s3_etag(data: bytes) -> str:
     return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
-def list_xml(bucket: str, prefix: str, objects: list[tuple[str, int, str]]) -> str:
+def list_xml(
+    bucket: str, prefix: str, objects: list[tuple[str, int, str]], next_token: str | None = None
+) -> str:
+    """A ListObjectsV2 answer; with ``next_token`` a truncated page (nginx serves the next page at
+    ``<prefix><token>list.xml``)."""
     contents = "".join(
         f"<Contents><Key>{key}</Key><LastModified>2025-01-01T00:00:00.000Z</LastModified>"
         f'<ETag>"{etag}"</ETag><Size>{size}</Size><StorageClass>STANDARD</StorageClass></Contents>'
@@ -78,7 +82,9 @@ def list_xml(bucket: str, prefix: str, objects: list[tuple[str, int, str]]) -> s
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
         f"<Name>{bucket}</Name><Prefix>{prefix}</Prefix><KeyCount>{len(objects)}</KeyCount>"
-        f"<MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
+        f"<MaxKeys>1000</MaxKeys><IsTruncated>{'true' if next_token else 'false'}</IsTruncated>"
+        f"{f'<NextContinuationToken>{next_token}</NextContinuationToken>' if next_token else ''}"
+        f"{contents}</ListBucketResult>"
     )
 
 
@@ -147,21 +153,31 @@ http {{
   types {{ application/xml xml; }}
   default_type application/octet-stream;
   etag off;
+  # the page of a listing a ListObjectsV2 continuation token asks for ("" for the first)
+  map $args $page {{
+    "~(?:^|&)continuation-token=(?<token>[^&]+)" $token;
+    default "";
+  }}
+  upstream loopback {{
+    server 127.0.0.1:{port};
+    keepalive 16;
+  }}
   server {{
     listen 127.0.0.1:{port};
     root {www};
-    location ~ ^/([a-z0-9-]+)/?$ {{
+    location ~ ^/(?<bucket>[a-z0-9-]+)/?$ {{
       default_type application/xml;
-      try_files /_list/$1/${{arg_prefix}}list.xml =404;
+      # a bucket-level answer by its whole query (_versioning.xml), else a listing page
+      try_files /_list/$bucket/_$args.xml /_list/$bucket/${{arg_prefix}}${{page}}list.xml =404;
     }}
-    # The aws CLI sends If-Match with S3's ETag on ranged GETs; nginx's own ETag differs, so
-    # those requests loop back once without the header.
+    # The aws CLI (on ranged GETs) and the s3 source send If-Match with S3's ETag; nginx's own
+    # ETag differs, so those requests loop back once without the header (kept-alive connections).
     location / {{
       if ($http_if_match) {{ rewrite ^(.*)$ /_nomatch$1 last; }}
     }}
     location /_nomatch/ {{
       internal;
-      proxy_pass http://127.0.0.1:{port}/;
+      proxy_pass http://loopback/;
       proxy_set_header If-Match "";
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -221,12 +237,12 @@ def count_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*") if p.is_file() and ".mediator" not in p.parts)
 
 
-def ours(source: IdcSource, manifest: Manifest, dest: Path, expected: int) -> float:
+def ours(source: IdcSource, manifest: Manifest, dest: Path, expected: int, layout: str = LAYOUT) -> float:
     transport = CurlTransport()
     try:
         downloader = Downloader({source.source_id: source}, transport)
         t = time.perf_counter()
-        report = downloader.download(manifest, dest, layout=LAYOUT)
+        report = downloader.download(manifest, dest, layout=layout)
         elapsed = time.perf_counter() - t
     finally:
         transport.close()
