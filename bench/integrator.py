@@ -57,15 +57,14 @@ IDC index).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
-import json
 import os
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -75,6 +74,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._goals import Goals, finish, run_parts  # noqa: E402
 from bench.transfer import BIN, Nginx, alternate, fresh, list_xml, ours  # noqa: E402
 from bench.transfer import World as BucketWorld  # noqa: E402
 from mediator_desktop.core.identity import Identity  # noqa: E402
@@ -527,7 +527,7 @@ def bench_download(work: Path, rounds: int, out: dict[str, Any]) -> None:
 
 
 #: Each goal: the part that measures it, and the test of the figures.
-GOALS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+GOALS: Goals = {
     "clinical_load_s": ("clinical", lambda f: f["clinical_load_s"] <= 1.0),
     "clinical_filter_join_ms": ("join", lambda f: f["clinical_filter_join_ms"] <= 200),
     "ratio_s3_list_vs_s5cmd": ("list", lambda f: f["ratio_s3_list_vs_s5cmd"] <= 1.2),
@@ -554,29 +554,16 @@ def main() -> None:
     if unknown:
         parser.error(f"no part {', '.join(sorted(unknown))}; the parts: {', '.join(PARTS)}")
     out: dict[str, Any] = {}
-    failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="mediator-bench-integrator-") as tmp:
-        work = Path(tmp)
-        work.chmod(0o755)  # nginx's workers run as an unprivileged user when started by root
-        for name, part in PARTS.items():
-            if name in skip:
-                continue
-            rounds = (args.list_rounds or min(args.rounds, 2)) if name == "list" else args.rounds
-            say(f"-- {name} ({rounds} rounds)")
-            started = time.perf_counter()
-            try:
-                part(work, max(1, rounds), out)
-            except Exception as exc:  # noqa: BLE001  (a part that fails misses its goals, said out loud)
-                failed[name] = f"{type(exc).__name__}: {exc}"
-                say(f"{name} failed: {failed[name]}")
-            say(f"-- {name}: {time.perf_counter() - started:.0f} s")
-    if failed:
-        out["errors"] = failed
-    out["goals_missed"] = [
-        goal for goal, (part, met) in GOALS.items() if part not in skip and (goal not in out or not met(out))
-    ]
-    print(json.dumps(out))
-    sys.exit(1 if out["goals_missed"] else 0)
+
+    def rounds_of(name: str) -> int:
+        return max(1, (args.list_rounds or min(args.rounds, 2)) if name == "list" else args.rounds)
+
+    parts = {
+        name: functools.partial(lambda part, n, work, out: part(work, n, out), part, rounds_of(name))
+        for name, part in PARTS.items()
+    }
+    failed = run_parts("integrator", parts, skip, out)
+    finish(out, GOALS, skip, failed)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._goals import Goals, finish, run_parts  # noqa: E402
 from mediator_desktop.core.identity import Identity  # noqa: E402
 from mediator_desktop.core.pointer import Pointer  # noqa: E402
 from mediator_desktop.core.service import Service  # noqa: E402
@@ -384,7 +383,7 @@ def bench_alert(work: Path, out: dict[str, Any]) -> None:
 
 
 #: Each figure's goal, and the part of the benchmark that measures it.
-GOALS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+GOALS: Goals = {
     "idc_check_nlst_s": ("nlst", lambda f: f["idc_check_nlst_s"] <= 2.0),
     "idc_check_nlst_rss_mb": ("nlst", lambda f: f["idc_check_nlst_rss_mb"] <= 1500),
     "tcia_check_requests": ("tcia", lambda f: f["tcia_check_requests"] <= f["tcia_check_requests_goal"]),
@@ -408,28 +407,9 @@ def main() -> None:
         return
     skip = set(filter(None, args.skip.split(",")))
     out: dict[str, Any] = {}
-    errors: dict[str, str] = {}
     parts = {"nlst": bench_nlst, "tcia": bench_tcia, "changes": bench_changes, "alert": bench_alert}
-    with tempfile.TemporaryDirectory(prefix="mediator-bench-tracking-") as tmp:
-        work = Path(tmp)
-        work.chmod(0o755)  # nginx's workers run as an unprivileged user when started by root
-        for name, part in parts.items():
-            if name in skip:
-                continue
-            try:
-                part(work, out)
-            except Exception as exc:  # noqa: BLE001  (a part that fails is a missed goal, said out loud)
-                errors[name] = f"{type(exc).__name__}: {exc}"
-                print(f"{name}: failed: {errors[name]}", file=sys.stderr)
-        shutil.rmtree(work / "www", ignore_errors=True)
-    missed = sorted(
-        name for name, (part, ok) in GOALS.items() if part not in skip and (name not in out or not ok(out))
-    )
-    if errors:
-        out["errors"] = errors
-    out["goals_missed"] = missed
-    print(json.dumps(out))
-    sys.exit(1 if missed else 0)
+    errors = run_parts("tracking", parts, skip, out)
+    finish(out, GOALS, skip, errors)
 
 
 if __name__ == "__main__":

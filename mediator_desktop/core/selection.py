@@ -10,11 +10,11 @@ selection built in any order has one representation, and equal selections compar
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.pointer import Pointer
@@ -70,7 +70,9 @@ def joined_sources(rules: Iterable[Rule]) -> set[str]:
     for rule in rules:
         for name, values in rule.pointer.filters:
             if name == JOIN_FILTER and rule.include:
-                out.update(unquote(text.partition("?")[0].strip("/").split("/")[0]) for text in values)
+                for text in values:
+                    with contextlib.suppress(ValidationError):  # a bad target: the join says so
+                        out.add(Pointer.parse(text).source_id)
     return out
 
 

@@ -167,7 +167,7 @@ class Archives:
                 self._watch(source)
 
     def ids(self) -> list[str]:
-        """The configured sources' ids, in configuration order."""
+        """The sources' ids: the configured ones in configuration order, then the built-in ones."""
         return list(self._sources)
 
     def add_builtin(self, source: DataSource) -> None:

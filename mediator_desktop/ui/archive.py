@@ -72,14 +72,6 @@ def holds_tables(source: DataSource) -> bool:
     return callable(getattr(source, "cohorts", None))
 
 
-def listed_ids(archives: Archives) -> list[str]:
-    """The archives in the order people expect: the configured ones as the settings list them, then
-    the ones every node has (the clinical tables), so adding an archive moves none of them."""
-    ids = archives.ids()
-    configured = [c["id"] for c in archives.configs() if c["id"] in ids]
-    return configured + [sid for sid in ids if sid not in configured]
-
-
 class _Entry(TreeItem):
     """An archive (without an item) or one of its levels' children."""
 
@@ -126,7 +118,7 @@ class ArchiveModel(TreeModel):
         self._reset_children()
 
     def _reset_children(self) -> None:
-        self._root.children = [_Entry(self._root, sid, (), None) for sid in listed_ids(self._archives)]
+        self._root.children = [_Entry(self._root, sid, (), None) for sid in self._archives.ids()]
         self._root.total = len(self._root.children)
 
     # -- what the browser shows ------------------------------------------------------------------

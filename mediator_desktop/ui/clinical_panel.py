@@ -71,7 +71,6 @@ from mediator_desktop.core.service import Service
 from mediator_desktop.ui.archive import (
     POINTER_MIME,
     holds_tables,
-    listed_ids,
     pointers_from_mime,
     pointers_to_mime,
 )
@@ -767,7 +766,7 @@ class ClinicalPanel(QWidget):
         checked = set(self.checked_targets())
         scopes = [self.target_pointer(i) for i in range(self.target_list.count())]
         ids = []
-        for source_id in listed_ids(self.service.archives):
+        for source_id in self.service.archives.ids():
             try:
                 if holds_tables(self.service.archives.get(source_id)):  # nothing to join to
                     continue

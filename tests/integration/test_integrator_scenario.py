@@ -10,11 +10,9 @@ accepts it, and downloading the changes fetches only the newcomer's files.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,6 +21,7 @@ from mediator_desktop.core.manifest import decode_key
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.node import Node
 from mediator_desktop.sdk import Mediator
+from tests.helpers.cluster_node import eventually
 from tests.helpers.s3 import MotoServer
 from tests.helpers.service import make_node
 from tests.helpers.tcia_emulator import TciaEmulator, catalogue_from_idc
@@ -44,16 +43,6 @@ AMC-006,Current,III,55,
 CSV_LATER = CSV.replace("AMC-004,Current,I,", "AMC-004,Current,IIA,").replace(
     "AMC-003,Current,IIB,", "AMC-003,Current,III,"
 )
-
-
-def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Replication has no callback here: poll the condition, bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -90,7 +79,7 @@ def test_smokers_at_stage_two_ct_and_genomics_shared_updated_and_downloaded(
         ann_node = stack.enter_context(make_node(tmp_path, "ann", api=True, update_check_minutes=0))
         bob_node = stack.enter_context(make_node(tmp_path, "bob", update_check_minutes=0))
         bob_node.service.cluster.join(ann_node.service.cluster.create_join_code())
-        _wait(lambda: len(ann_node.service.cluster.status().members) == 2)
+        assert eventually(lambda: len(ann_node.service.cluster.status().members) == 2)
         for node in (ann_node, bob_node):
             _add_archives(node, tcia, moto)
         csv = tmp_path / "trial.csv"
@@ -109,12 +98,12 @@ def test_smokers_at_stage_two_ct_and_genomics_shared_updated_and_downloaded(
         made = ann.create_set("current smokers, stage II", add=[cohort])
         assert made.warnings == []  # both patients have CT and genomic files
         set_id = made.id
-        _wait(lambda: bob_node.service.key_id in ann_node.service.users())
+        assert eventually(lambda: bob_node.service.key_id in ann_node.service.users())
         ann.share(set_id, visibility="cluster", editors=[bob_node.service.key_id])
 
         # Bob, on the other node: the set, resolved from the replicated table, downloaded.
         bob = bob_node.service
-        assert _wait(lambda: bob.sets.find(set_id))
+        assert eventually(lambda: bob.sets.find(set_id))  # replication has no callback to wait on
         bob.sets.follow(set_id)
         folder = tmp_path / "bob-data"
         first = bob.downloads.run(DownloadRequest(set_id, folder, layout=LAYOUT))
