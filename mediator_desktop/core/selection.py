@@ -61,6 +61,9 @@ class _Index:
 
 #: The filter of a clinical rule that names the archives it joins to (``core.integrator``).
 JOIN_FILTER = "@in"
+#: With ``@every=yes`` a joined rule keeps only the patients that have data in every archive it
+#: joins to (a radiogenomic cohort: CT in IDC *and* RNA-Seq in GDC *and* a slide).
+JOIN_EVERY = "@every"
 
 
 def joined_sources(rules: Iterable[Rule]) -> set[str]:

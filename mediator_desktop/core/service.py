@@ -28,7 +28,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,7 +49,7 @@ from mediator_desktop.core.events import (
 )
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.imports import export_document, read_manifest_file
-from mediator_desktop.core.integrator import Expanded, expand
+from mediator_desktop.core.integrator import Expanded, Matching, expand, match, patient_depth, patient_paths
 from mediator_desktop.core.keystore import source_secret, store_source_secret
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
@@ -264,6 +264,37 @@ class Archives:
     def resolve(self, selection: Selection) -> Manifest:
         """The leaves ``selection`` selects today, from every source it names, with fingerprints."""
         return self.resolve_joined(selection)[0]
+
+    def match(
+        self,
+        origin: Sequence[Pointer] = (),
+        patients: Sequence[str] = (),
+        into: Sequence[Pointer] = (),
+    ) -> Matching:
+        """What the other archives hold for a cohort: the patients ``origin`` selects (pointers
+        into one archive or clinical table: a collection, some patients, a filter) and/or the
+        ``patients`` named, searched in ``into`` (default: every other archive with a patient
+        level). Per archive: the patients found and the kinds of data they have there; an
+        archive that fails says why in its ``error``. ``Matching.cohort`` makes the set rules."""
+        origin = [self.check_pointer(p) for p in origin]
+        if len({p.source_id for p in origin}) > 1:
+            raise ValidationError("a cohort's patients come from one archive (or clinical table) at a time")
+        wanted = set(patients)
+        for pointer in origin:
+            wanted.update(patient_paths(self.get(pointer.source_id), pointer))
+        if not wanted:
+            raise ValidationError(
+                "no patients to match: select a collection, some patients or a filtered cohort first"
+            )
+        origins = {p.source_id for p in origin}
+        scopes = [self.check_pointer(p) for p in into] or [
+            Pointer(s.source_id)
+            for s in self.all()
+            if s.source_id not in origins
+            and patient_depth(s) is not None
+            and s.source_id not in self._builtin
+        ]
+        return match(origin, wanted, [(self.get(p.source_id), p) for p in scopes])
 
     def expand(self, selection: Selection) -> Expanded:
         """``selection`` with its clinical rules joined to the archives they name (``core.integrator``)."""
@@ -907,6 +938,36 @@ class Sets:
         message = f"imported from {path.name}" + (f" ({len(missing):,} not found)" if missing else "")
         version = self.commit_selection(set_id, selection, message)
         return ImportResult(set_id, version, len(selection), tuple(missing))
+
+    def export_manifest(self, set_id: str, version: int | None = None, fmt: str = "gdc") -> str:
+        """A set version's leaves as the manifest file an archive's own tool reads (``gdc``: the
+        TSV ``gdc-client download -m`` takes), from the archives that write that format
+        (``manifest_format`` and ``manifest_file(leaves)``). ``ValidationError`` when the version
+        holds nothing of that format."""
+        v = self.version(set_id, version)
+        manifest = self.manifest(v.manifest_id)
+        header: str | None = None
+        lines: list[str] = []
+        for source_id in manifest.sources:
+            try:
+                source = self._archives.get(source_id)
+            except NotFound:
+                continue
+            if getattr(source, "manifest_format", None) != fmt:
+                continue
+            text: str = source.manifest_file(manifest.under(source_id))  # type: ignore[attr-defined]
+            first, *rest = text.splitlines()
+            header = header or first
+            lines.extend(rest)
+        if header is None:
+            writers = [
+                s.source_id for s in self._archives.all() if getattr(s, "manifest_format", None) == fmt
+            ]
+            raise ValidationError(
+                f"version {v.number} of {self.get(set_id).name!r} holds nothing a {fmt} manifest lists"
+                + (f" (archives that write one here: {', '.join(writers)})" if writers else "")
+            )
+        return "\n".join([header, *lines]) + "\n"
 
     def export(self, set_id: str, version: int | None = None) -> dict[str, Any]:
         """A set version as a MEDIator export (``import_file`` makes a set of it again)."""

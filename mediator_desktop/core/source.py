@@ -300,6 +300,33 @@ class Tracking(Protocol):
 PATIENT_LEVELS = ("patient", "case", "subject")
 
 
+#: What a kind of data is, for people: the "matching data" view groups archives by it, so a case's
+#: slides in IDC (SM series) and in a pathology archive show side by side.
+CATEGORIES = ("radiology", "pathology", "genomics", "clinical", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class DataKind:
+    """One kind of data an archive holds for some patients (CT, SM, RNA-Seq, slide images).
+
+    Attributes:
+        label: what people call it: ``CT``, ``SM``, ``RNA-Seq``, ``slide``.
+        category: one of ``CATEGORIES``.
+        filter: the metadata filter that selects exactly this kind (``("Modality", "CT")``,
+            ``("experimental_strategy", "RNA-Seq")``), or None when it is all the archive holds.
+        patients: the patients that have it.
+        leaves: how many leaves (series, files, slides) of it they have in all.
+        size: bytes of those leaves, when known.
+    """
+
+    label: str
+    category: str
+    filter: tuple[str, str] | None
+    patients: frozenset[str]
+    leaves: int
+    size: int | None = None
+
+
 class Joining(Protocol):
     """A source that finds patients by their IDs below a scope faster than browsing for them (IDC's
     index, an S3 key template). Sources without it are browsed down to their patient level."""
@@ -311,4 +338,15 @@ class Joining(Protocol):
         """For each of ``patients`` this source holds below ``scope`` (a pointer into it that stops
         above the patient level; its filters narrow what counts), the paths down to the patient
         level. Patients it lacks are left out."""
+        ...
+
+
+class Describing(Protocol):
+    """A source that says which kinds of data it holds for patients (IDC's modalities, GDC's
+    experimental strategies), for the "matching data" view. Without it, all of a source's leaves
+    are one kind, named after its leaf level."""
+
+    def data_kinds(self, scope: Pointer, patients: Collection[str]) -> list[DataKind]:
+        """The kinds of data ``patients`` have below ``scope`` (its filters narrow what counts),
+        each with the patients that have it; kinds nobody has are left out."""
         ...

@@ -48,6 +48,7 @@ from mediator_desktop.core.selection import Rule, Selection, decide
 from mediator_desktop.core.source import (
     BrowseItem,
     BrowsePage,
+    DataKind,
     LeafPlan,
     RemoteFile,
     SourceKind,
@@ -97,6 +98,14 @@ KIND = SourceKind(
 )
 
 PATH_COLUMNS = ("collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+#: What a modality is, for the "matching data" view; other modalities are radiology.
+_MODALITY_CATEGORY = {
+    "SM": "pathology",
+    **{
+        m: "other"
+        for m in ("ANN", "SEG", "SR", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "KO", "PR", "RWV", "OT")
+    },
+}
 FILTERABLE = ("Modality", "BodyPartExamined")
 COLUMNS = (
     *PATH_COLUMNS,
@@ -718,6 +727,40 @@ class IdcSource:
             if collection and patient:
                 found.setdefault(patient, []).append((collection, patient))
         return found
+
+    def data_kinds(self, scope: Pointer, patients: Collection[str]) -> list[DataKind]:
+        """The modalities ``patients`` have below ``scope``, from the index: slide microscopy
+        (``SM``) counts as pathology, annotations and segmentations as other, the rest as radiology."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self._select(self._loaded(), scope.path, scope.filters)
+        wanted = pa.array(list(patients), pa.string())
+        rows = table.filter(pc.is_in(table.column(PATH_COLUMNS[1]), value_set=wanted))
+        by_modality: dict[str, tuple[set[str], list[int], list[float]]] = {}
+        for patient, modality, size in zip(
+            rows.column(PATH_COLUMNS[1]).to_pylist(),
+            rows.column("Modality").to_pylist(),
+            rows.column("series_size_MB").to_pylist(),
+            strict=True,
+        ):
+            if not patient or not modality:
+                continue
+            have, count, total = by_modality.setdefault(modality, (set(), [0], [0.0]))
+            have.add(patient)
+            count[0] += 1
+            total[0] += size or 0.0
+        return [
+            DataKind(
+                modality,
+                _MODALITY_CATEGORY.get(modality, "radiology"),
+                ("Modality", modality),
+                frozenset(have),
+                count[0],
+                round(total[0] * 1e6),
+            )
+            for modality, (have, count, total) in sorted(by_modality.items())
+        ]
 
     def _selected(self, selection: Selection) -> pa.Table:
         """The index rows of the series ``selection`` selects."""
