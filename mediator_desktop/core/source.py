@@ -53,6 +53,8 @@ class RemoteFile:
         size: bytes, when the archive says; checked after the download.
         md5: hex MD5, when the archive gives one (TCIA, GDC, single-part S3 ETags); checked.
         headers: extra request headers (an archive's token, ``Accept``).
+        refused: what to tell the user when the archive refuses it (HTTP 401/403), e.g. which
+            access it needs; None for the generic advice.
     """
 
     url: str
@@ -60,6 +62,7 @@ class RemoteFile:
     size: int | None = None
     md5: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    refused: str | None = None
 
 
 class LazyFields(Mapping[str, str]):

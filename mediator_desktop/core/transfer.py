@@ -477,7 +477,10 @@ class Downloader:
         destination = destination.expanduser().absolute()
         plan_layout = Layout(layout)
         plan_layout.check(
-            COMMON_FIELDS | {level for s in self.sources.values() for level in s.hierarchy.levels}
+            COMMON_FIELDS
+            | {level for s in self.sources.values() for level in s.hierarchy.levels}
+            # Metadata a source's plans give beyond the common fields (GDC's ``data_type``...).
+            | {name for s in self.sources.values() for name in getattr(s, "layout_fields", ())}
         )
         try:
             destination.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,11 @@ Cancelling a job's control ends its transfers, queued and waiting files within a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import itertools
+import json
 import logging
 import os
 import re
@@ -169,6 +171,21 @@ class _Host:
     answered: float = float("-inf")  # when it last answered anything (monotonic)
     failed: float = float("-inf")  # when it last failed at connection level
     reason: str = ""  # libcurl's words for the last such failure
+
+
+def _said(body: bytes) -> str:
+    """What an archive's refusal says, in one short line: a JSON body's ``message`` (``error``,
+    ``detail``), or plain text; nothing for an HTML page."""
+    text = body.decode("utf-8", "replace").strip()
+    if not text or text.lstrip().startswith("<"):
+        return ""
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        if isinstance(data, dict):
+            said = next((data[k] for k in ("message", "error", "detail") if isinstance(data.get(k), str)), "")
+            return " ".join(said.split())[:200]
+        return ""
+    return " ".join(text.split())[:200]
 
 
 class _Job:
@@ -728,9 +745,13 @@ class _Loop:
                 ),
             )
         elif status in (401, 403):
+            said = _said(job.error_body)
+            hint = job.file.refused or "check access or credentials"
             self._fail(
                 job,
-                SourceError(f"the archive refused {job.what} (HTTP {status}); check access or credentials"),
+                SourceError(
+                    f"the archive refused {job.what} (HTTP {status}{': ' + said if said else ''}); {hint}"
+                ),
             )
         else:
             self._fail(job, SourceError(f"the archive answered {status} for {job.what}: {body!r}"))
