@@ -54,6 +54,7 @@ from mediator_desktop.core.replica import (
     TableVersion,
     check_table_name,
 )
+from mediator_desktop.core.selection import JOIN_EVERY as JOIN_EVERY
 from mediator_desktop.core.selection import JOIN_FILTER as JOIN_FILTER  # its home; named here too
 from mediator_desktop.core.selection import Rule, Selection
 from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
@@ -389,7 +390,7 @@ def parse_conditions(texts: Iterable[str] | str) -> Filters:
 
 def describe_filters(filters: Filters) -> list[str]:
     """Filters as conditions people read (what ``parse_conditions`` reads back), ``@in`` left out."""
-    return [condition_text(name, values) for name, values in filters if name != JOIN_FILTER]
+    return [condition_text(name, values) for name, values in without_join(filters)]
 
 
 def condition_text(name: str, expressions: Iterable[str] | str) -> str:
@@ -429,7 +430,8 @@ def join_targets(pointer: Pointer) -> list[Pointer]:
 
 
 def without_join(filters: Filters) -> Filters:
-    return tuple(f for f in filters if f[0] != JOIN_FILTER)
+    """``filters`` without the join's own (``@in``, ``@every``): the column conditions."""
+    return tuple(f for f in filters if f[0] not in (JOIN_FILTER, JOIN_EVERY))
 
 
 # -- helpers the engines share ----------------------------------------------------------------------

@@ -274,7 +274,12 @@ def expand(selection: Selection, source: Callable[[str], DataSource]) -> Expande
                 for pointer in join.pointers():
                     if Rule(pointer, False) not in rules:  # the user took this one out
                         rules.add(Rule(pointer, True))
-            if not callable(getattr(holder, "cohorts", None)):
+            if callable(getattr(holder, "cohorts", None)):
+                if needs_every(rule) and rule.depth == (patient_depth(holder) or 0) - 1:
+                    # A table's rows of the patients some archive lacks leave the set too.
+                    for patient in sorted(set(patients) - kept):
+                        rules.add(Rule(Pointer(rule.source_id, (*rule.path, patient)), False))
+            else:
                 # An archive's own joined rule: resolved there without its join filters.
                 rules.discard(Rule(rule, True))
                 if needs_every(rule):

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from mediator_desktop.core.clinical import (
     HEAD_ROWS,
+    JOIN_EVERY,
     JOIN_FILTER,
     MAX_TABLE_BYTES,
     Column,
@@ -382,8 +383,8 @@ def _tidy(frame: _Frame) -> _Frame:
                 f"{frame.filename}: column {i + 1} has a name of {len(name)} characters; at most "
                 f"{MAX_COLUMN_NAME} are allowed"
             )
-        if name == JOIN_FILTER:
-            raise ValidationError(f"{frame.filename}: the column name {JOIN_FILTER!r} is reserved: rename it")
+        if name in (JOIN_FILTER, JOIN_EVERY):
+            raise ValidationError(f"{frame.filename}: the column name {name!r} is reserved: rename it")
         names.append(name)
         kept.append(array)
     if not names:
@@ -803,7 +804,7 @@ class _Loaded:
 
         mask = np.ones(self._length, dtype=bool)
         for name, expressions in filters:
-            if name == JOIN_FILTER:
+            if name in (JOIN_FILTER, JOIN_EVERY):
                 continue
             self._column(name)
             either = np.zeros(self._length, dtype=bool)
