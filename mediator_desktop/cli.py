@@ -42,7 +42,8 @@ from mediator_desktop.core.errors import (
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.paths import private_dir
-from mediator_desktop.core.pointer import make_filters
+from mediator_desktop.core.pointer import Pointer, make_filters
+from mediator_desktop.core.selection import JOIN_EVERY
 from mediator_desktop.core.settings import HOME_ENV, Settings, default_config_dir
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 
@@ -455,11 +456,37 @@ def _sets_list(args: argparse.Namespace) -> int:
 
 
 def _cohort(args: argparse.Namespace, m: Mediator) -> list[str]:
-    """The join pointer of ``--cohort TABLE --where COND... --in TARGET...``, or none."""
+    """The join pointer of ``--cohort TABLE --where COND... --in TARGET...``, the joined rules of
+    ``--match POINTER... --in TARGET... [--every]``, or none."""
+    if args.match:
+        if args.cohort is not None:
+            raise errors.ValidationError(
+                "--cohort (a clinical table's patients) and --match (an archive's patients) are two "
+                "kinds of cohort; give one at a time"
+            )
+        if args.where:
+            raise errors.ValidationError(
+                "--where goes with --cohort TABLE; with --match, filter the pointer itself, "
+                "e.g. --match 'idc/tcga_luad?Modality=CT'"
+            )
+        if not args.into:
+            raise errors.ValidationError(
+                f"--match {args.match[0]} needs --in TARGET: the archives to find its patients in, "
+                "e.g. --in gdc --in pathology (see `mediator match`)"
+            )
+        if not args.kind:
+            return m.match_cohort(args.match, into=args.into, every=args.every)
+        return m.match_cohort(args.match, into=args.into, chosen=_chosen(args), every=args.every)
+    for flag, given in (("--every", args.every), ("--kind", args.kind)):
+        if given:
+            raise errors.ValidationError(
+                f"{flag} goes with --match POINTER --in TARGET (see `mediator sets create --help`)"
+            )
     if args.cohort is None:
         if args.where or args.into:
             raise errors.ValidationError(
-                "--where and --in go with --cohort TABLE, e.g. --cohort trial --where 'age>=60' --in idc/nlst"
+                "--where and --in go with --cohort TABLE, e.g. --cohort trial --where 'age>=60' "
+                "--in idc/nlst (or --in with --match POINTER)"
             )
         return []
     if not args.into:
@@ -468,6 +495,26 @@ def _cohort(args: argparse.Namespace, m: Mediator) -> list[str]:
             "e.g. --in idc/nlst"
         )
     return [m.cohort(args.cohort, *(args.where or ()), into=args.into)]
+
+
+def _chosen(args: argparse.Namespace) -> dict[str, list[str] | None]:
+    """The kinds of data chosen per archive of ``--in``: ``--kind gdc=RNA-Seq,WXS`` (an archive
+    without ``--kind``: everything it holds)."""
+    chosen: dict[str, list[str] | None] = {Pointer.parse(text).source_id: None for text in args.into}
+    for item in args.kind:
+        name, eq, labels = item.partition("=")
+        kinds = [label.strip() for label in labels.split(",") if label.strip()]
+        if not eq or not name or not kinds:
+            raise errors.ValidationError(
+                f"--kind {item!r} must be ARCHIVE=KIND[,KIND], e.g. --kind gdc=RNA-Seq,WXS "
+                "(the kinds as `mediator match` names them)"
+            )
+        if name not in chosen:
+            raise errors.ValidationError(
+                f"--kind {item}: {name} is not an archive of --in ({', '.join(chosen)}); add --in {name}"
+            )
+        chosen[name] = [*(chosen[name] or []), *kinds]
+    return chosen
 
 
 def _sets_create(args: argparse.Namespace) -> int:
@@ -513,16 +560,21 @@ def _sets_show(args: argparse.Namespace) -> int:
 
 def _rule_text(pointer: Any) -> str:
     """A rule's pointer as people read it: ``idc/nlst?Modality=CT``; a cohort as ``cohort
-    clinical/trial where age>=60 in idc/nlst, lab``."""
+    clinical/trial where age>=60 in idc/nlst, lab`` (``@every``: ``... (only patients every
+    archive holds)``)."""
     text = "/".join([pointer.source, *pointer.path])
     targets = pointer.filters.get(JOIN_FILTER)
     if targets:
+        own = {k: v for k, v in pointer.filters.items() if k != JOIN_EVERY}
         try:
-            where = describe_filters(make_filters(pointer.filters))
+            where = describe_filters(make_filters(own))
         except errors.ValidationError:  # not written by parse_conditions: show it as it is
-            where = [f"{k}={','.join(v)}" for k, v in pointer.filters.items() if k != JOIN_FILTER]
+            where = [f"{k}={','.join(v)}" for k, v in own.items() if k != JOIN_FILTER]
+        every = " (only patients every archive holds)" if JOIN_EVERY in pointer.filters else ""
         return (
-            f"cohort {text}" + (f" where {', '.join(where)}" if where else "") + f" in {', '.join(targets)}"
+            f"cohort {text}"
+            + (f" where {', '.join(where)}" if where else "")
+            + f" in {', '.join(targets)}{every}"
         )
     if pointer.filters:
         text += "?" + "&".join(f"{k}={','.join(v)}" for k, v in pointer.filters.items())
@@ -536,7 +588,8 @@ def _update(args: argparse.Namespace, add: Sequence[str], remove: Sequence[str])
             add = [*add, *_cohort(args, m)]
             if not add:
                 raise errors.ValidationError(
-                    "say what to add: POINTER..., or a cohort: --cohort TABLE --where COND --in TARGET"
+                    "say what to add: POINTER..., or a cohort: --cohort TABLE --where COND --in TARGET, "
+                    "or --match POINTER --in TARGET"
                 )
         result = m.update(rs.id, add=add, remove=remove, message=args.message, strict=args.strict)
     _warn(result.warnings)
@@ -964,27 +1017,184 @@ CONDITIONS_HELP = """conditions (quote them for the shell; all must hold):
 """
 
 
-def _cohort_options(parser: argparse.ArgumentParser, example: str) -> None:
-    """``--cohort TABLE --where COND --in TARGET``: a cohort join, added as one pointer."""
+def _cohort_options(parser: argparse.ArgumentParser, example: str, match_example: str) -> None:
+    """``--cohort TABLE --where COND --in TARGET``: a cohort join, added as one pointer; ``--match
+    POINTER --in TARGET [--every]``: an archive's patients joined to others, one rule a pointer."""
     group = parser.add_argument_group(
-        "a cohort (the patients of a clinical table, in archives; see `mediator tables`)"
+        "a cohort (the patients of a clinical table, or of an archive, in other archives; see "
+        "`mediator tables` and `mediator match`)"
     )
     group.add_argument("--cohort", metavar="TABLE", help="a clinical table (see `mediator tables list`)")
     group.add_argument(
         "--where", action="append", metavar="COND", help="a condition on a column, e.g. 'age>=60' (repeat)"
     )
     group.add_argument(
+        "--match",
+        action="append",
+        metavar="POINTER",
+        help="the patients of this pointer into an archive, e.g. idc/tcga_luad?Modality=CT (repeat)",
+    )
+    group.add_argument(
         "--in",
         dest="into",
         action="append",
         metavar="TARGET",
-        help="where to find the patients: an archive or part of it, e.g. idc/nlst?Modality=CT (repeat)",
+        help="where to find the patients: an archive or part of it, e.g. idc/nlst?Modality=CT or "
+        "'gdc?experimental_strategy=RNA-Seq' (repeat)",
+    )
+    group.add_argument(
+        "--kind",
+        action="append",
+        metavar="ARCHIVE=KIND[,KIND]",
+        help="with --match: only these kinds of data of an archive of --in, as `mediator match` names "
+        "them, e.g. gdc=RNA-Seq,WXS (repeat)",
+    )
+    group.add_argument(
+        "--every",
+        action="store_true",
+        help="with --match: keep only the patients that have data in every archive of --in",
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
-        f"{CONDITIONS_HELP}example:\n  {example}\n"
+        f"{CONDITIONS_HELP}examples:\n  {example}\n  {match_example}\n"
         "What an archive lacks comes as a warning: 31 of 40 patients of clinical/trial have data in ..."
     )
+
+
+# -- matching data in other archives -------------------------------------------------------------
+#: Patients named in a line before "(+N more)".
+SHOWN = 8
+
+#: The order categories of data are listed in (``core.source.CATEGORIES``).
+CATEGORY_ORDER = ("radiology", "pathology", "genomics", "clinical", "other")
+
+
+def _patients(n: int) -> str:
+    """``1 patient``, ``3 patients``."""
+    return f"{n:,} patient{'' if n == 1 else 's'}"
+
+
+def _some(names: Sequence[str], shown: int = SHOWN) -> str:
+    """``P1, P2, P3 (+5 more)``."""
+    more = f" (+{len(names) - shown:,} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _print_archive_match(archive: Any, total: int) -> None:
+    """One archive of a match: its patients found, the kinds of data by category, the missing."""
+    where = f"{archive.target} ({archive.title})" if archive.title else archive.target
+    if archive.error:
+        print(f"{where}: could not be searched: {archive.error}")
+        return
+    print(f"{where}: {len(archive.found):,} of {_patients(total)}")
+    by_category: dict[str, list[Any]] = {}
+    for kind in archive.kinds:
+        by_category.setdefault(kind.category, []).append(kind)
+    order = {name: i for i, name in enumerate(CATEGORY_ORDER)}
+    for category in sorted(by_category, key=lambda c: (order.get(c, len(order)), c)):
+        kinds = ", ".join(f"{k.label} {len(k.patients):,}" for k in by_category[category])
+        print(f"  {category}: {kinds}")
+    if archive.missing and archive.found:
+        print(f"  none for {_some(archive.missing)}")
+
+
+def _kind_example(archive: Any) -> str:
+    """``gdc=WXS,RNA-Seq``: a ``--kind`` of ``archive``, its genomic kinds first (radiogenomics)."""
+    genomic = [k.label for k in archive.kinds if k.category == "genomics"]
+    labels = genomic[:2] or [archive.kinds[0].label]
+    return f"{archive.source}={','.join(labels)}"
+
+
+def _match_command(args: argparse.Namespace) -> int:
+    if not args.pointers and not args.patient:
+        raise errors.ValidationError(
+            "say whose data to find: POINTER... (a collection, some patients, a filter, e.g. "
+            "idc/tcga_luad?Modality=CT) or --patient ID"
+        )
+    with _client(args) as m:
+        found = m.match(args.pointers, patients=args.patient or (), into=args.into or ())
+    searched = [a for a in found.archives if not a.error]
+
+    def human() -> None:
+        named = f" and {len(args.patient):,} named" if args.pointers and args.patient else ""
+        origin = f" of {', '.join(found.origin)}{named}" if found.origin else " named"
+        print(f"{_patients(len(found.patients))}{origin}")
+        for archive in found.archives:
+            _print_archive_match(archive, len(found.patients))
+        if not found.archives:
+            print("no other archive with patients to search: add one with `mediator sources add`")
+        if len(searched) > 1:
+            common = found.common({a.source: None for a in searched})
+            print(
+                f"with data in every archive ({', '.join(a.source for a in searched)}): "
+                f"{len(common):,} of {_patients(len(found.patients))}"
+            )
+        holding = [a for a in searched if a.found]
+        if found.origin and holding:
+            origins = " ".join(f"--match {_quoted(o)}" for o in found.origin)
+            targets = " ".join(f"--in {_quoted(a.target)}" for a in holding)
+            print(
+                f"hold them in a set: `mediator sets create NAME {origins} {targets} --every`",
+                file=sys.stderr,
+            )
+            several = next((a for a in holding if len(a.kinds) > 1), None)
+            if several is not None:
+                print(f"  (some kinds only: --kind {_quoted(_kind_example(several))})", file=sys.stderr)
+
+    _emit(args, found, human)
+    return errors.SourceError.exit_code if len(searched) < len(found.archives) else EXIT_OK
+
+
+# -- manifest files -------------------------------------------------------------------------------
+def _sets_export(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        number = args.version or rs.head  # without a version, the node says so
+        text = m.export_set(rs.id, format=args.format, version=number)
+    what = "a GDC manifest" if args.format == "gdc" else "a set export"
+    if args.format == "gdc":
+        items = f"{max(len(text.splitlines()) - 1, 0):,} files"
+    else:
+        items = f"{len(json.loads(text).get('selection', [])):,} rules"
+    to_stdout = args.output in (None, "-")
+    if not to_stdout:
+        path = Path(args.output).expanduser()
+        path.write_text(text, encoding="utf-8")
+    data = {
+        "set_id": rs.id,
+        "version": number,
+        "format": args.format,
+        "file": None if to_stdout else str(path.absolute()),
+        "text": text if to_stdout else None,
+    }
+
+    def human() -> None:
+        if to_stdout:
+            sys.stdout.write(text)
+        else:
+            print(f"wrote {what} of {rs.name} v{number} ({items}) to {path}")
+
+    return _emit(args, data, human)
+
+
+def _sets_import(args: argparse.Namespace) -> int:
+    path = Path(args.file).expanduser().absolute()
+    with _client(args) as m:
+        result = m.import_manifest(path, visibility=args.visibility)
+    if result.missing:
+        many = len(result.missing)
+        print(
+            f"warning: {path.name}: {many:,} item{'s' if many != 1 else ''} not in any archive configured "
+            f"here (add the archive {'they come' if many != 1 else 'it comes'} from with `mediator sources "
+            f"add`): {_some(result.missing)}",
+            file=sys.stderr,
+        )
+
+    def human() -> None:
+        _print_set(result.set)
+        print(f"  imported from {path.name}: {result.count:,} items found")
+
+    return _emit(args, result, human)
 
 
 # -- downloads -----------------------------------------------------------------------------------
@@ -1309,7 +1519,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_name.add_argument("name", help='e.g. "Ada Lovelace (lab-ws-3)"')
 
     sets = commands.add_parser(
-        "sets", help="replica sets: list, create, show, add, remove, diff, share, check for updates..."
+        "sets",
+        help="replica sets: list, create, show, add, remove, diff, share, check for updates, export, "
+        "import...",
     )
     st = sets.add_subparsers(dest="sets_command", required=True, metavar="COMMAND")
     lst = command(st, "list", _sets_list, "sets you may see")
@@ -1331,6 +1543,8 @@ def build_parser() -> argparse.ArgumentParser:
         create,
         "mediator sets create 'Stage III CT' --cohort trial --where 'age>=60' --where stage=III,IIIA \\\n"
         "      --in 'idc/nlst?Modality=CT' --in lab",
+        "mediator sets create 'LUAD radiogenomics' --match 'idc/tcga_luad?Modality=CT' \\\n"
+        "      --in gdc --in pathology --kind gdc=RNA-Seq,WXS --every",
     )
     show = command(st, "show", _sets_show, "a set and the selection of a version")
     show.add_argument("set", help="a set id or name")
@@ -1347,7 +1561,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--strict", action="store_true", help="refuse pointers that select nothing")
         if name == "add":
             _cohort_options(
-                sub, "mediator sets add 'Lung CT' --cohort trial --where 'smoking=*' --in idc/nlst"
+                sub,
+                "mediator sets add 'Lung CT' --cohort trial --where 'smoking=*' --in idc/nlst",
+                "mediator sets add 'LUAD' --match idc/tcga_luad/TCGA-05-4244 --in gdc --in pathology",
             )
     sdiff = command(st, "diff", _sets_diff, "what changed between two versions (or two sets)")
     sdiff.add_argument("set")
@@ -1413,6 +1629,29 @@ def build_parser() -> argparse.ArgumentParser:
         st, "decline", _sets_decline, "keep the set's version and stop being told about this archive update"
     )
     decline.add_argument("set")
+    export = command(
+        st,
+        "export",
+        _sets_export,
+        "a set version as a file: a set export (any MEDIator imports it) or a GDC manifest",
+    )
+    export.add_argument("set")
+    export.add_argument("--version", type=int, help="default: the head")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=("mediator", "gdc"),
+        help="mediator: the set's selection as JSON; gdc: its GDC files, as `gdc-client download -m` reads",
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: standard output)")
+    imp = command(
+        st,
+        "import",
+        _sets_import,
+        "a new set from a manifest file: TCIA .tcia, IDC .s5cmd, GDC manifest (TSV), or a set export",
+    )
+    imp.add_argument("file", metavar="FILE", help="the manifest file; its name names the set")
+    imp.add_argument("--visibility", default="private", choices=("private", "cluster", "public"))
 
     tables = commands.add_parser(
         "tables",
@@ -1502,6 +1741,35 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="TARGET",
         help="an archive or part of it, e.g. idc/nlst?Modality=CT (repeat)",
+    )
+
+    match = command(
+        commands,
+        "match",
+        _match_command,
+        "find a cohort's patients in the other archives: per archive the patients found and the kinds "
+        "of data they have there (CT, slides, RNA-Seq...)",
+    )
+    match.formatter_class = argparse.RawDescriptionHelpFormatter
+    match.epilog = (
+        "examples:\n"
+        "  mediator match 'idc/tcga_luad?Modality=CT'\n"
+        "  mediator match idc/tcga_luad --in gdc --in pathology\n"
+        "  mediator match --patient TCGA-05-4244 --patient TCGA-05-4249 --in gdc\n"
+        "then hold them in a set, joined (a new matching file later is an update of the set):\n"
+        "  mediator sets create NAME --match 'idc/tcga_luad?Modality=CT' \\\n"
+        "      --in gdc --in pathology --kind gdc=RNA-Seq,WXS --every\n"
+    )
+    match.add_argument(
+        "pointers", nargs="*", metavar="POINTER", help="pointers into one archive (or clinical table)"
+    )
+    match.add_argument("--patient", action="append", metavar="ID", help="a patient to find, too (repeat)")
+    match.add_argument(
+        "--in",
+        dest="into",
+        action="append",
+        metavar="TARGET",
+        help="an archive (or part of it) to search (repeat; default: every other archive with patients)",
     )
 
     dl = command(commands, "download", _download, "bring a folder up to a set version (only what changed)")

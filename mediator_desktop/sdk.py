@@ -33,19 +33,25 @@ import requests
 from pydantic import BaseModel
 
 from mediator_desktop.api.models import (
+    ArchiveMatchModel,
     CheckModel,
     ClusterModel,
     ColumnModel,
+    DataKindModel,
     DiffModel,
     DriftModel,
     FailureModel,
+    ImportModel,
     ItemModel,
     JobModel,
     JoinPreviewModel,
     JoinTargetModel,
+    KindFilterModel,
     LastCheckModel,
     LeafModel,
     LeavesModel,
+    MatchCohortModel,
+    MatchModel,
     NodeInfo,
     PageModel,
     PatientsModel,
@@ -76,6 +82,7 @@ from mediator_desktop.api.models import (
 from mediator_desktop.core import errors
 from mediator_desktop.core.clinical import join_pointer, parse_conditions
 from mediator_desktop.core.endpoint import Endpoint, token_proof
+from mediator_desktop.core.integrator import cohort as join_cohort
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import check_set_id
 from mediator_desktop.core.settings import Settings
@@ -83,18 +90,23 @@ from mediator_desktop.core.settings import Settings
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ArchiveMatchModel",
     "ClusterModel",
     "ColumnModel",
+    "DataKindModel",
     "DiffModel",
     "DownloadHandle",
     "DriftModel",
     "FailureModel",
+    "ImportModel",
     "ItemModel",
     "JobModel",
     "JoinPreviewModel",
     "JoinTargetModel",
+    "KindFilterModel",
     "LastCheckModel",
     "LeafModel",
+    "MatchModel",
     "Mediator",
     "MediatorWarning",
     "NodeInfo",
@@ -321,7 +333,8 @@ class Mediator:
         self.close()
 
     # -- HTTP ------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, body: Any = None, /, **params: Any) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, /, **params: Any) -> requests.Response:
+        """The node's answer to a request, or the typed error it stands for."""
         query = {k: v for k, v in params.items() if v is not None}
         try:
             response = self._session.request(
@@ -337,6 +350,10 @@ class Mediator:
             ) from None
         if response.status_code >= 400:
             raise _error_of(response)
+        return response
+
+    def _call(self, method: str, path: str, body: Any = None, /, **params: Any) -> Any:
+        response = self._request(method, path, body, **params)
         return None if response.status_code == 204 or not response.content else response.json()
 
     def _get(self, path: str, model: type[M], /, **params: Any) -> M:
@@ -778,6 +795,118 @@ class Mediator:
         }
         return self._post("/v1/joins/preview", JoinPreviewModel, body)
 
+    # -- matching data in other archives ---------------------------------------------------------
+    def match(
+        self,
+        origin: PointerLike | Iterable[PointerLike] = (),
+        *,
+        patients: Iterable[str] = (),
+        into: Iterable[PointerLike] = (),
+    ) -> MatchModel:
+        """What the other archives hold for a cohort's patients: those ``origin`` selects (pointers
+        into one archive or clinical table: a collection, some patients, a filter) and the
+        ``patients`` named, searched in ``into`` (default: every other archive with patients).
+
+        Per archive (``archives``): the patients ``found`` and ``missing``, the ``kinds`` of data
+        they have there (``label``, ``category``, the ``filter`` that selects it, its
+        ``patients``, ``leaves`` and ``size``), or the ``error`` that kept it from being searched;
+        the other archives still answer. Nothing is stored::
+
+            found = m.match("idc/tcga_luad?Modality=CT", into=["gdc", "pathology"])
+            gdc = found.archive("gdc")
+            print(len(gdc.found), "of", len(found.patients), [(k.label, len(k.patients)) for k in gdc.kinds])
+            both = found.common({"gdc": ["RNA-Seq"], "pathology": None})  # RNA-Seq and any slide
+        """
+        body = {
+            "origin": [str(_pointer(p)) for p in _pointers(origin)],
+            "patients": list(patients),
+            "into": [str(_pointer(p)) for p in into],
+        }
+        return self._post("/v1/matches", MatchModel, body)
+
+    def match_cohort(
+        self,
+        origin: PointerLike | Iterable[PointerLike],
+        *,
+        into: Iterable[PointerLike] = (),
+        chosen: Mapping[str, Iterable[str] | None] | None = None,
+        every: bool = True,
+    ) -> list[str]:
+        """The rules that hold a match in a set: the patients of each ``origin`` pointer, joined to
+        other archives, and with ``every`` only the patients that have data in every one of them.
+        A set holds them like any other pointers and joins them again each time it is resolved (a
+        new matching file later is an archive update); what an archive lacks comes back in the
+        set's ``warnings``.
+
+        Without ``chosen``, ``into`` are the join targets as given (archives or parts of them, with
+        filters), and the rules are built here without asking the node. With ``chosen`` (per
+        archive the kinds of data ``match`` reported, or None for all it holds), the node maps the
+        kinds to their filters, searching ``into`` (default: the archives of ``chosen``)::
+
+            chosen = {"gdc": ["RNA-Seq"], "pathology": None}  # RNA-Seq files, and any slide
+            rules = m.match_cohort("idc/tcga_luad?Modality=CT", chosen=chosen)
+            rs = m.create_set("LUAD CT, RNA-Seq and slides", add=rules)
+            print(rs.warnings)  # ["61 of 67 patients of idc/tcga_luad have data in every archive joined ..."]
+
+            m.create_set("LUAD CT + GDC", add=m.match_cohort("idc/tcga_luad", into=["gdc"], every=False))
+        """
+        origins = [_pointer(p) for p in _pointers(origin)]
+        if not origins:
+            raise errors.ValidationError(
+                "say whose data to match: origin='idc/tcga_luad' (pointers into one archive)"
+            )
+        targets = [_pointer(p) for p in into]
+        if chosen is None:
+            if not targets:
+                raise errors.ValidationError(
+                    "say where to join the cohort: into=['gdc', ...], or chosen={'gdc': ['RNA-Seq']}"
+                )
+            return [str(join_cohort(o, targets, every=every)) for o in origins]
+        body = {
+            "origin": [str(o) for o in origins],
+            "into": [str(t) for t in targets],
+            "chosen": {source: None if labels is None else list(labels) for source, labels in chosen.items()},
+            "every": every,
+        }
+        return self._post("/v1/matches/cohort", MatchCohortModel, body).pointers
+
+    # -- manifest files --------------------------------------------------------------------------
+    def export_set(self, set_id: str, format: str = "mediator", version: int | None = None) -> str:
+        """A set version (default: the head) as a file's text: ``mediator``, a set export any
+        MEDIator imports again (``import_manifest``), or ``gdc``, the manifest of its GDC files that
+        ``gdc-client download -m`` reads (``ValidationError`` when the version holds none)::
+
+            Path("luad.json").write_text(m.export_set(rs.id))
+            Path("gdc_manifest.txt").write_text(m.export_set(rs.id, "gdc"))
+        """
+        response = self._request("GET", f"/v1/sets/{_set_id(set_id)}/export", format=format, version=version)
+        response.encoding = "utf-8"
+        return response.text
+
+    def import_manifest(self, path: str | os.PathLike[str], *, visibility: str = "private") -> ImportModel:
+        """A new set from a manifest file: a TCIA ``.tcia``, an IDC ``.s5cmd``, a GDC manifest (TSV)
+        or a set export (``export_set``). Its series and files are found in the archives configured
+        on the node; those none of them holds are in ``missing`` (a ``MediatorWarning`` too). The
+        file's name names the set (``lung.tcia``: ``lung``, or ``lung 2`` when you have one)::
+
+            imported = m.import_manifest("~/Downloads/lung.tcia")
+            print(imported.set.name, imported.count, "series found;", len(imported.missing), "missing")
+        """
+        body = {"path": _local_file(path), "visibility": visibility}
+        result = self._post("/v1/sets/import", ImportModel, body)
+        if result.missing:
+            shown = ", ".join(result.missing[:8]) + (
+                f" (+{len(result.missing) - 8:,} more)" if len(result.missing) > 8 else ""
+            )
+            many = len(result.missing)
+            warnings.warn(
+                f"{Path(path).name}: {many:,} item{'s' if many != 1 else ''} not in any archive configured "
+                f"here: {shown}",
+                MediatorWarning,
+                stacklevel=2,
+            )
+        return result
+
     # -- downloads -------------------------------------------------------------------------------
     def start_download(
         self,
@@ -872,6 +1001,13 @@ def _segment(text: str) -> str:
 
 def _set_id(set_id: str) -> str:
     return check_set_id(set_id)
+
+
+def _pointers(origin: PointerLike | Iterable[PointerLike]) -> list[PointerLike]:
+    """One pointer or several, as a list."""
+    if isinstance(origin, str | Pointer | Mapping):
+        return [origin]
+    return list(origin)
 
 
 def _filter_args(filters: Mapping[str, str | Sequence[str]] | None) -> list[str]:

@@ -196,12 +196,17 @@ def build_app(service: Service, token: str) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = exc.errors()
+        # Without the inputs: a body that could not be read may hold text no answer can carry
+        # (a lone surrogate), and echoing it back tells the caller nothing new.
+        raw = exc.errors()
+        problems = [{k: v for k, v in p.items() if k != "input"} for p in raw]
+        message = "; ".join(_problem(p) for p in raw[:3]) + (
+            f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        )
         body = {
             "error": "ValidationError",
             "code": errors.ValidationError.code,
-            "message": "; ".join(_problem(p) for p in problems[:3])
-            + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""),
+            "message": message.encode("utf-8", "replace").decode("utf-8"),
             "detail": jsonable_encoder(problems),
         }
         return JSONResponse(body, status_code=422)

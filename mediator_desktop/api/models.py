@@ -7,6 +7,7 @@ node must not fail on a field added since.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -635,6 +636,169 @@ class JoinPreviewModel(_Answer):
     pointer: str = Field(description="the join as one pointer: add it to a set to hold the cohort")
     patients: list[str] = Field(description="the patients the conditions select")
     targets: list[JoinTargetModel]
+
+
+# -- matching data in other archives (radiogenomic cohorts) --------------------------------------
+PatientKey = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class MatchBody(_Body):
+    """Whose data to find in the other archives: the patients of some pointers into one archive (or
+    clinical table) and/or patients named, searched in ``into``."""
+
+    origin: list[PointerText] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="pointers into one archive: a collection, some patients, a filter "
+        '("idc/tcga_luad?Modality=CT")',
+    )
+    patients: list[PatientKey] = Field(
+        default_factory=list, max_length=100_000, description="patients named (IDs as the archives use them)"
+    )
+    into: list[PointerText] = Field(
+        default_factory=list,
+        max_length=100,
+        description='where to look: archives or parts of them ("gdc", "idc/tcga_luad"); default: every '
+        "other archive with patients",
+    )
+
+
+KindLabels = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1, max_length=100)
+]
+
+
+class MatchCohortBody(MatchBody):
+    """A match to hold in a set: the origin's patients joined to the kinds of data chosen per archive."""
+
+    into: list[PointerText] = Field(
+        default_factory=list, max_length=100, description="where to look (default: the archives of chosen)"
+    )
+    chosen: dict[Annotated[str, Field(min_length=1, max_length=64)], KindLabels | None] = Field(
+        min_length=1,
+        max_length=100,
+        description='per archive (source id), the kinds of data to join ({"gdc": ["RNA-Seq"]}), or null: '
+        "everything it holds",
+    )
+    every: bool = Field(
+        default=True, description="keep only the patients that have the chosen data in every chosen archive"
+    )
+
+
+class KindFilterModel(_Answer):
+    """The metadata filter that selects one kind of data (``Modality=CT``)."""
+
+    name: str
+    value: str
+
+
+class DataKindModel(_Answer):
+    """One kind of data an archive holds for some of the patients (``core.source.DataKind``)."""
+
+    label: str = Field(description='what people call it: "CT", "SM", "RNA-Seq", "slide"')
+    category: str = Field(description="radiology, pathology, genomics, clinical or other")
+    filter: KindFilterModel | None = Field(
+        description="the filter that selects exactly this kind, or null: it is all the archive holds"
+    )
+    patients: list[str] = Field(description="the patients that have it")
+    leaves: int = Field(description="how many leaves (series, files, slides) they have of it")
+    size: int | None = Field(description="bytes of those leaves, when known")
+
+
+class ArchiveMatchModel(_Answer):
+    """What one archive holds for a match's patients."""
+
+    source: str
+    target: str = Field(description="the archive (or the part of it) searched, as a pointer")
+    title: str = Field(description="the archive's name for people")
+    found: list[str] = Field(description="the patients it holds")
+    missing: list[str] = Field(description="the patients it does not hold")
+    error: str | None = Field(description="why it could not be searched, or null")
+    kinds: list[DataKindModel] = Field(description="the kinds of data the patients found have there")
+
+    def having(self, labels: Iterable[str] | None = None) -> set[str]:
+        """The patients with any of the kinds ``labels`` here (None: any data at all)."""
+        if labels is None:
+            return set().union(*(k.patients for k in self.kinds)) if self.kinds else set(self.found)
+        wanted = set(labels)
+        return set().union(*(k.patients for k in self.kinds if k.label in wanted))
+
+
+class MatchModel(_Answer):
+    """A cohort's patients and what each other archive holds of them (``core.integrator.Matching``)."""
+
+    origin: list[str] = Field(description="the pointers the patients come from")
+    patients: list[str] = Field(description="the patients matched, sorted")
+    archives: list[ArchiveMatchModel]
+
+    def archive(self, source: str) -> ArchiveMatchModel:
+        """The answer of one archive searched (``KeyError`` for one that was not)."""
+        for archive in self.archives:
+            if archive.source == source:
+                return archive
+        raise KeyError(source)
+
+    def common(self, chosen: Mapping[str, Iterable[str] | None]) -> list[str]:
+        """The patients that have, in every archive of ``chosen``, one of its chosen kinds
+        (``{"gdc": ["RNA-Seq"], "pathology": None}``), sorted."""
+        keep = set(self.patients)
+        for source, labels in chosen.items():
+            keep &= self.archive(source).having(labels)
+        return sorted(keep)
+
+
+class MatchCohortModel(_Answer):
+    """The rules that hold a match in a set (``POST /v1/sets`` or ``.../versions`` take them)."""
+
+    pointers: list[str] = Field(description="one joined rule per origin pointer (@in, and @every with every)")
+    patients: list[str] = Field(description="the patients with the chosen data in every chosen archive")
+    count: int = Field(description="how many patients")
+
+
+# -- manifest files ------------------------------------------------------------------------------
+ManifestFormat = Literal["gdc", "mediator"]
+
+
+class ImportBody(_Body):
+    """A manifest file to make a set of (TCIA ``.tcia``, IDC ``.s5cmd``, GDC manifest TSV, a MEDIator
+    set export): either ``path``, a file on this machine, or its ``name`` and ``text``."""
+
+    path: FilePath | None = Field(default=None, description="a manifest file on this machine (absolute path)")
+    name: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        default=None, description='the file\'s name, with its extension ("lung.tcia"): it names the set'
+    )
+    text: Annotated[str, Field(max_length=1 << 20)] | None = Field(default=None, description="its content")
+    visibility: VisibilityName = "private"
+
+
+class ImportModel(_Answer):
+    """A set made of a manifest file (``core.service.ImportResult``)."""
+
+    set_id: str
+    version: int = Field(description="its first version")
+    count: int = Field(description="the items found in the archives: the pointers the version holds")
+    missing: list[str] = Field(description="the items (series UIDs, file UUIDs...) no archive here holds")
+    set: SetModel
+
+
+class ExportRuleModel(_Answer):
+    """A rule of an exported selection: a pointer, included or excluded."""
+
+    include: bool
+    source: str
+    path: list[str]
+    filters: dict[str, list[str]]
+
+
+class SetExportModel(_Answer):
+    """A set version as a file others can import (``format`` is ``mediator-set``)."""
+
+    format: str
+    version: int = Field(description="the version of the export format")
+    name: str
+    description: str
+    selection: list[ExportRuleModel]
+    exported_from: dict[str, Any] = Field(description="the set id and version number it came from")
 
 
 # -- settings ------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def test_huge_bodies_are_refused_whether_announced_or_streamed(node: Node, http:
         ("POST", "/v1/sets", {"name": "x", "add": [{"source": "idc", "path": "lung_a"}]}, 422),
         ("POST", "/v1/sets", {"name": "x", "unknown": 1}, 422),
         ("POST", "/v1/sets", [1, 2], 422),
+        ("POST", "/v1/sets", {"name": "x\ud800"}, 422),  # a lone surrogate is no text, and no 500
         ("POST", "/v1/sets", {"name": "x", "add": [{"source": "tcia", "path": ["a"]}]}, 404),
         ("POST", "/v1/sets", {"name": "x", "add": [{"source": "idc", "path": ["a"] * 5}]}, 400),
         ("GET", "/v1/sets/..%2F..%2Fetc%2Fpasswd", None, 404),

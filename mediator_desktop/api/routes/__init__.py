@@ -1,6 +1,15 @@
 """The local API's routers, one per resource; ``api.app.build_app`` includes them all."""
 
-from mediator_desktop.api.routes import archives, clinical, cluster, downloads, sets, settings, tracking
+from mediator_desktop.api.routes import (
+    archives,
+    clinical,
+    cluster,
+    downloads,
+    matches,
+    sets,
+    settings,
+    tracking,
+)
 
 ROUTERS = (
     cluster.router,
@@ -8,6 +17,7 @@ ROUTERS = (
     sets.router,
     tracking.router,
     clinical.router,
+    matches.router,
     downloads.router,
     settings.router,
 )

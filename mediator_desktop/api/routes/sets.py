@@ -1,28 +1,43 @@
-"""Replica sets: ``/v1/sets``, their versions, leaves and diffs, and who may see and change them."""
+"""Replica sets: ``/v1/sets``, their versions, leaves and diffs, who may see and change them, and
+manifest files (``/v1/sets/import``, ``/v1/sets/{id}/export``)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
+import tempfile
 from collections.abc import Callable
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+import pydantic
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from mediator_desktop.api.deps import ServiceDep, SetId
 from mediator_desktop.api.models import (
     DiffModel,
     Duplicate,
     ForkModel,
+    ImportBody,
+    ImportModel,
     LeavesModel,
+    ManifestFormat,
     NewSet,
     Rename,
+    SetExportModel,
     SetModel,
     SetScope,
     Update,
     UpdateResult,
     VersionModel,
     VisibilityBody,
+    VisibilityName,
     leaf_model,
 )
 from mediator_desktop.core import errors
@@ -31,7 +46,7 @@ from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import ReplicaSet, Visibility
 from mediator_desktop.core.selection import SelectionDiff
-from mediator_desktop.core.service import Service
+from mediator_desktop.core.service import ImportResult, Service
 
 router = APIRouter()
 
@@ -214,3 +229,167 @@ def put_follow(set_id: SetId, service: ServiceDep) -> SetModel:
 @router.delete("/v1/sets/{set_id}/follow", tags=["sharing"])
 def delete_follow(set_id: SetId, service: ServiceDep) -> SetModel:
     return _changed(service, set_id, lambda: service.sets.unfollow(set_id))
+
+
+# -- manifest files ------------------------------------------------------------------------------
+_IMPORT_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "JSON: a file on this machine (`path`), or a file's `name` and `text`; or the raw "
+    "file (application/octet-stream, text/plain) with its name in the `name` query parameter",
+    "content": {
+        "application/json": {"schema": ImportBody.model_json_schema()},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "text/plain": {"schema": {"type": "string"}},
+    },
+}
+
+
+@router.post("/v1/sets/import", status_code=201, tags=["sets"], openapi_extra={"requestBody": _IMPORT_BODY})
+async def post_import(
+    request: Request,
+    service: ServiceDep,
+    name: Annotated[
+        str | None,
+        Query(min_length=1, max_length=255, description="with a raw file: its name, with its extension"),
+    ] = None,
+    visibility: Annotated[
+        VisibilityName | None, Query(description="with a raw file (default private)")
+    ] = None,
+) -> ImportModel:
+    """A new set from a manifest file: a TCIA ``.tcia``, an IDC ``.s5cmd``, a GDC manifest (TSV) or a
+    MEDIator set export. Its series and files are found in the archives configured here; what none
+    of them holds comes back in ``missing``. The file's name (without extension) names the set."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        if name is not None or visibility is not None:
+            raise errors.ValidationError(
+                "name and visibility go in the JSON body; as query parameters they come with a raw file"
+            )
+        try:  # as FastAPI reads the JSON bodies of other routes
+            body = ImportBody.model_validate(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            problem = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
+            raise RequestValidationError([{**problem, "input": {}, "ctx": {"error": exc.msg}}]) from None
+        except pydantic.ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        if body.path is not None and (body.name is not None or body.text is not None):
+            raise errors.ValidationError(
+                "send either path (a file on this machine) or name and text, not both"
+            )
+        if body.path is not None:
+            path = _manifest_path(body.path)
+            result = await run_in_threadpool(service.sets.import_file, path, Visibility(body.visibility))
+            return _imported(service, result)
+        if body.name is None or body.text is None:
+            raise errors.ValidationError(
+                "send the manifest as path (a file on this machine), or as name (with its extension) and text"
+            )
+        try:
+            data = body.text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: JSON can carry one, no file can
+            raise errors.ValidationError("text is not valid Unicode; send the file's own text") from None
+        filename, seen = body.name, Visibility(body.visibility)
+    else:
+        if name is None:
+            raise errors.ValidationError(
+                "a raw manifest file needs its name (with its extension) as ?name=, e.g. ?name=lung.tcia; "
+                "or send JSON with path, or with name and text"
+            )
+        data, filename, seen = raw, name, Visibility(visibility or "private")
+    safe = _file_name(filename)
+
+    def import_copy() -> ImportResult:
+        with tempfile.TemporaryDirectory(prefix="mediator-import-") as folder:
+            path = Path(folder) / safe
+            path.write_bytes(data)
+            return service.sets.import_file(path, seen)
+
+    return _imported(service, await run_in_threadpool(import_copy))
+
+
+def _imported(service: Service, result: ImportResult) -> ImportModel:
+    return ImportModel(
+        set_id=result.set_id,
+        version=result.version,
+        count=result.pointers,
+        missing=list(result.missing),
+        set=set_model(service, service.sets.get(result.set_id)),
+    )
+
+
+def _file_name(name: str) -> str:
+    """``name`` as the name of a file in a folder of ours: one plain name, never a path."""
+    if "/" in name or "\\" in name or "\0" in name or name.strip() in ("", ".", ".."):
+        raise errors.ValidationError(
+            f"{name[:100]!r} is not a file name; give the file's own name, e.g. lung.tcia"
+        )
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate
+        raise errors.ValidationError(f"{name[:100]!r} is not a file name; give the file's own name") from None
+    if size > 255:
+        raise errors.ValidationError("the file name is longer than 255 bytes; give a shorter one")
+    return name.strip()
+
+
+def _manifest_path(text: str) -> Path:
+    """``text`` as a readable manifest file on this machine, or a typed error saying what is wrong."""
+    path = Path(text)
+    if not path.is_absolute():
+        raise errors.ValidationError(f"{text!r} is not an absolute path; name the file from the root (/...)")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise errors.NotFound(f"no file {text}") from None
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a folder we may not enter
+        raise errors.ValidationError(
+            f"cannot read {text!r}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    if path.is_dir():
+        raise errors.ValidationError(
+            f"{text} is a folder; name a manifest file (.tcia, .s5cmd, GDC TSV, export)"
+        )
+    if not path.is_file():
+        raise errors.ValidationError(f"{text} is not a regular file; name a manifest file")
+    if not os.access(path, os.R_OK):
+        raise errors.ValidationError(f"cannot read {text}: permission denied")
+    return path
+
+
+@router.get(
+    "/v1/sets/{set_id}/export",
+    tags=["sets"],
+    response_model=None,
+    responses={
+        200: {
+            "model": SetExportModel,
+            "description": "mediator: the set export (JSON); gdc: the manifest gdc-client reads",
+            "content": {"text/tab-separated-values": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_export(
+    set_id: SetId,
+    service: ServiceDep,
+    fmt: Annotated[
+        ManifestFormat,
+        Query(alias="format", description="mediator: a set export any MEDIator imports; gdc: a GDC manifest"),
+    ] = "mediator",
+    version: Annotated[int | None, Query(ge=1, description="default: the head")] = None,
+) -> Response:
+    """A set version as a file: a MEDIator set export (its selection, which ``POST /v1/sets/import``
+    makes a set of again), or the GDC manifest of its GDC files. A version without GDC files has no
+    GDC manifest (400, naming the archives that write one)."""
+    rs = service.sets.get(set_id)
+    number = service.sets.version(set_id, version).number
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rs.name).strip("._") or "set"
+    if fmt == "gdc":
+        text = service.sets.export_manifest(set_id, number, "gdc")
+        disposition = f'attachment; filename="gdc_manifest_{stem}_v{number}.txt"'
+        return Response(
+            text, media_type="text/tab-separated-values", headers={"Content-Disposition": disposition}
+        )
+    document = service.sets.export(set_id, number)
+    disposition = f'attachment; filename="{stem}_v{number}.json"'
+    return JSONResponse(document, headers={"Content-Disposition": disposition})
