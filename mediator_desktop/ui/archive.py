@@ -23,6 +23,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QGridLayout,
     QHBoxLayout,
     QLineEdit,
     QMessageBox,
@@ -36,7 +37,7 @@ from PySide6.QtWidgets import (
 from mediator_desktop.core.errors import MediatorError, NotFound
 from mediator_desktop.core.events import Event, SourceIndexing, SourcesChanged
 from mediator_desktop.core.jobs import human_bytes
-from mediator_desktop.core.pointer import Pointer, make_filters
+from mediator_desktop.core.pointer import Filters, Pointer, make_filters
 from mediator_desktop.core.service import Archives
 from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource, ScanReport
 from mediator_desktop.ui.errors import MessageBridge
@@ -70,6 +71,10 @@ def holds_tables(source: DataSource) -> bool:
     """Whether ``source`` is the node's clinical tables (it joins cohorts to other archives): the
     clinical panel filters and joins them, the archive browser only lists them."""
     return callable(getattr(source, "cohorts", None))
+
+
+#: Metadata filter boxes in one row of the archive browser.
+FILTERS_PER_ROW = 3
 
 
 class _Entry(TreeItem):
@@ -194,7 +199,15 @@ class ArchiveModel(TreeModel):
 
     def pointer(self, index: AnyIndex) -> Pointer:
         entry = self.entry(index)
-        return Pointer(entry.source_id, entry.path, make_filters(self._filters))
+        return Pointer(entry.source_id, entry.path, self._filters_of(entry.source_id))
+
+    def _filters_of(self, source_id: str) -> Filters:
+        """The filters in force that ``source_id`` knows (GDC's ``data_type`` means nothing to IDC)."""
+        try:
+            known = set(self._archives.get(source_id).filterable)
+        except NotFound:
+            return ()
+        return make_filters({k: v for k, v in self._filters.items() if k in known})
 
     # -- Qt model --------------------------------------------------------------------------------
     def _levels(self, entry: _Entry) -> tuple[str, ...]:
@@ -236,7 +249,7 @@ class ArchiveModel(TreeModel):
         entry = self.entry(parent)
         entry.loading = True
         stamp = self._stamp(entry.source_id)
-        filters = make_filters(self._filters)
+        filters = self._filters_of(entry.source_id)
         if self._search and not entry.path:
             call: Any = self._archives.search
             args: tuple[Any, ...] = (entry.source_id, self._search)
@@ -332,11 +345,13 @@ class ArchiveBrowser(QWidget):
 
     It follows the archives' events through ``on_event`` (the window relays them). Signals:
     add_requested(list[Pointer]): the keyboard's way to drag the selected entries into the set;
-    add_source_requested(): the "+" button.
+    add_source_requested(): the "+" button; match_requested(list[Pointer]): "Find matching data
+    in other archives…" for the selected entries (with the filters in force).
     """
 
     add_requested = Signal(list)
     add_source_requested = Signal()
+    match_requested = Signal(list)
 
     def __init__(self, archives: Archives, messages: MessageBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -357,11 +372,12 @@ class ArchiveBrowser(QWidget):
         self.add_source_button.clicked.connect(self.add_source_requested)
         self._top = QHBoxLayout()
         self._top.addWidget(self.search, 1)
+        self._top.addWidget(self.add_source_button)
         # One box per metadata the archives filter on (Modality, BodyPartExamined...).
+        self._filter_grid = QGridLayout()
         self.filter_boxes: dict[str, QComboBox] = {}
         for source in archives.all():
             self._add_filters(source)
-        self._top.addWidget(self.add_source_button)
         self.tree = QTreeView(self)
         self.tree.setModel(self.model)
         self.tree.setUniformRowHeights(True)
@@ -377,6 +393,13 @@ class ArchiveBrowser(QWidget):
         self.add_action.setToolTip("Add the selected archive items to the open set (Insert)")
         self.add_action.triggered.connect(self._add_selected)
         self.tree.addAction(self.add_action)
+        self.match_action = QAction("Find matching data in other archives…", self)
+        self.match_action.setToolTip(
+            "The same patients in the other archives: how many each holds, and what data (CT, "
+            "RNA-Seq, slides…), to add to a set as one rule"
+        )
+        self.match_action.triggered.connect(self._match_selected)
+        self.tree.addAction(self.match_action)
         separator = QAction(self)
         separator.setSeparator(True)
         self.tree.addAction(separator)
@@ -390,6 +413,9 @@ class ArchiveBrowser(QWidget):
         self.tree.addAction(self.remove_source_action)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.tree.selectionModel().currentChanged.connect(lambda *_: self._update_actions())
+        self.tree.selectionModel().selectionChanged.connect(
+            lambda *_: self.match_action.setEnabled(self.tree.selectionModel().hasSelection())
+        )
         self.model.modelReset.connect(self._update_actions)
         self._update_actions()
         # The first archive opens by itself (its collections load on a worker).
@@ -398,6 +424,7 @@ class ArchiveBrowser(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self._top)
+        layout.addLayout(self._filter_grid)
         layout.addWidget(self.tree, 1)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -419,8 +446,13 @@ class ArchiveBrowser(QWidget):
             box.setAccessibleName(f"{label} filter")
             box.addItem(f"Any {label}", None)
             box.currentIndexChanged.connect(self._filters_changed)
+            # Boxes shrink to a few characters and wrap in rows of three, so an archive with many
+            # filters (GDC has six) never widens the window past the screen.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(8)
+            n = len(self.filter_boxes)
             self.filter_boxes[name] = box
-            self._top.insertWidget(len(self.filter_boxes), box)  # after the search, before "+"
+            self._filter_grid.addWidget(box, n // FILTERS_PER_ROW, n % FILTERS_PER_ROW)
             self.runner.run(
                 self.archives.filter_values,
                 source.source_id,
@@ -472,6 +504,7 @@ class ArchiveBrowser(QWidget):
         # Only archives of the settings can go; the clinical tables are on every node.
         configured = {c["id"] for c in self.archives.configs()}
         self.remove_source_action.setEnabled(source_id is not None and source_id in configured)
+        self.match_action.setEnabled(self.tree.selectionModel().hasSelection())
 
     def rescan(self, source_id: str | None) -> None:
         """Index a folder archive again (on a worker), then read its tree again."""
@@ -553,6 +586,11 @@ class ArchiveBrowser(QWidget):
         pointers = self.selected_pointers()
         if pointers:
             self.add_requested.emit(pointers)
+
+    def _match_selected(self) -> None:
+        pointers = self.selected_pointers()
+        if pointers:
+            self.match_requested.emit(pointers)
 
     def selected_pointers(self) -> list[Pointer]:
         rows = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]

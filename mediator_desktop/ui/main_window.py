@@ -9,7 +9,12 @@ update…* (and the details panel's button) opens the update view (``ui/update_v
 Clinical tables (``service.clinical``): *File > Add clinical table…*, the clinical panel's "Add
 table…" and a dropped CSV, TSV or Excel file that is no manifest open the table preview
 (``ui/clinical_dialog.py``); the clinical panel (a tab beside the archives) filters a table's
-patients and joins them to archives, and its cohort drags onto the open set."""
+patients and joins them to archives, and its cohort drags onto the open set.
+
+Radiogenomic cohorts (``service.archives.match``): *File > Find matching data in other archives…*
+and the archive tree's context menu look the selected patients (or the clinical panel's cohort, when
+that panel is in front) up in the other archives (``ui/match_dialog.py``); its "Add to set" puts
+the cohort's rules into the open set's pending edits, "New set from these…" into a new set's."""
 
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from mediator_desktop import __version__
+from mediator_desktop.core.clinical import SOURCE_ID as TABLES
 from mediator_desktop.core.downloads import DownloadRequest
 from mediator_desktop.core.errors import ClusterUnavailable, MediatorError, ValidationError
 from mediator_desktop.core.events import (
@@ -59,6 +65,7 @@ from mediator_desktop.core.events import (
 )
 from mediator_desktop.core.imports import read_manifest_file
 from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import TableVersion, Visibility
 from mediator_desktop.core.service import ImportResult, Outcome, Service
 from mediator_desktop.core.tracking import CheckOutcome
@@ -70,6 +77,7 @@ from mediator_desktop.ui.clinical_panel import ClinicalPanel
 from mediator_desktop.ui.diff_view import DiffDialog, escaped
 from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.errors import Level, Message, MessageBridge
+from mediator_desktop.ui.match_dialog import MatchDialog
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
 from mediator_desktop.ui.set_view import EMPTY_VERSION, SetView
 from mediator_desktop.ui.settings_dialog import SettingsDialog
@@ -324,6 +332,7 @@ class MainWindow(QMainWindow):
         self.archives.model.loaded.connect(self._archives_loaded)
         self.archives.add_requested.connect(self.set_view.add)
         self.archives.add_source_requested.connect(self.show_add_source)
+        self.archives.match_requested.connect(self.show_match)
         self.clinical.add_requested.connect(self.set_view.add)
         self.clinical.add_table_requested.connect(self.ask_add_table)
         self.set_view.committed.connect(lambda n: self.messages.info(f"Committed version {n}"))
@@ -370,6 +379,18 @@ class MainWindow(QMainWindow):
             self.ask_add_table,
             "A CSV, TSV or Excel table of patients, to choose patients by and join to archives",
         )
+        self.match_action = self._action(
+            menu,
+            "Find &matching data in other archives…",
+            QKeySequence("Ctrl+M"),
+            self.match_selected,
+            "The selected patients (archive items, or the clinical panel's cohort) in the other "
+            "archives: what each holds for them, to add to a set",
+        )
+        # The clinical panel's cohort: its count and its drag handle offer the same search.
+        for widget in (self.clinical.count_label, self.clinical.drag_source):
+            widget.addAction(self.match_action)
+            widget.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         file_menu = menu
         # What applies to the chosen set.
         menu = self.menuBar().addMenu("&Set")
@@ -598,12 +619,17 @@ class MainWindow(QMainWindow):
         if ok and name.strip():
             self.create_set(name.strip())
 
-    def create_set(self, name: str) -> None:
-        """Make a set (on a worker) and open it, ready for drops."""
+    def create_set(self, name: str, add: Sequence[Pointer] = ()) -> None:
+        """Make a set (on a worker) and open it, ready for drops; ``add`` goes into its pending
+        edits."""
 
         def created(set_id: str) -> None:
             self.refresh()
             self.open_set(set_id)
+            if add and self.set_view.set_id == set_id:
+                self.set_view.add(list(add))
+                self.messages.info(f"Created {name!r}: commit to keep what was added")
+                return
             self.messages.info(f"Created {name!r}: drag archive items onto it")
 
         self.runner.run(self.service.sets.create, name, done=created, failed=self.messages.failed)
@@ -879,6 +905,49 @@ class MainWindow(QMainWindow):
         self.clinical_dock.raise_()
         self.clinical.choose_table(version.name)
 
+    # -- matching data in other archives ---------------------------------------------------------
+    def match_selected(self) -> MatchDialog | None:
+        """Find matching data for the clinical panel's cohort when that panel is in front, else
+        for the items selected in the archive tree."""
+        clinical = self.clinical
+        if clinical.isVisible() and clinical.table is not None:
+            return self.show_match([Pointer(TABLES, (clinical.table,), clinical.filters())])
+        pointers = self.archives.selected_pointers()
+        if not pointers:
+            self.messages.error(
+                "Select collections, patients or studies in the archives (or a cohort in the "
+                "clinical panel) first, then find their data in the other archives."
+            )
+            return None
+        return self.show_match(pointers)
+
+    def show_match(self, origin: list[Pointer], patients: Sequence[str] = ()) -> MatchDialog:
+        """What the other archives hold for the patients of ``origin`` (non-modal; the search
+        runs on the dialog's worker)."""
+        for old in self.findChildren(MatchDialog):
+            if old.idle:  # closed, its search over: it goes
+                old.deleteLater()
+        dialog = MatchDialog(
+            self.service, origin, self.messages, self, patients=patients, open_set=self._open_set_name
+        )
+        dialog.add_requested.connect(self._add_matched)
+        dialog.new_set_requested.connect(lambda name, pointers: self.create_set(name, pointers))
+        self.match_dialog = dialog
+        dialog.show()
+        dialog.start()
+        return dialog
+
+    def _open_set_name(self) -> str | None:
+        set_id = self.set_view.set_id
+        rs = None if set_id is None else self.service.sets.find(set_id)
+        return None if rs is None else rs.name
+
+    def _add_matched(self, pointers: list[Pointer]) -> None:
+        self.set_view.add(pointers)
+        name = self._open_set_name()
+        if name is not None:
+            self.messages.info(f"Added the cohort to {name!r}: commit to keep it")
+
     def ask_export(self) -> None:
         set_id = self.set_view.set_id
         if set_id is None:
@@ -1008,6 +1077,8 @@ class MainWindow(QMainWindow):
         self.check_runner.close()
         for dialog in self.findChildren(UpdateDialog):
             dialog.shutdown()
+        for match in self.findChildren(MatchDialog):
+            match.shutdown()
         self.set_view.runner.close()
         self.archives.runner.close()
         self.clinical.shutdown()

@@ -1,7 +1,9 @@
 """Pointers and rules as people read them, wherever the app lists them (pending changes, the
 selection's changes in a diff): an archive pointer as its path (``lab/P1?Modality=CT``), a
 clinical join (a pointer into a table with an ``@in`` filter) as the cohort it means:
-``Cohort of trial.csv: stage=II,IIA,IIB, smoking=current → tcia/NSCLC Radiogenomics, s3/genomics``.
+``Cohort of trial.csv: stage=II,IIA,IIB, smoking=current → tcia/NSCLC Radiogenomics, s3/genomics``,
+and an archive's cohort (``core.integrator.cohort``) as the patients it keeps: ``Patients of
+idc/tcga_luad (CT) with data in every one of: gdc (RNA-Seq), pathology``.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from mediator_desktop.core.clinical import JOIN_FILTER, describe_filters, join_targets
+from mediator_desktop.core.clinical import SOURCE_ID as TABLES
 from mediator_desktop.core.draft import Edit
 from mediator_desktop.core.errors import MediatorError, ValidationError
 from mediator_desktop.core.pointer import Pointer
-from mediator_desktop.core.selection import Rule, SelectionDiff
+from mediator_desktop.core.selection import JOIN_EVERY, Rule, SelectionDiff
 from mediator_desktop.core.service import Service
 
 #: How a table's name is shown (its file's name, ``trial.csv``); None: the name itself.
@@ -52,24 +55,55 @@ def readable(pointer: Pointer) -> str:
 
 
 def is_join(pointer: Pointer) -> bool:
-    """Whether ``pointer`` is a clinical rule joined to archives (it names its targets)."""
+    """Whether ``pointer`` is a rule joined to other archives (it names its targets): a clinical
+    cohort, or an archive's (``core.integrator.cohort``)."""
     return any(name == JOIN_FILTER for name, _ in pointer.filters)
 
 
 def pointer_text(pointer: Pointer, table_label: TableLabel = None) -> str:
-    """``pointer`` for people: a clinical join as its cohort, anything else as its path."""
+    """``pointer`` for people: a clinical join as its cohort, an archive's joined rule as the
+    patients it keeps, anything else as its path."""
     if not is_join(pointer):
         return readable(pointer)
+    every = any(name == JOIN_EVERY for name, _ in pointer.filters)
+    if pointer.source_id != TABLES:
+        return _archive_cohort_text(pointer, every)
     table = "/".join(pointer.path) or pointer.source_id
     label = table
     if table_label is not None and pointer.path:
         label = table_label(pointer.path[0]) or table
-    conditions = [condition_text(c, e) for c, e in pointer.filters if c != JOIN_FILTER]
+    conditions = [condition_text(c, e) for c, e in pointer.filters if c not in (JOIN_FILTER, JOIN_EVERY)]
     try:
         targets = ", ".join(readable(t) for t in join_targets(pointer))
     except ValidationError:  # a target that does not read as a pointer: shown as stored
-        targets = ", ".join(v for c, e in pointer.filters if c == JOIN_FILTER for v in e)
-    return f"Cohort of {label}: {', '.join(conditions) or 'every patient'} → {targets or 'no archive'}"
+        targets = _stored_targets(pointer)
+    joined = f"every one of: {targets}" if every and targets else targets or "no archive"
+    return f"Cohort of {label}: {', '.join(conditions) or 'every patient'} → {joined}"
+
+
+def scope_text(pointer: Pointer) -> str:
+    """``idc/tcga_luad (CT)``, ``gdc (RNA-Seq, WXS)``: where a pointer points, with the values
+    of its filters (their names left out: the values say what they are); no join filters."""
+    text = "/".join((pointer.source_id, *pointer.path))
+    values = [v for name, vs in pointer.filters if name not in (JOIN_FILTER, JOIN_EVERY) for v in vs]
+    return f"{text} ({', '.join(values)})" if values else text
+
+
+def _archive_cohort_text(pointer: Pointer, every: bool) -> str:
+    """``Patients of idc/tcga_luad (CT) with data in every one of: gdc (RNA-Seq), pathology``;
+    without ``@every`` the rule keeps all its patients: ``…, with their data in: gdc (RNA-Seq)``."""
+    try:
+        targets = ", ".join(scope_text(t) for t in join_targets(pointer))
+    except ValidationError:
+        targets = _stored_targets(pointer)
+    origin = scope_text(pointer)
+    if every:
+        return f"Patients of {origin} with data in every one of: {targets or 'no archive'}"
+    return f"Patients of {origin}, with their data in: {targets or 'no archive'}"
+
+
+def _stored_targets(pointer: Pointer) -> str:
+    return ", ".join(v for c, e in pointer.filters if c == JOIN_FILTER for v in e)
 
 
 def edit_text(edit: Edit, table_label: TableLabel = None) -> str:
