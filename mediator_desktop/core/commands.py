@@ -58,6 +58,7 @@ OPS: Final = frozenset(
         "dismiss_drift",
         "put_table_chunk",
         "commit_table",
+        "put_selection_chunk",
     }
 )
 

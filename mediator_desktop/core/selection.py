@@ -141,11 +141,9 @@ class Selection:
 
     @classmethod
     def of(cls, *pointers: Pointer) -> Selection:
-        """A selection that includes each of ``pointers``."""
-        selection = cls()
-        for pointer in pointers:
-            selection = selection.add(pointer)
-        return selection
+        """A selection that includes each of ``pointers`` (normalised once: an imported manifest
+        of thousands of series is one pass, not one per pointer)."""
+        return cls(frozenset(Rule(pointer, True) for pointer in pointers))
 
     # -- edits ---------------------------------------------------------------------------------
     def add(self, pointer: Pointer) -> Selection:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import difflib
+import hashlib
 import logging
 import tempfile
 import threading
@@ -34,9 +35,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import zstandard
+
 from mediator_desktop.core.clinical import Clinical, ClinicalSource, TableEngine
 from mediator_desktop.core.cluster import Cluster
-from mediator_desktop.core.commands import SeqClock, seal
+from mediator_desktop.core.commands import SeqClock, canonical_json, seal
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.downloads import Downloads
 from mediator_desktop.core.errors import MediatorError, NotFound, SourceError, ValidationError
@@ -51,7 +54,7 @@ from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.imports import export_document, read_manifest_file
 from mediator_desktop.core.integrator import Expanded, Matching, expand, match, patient_depth, patient_paths
 from mediator_desktop.core.keystore import source_secret, store_source_secret
-from mediator_desktop.core.manifest import Manifest, ManifestBuilder
+from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.replica import (
     MAX_NAME,
@@ -111,6 +114,8 @@ SourceBuilder = Callable[[Mapping[str, Any], "str | None", Path], DataSource]
 
 #: Scopes of ``Sets.list``, as the sidebar shows them.
 SCOPES = ("all", "mine", "shared", "cluster", "public", "published", "following")
+#: A selection larger than this (as canonical JSON) is uploaded in chunks before its version.
+INLINE_SELECTION_BYTES = 40_000
 
 
 class _Signer:
@@ -832,11 +837,29 @@ class Sets:
             "commit_version",
             set_id=set_id,
             expected_head=head,
-            selection=selection.to_json(),
             manifest_id=manifest_id,
             message=message,
+            **self._selection_args(selection),
         )
         return int(value["version"])
+
+    def _selection_args(self, selection: Selection) -> dict[str, Any]:
+        """How ``commit_version`` names a selection: in the command when it fits (nearly always),
+        else by the id of the chunks uploaded here first (a manifest file of thousands of series)."""
+        data = canonical_json(selection.to_json())
+        if len(data) <= INLINE_SELECTION_BYTES:
+            return {"selection": selection.to_json()}
+        selection_id = hashlib.sha256(data).hexdigest()
+        packed = zstandard.ZstdCompressor(level=9).compress(data)
+        chunks = [packed[i : i + MAX_CHUNK_BYTES] for i in range(0, len(packed), MAX_CHUNK_BYTES)]
+        seal = self._signer.seal
+        commands = [
+            seal("put_selection_chunk", chunk, selection_id=selection_id, index=i, total=len(chunks))
+            for i, chunk in enumerate(chunks)
+        ]
+        for result in self._store.submit_many(commands, self._signer.timeout + len(commands) * 0.05):
+            unwrap(result)
+        return {"selection_id": selection_id}
 
     def upload_manifest(self, manifest: Manifest) -> str:
         """Put a manifest in the store (a no-op when it is there already); returns its id."""
@@ -936,7 +959,12 @@ class Sets:
         # A file imported twice (or named like a set of yours) becomes "name 2".
         set_id = self.create(self._free_name(imported.name), imported.description, visibility)
         message = f"imported from {path.name}" + (f" ({len(missing):,} not found)" if missing else "")
-        version = self.commit_selection(set_id, selection, message)
+        try:
+            version = self.commit_selection(set_id, selection, message)
+        except BaseException:
+            with contextlib.suppress(MediatorError):  # no empty set left behind
+                self.delete(set_id)
+            raise
         return ImportResult(set_id, version, len(selection), tuple(missing))
 
     def export_manifest(self, set_id: str, version: int | None = None, fmt: str = "gdc") -> str:

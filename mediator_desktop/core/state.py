@@ -13,6 +13,8 @@ dataclasses, tuples) in dicts, or appends to a list, each an atomic step under t
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -63,6 +65,10 @@ MAX_TABLE_CHUNKS: Final = MAX_TABLE_BLOB_BYTES // MAX_CHUNK_BYTES + 1
 #: Table uploads one author may have under way; starting another drops their oldest, so chunks
 #: never committed cannot pile up in every member's memory.
 MAX_TABLE_UPLOADS: Final = 4
+#: A selection too large for one command (a manifest file of thousands of series imported) goes
+#: in chunks (``put_selection_chunk``), at most this large once decompressed.
+MAX_SELECTION_BYTES: Final = 64 << 20
+MAX_SELECTION_CHUNKS: Final = 256
 STATE_FORMAT: Final = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SET_ID = re.compile(r"[0-9a-f]{32}")
@@ -233,6 +239,7 @@ class StoreState:
         self._authors: dict[str, _AuthorLog] = {}
         self._uploads: dict[tuple[str, str], _Upload] = {}
         self._table_uploads: dict[tuple[str, str], _Upload] = {}
+        self._selection_uploads: dict[tuple[str, str], _Upload] = {}
         # Transient, never dumped: running hashes of uploads, rebuilt from chunks when missing.
         self._hashing: dict[tuple[str, str], tuple[Any, Any, int]] = {}
         #: Called with (kind, details) after each change, on the applying thread.
@@ -256,6 +263,7 @@ class StoreState:
             "authors": self._authors,
             "uploads": self._uploads,
             "table_uploads": self._table_uploads,
+            "selection_uploads": self._selection_uploads,
         }
 
     @classmethod
@@ -278,6 +286,7 @@ class StoreState:
         state._authors = data["authors"]
         state._uploads = data["uploads"]
         state._table_uploads = data.get("table_uploads", {})
+        state._selection_uploads = data.get("selection_uploads", {})  # protocol 6 and older: none
         return state
 
     def newest_seq(self, key_id: str) -> int:
@@ -459,7 +468,7 @@ class StoreState:
         if manifest_id not in self.manifests:
             raise Rejected("not_found", f"manifest {manifest_id[:12]} is not in the store; upload it first")
         try:
-            selection = Selection.from_json(e.args.get("selection"))
+            selection = Selection.from_json(self._selection_arg(e))
             number = (rs.head or 0) + 1
             version = Version(
                 number,
@@ -476,6 +485,60 @@ class StoreState:
         self._put_set(replace(rs, head=number))
         self._emit(events.VersionCommitted(set_id, number))
         return {"set_id": set_id, "version": number}
+
+    def _selection_arg(self, e: Envelope) -> Any:
+        """A version's selection: in the command, or (``selection_id``) from the chunks its author
+        uploaded before (zstd-compressed canonical JSON whose SHA-256 is the id)."""
+        selection_id = e.args.get("selection_id")
+        if selection_id is None:
+            return e.args.get("selection")
+        if not isinstance(selection_id, str) or not re.fullmatch(r"[0-9a-f]{64}", selection_id):
+            raise Rejected("validation", "selection_id must be 64 lowercase hex digits")
+        key = (e.author, selection_id)
+        upload = self._selection_uploads.pop(key, None)
+        if upload is None or len(upload.chunks) != upload.total:
+            have = len(upload.chunks) if upload else 0
+            raise Rejected("conflict", f"selection {selection_id[:12]} is incomplete ({have} chunks arrived)")
+        try:
+            unpacker = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_BYTES)
+            with unpacker.stream_reader(io.BytesIO(b"".join(upload.chunks))) as reader:
+                data = reader.read(MAX_SELECTION_BYTES + 1)
+        except zstandard.ZstdError as exc:
+            raise Rejected("validation", f"selection {selection_id[:12]} is damaged: {exc}") from None
+        if len(data) > MAX_SELECTION_BYTES or hashlib.sha256(data).hexdigest() != selection_id:
+            raise Rejected(
+                "validation", f"selection {selection_id[:12]} does not match its id (or is too large)"
+            )
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise Rejected("validation", f"selection {selection_id[:12]} is not JSON") from None
+
+    def _op_put_selection_chunk(self, e: Envelope, user: User) -> dict[str, Any]:
+        """One piece of a selection too large for ``commit_version``, which names it by its id."""
+        selection_id = e.args.get("selection_id")
+        if not isinstance(selection_id, str) or not re.fullmatch(r"[0-9a-f]{64}", selection_id):
+            raise Rejected("validation", "selection_id must be 64 lowercase hex digits")
+        index, total = _int(e.args, "index"), _int(e.args, "total")
+        if not 1 <= total <= MAX_SELECTION_CHUNKS or index >= total:
+            raise Rejected("validation", f"chunk {index} of {total} is out of range")
+        if not e.payload or len(e.payload) > MAX_CHUNK_BYTES:
+            raise Rejected("validation", f"a selection chunk holds 1 to {MAX_CHUNK_BYTES} bytes")
+        key = (e.author, selection_id)
+        if index == 0:
+            self._selection_uploads.pop(key, None)
+            mine = [k for k in self._selection_uploads if k[0] == e.author]
+            for stale in mine[: max(0, len(mine) - MAX_TABLE_UPLOADS + 1)]:
+                del self._selection_uploads[stale]
+            self._selection_uploads[key] = _Upload(total)
+        upload = self._selection_uploads.get(key)
+        if upload is None or upload.total != total or index != len(upload.chunks):
+            expected = len(upload.chunks) if upload else 0
+            raise Rejected(
+                "conflict", f"expected chunk {expected} of selection {selection_id[:12]}, got {index}"
+            )
+        upload.chunks.append(e.payload)
+        return {"received": index + 1}
 
     def _op_rename_set(self, e: Envelope, user: User) -> dict[str, Any]:
         rs = self._set(_set_id(e.args), e.author)

@@ -165,3 +165,23 @@ def test_the_cohort_from_tcia_downloads_into_one_folder_per_case_and_follows_gdc
         before = service.sets.manifest(service.sets.version(made.set_id).manifest_id)
         (new,) = set(service.tracking.now(made.set_id)) - set(before)
         assert new.source_id == "gdc" and new.path[2] == cases[0] and new.fingerprint.version == added.file_id
+
+
+def test_a_gdc_manifest_of_thousands_of_files_round_trips_through_export_and_import(
+    node: tuple[Node, GdcEmulator], tmp_path: Path
+) -> None:
+    service = node[0].service
+    made = service.sets.create_from("all of TCGA-LUAD", add=[Pointer.of("gdc", "TCGA", "TCGA-LUAD")])
+    version = service.sets.version(made.set_id)
+    files = [leaf for leaf in service.sets.manifest(version.manifest_id) if leaf.source_id == "gdc"]
+    assert len(files) > 3000
+
+    manifest = tmp_path / "gdc_manifest.2026-12-06.txt"
+    manifest.write_text(service.sets.export_manifest(made.set_id, fmt="gdc"))
+    imported = service.sets.import_file(manifest)
+
+    # One pointer per file: too large for one replicated command, so it went in chunks.
+    assert imported.pointers == len(files) and not imported.missing
+    again = service.sets.manifest(service.sets.version(imported.set_id).manifest_id)
+    assert list(again) == files
+    assert manifest.read_text().splitlines()[0] == "id\tfilename\tmd5\tsize\tstate"

@@ -14,7 +14,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediator_desktop.core.commands import MAGIC, MAX_DEPTH, OPS, canonical_json, parse
+from mediator_desktop.core.commands import MAGIC, MAX_COMMAND_BYTES, MAX_DEPTH, OPS, canonical_json, parse
 from mediator_desktop.core.errors import (
     ConflictError,
     IntegrityError,
@@ -24,6 +24,8 @@ from mediator_desktop.core.errors import (
 )
 from mediator_desktop.core.events import Event, SetChanged, TableAdded, VersionCommitted
 from mediator_desktop.core.manifest import ManifestBuilder
+from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.state import MAX_TABLE_UPLOADS, StoreState
 from mediator_desktop.core.store import ImmutableError, ReplayError, unwrap
 from tests.helpers.actors import EMPTY, SELECTION, Actor
@@ -305,6 +307,53 @@ def test_upload_survives_a_dump_and_restore_midway(h: Harness, alice: Actor) -> 
     assert manifest.id in restored.manifests
 
 
+def test_a_selection_too_large_for_one_command_is_committed_from_chunks(h: Harness, alice: Actor) -> None:
+    """An imported manifest of thousands of files: its selection goes in chunks, named by its hash."""
+    selection = Selection.of(
+        *(Pointer.of("gdc", "TCGA", "TCGA-LUAD", f"case-{i}", f"{i:08x}.tsv") for i in range(3000))
+    )
+    data = canonical_json(selection.to_json())
+    assert len(data) > MAX_COMMAND_BYTES
+    selection_id = hashlib.sha256(data).hexdigest()
+    packed = zstandard.ZstdCompressor().compress(data)
+    chunks = [packed[i : i + 8000] for i in range(0, len(packed), 8000)]
+    set_id, cmd = alice.create()
+    h.do(cmd)
+
+    def commit() -> bytes:
+        return alice.cmd(
+            "commit_version",
+            set_id=set_id,
+            expected_head=None,
+            selection_id=selection_id,
+            manifest_id=EMPTY.id,
+        )
+
+    def put(selection_id: str) -> list[bytes]:
+        return [
+            alice.cmd("put_selection_chunk", c, selection_id=selection_id, index=i, total=len(chunks))
+            for i, c in enumerate(chunks)
+        ]
+
+    h.do_all(put(selection_id)[:-1])
+    with pytest.raises(ConflictError, match=r"incomplete"):
+        h.do(commit())
+    h.do_all(put(selection_id))
+    restored = StoreState.from_dump(pickle.loads(pickle.dumps(h.state.to_dump())))  # midway uploads survive
+    assert unwrap(restored.apply(commit())) == {"set_id": set_id, "version": 1}
+    assert restored.versions[set_id][0].selection == selection
+    # Chunks that are not what the id names are refused, and nothing is committed.
+    forged = hashlib.sha256(b"other").hexdigest()
+    h.do_all(put(forged))
+    with pytest.raises(ValidationError, match=r"does not match its id"):
+        h.do(
+            alice.cmd(
+                "commit_version", set_id=set_id, expected_head=None, selection_id=forged, manifest_id=EMPTY.id
+            )
+        )
+    assert h.state.sets[set_id].head is None
+
+
 # -- attacks ---------------------------------------------------------------------------------------
 def test_forged_signature_is_rejected(h: Harness, alice: Actor, bob: Actor) -> None:
     set_id, cmd = alice.create()
@@ -449,6 +498,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "record_checks": {"checks": [["SET", 1, ""]]},
     "dismiss_drift": {"set_id": "SET", "version": 1, "manifest_id": "MANIFEST"},
     "put_table_chunk": {"table_id": "TABLE", "index": 0, "total": 1},
+    "put_selection_chunk": {"selection_id": "TABLE", "index": 0, "total": 1},
     "commit_table": {
         "name": "clinical", "table_id": "TABLE", "key_column": "PatientID", "columns": ["PatientID", "age"],
         "rows": 2, "filename": "clinical.csv",
