@@ -335,8 +335,8 @@ class ArchiveModel(TreeModel):
 
 
 def _spaced(name: str) -> str:
-    """``BodyPartExamined`` -> ``body part examined``."""
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+    """``BodyPartExamined`` -> ``body part examined``, ``data_category`` -> ``data category``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).replace("_", " ").lower()
 
 
 class ArchiveBrowser(QWidget):
