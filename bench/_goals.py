@@ -4,6 +4,7 @@ out loud (and misses its goals), and every benchmark ends with one JSON line of 
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -56,3 +57,21 @@ def finish(
     out["goals_missed"] = missed
     print(json.dumps(out))
     sys.exit(1 if missed else 0)
+
+
+def arguments(
+    doc: str, parts: Collection[str], configure: Callable[[argparse.ArgumentParser], None] | None = None
+) -> tuple[argparse.Namespace, set[str]]:
+    """A benchmark's command line: ``--rounds N``, ``--skip PART,...`` (checked against ``parts``)
+    and whatever ``configure`` adds; returns the arguments and the parts to skip."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the timed parts (default 3)")
+    parser.add_argument("--skip", default="", help="comma-separated parts: " + ", ".join(parts))
+    if configure is not None:
+        configure(parser)
+    args = parser.parse_args()
+    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    unknown = skip - set(parts)
+    if unknown:
+        parser.error(f"no part {', '.join(sorted(unknown))}; the parts: {', '.join(parts)}")
+    return args, skip

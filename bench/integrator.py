@@ -56,7 +56,6 @@ IDC index).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import os
@@ -74,7 +73,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._goals import Goals, finish, run_parts  # noqa: E402
+from bench._goals import Goals, arguments, finish, run_parts  # noqa: E402
 from bench.transfer import BIN, Nginx, alternate, fresh, list_xml, ours  # noqa: E402
 from bench.transfer import World as BucketWorld  # noqa: E402
 from mediator_desktop.core.identity import Identity  # noqa: E402
@@ -542,17 +541,15 @@ PARTS: dict[str, Callable[[Path, int, dict[str, Any]], None]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of each part (default 3)")
-    parser.add_argument(
-        "--list-rounds", type=int, help="rounds of the listing, ~3 min each (default: --rounds, at most 2)"
+    args, skip = arguments(
+        __doc__,
+        PARTS,
+        lambda parser: parser.add_argument(
+            "--list-rounds",
+            type=int,
+            help="rounds of the listing, ~3 min each (default: --rounds, at most 2)",
+        ),
     )
-    parser.add_argument("--skip", default="", help="comma-separated parts: " + ", ".join(PARTS))
-    args = parser.parse_args()
-    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
-    unknown = skip - set(PARTS)
-    if unknown:
-        parser.error(f"no part {', '.join(sorted(unknown))}; the parts: {', '.join(PARTS)}")
     out: dict[str, Any] = {}
 
     def rounds_of(name: str) -> int:

@@ -23,7 +23,6 @@ brings idc-index).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import resource
@@ -38,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._goals import Goals, finish, run_parts
+from bench._goals import Goals, arguments, finish, run_parts
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.idc import IdcSource
@@ -238,14 +237,7 @@ PARTS: dict[str, Callable[[Path, int, dict[str, Any]], None]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the timed parts (default 3)")
-    parser.add_argument("--skip", default="", help="comma-separated parts: " + ", ".join(PARTS))
-    args = parser.parse_args()
-    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
-    unknown = skip - set(PARTS)
-    if unknown:
-        parser.error(f"no part {', '.join(sorted(unknown))}; the parts: {', '.join(PARTS)}")
+    args, skip = arguments(__doc__, PARTS)
     out: dict[str, Any] = {}
     parts = {
         name: functools.partial(lambda part, work, out: part(work, args.rounds, out), part)

@@ -167,6 +167,22 @@ class SourceOption:
     default: str | int | bool | None = None
 
 
+def whole_number(value: object, default: int, name: str) -> int:
+    """An option that counts something (``connections``), read from a form or a command: text or
+    a number, at least 1; blank gives ``default``. Raises ``ValidationError`` naming the option."""
+    from mediator_desktop.core.errors import ValidationError
+
+    if value in (None, ""):
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValidationError(f"{name} is a whole number, not {value!r}") from None
+    if number < 1:
+        raise ValidationError(f"{name} must be at least 1, not {number}")
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class SourceKind:
     """A kind of source (``idc``, ``tcia``...): what it is and which options it takes.

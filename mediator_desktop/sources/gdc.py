@@ -76,6 +76,7 @@ from mediator_desktop.core.source import (
     SourceKind,
     SourceOption,
     Tracked,
+    whole_number,
 )
 from mediator_desktop.sources.transport import unreachable
 
@@ -1374,18 +1375,6 @@ def _projects_option(value: object) -> list[str] | None:
     return [p.strip() for p in str(value).split(",") if p.strip()] or None
 
 
-def _connections(value: object) -> int:
-    if value in (None, ""):
-        return DEFAULT_CONNECTIONS
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ValidationError(f"connections is a whole number, not {value!r}") from None
-    if number < 1:
-        raise ValidationError(f"connections must be at least 1, not {number}")
-    return number
-
-
 def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_dir: Path) -> GdcSource:
     """Registry factory. Options: ``base_url`` (default: the GDC's API), ``projects`` (a comma list
     of the projects to show; empty for all), ``connections``; the secret is a GDC token."""
@@ -1394,5 +1383,5 @@ def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_
         str(options.get("base_url") or DEFAULT_URL),
         token=secret,
         projects=_projects_option(options.get("projects")),
-        connections=_connections(options.get("connections")),
+        connections=whole_number(options.get("connections"), DEFAULT_CONNECTIONS, "connections"),
     )

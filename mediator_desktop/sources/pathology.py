@@ -75,6 +75,7 @@ from mediator_desktop.core.source import (
     SourceKind,
     SourceOption,
     Tracked,
+    whole_number,
 )
 from mediator_desktop.sources import http
 from mediator_desktop.sources.transport import unreachable
@@ -875,15 +876,7 @@ def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_
     list limiting the archive to those), ``connections``; PathDB takes no secret."""
     text = options.get("collections") or ""
     names = text.split(",") if isinstance(text, str) else [str(n) for n in text]
-    try:
-        connections = int(options.get("connections") or 4)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"connections of PathDB archive {source_id!r} must be a whole number, "
-            f"not {options.get('connections')!r}"
-        ) from None
-    if connections < 1:
-        raise ValidationError(f"connections of PathDB archive {source_id!r} must be at least 1")
+    connections = whole_number(options.get("connections"), 4, "connections")
     return PathologySource(
         source_id,
         str(options.get("base_url") or DEFAULT_URL),

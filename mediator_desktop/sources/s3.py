@@ -73,6 +73,7 @@ from mediator_desktop.core.source import (
     SourceKind,
     SourceOption,
     Tracked,
+    whole_number,
 )
 
 log = logging.getLogger(__name__)
@@ -1067,18 +1068,6 @@ def _flag(value: object) -> bool:
     return bool(value)
 
 
-def _number(value: object, default: int, name: str) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ValidationError(f"{name} is a whole number, not {value!r}") from None
-    if number < 1:
-        raise ValidationError(f"{name} must be at least 1, not {number}")
-    return number
-
-
 def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_dir: Path) -> S3Source:
     """Registry factory. Options: ``buckets`` (required, comma-separated), ``endpoint_url`` (empty:
     AWS), ``region``, ``anonymous``, ``key_template``, ``connections``; the secret is the access key
@@ -1091,5 +1080,5 @@ def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_
         anonymous=_flag(options.get("anonymous")),
         secret=secret,
         key_template=str(options.get("key_template") or "") or None,
-        connections=_number(options.get("connections"), DEFAULT_CONNECTIONS, "connections"),
+        connections=whole_number(options.get("connections"), DEFAULT_CONNECTIONS, "connections"),
     )

@@ -78,6 +78,8 @@ from urllib.parse import parse_qs, urlsplit
 from xml.dom import minidom
 from xml.sax.saxutils import escape
 
+from tests.helpers.net import LoopbackServer
+
 # -- releases --------------------------------------------------------------------------------------
 
 #: GDC's data releases and their dates (its release notes), oldest first. Later ones are made up,
@@ -1018,7 +1020,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # many parallel downloads connect at once
 
 
-class GdcEmulator:
+class GdcEmulator(LoopbackServer):
     """GDC's API on 127.0.0.1 (see the module's docstring); ``url`` ends in ``/``."""
 
     def __init__(
@@ -1076,30 +1078,12 @@ class GdcEmulator:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serve(_Server(("127.0.0.1", port), Handler))
 
     # -- life ------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
-
-    def start(self) -> GdcEmulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> GdcEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"http://127.0.0.1:{self.port}/"
 
     # -- the archive changes -----------------------------------------------------------------------
     def now(self) -> str:

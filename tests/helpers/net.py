@@ -1,8 +1,11 @@
-"""Loopback ports for servers that tests start."""
+"""Loopback ports for servers that tests start, and the life of an emulator's HTTP server."""
 
 from __future__ import annotations
 
 import socket
+import threading
+from http.server import ThreadingHTTPServer
+from typing import Self
 
 
 def free_ports(n: int) -> list[int]:
@@ -17,3 +20,42 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+class LoopbackServer:
+    """An emulator's HTTP server on a loopback port, served on a daemon thread; a context manager.
+
+    Subclasses build their ``ThreadingHTTPServer`` and hand it to ``_serve``. ``start`` may be
+    called before ``with`` (``with Emulator(...).start() as e``): a running server is not started twice.
+    """
+
+    _server: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    def _serve(self, server: ThreadingHTTPServer) -> None:
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> Self:
+        if not self._thread.is_alive():
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -53,6 +53,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from tests.helpers.net import LoopbackServer
+
 #: Items per page of the ``listofimages`` REST export (its pager's ``items_per_page``).
 PAGE_SIZE = 100
 #: Tile edge of the generated slides, in pixels.
@@ -288,7 +290,7 @@ def _html(title: str, body: str) -> bytes:
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
-class PathDbEmulator:
+class PathDbEmulator(LoopbackServer):
     """PathDB on 127.0.0.1. Not a mock: it serves HTTP as the real site does (see the module
     docstring); tests change the archive and queue faults while it runs. Thread-safe."""
 
@@ -325,32 +327,13 @@ class PathDbEmulator:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serve(ThreadingHTTPServer(("127.0.0.1", port), Handler))
 
     # -- life ----------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         """The site's base URL, ``http://127.0.0.1:PORT/`` (what a source's ``base_url`` takes)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
-
-    def start(self) -> PathDbEmulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> PathDbEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"http://127.0.0.1:{self.port}/"
 
     # -- what it holds -------------------------------------------------------------------------
     @property

@@ -42,6 +42,8 @@ from urllib.parse import parse_qs, urlsplit
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
+from tests.helpers.net import LoopbackServer
+
 ROOT = "/nbia-api/services/"
 LICENSE_NAME = "Creative Commons Attribution 4.0 International License"
 LICENSE_URI = "https://creativecommons.org/licenses/by/4.0/"
@@ -345,7 +347,7 @@ class Faults:
             return queue.pop(0) if queue else None
 
 
-class TciaEmulator:
+class TciaEmulator(LoopbackServer):
     """NBIA on 127.0.0.1. Faults queued with ``faults.add(endpoint, kind, ...)``, each used once:
     ``500``/``503``/``429`` (``429:5`` adds ``Retry-After: 5``), ``html`` (a maintenance page),
     ``badjson``, ``wrongrows`` (JSON rows without the endpoint's columns), ``empty`` (no rows),
@@ -386,34 +388,15 @@ class TciaEmulator:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serve(ThreadingHTTPServer(("127.0.0.1", port), Handler))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{ROOT}"
+        return f"http://127.0.0.1:{self.port}{ROOT}"
 
     @property
     def v4(self) -> str:
         return self.url + "v4/"
-
-    def start(self) -> TciaEmulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> TciaEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- counting ------------------------------------------------------------------------------
     @property
