@@ -42,6 +42,8 @@ from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.idc import IdcSource
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -113,10 +115,10 @@ def bench_tcia(work: Path, rounds: int, out: dict[str, Any]) -> None:
     out["tcia_emulator_series_per_s"] = tcia_series_per_s()
 
 
-def _source(kind: str, url: str, work: Path) -> Any:
+def _source(kind: str, url: str, work: Path, secret: str | None = None) -> Any:
     from mediator_desktop.sources.registry import build_one
 
-    return build_one({"kind": kind, "id": kind, "options": {"base_url": url}}, work / kind, None)
+    return build_one({"kind": kind, "id": kind, "options": {"base_url": url}}, work / kind, secret)
 
 
 def bench_gdc(work: Path, rounds: int, out: dict[str, Any]) -> None:
@@ -124,6 +126,7 @@ def bench_gdc(work: Path, rounds: int, out: dict[str, Any]) -> None:
     from mediator_desktop.core.transfer import Downloader
     from mediator_desktop.sources.transport import CurlTransport
     from tests.helpers.gdc_emulator import GdcEmulator, synthetic_catalogue
+    from tests.helpers.net import free_ports
 
     with GdcEmulator(synthetic_catalogue(10_000, file_size=2_000, cases=500)) as gdc:
         source = _source("gdc", gdc.url, work)
@@ -137,12 +140,27 @@ def bench_gdc(work: Path, rounds: int, out: dict[str, Any]) -> None:
         out["gdc_resolve_10k_files_s"] = round(statistics.median(times), 3)
         out["gdc_resolve_10k_files_max_s"] = round(max(times), 3)
 
-    with GdcEmulator(synthetic_catalogue(500, file_size=1_000_000, cases=50)) as gdc:
-        source = _source("gdc", gdc.url, work)
+    # The emulator serves from its own process, so neither client shares the GIL with it.
+    (port,) = free_ports(1)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.gdc_emulator", "--port", str(port), "--synthetic", "500",
+         "--file-size", "1000000", "--cases", "50"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # "GDC emulator at ...": it serves
+        url = f"http://127.0.0.1:{port}/"
+        source = _source("gdc", url, work, secret="gdc-token")
         manifest = source.resolve(Selection.of(Pointer.of("gdc", "TCGA", "TCGA-LUAD")))
         uuids = [leaf.fingerprint.version for leaf in manifest]
         config = work / "curl.txt"
-        config.write_text("".join(f'url = "{gdc.url}data/{u}"\noutput = "{work}/curl/{u}"\n' for u in uuids))
+        config.write_text(
+            "".join(
+                f'url = "{url}data/{u}"\nheader = "X-Auth-Token: gdc-token"\noutput = "{work}/curl/{u}"\n'
+                for u in uuids
+            )
+        )
 
         def ours() -> float:
             transport = CurlTransport()
@@ -178,6 +196,9 @@ def bench_gdc(work: Path, rounds: int, out: dict[str, Any]) -> None:
             )
             if got < 500 * 1_000_000:
                 raise RuntimeError(f"{folder} wrote {got:,} bytes, not 500 MB")
+    finally:
+        server.terminate()
+        server.wait(10)
     out["gdc_download_s"] = round(statistics.median(mine), 3)
     out["curl_gdc_download_s"] = round(statistics.median(curls), 3)
     out["gdc_download_vs_curl"] = round(out["gdc_download_s"] / out["curl_gdc_download_s"], 3)

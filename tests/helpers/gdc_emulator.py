@@ -2058,8 +2058,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-cases", type=int, default=None, help="patients per collection at most")
     parser.add_argument("--token", default="gdc-token", help="the valid X-Auth-Token")
+    parser.add_argument(
+        "--synthetic", type=int, metavar="FILES", help="made-up files instead of IDC's patients (benchmarks)"
+    )
+    parser.add_argument("--file-size", type=int, default=1_000_000, help="bytes of each made-up file")
+    parser.add_argument("--cases", type=int, default=500, help="cases the made-up files spread over")
     args = parser.parse_args()
-    catalogue = catalogue_from_idc(args.collections.split(","), seed=args.seed, max_cases=args.max_cases)
+    if args.synthetic:
+        catalogue = synthetic_catalogue(
+            args.synthetic, file_size=args.file_size, cases=args.cases, seed=args.seed
+        )
+    else:
+        catalogue = catalogue_from_idc(args.collections.split(","), seed=args.seed, max_cases=args.max_cases)
     emulator = GdcEmulator(catalogue, token=args.token, port=args.port).start()
     print(
         f"GDC emulator at {emulator.url} ({len(catalogue.cases)} cases, {len(catalogue.latest())} files, "
