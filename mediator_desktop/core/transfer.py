@@ -541,6 +541,7 @@ class _Run:
         self.control = control.child()  # also cancelled when the run ends abnormally
         self.workers = max(1, workers)
         self.partial = state.dir / "partial"
+        self._record = state.dir.resolve()  # where the record lives: no layout may put files there
         self.meter = ProgressMeter(0, 0)
         self._cond = threading.Condition()
         # Guarded by _cond:
@@ -931,7 +932,7 @@ class _Run:
         values.update({name: value for name, value in fields.items() if value})
         folder = self.layout.render(values)
         folder_path = inside(self.destination, folder)
-        record = self.state.dir.resolve()
+        record = self._record
         if (
             folder_path == record
             or record in folder_path.parents
