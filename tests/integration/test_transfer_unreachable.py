@@ -317,26 +317,24 @@ def test_cancel_ends_the_wait_before_a_retry(tmp_path: Path) -> None:
     ridden out), and a cancel must not wait with it."""
     (tmp_path / "files").mkdir()
     server = FileServer(tmp_path / "files")
-    archive = Folder(tmp_path / "files", server.port, 6)
+
+    class GoesAway(Folder):
+        """Serves the first series; when the second is planned the port refuses from then on
+        (one worker: leaves go one after the other, in key order)."""
+
+        def plan(self, leaf: Leaf) -> LeafPlan:
+            if leaf != self.leaves[0]:
+                server.stop()
+            return super().plan(leaf)
+
+    archive = GoesAway(tmp_path / "files", server.port, 6)
     transport = CurlTransport(backoff=5.0)
     engine = Downloader({"web": archive}, transport)  # type: ignore[dict-item]
     control = JobControl()
     result: list[Report] = []
-
-    def on_progress(p: Progress) -> None:
-        if p.items_done >= 1:
-            server.stop()  # the port refuses from now on
-
     worker = threading.Thread(
         target=lambda: result.append(
-            engine.download(
-                Manifest.build(archive.leaves),
-                tmp_path / "dest",
-                workers=1,
-                control=control,
-                progress=on_progress,
-                progress_interval=0.01,
-            )
+            engine.download(Manifest.build(archive.leaves), tmp_path / "dest", workers=1, control=control)
         )
     )
     try:
