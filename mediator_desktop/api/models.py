@@ -814,6 +814,11 @@ class SettingsValues(_Answer):
     sources: list[dict[str, Any]]
     discovery: bool
     update_check_minutes: int
+    doi_service: str
+    doi_url: str
+    doi_repository: str
+    doi_prefix: str
+    publisher: str
 
 
 class SettingFieldModel(_Answer):
@@ -846,6 +851,11 @@ class SettingsPatch(_Body):
     sources: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     discovery: StrictBool | None = None
     update_check_minutes: StrictInt | None = None
+    doi_service: Literal["", "datacite", "zenodo"] | None = None
+    doi_url: Annotated[str, Field(max_length=2000)] | None = None
+    doi_repository: Annotated[str, Field(max_length=200)] | None = None
+    doi_prefix: Annotated[str, Field(max_length=100)] | None = None
+    publisher: Annotated[str, Field(max_length=300)] | None = None
 
 
 class SettingsChangeModel(_Answer):

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 #: 5: update tracking: ``record_checks``, ``dismiss_drift`` and the longer ``record_drift``.
 #: 6: clinical tables: ``put_table_chunk`` and ``commit_table``.
 #: 7: selections too large for one command: ``put_selection_chunk``, ``commit_version``'s ``selection_id``.
-PROTOCOL = 7
+#: 8: DOIs: ``publish_version`` takes DataCite metadata and a service, ``record_mint``.
+PROTOCOL = 8
 CODE_VERSION = 1
 #: Crockford's base32: no I, L, O or U, so a code read aloud is typed back right.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -59,6 +59,7 @@ OPS: Final = frozenset(
         "put_table_chunk",
         "commit_table",
         "put_selection_chunk",
+        "record_mint",
     }
 )
 

@@ -10,8 +10,11 @@ and never mints a second DOI for the same version.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +27,7 @@ MAX_DESCRIPTION = 20_000
 MAX_NAME = 300
 _ORCID = re.compile(r"^(?:https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
+log = logging.getLogger(__name__)
 
 
 def orcid_ok(orcid: str) -> bool:
@@ -337,3 +341,204 @@ class Minter(Protocol):
             ValidationError: the service rejected the metadata (its own messages).
         """
         ...
+
+
+# -- citing a published version ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A source collection a version's data comes from: its DOI and licence, for citations."""
+
+    collection: str
+    doi: str = ""
+    license: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """How a paper cites a published version: DataCite's text style, BibTeX and a data
+    availability statement naming the source collections with their DOIs and licences."""
+
+    text: str
+    bibtex: str
+    availability: str
+
+
+def cite(
+    metadata: DoiMetadata,
+    doi: str | None,
+    set_name: str,
+    version: int,
+    references: Sequence[Reference] = (),
+) -> Citation:
+    """The citation of a published version (``doi`` None: not minted yet, said so)."""
+    names = [c.name for c in metadata.creators]
+    authors = "; ".join(names) if len(names) <= 20 else "; ".join(names[:19]) + " … " + names[-1]
+    link = f"https://doi.org/{doi}" if doi else "(DOI pending)"
+    text = (
+        f"{authors} ({metadata.year}). {metadata.title} (Version {version}) [Data set]. "
+        f"{metadata.publisher}. {link}"
+    )
+    key = re.sub(
+        r"[^A-Za-z0-9]", "", (metadata.creators[0].family or metadata.creators[0].name.split(",")[0])
+    )
+    bib_fields = {
+        "author": " and ".join(names),
+        "title": "{" + metadata.title + "}",
+        "year": str(metadata.year),
+        "publisher": metadata.publisher,
+        "version": str(version),
+        "note": f"MEDIator replica set {set_name}, version {version}",
+    }
+    if doi:
+        bib_fields |= {"doi": doi, "url": f"https://doi.org/{doi}"}
+    bibtex = (
+        f"@misc{{{key or 'mediator'}{metadata.year}_v{version},\n"
+        + ",\n".join(f"  {name} = {{{value}}}" for name, value in bib_fields.items())
+        + "\n}"
+    )
+    sources = [
+        r.collection
+        + (f" (https://doi.org/{r.doi}" if r.doi else " (")
+        + (f"; licence {r.license})" if r.license else ")" if r.doi else "")
+        for r in references
+    ]
+    sources = [s.replace(" ()", "") for s in sources]
+    availability = (
+        f"The data used in this study are listed, with a fingerprint of every file, in the MEDIator "
+        f"replica set \u201c{set_name}\u201d, version {version} ({link}). "
+        + (f"They are held by their archives: {'; '.join(sources)}." if sources else "")
+    ).strip()
+    return Citation(text, bibtex, availability)
+
+
+# -- the queue that mints DOIs ------------------------------------------------------------------------
+class MintQueue:
+    """Mints the DOIs of the versions this node's user published, retrying with backoff until the
+    service answers. Its state lives in the store (``record_mint``): a restart, or a crash between
+    two steps, resumes from the steps recorded and never mints a second DOI.
+
+    Args:
+        published: the store's published records, by (set, version).
+        me: this user's key id (only the publisher's node mints: the credentials are there).
+        record: writes ``record_mint`` (set_id, version, **args) to the store.
+        minter: the minter of a service (``datacite``, ``zenodo``), or ``ValidationError`` when it
+            is not set up here.
+        attachment: the file a deposit carries for a version (its RO-Crate), or None.
+        backoff: seconds before the first retry; doubled each time, at most ``max_backoff``.
+    """
+
+    def __init__(
+        self,
+        published: Callable[[], Mapping[tuple[str, int], Any]],
+        me: str,
+        record: Callable[..., Any],
+        minter: Callable[[str], Minter],
+        attachment: Callable[[str, int], tuple[str, bytes] | None] = lambda set_id, version: None,
+        *,
+        backoff: float = 30.0,
+        max_backoff: float = 3600.0,
+    ) -> None:
+        self._published = published
+        self._me = me
+        self._record = record
+        self._minter = minter
+        self._attachment = attachment
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._due: dict[tuple[str, int], float] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one pass at a time
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="mint-queue", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def wake(self, key: tuple[str, int] | None = None) -> None:
+        """Try now (a version just published, or the user asked to retry)."""
+        if key is not None:
+            self._due.pop(key, None)
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("the DOI queue failed a pass")
+            due = [t for t in self._due.values()]
+            wait = max(0.0, min(due) - time.monotonic()) if due else 600.0
+            self._wake.wait(min(wait, 600.0))
+
+    def pending(self) -> list[Any]:
+        """The records this node still has to mint, oldest first."""
+        return sorted(
+            (r for r in self._published().values() if r.publisher_key == self._me and r.minting),
+            key=lambda r: r.time,
+        )
+
+    def run_once(self) -> list[tuple[tuple[str, int], str]]:
+        """One pass over the versions due: ``[(key, outcome)]`` with outcome findable, retry or failed."""
+        outcomes = []
+        with self._lock:
+            for rec in self.pending():
+                key = (rec.set_id, rec.version)
+                if rec.doi_state == "failed" or self._due.get(key, 0.0) > time.monotonic():
+                    continue
+                outcomes.append((key, self._mint(rec)))
+        return outcomes
+
+    def _previous(self, rec: Any) -> Mapping[str, str] | None:
+        earlier = [
+            r
+            for (set_id, number), r in self._published().items()
+            if set_id == rec.set_id
+            and number < rec.version
+            and r.service == rec.service
+            and r.doi_state == "findable"
+        ]
+        return dict(max(earlier, key=lambda r: r.version).steps) if earlier else None
+
+    def _mint(self, rec: Any) -> str:
+        from mediator_desktop.core.errors import ArchiveUnreachable, PermissionDenied, SourceError
+
+        key = (rec.set_id, rec.version)
+        try:
+            minter = self._minter(rec.service)
+            minted = minter.mint(
+                f"{rec.set_id}-v{rec.version}",
+                DoiMetadata.from_json(rec.metadata),
+                rec.landing_url or None,
+                self._attachment(rec.set_id, rec.version),
+                dict(rec.steps),
+                lambda steps: self._record(rec.set_id, rec.version, steps=dict(steps), state="queued"),
+                self._previous(rec),
+            )
+        except (ArchiveUnreachable, SourceError) as exc:
+            delay = min(self._max_backoff, self._backoff * 2 ** min(rec.attempts, 16))
+            self._due[key] = time.monotonic() + delay
+            self._record(rec.set_id, rec.version, state="queued", error=f"{exc} (next try in {delay:.0f} s)")
+            return "retry"
+        except (PermissionDenied, ValidationError) as exc:
+            self._record(rec.set_id, rec.version, state="failed", error=str(exc))
+            return "failed"
+        self._due.pop(key, None)
+        self._record(
+            rec.set_id,
+            rec.version,
+            steps=dict(minted.steps),
+            state="findable",
+            doi=minted.doi,
+            url=minted.url,
+            error="",
+        )
+        return "findable"

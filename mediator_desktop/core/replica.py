@@ -109,11 +109,33 @@ class PublishedRecord:
     resource_type: str = "Dataset"
     description: str = ""
     doi: str | None = None
-    doi_state: str = "none"  # none | draft | findable
+    doi_state: str = "none"  # none | queued | findable | failed
+    #: The DOI record's metadata (``core.publishing.DoiMetadata.to_json``), when a DOI was asked for.
+    metadata: dict[str, Any] | None = None
+    service: str = ""  # the DOI service that mints it: datacite | zenodo; empty: none
+    landing_url: str = ""  # where the DOI resolves (DataCite); Zenodo's record page once minted
+    steps: tuple[tuple[str, str], ...] = ()  # what the minter recorded so far (Zenodo's deposition...)
+    error: str = ""  # why the last try failed (the queue retries unless it needs the user)
+    attempts: int = 0
 
     def __post_init__(self) -> None:
         check_set_id(self.set_id)
         _check_text("the title", self.title, MAX_NAME * 2, empty_ok=False)
+
+    @property
+    def minting(self) -> bool:
+        """Whether a DOI is still to be minted (queued, or failed and waiting for a retry)."""
+        return bool(self.service) and self.doi_state in ("queued", "failed")
+
+    def status(self) -> str:
+        """What a set shows: ``DOI 10.x/y``, ``publishing...``, ``failed: reason``."""
+        if self.doi_state == "findable" and self.doi:
+            return f"DOI {self.doi}"
+        if self.doi_state == "queued":
+            return "publishing…" + (f" (retrying: {self.error})" if self.error else "")
+        if self.doi_state == "failed":
+            return f"failed: {self.error}; retry"
+        return "published (no DOI)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime as dt
 import difflib
 import hashlib
+import json
 import logging
 import tempfile
 import threading
@@ -53,9 +55,20 @@ from mediator_desktop.core.events import (
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.imports import export_document, read_manifest_file
 from mediator_desktop.core.integrator import Expanded, Matching, expand, match, patient_depth, patient_paths
+from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.keystore import source_secret, store_source_secret
 from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
+from mediator_desktop.core.publishing import (
+    Citation,
+    Creator,
+    DoiMetadata,
+    Minter,
+    MintQueue,
+    Reference,
+    Related,
+    cite,
+)
 from mediator_desktop.core.replica import (
     MAX_NAME,
     PublishedRecord,
@@ -1208,6 +1221,177 @@ class SettingsPart:
             store_source_secret(self.data_dir, source_id, value)
 
 
+#: Builds the minter of a DOI service from its options and secret (``sources.doi.create_minter``).
+MinterFactory = Callable[[str, Mapping[str, str], "str | None"], Minter]
+
+
+class Publishing:
+    """Published versions and their DOIs: publish with DataCite metadata, watch the mint queue,
+    retry, cite. Publishing freezes the version in the store at once; the DOI follows from a queue
+    that retries until the service answers (``core.publishing.MintQueue``)."""
+
+    def __init__(
+        self,
+        signer: _Signer,
+        sets: Sets,
+        archives: Archives,
+        settings: Callable[[], Settings],
+        factory: MinterFactory | None,
+        data_dir: Path | None,
+        *,
+        backoff: float = 30.0,
+    ) -> None:
+        self._signer = signer
+        self._sets = sets
+        self._archives = archives
+        self._settings = settings
+        self._factory = factory
+        self._data_dir = data_dir
+        self.queue = MintQueue(
+            lambda: signer.store.state.published,
+            signer.identity.key_id,
+            lambda set_id, version, **args: signer.do("record_mint", set_id=set_id, version=version, **args),
+            self._minter,
+            self._attachment,
+            backoff=backoff,
+        )
+
+    def start(self) -> None:
+        """Mint what is queued (this user's versions), now and whenever something is published."""
+        if self._factory is not None:
+            self.queue.start()
+
+    def close(self) -> None:
+        self.queue.stop()
+
+    def _secret_name(self, service: str) -> str:
+        return f"doi-{service}"
+
+    def set_secret(self, service: str, secret: str) -> None:
+        """Keep the DataCite password or the Zenodo token in the OS keyring."""
+        if service not in ("datacite", "zenodo"):
+            raise ValidationError(f"no DOI service {service!r}: datacite or zenodo")
+        if self._data_dir is None:
+            raise ValidationError("this service has no data folder to keep secrets for")
+        store_source_secret(self._data_dir, self._secret_name(service), secret)
+
+    def _minter(self, service: str) -> Minter:
+        if self._factory is None:
+            raise ValidationError("this node mints no DOIs")
+        s = self._settings()
+        secret = source_secret(self._data_dir, self._secret_name(service)) if self._data_dir else None
+        options = {"base_url": s.doi_url, "repository": s.doi_repository, "prefix": s.doi_prefix}
+        return self._factory(service, {k: v for k, v in options.items() if v}, secret)
+
+    def _attachment(self, set_id: str, version: int) -> tuple[str, bytes] | None:
+        rs = self._sets.get(set_id)
+        document = self._sets.export(set_id, version)
+        return f"{rs.name}.v{version}.mediator.json", json.dumps(document, indent=2).encode()
+
+    # -- what users do -------------------------------------------------------------------------
+    def suggest(self, set_id: str, version: int | None = None) -> DoiMetadata:
+        """Metadata to start the publish form with: the set's name and description, you as the
+        creator, the publisher of the settings, this year, the source collections' DOIs."""
+        rs = self._sets.get(set_id)
+        v = self._sets.version(set_id, version)
+        manifest = self._sets.manifest(v.manifest_id)
+        name = self._signer.identity.display_name
+        refs = self.references(set_id, v.number)
+        return DoiMetadata(
+            title=rs.name,
+            creators=(Creator(name),),
+            publisher=self._settings().publisher or "MEDIator",
+            year=dt.datetime.now(dt.UTC).year,
+            description=rs.description,
+            related=tuple(Related(r.doi) for r in refs if r.doi),
+            version=str(v.number),
+            size=f"{len(manifest):,} items, {human_bytes(manifest.total_size)}",
+            license=refs[0].license.replace(" ", "-") if len({r.license for r in refs}) == 1 else "",
+        )
+
+    def references(self, set_id: str, version: int | None = None) -> list[Reference]:
+        """The source collections of a version, with their DOIs and licences where an archive
+        says (IDC's index does)."""
+        v = self._sets.version(set_id, version)
+        manifest = self._sets.manifest(v.manifest_id)
+        out: list[Reference] = []
+        for source_id in manifest.sources:
+            try:
+                source = self._archives.get(source_id)
+            except NotFound:
+                continue
+            refs = getattr(source, "references", None)
+            if callable(refs):
+                out.extend(refs(manifest.under(source_id)))
+        return out
+
+    def publish(
+        self,
+        set_id: str,
+        version: int | None = None,
+        metadata: DoiMetadata | None = None,
+        *,
+        landing_url: str | None = None,
+        service: str | None = None,
+    ) -> PublishedRecord:
+        """Freeze a version for good and queue its DOI (``service``: the settings' DOI service by
+        default; empty: no DOI). ``ValidationError`` lists every problem of the metadata first."""
+        v = self._sets.version(set_id, version)
+        chosen = self._settings().doi_service if service is None else service
+        if metadata is None:
+            metadata = self.suggest(set_id, v.number)
+        metadata.check()
+        if chosen == "datacite" and not landing_url:
+            raise ValidationError(
+                "a DataCite DOI resolves to a landing page you give: landing_url (your lab's page of "
+                "the data, or a Zenodo record)"
+            )
+        if chosen:
+            self._minter(chosen)  # not set up here: say so now, not later in the queue
+        self._signer.do(
+            "publish_version",
+            set_id=set_id,
+            version=v.number,
+            metadata=metadata.to_json(),
+            service=chosen,
+            landing_url=landing_url or "",
+        )
+        self.queue.wake()
+        return self.get(set_id, v.number)
+
+    def get(self, set_id: str, version: int | None = None) -> PublishedRecord:
+        v = self._sets.version(set_id, version)
+        record = self._signer.store.state.published.get((set_id, v.number))
+        if record is None:
+            raise NotFound(f"version {v.number} of {self._sets.get(set_id).name!r} is not published")
+        return record
+
+    def retry(self, set_id: str, version: int) -> PublishedRecord:
+        """Try minting again now (after fixing the credentials or the service coming back)."""
+        record = self.get(set_id, version)
+        if not record.minting:
+            raise ValidationError(f"version {version} has nothing to mint ({record.status()})")
+        self._signer.do("record_mint", set_id=set_id, version=version, state="queued", error="")
+        self.queue.wake((set_id, version))
+        return self.get(set_id, version)
+
+    def citation(self, set_id: str, version: int) -> Citation:
+        record = self.get(set_id, version)
+        metadata = (
+            DoiMetadata.from_json(record.metadata)
+            if record.metadata
+            else DoiMetadata(
+                record.title,
+                tuple(Creator(c) for c in record.creators),
+                "MEDIator",
+                record.publication_year or dt.datetime.fromtimestamp(record.time, dt.UTC).year,
+            )
+        )
+        return cite(
+            metadata, record.doi, self._sets.get(set_id).name, version, self.references(set_id, version)
+        )
+
+
 class Service:
     """Everything a frontend may do with one node, as one user. Thread-safe.
 
@@ -1243,6 +1427,7 @@ class Service:
         source_kinds: Callable[[], Mapping[str, SourceKind]] | None = None,
         check_interval: float | None = None,
         table_engine: TableEngine | None = None,
+        minters: MinterFactory | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._signer = _Signer(store, identity, timeout)
@@ -1286,6 +1471,15 @@ class Service:
             (lambda: check_interval)
             if check_interval is not None
             else (lambda: self.settings.get().update_check_minutes * 60.0),
+        )
+        #: Published versions, their DOIs (minted by a queue on the publisher's node) and citations.
+        self.publishing = Publishing(
+            self._signer,
+            self.sets,
+            self.archives,
+            self.settings.get,
+            minters,
+            file.current.data_dir if settings is not None else None,
         )
         self._cluster = cluster
 
@@ -1345,6 +1539,7 @@ class Service:
 
     def close(self) -> None:
         """Cancel downloads and background work (the node stops)."""
+        self.publishing.close()
         self.tracking.close()
         self.downloads.close()
         self.sets.close()

@@ -148,6 +148,43 @@ class Settings:
         ),
     )
 
+    doi_service: str = field(
+        default="",
+        metadata=_describe(
+            "DOI service",
+            "Who mints the DOIs of published versions: zenodo (any lab), datacite (a repository "
+            "account), or empty for none; the password or token goes to the OS keyring.",
+            live=True,
+        ),
+    )
+    doi_url: str = field(
+        default="",
+        metadata=_describe(
+            "DOI service address",
+            "The service's API (empty: its production API; e.g. https://api.test.datacite.org/ or "
+            "https://sandbox.zenodo.org/api to try it out).",
+            live=True,
+        ),
+    )
+    doi_repository: str = field(
+        default="",
+        metadata=_describe(
+            "DataCite repository", "The repository ID DataCite gave you (e.g. ABC.XYZ).", live=True
+        ),
+    )
+    doi_prefix: str = field(
+        default="",
+        metadata=_describe("DataCite prefix", "Your repository's DOI prefix (e.g. 10.80000).", live=True),
+    )
+    publisher: str = field(
+        default="",
+        metadata=_describe(
+            "Publisher",
+            "Who publishes your data sets (your institution); the publish form starts with it.",
+            live=True,
+        ),
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -181,6 +218,10 @@ class Settings:
         Layout(self.download_layout)  # a bad template fails here, with what is wrong
         if not self.display_name.strip():
             raise ValidationError("the display name is empty")
+        if self.doi_service not in ("", "datacite", "zenodo"):
+            raise ValidationError(f"doi_service is datacite, zenodo or empty, not {self.doi_service!r}")
+        if self.doi_url and not self.doi_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValidationError("doi_url is an https:// address")
         if not 0 <= self.update_check_minutes <= 7 * 24 * 60:
             raise ValidationError(
                 "the update check interval must be between 1 minute and 7 days, or 0 for no checks"

@@ -28,6 +28,7 @@ from mediator_desktop.core.commands import Envelope, parse
 from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.identity import key_id_of, verify
 from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, MAX_MANIFEST_BYTES
+from mediator_desktop.core.publishing import DoiMetadata
 from mediator_desktop.core.replica import (
     MAX_COLUMN_NAME,
     MAX_NAME,
@@ -735,18 +736,49 @@ class StoreState:
         self._version(rs.id, number)
         if (rs.id, number) in self.published:
             raise Rejected("immutable", f"version {number} of {rs.name!r} is published and can never change")
-        creators = e.args.get("creators", [])
-        if not isinstance(creators, list) or not all(isinstance(c, str) and c for c in creators):
-            raise Rejected("validation", "creators must be a list of names")
+        service = e.args.get("service", "")
+        if service not in ("", "datacite", "zenodo"):
+            raise Rejected("validation", f"no DOI service {service!r}: datacite, zenodo or none")
+        landing = e.args.get("landing_url", "")
+        if (
+            not isinstance(landing, str)
+            or len(landing) > 2000
+            or (landing and not landing.startswith("https://"))
+        ):
+            raise Rejected("validation", "the landing page is an https:// address")
+        raw = e.args.get("metadata")
         try:
+            if raw is not None:
+                metadata = DoiMetadata.from_json(raw).check()
+                title, creators, description = (
+                    metadata.title,
+                    tuple(c.name for c in metadata.creators),
+                    metadata.description,
+                )
+                year: int | None = metadata.year
+                stored: dict[str, Any] | None = metadata.to_json()
+            else:
+                if service:
+                    raise ValidationError("a DOI needs its metadata: creators, title, publisher, year")
+                creators = e.args.get("creators", [])
+                if not isinstance(creators, list) or not all(isinstance(c, str) and c for c in creators):
+                    raise ValidationError("creators must be a list of names")
+                title = _text(e.args, "title", MAX_NAME * 2)
+                creators, description = tuple(creators), _text(e.args, "description", MAX_TEXT, empty_ok=True)
+                year, stored = None, None
             record = PublishedRecord(
                 rs.id,
                 number,
                 e.author,
                 e.time,
-                _text(e.args, "title", MAX_NAME * 2),
-                creators=tuple(creators),
-                description=_text(e.args, "description", MAX_TEXT, empty_ok=True),
+                title,
+                creators=creators,
+                publication_year=year,
+                description=description,
+                doi_state="queued" if service else "none",
+                metadata=stored,
+                service=service,
+                landing_url=landing,
             )
         except ValidationError as exc:
             raise Rejected("validation", str(exc)) from None
@@ -754,6 +786,52 @@ class StoreState:
         self._put_set(replace(rs, published=rs.published | {number}))
         self._emit(events.Published(rs.id, number))
         return {"set_id": rs.id, "version": number}
+
+    def _op_record_mint(self, e: Envelope, user: User) -> dict[str, Any]:
+        """How far the DOI of a published version got: the minter's steps (so a retry resumes and
+        never mints twice), then the DOI once findable, or why it failed. Only its publisher."""
+        set_id = _set_id(e.args)
+        number = _int(e.args, "version")
+        record = self.published.get((set_id, number))
+        if record is None:
+            raise Rejected("not_found", f"version {number} of set {set_id} is not published")
+        if record.publisher_key != e.author:
+            raise Rejected("permission", "only its publisher's node mints a version's DOI")
+        if record.doi_state == "findable":
+            raise Rejected("immutable", f"version {number} has its DOI {record.doi} already")
+        steps = e.args.get("steps", {})
+        if (
+            not isinstance(steps, dict)
+            or len(steps) > 32
+            or not all(
+                isinstance(k, str) and isinstance(v, str) and len(k) < 64 and len(v) < 2000
+                for k, v in steps.items()
+            )
+        ):
+            raise Rejected("validation", "steps are up to 32 short names and texts")
+        state = e.args.get("state", record.doi_state)
+        if state not in ("queued", "findable", "failed"):
+            raise Rejected("validation", f"no DOI state {state!r}")
+        doi = e.args.get("doi") or record.doi
+        if state == "findable" and not (isinstance(doi, str) and doi.startswith("10.")):
+            raise Rejected("validation", "a findable version names its DOI (10.xxxx/...)")
+        error = e.args.get("error", "")
+        url = e.args.get("url", record.landing_url)
+        if not isinstance(error, str) or not isinstance(url, str):
+            raise Rejected("validation", "error and url are text")
+        merged = dict(record.steps)
+        merged.update(steps)
+        self.published[(set_id, number)] = replace(
+            record,
+            steps=tuple(sorted(merged.items())),
+            doi_state=state,
+            doi=doi if isinstance(doi, str) else None,
+            landing_url=url[:2000],
+            error=error[:1000],
+            attempts=record.attempts + (1 if error else 0),
+        )
+        self._emit(events.Published(set_id, number))
+        return {"set_id": set_id, "version": number, "state": state}
 
     def _op_record_drift(self, e: Envelope, user: User) -> dict[str, Any]:
         # Any member may record what an archive holds now: one member checks for the cluster,

@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from mediator_desktop.core.manifest import (
     unescape_component,
 )
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
+from mediator_desktop.core.publishing import Reference
 from mediator_desktop.core.selection import Rule, Selection, decide
 from mediator_desktop.core.source import (
     BrowseItem,
@@ -97,6 +99,7 @@ KIND = SourceKind(
     ),
 )
 
+log = logging.getLogger(__name__)
 PATH_COLUMNS = ("collection_id", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
 #: What a modality is, for the "matching data" view; other modalities are radiology.
 _MODALITY_CATEGORY = {
@@ -727,6 +730,31 @@ class IdcSource:
             if collection and patient:
                 found.setdefault(patient, []).append((collection, patient))
         return found
+
+    def references(self, leaves: Iterable[Leaf]) -> list[Reference]:
+        """The collections ``leaves`` come from, with the DOIs and licences the index gives
+        (``source_DOI``, ``license_short_name``; a collection with several lists each once). Read
+        from the index file on demand: the columns are not kept in memory."""
+        import pyarrow.parquet as pq
+
+        collections = sorted({leaf.path[0] for leaf in leaves if leaf.path})
+        self._loaded()
+        if not collections or self._in_use is None:
+            return []
+        try:
+            rows = pq.read_table(
+                self._in_use,
+                columns=[PATH_COLUMNS[0], "source_DOI", "license_short_name"],
+                filters=[(PATH_COLUMNS[0], "in", collections)],
+            )
+        except (OSError, KeyError, ValueError) as exc:  # an index without those columns
+            log.info("no collection DOIs in %s: %s", self._in_use, exc)
+            return []
+        found = {
+            (c or "", (d or "").removeprefix("https://doi.org/"), lic or "")
+            for c, d, lic in zip(*(rows.column(n).to_pylist() for n in rows.column_names), strict=True)
+        }
+        return [Reference(*item) for item in sorted(found) if item[0]]
 
     def data_kinds(self, scope: Pointer, patients: Collection[str]) -> list[DataKind]:
         """The modalities ``patients`` have below ``scope``, from the index: slide microscopy

@@ -355,6 +355,11 @@ def test_settings_fields_say_what_applies_live(alice: Service) -> None:
         "display_name",
         "sources",
         "update_check_minutes",
+        "doi_service",
+        "doi_url",
+        "doi_repository",
+        "doi_prefix",
+        "publisher",
     }
     assert all(f.title and f.description for f in fields.values())
     assert alice.settings.data_dir == alice.settings.get().data_dir

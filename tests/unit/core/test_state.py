@@ -210,6 +210,57 @@ def test_published_versions_never_change_and_block_deletion(h: Harness, alice: A
         h.do(alice.cmd("publish_version", set_id=set_id, version=9, title="t"))
 
 
+METADATA = {
+    "title": "LIDC CT subset",
+    "creators": [{"name": "Doe, Jane", "orcid": "0000-0002-1825-0097"}],
+    "publisher": "Lab of Imaging",
+    "year": 2026,
+}
+
+
+def test_a_doi_is_queued_with_its_metadata_and_minted_once_by_its_publisher(
+    h: Harness, alice: Actor, bob: Actor
+) -> None:
+    set_id, cmd = alice.create()
+    h.do(cmd)
+    h.do(alice.commit(set_id, None))
+    bad = {**METADATA, "creators": [{"name": "Doe, Jane", "orcid": "0000-0002-1825-0098"}], "year": 1200}
+    with pytest.raises(ValidationError, match=r"orcid.*check digit.*year"):
+        h.do(alice.cmd("publish_version", set_id=set_id, version=1, metadata=bad, service="datacite"))
+    with pytest.raises(ValidationError, match=r"a DOI needs its metadata"):
+        h.do(alice.cmd("publish_version", set_id=set_id, version=1, title="t", service="zenodo"))
+    h.do(alice.cmd("publish_version", set_id=set_id, version=1, metadata=METADATA, service="zenodo"))
+    record = h.state.published[(set_id, 1)]
+    assert (record.title, record.creators, record.doi_state, record.minting) == (
+        "LIDC CT subset", ("Doe, Jane",), "queued", True
+    )  # fmt: skip
+    # Steps survive for the next try; only the publisher's node records them.
+    h.do(
+        alice.cmd(
+            "record_mint", set_id=set_id, version=1, steps={"deposition": "7"}, error="503 (next try in 30 s)"
+        )
+    )
+    with pytest.raises(PermissionDenied, match=r"only its publisher"):
+        h.do(bob.cmd("record_mint", set_id=set_id, version=1, state="findable", doi="10.5281/zenodo.8"))
+    record = h.state.published[(set_id, 1)]
+    assert (
+        dict(record.steps) == {"deposition": "7"} and record.attempts == 1 and "publishing" in record.status()
+    )
+    doi = "10.5281/zenodo.8"
+    h.do(
+        alice.cmd(
+            "record_mint", set_id=set_id, version=1, steps={"doi": doi}, state="findable", doi=doi, error=""
+        )
+    )
+    record = h.state.published[(set_id, 1)]
+    assert record.status() == "DOI 10.5281/zenodo.8" and dict(record.steps) == {
+        "deposition": "7",
+        "doi": "10.5281/zenodo.8",
+    }
+    with pytest.raises(ImmutableError, match=r"has its DOI"):
+        h.do(alice.cmd("record_mint", set_id=set_id, version=1, state="findable", doi="10.5281/zenodo.9"))
+
+
 def test_delete_and_drift(h: Harness, alice: Actor) -> None:
     set_id, cmd = alice.create()
     h.do(cmd)
@@ -499,6 +550,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "dismiss_drift": {"set_id": "SET", "version": 1, "manifest_id": "MANIFEST"},
     "put_table_chunk": {"table_id": "TABLE", "index": 0, "total": 1},
     "put_selection_chunk": {"selection_id": "TABLE", "index": 0, "total": 1},
+    "record_mint": {"set_id": "SET", "version": 1, "steps": {"doi": "10.80000/x"}, "state": "queued"},
     "commit_table": {
         "name": "clinical", "table_id": "TABLE", "key_column": "PatientID", "columns": ["PatientID", "age"],
         "rows": 2, "filename": "clinical.csv",
