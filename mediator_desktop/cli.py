@@ -1147,19 +1147,34 @@ def _match_command(args: argparse.Namespace) -> int:
 
 # -- manifest files -------------------------------------------------------------------------------
 def _sets_export(args: argparse.Namespace) -> int:
+    from mediator_desktop.core import exports
+
     with _client(args) as m:
         rs = m.find_set(args.set)
         number = args.version or rs.head  # without a version, the node says so
+        if args.format in exports.FOLDERS:
+            return _export_folder(args, rs.id, rs.name, number, m.export_set(rs.id, args.format, number))
         text = m.export_set(rs.id, format=args.format, version=number)
-    what = "a GDC manifest" if args.format == "gdc" else "a set export"
-    if args.format == "gdc":
-        items = f"{max(len(text.splitlines()) - 1, 0):,} files"
-    else:
+    what = {
+        "gdc": "a GDC manifest",
+        "s5cmd": "an s5cmd manifest",
+        "tcia": "a .tcia manifest",
+        "csv": "a CSV of the leaves",
+    }.get(args.format, "a set export")
+    lines = text.splitlines()
+    if args.format == "mediator":
         items = f"{len(json.loads(text).get('selection', [])):,} rules"
+    elif args.format == "tcia":
+        items = f"{len(lines) - lines.index('ListOfSeriesToDownload=') - 1:,} series"
+    elif args.format == "s5cmd":
+        items = f"{sum(1 for line in lines if line.startswith('cp ')):,} series"
+    else:
+        items = f"{max(len(lines) - 1, 0):,} {'files' if args.format == 'gdc' else 'leaves'}"
     to_stdout = args.output in (None, "-")
     if not to_stdout:
         path = Path(args.output).expanduser()
-        path.write_text(text, encoding="utf-8")
+        with exports.atomic_file(path) as out:
+            out.write(text)
     data = {
         "set_id": rs.id,
         "version": number,
@@ -1175,6 +1190,39 @@ def _sets_export(args: argparse.Namespace) -> int:
             print(f"wrote {what} of {rs.name} v{number} ({items}) to {path}")
 
     return _emit(args, data, human)
+
+
+def _export_folder(args: argparse.Namespace, set_id: str, name: str, number: int | None, data: bytes) -> int:
+    """An RO-Crate or a bag (a zip from the node): unpacked into a folder, or kept as ``-o X.zip``."""
+    import io
+    import zipfile
+
+    from mediator_desktop.core import exports
+
+    suffix = exports.FOLDERS[args.format]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        top = archive.namelist()[0].split("/", 1)[0]
+        target = Path.cwd() / top if args.output in (None, "-") else Path(args.output).expanduser()
+        if target.suffix == ".zip":
+            exports.atomic_bytes(target, data)
+        else:
+            with exports.atomic_folder(target) as folder:
+                for member in archive.infolist():
+                    inner = member.filename.split("/", 1)[1] if "/" in member.filename else ""
+                    dest = (folder / inner).resolve()
+                    if not inner or member.is_dir():
+                        continue
+                    if folder.resolve() not in dest.parents:  # never write outside the folder
+                        raise errors.ValidationError(f"the node sent an unsafe name: {member.filename!r}")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(archive.read(member))
+    what = "an RO-Crate" if args.format == "rocrate" else "a BDBag"
+    result = {"set_id": set_id, "version": number, "format": args.format, "file": str(target.absolute())}
+
+    def human() -> None:
+        print(f"wrote {what} of {name} v{number} to {target}" + ("" if target.suffix else f" ({suffix})"))
+
+    return _emit(args, result, human)
 
 
 def _sets_import(args: argparse.Namespace) -> int:
@@ -1195,6 +1243,161 @@ def _sets_import(args: argparse.Namespace) -> int:
         print(f"  imported from {path.name}: {result.count:,} items found")
 
     return _emit(args, result, human)
+
+
+# -- publishing with a DOI -----------------------------------------------------------------------
+def _creator(text: str) -> dict[str, str]:
+    """``--creator 'Doe, Jane[;ORCID[;AFFILIATION]]'`` as a creator (an organisation has no comma)."""
+    name, _, rest = text.partition(";")
+    orcid, _, affiliation = rest.partition(";")
+    family, comma, given = name.partition(",")
+    person = {"name": name.strip(), "orcid": orcid.strip(), "affiliation": affiliation.strip()}
+    if comma:
+        person |= {"family": family.strip(), "given": given.strip()}
+    return person
+
+
+def _publish_metadata(args: argparse.Namespace, m: Mediator, set_id: str) -> dict[str, Any]:
+    """The suggested metadata of the version, with what the options say instead."""
+    data = m.suggest_publication(set_id, args.version).model_dump(mode="json")
+    if args.creator:
+        data["creators"] = [_creator(text) for text in args.creator]
+    for option, name in (("orcid", "orcid"), ("affiliation", "affiliation")):
+        given = getattr(args, option) or []
+        if len(given) > len(data["creators"]):
+            raise errors.ValidationError(
+                f"{len(given)} --{option} for {len(data['creators'])} creator(s): give one --{option} per "
+                f"--creator, in the same order (or --creator 'Doe, Jane;ORCID;AFFILIATION')"
+            )
+        for creator, value in zip(data["creators"], given, strict=False):
+            creator[name] = value
+    for option, name in (
+        ("title", "title"),
+        ("publisher", "publisher"),
+        ("year", "year"),
+        ("description", "description"),
+        ("license", "license"),
+    ):
+        if getattr(args, option) is not None:
+            data[name] = getattr(args, option)
+    if args.keyword:
+        data["subjects"] = list(args.keyword)
+    return data
+
+
+def _option_of(field: str, creators: Sequence[Any]) -> str:
+    """The option that sets a metadata field, to name it next to its problem."""
+    parts = field.split(".")
+    if parts[0] == "creators" and len(parts) == 3 and parts[1].isdigit():
+        i = int(parts[1])
+        who = f" {creators[i]['name']!r}" if i < len(creators) and creators[i].get("name") else ""
+        option = "--creator" if parts[2] == "name" else f"--{parts[2]}"
+        return f"{option} (creator {i + 1}{who})"
+    options = {"creators": "--creator", "landing_url": "--landing-url", "subjects": "--keyword"}
+    return options.get(parts[0], f"--{parts[0]}" if len(parts) == 1 else field)
+
+
+def _publication_line(name: str, record: Any) -> str:
+    where = f"{name} v{record.version}"
+    if record.doi_state == "findable":
+        return f"{where}: DOI {record.doi} (https://doi.org/{record.doi})"
+    if record.doi_state == "queued":
+        retrying = f" (retrying: {record.error})" if record.error else ""
+        return f"{where}: published; publishing… the DOI will follow{retrying}"
+    if record.doi_state == "failed":
+        return f"{where}: published, but its DOI failed: {record.error}"
+    return f"{where}: published (no DOI)"
+
+
+def _retry_hint(name: str, record: Any) -> None:
+    if record.doi_state == "failed":
+        print(
+            f"  fix it (e.g. `mediator publishing secret {record.service or 'zenodo'}`), then "
+            f"`mediator sets publish {_quoted(name)} --version {record.version} --retry`",
+            file=sys.stderr,
+        )
+
+
+def _sets_publish(args: argparse.Namespace) -> int:
+    from mediator_desktop.sdk import MetadataProblems
+
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        if args.retry:
+            record = m.retry_publication(rs.id, args.version, wait=args.wait, timeout=args.timeout)
+        else:
+            metadata = _publish_metadata(args, m, rs.id)
+            service = None if args.service is None else ("" if args.service == "none" else args.service)
+            try:
+                record = m.publish(
+                    rs.id,
+                    args.version,
+                    metadata,
+                    landing_url=args.landing_url,
+                    service=service,
+                    wait=args.wait,
+                    timeout=args.timeout,
+                )
+            except MetadataProblems as exc:
+                return _metadata_problems(args, exc, metadata["creators"])
+
+    def human() -> None:
+        print(_publication_line(rs.name, record))
+        _retry_hint(rs.name, record)
+
+    _emit(args, record, human)
+    return EXIT_USER_ERROR if args.wait and record.doi_state == "failed" else EXIT_OK
+
+
+def _metadata_problems(args: argparse.Namespace, exc: Any, creators: Sequence[Any]) -> int:
+    if args.json:
+        body = {"error": "ValidationError", "code": exc.code, "message": str(exc), "exit": exc.exit_code}
+        print(json.dumps({**body, "problems": exc.problems}))
+    print("mediator: the publication metadata is not complete; nothing was published:", file=sys.stderr)
+    for field, text in exc.problems.items():
+        print(f"  {_option_of(field, creators)}: {text}", file=sys.stderr)
+    return int(exc.exit_code)
+
+
+def _sets_publication(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        record = m.publication(rs.id, args.version)
+
+    def human() -> None:
+        print(_publication_line(rs.name, record))
+        if record.metadata is not None:
+            names = "; ".join(c.name for c in record.metadata.creators)
+            print(f"  {record.metadata.title} ({record.metadata.year}), by {names}")
+        if record.service:
+            print(f"  service: {record.service}; tries that failed: {record.attempts}")
+        if record.landing_url:
+            print(f"  landing page: {record.landing_url}")
+        _retry_hint(rs.name, record)
+
+    return _emit(args, record, human)
+
+
+def _sets_citation(args: argparse.Namespace) -> int:
+    with _client(args) as m:
+        rs = m.find_set(args.set)
+        citation = m.citation(rs.id, args.version)
+    text = citation.bibtex if args.bibtex else citation.availability if args.availability else citation.text
+    return _emit(args, citation, lambda: print(text))
+
+
+def _publishing_secret(args: argparse.Namespace) -> int:
+    what = "DataCite repository password" if args.service == "datacite" else "Zenodo token"
+    secret = _read_secret(what)
+    if not secret:
+        raise errors.ValidationError(f"no {what} was given (on standard input)")
+    with _client(args) as m:
+        m.set_publishing_secret(args.service, secret)
+    return _emit(
+        args,
+        {"service": args.service, "stored": True},
+        lambda: print(f"stored the {what} in the OS keyring; DOIs are minted with it from now on"),
+    )
 
 
 # -- downloads -----------------------------------------------------------------------------------
@@ -1633,17 +1836,25 @@ def build_parser() -> argparse.ArgumentParser:
         st,
         "export",
         _sets_export,
-        "a set version as a file: a set export (any MEDIator imports it) or a GDC manifest",
+        "a set version as a file: a set export, an RO-Crate, a BDBag, or a manifest an archive's tool reads",
     )
     export.add_argument("set")
     export.add_argument("--version", type=int, help="default: the head")
     export.add_argument(
         "--format",
         required=True,
-        choices=("mediator", "gdc"),
-        help="mediator: the set's selection as JSON; gdc: its GDC files, as `gdc-client download -m` reads",
+        choices=("rocrate", "bdbag", "s5cmd", "tcia", "gdc", "csv", "mediator"),
+        help="rocrate: a detached RO-Crate folder (NAME.crate); bdbag: a BagIt bag of pointers (NAME.bag); "
+        "s5cmd: IDC's series for `s5cmd run`; tcia: the NBIA Data Retriever's .tcia; gdc: its GDC files, "
+        "as `gdc-client download -m` reads; csv: one row per leaf; mediator: the set's selection as JSON",
     )
-    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: standard output)")
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="write to PATH (default: standard output; for rocrate and bdbag, a folder named after the set "
+        "here, or a zip when PATH ends in .zip)",
+    )
     imp = command(
         st,
         "import",
@@ -1652,6 +1863,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("file", metavar="FILE", help="the manifest file; its name names the set")
     imp.add_argument("--visibility", default="private", choices=("private", "cluster", "public"))
+    pub = command(
+        st,
+        "publish",
+        _sets_publish,
+        "publish a version for good, with a DOI (DataCite or Zenodo); what you leave out is suggested "
+        "(the set's name, you, the publisher setting, this year, the source collections' DOIs)",
+    )
+    pub.add_argument("set", help="a set id or name")
+    pub.add_argument("--version", type=int, help="default: the head (--retry: the latest published)")
+    pub.add_argument("--title")
+    pub.add_argument(
+        "--creator",
+        action="append",
+        metavar="NAME",
+        help="'Family, Given' or an organisation; optionally 'Doe, Jane;ORCID;AFFILIATION' (repeat)",
+    )
+    pub.add_argument("--orcid", action="append", help="the ORCID iD of each --creator, in order (repeat)")
+    pub.add_argument("--affiliation", action="append", help="the affiliation of each --creator, in order")
+    pub.add_argument("--publisher", help="default: the publisher setting")
+    pub.add_argument("--year", type=int, help="the publication year (default: this year)")
+    pub.add_argument("--description")
+    pub.add_argument("--keyword", action="append", help="a subject keyword (repeat)")
+    pub.add_argument("--license", help="an SPDX licence id, e.g. CC-BY-4.0")
+    pub.add_argument(
+        "--landing-url",
+        help="the https:// page the DOI resolves to (DataCite needs one; Zenodo makes its own)",
+    )
+    pub.add_argument(
+        "--service", choices=("datacite", "zenodo", "none"), help="who mints the DOI (default: doi_service)"
+    )
+    pub.add_argument("--wait", action="store_true", help="wait until the DOI is minted (or minting failed)")
+    pub.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits (default 120)")
+    pub.add_argument(
+        "--retry", action="store_true", help="mint the DOI of a published version again now (after a failure)"
+    )
+    publication = command(
+        st, "publication", _sets_publication, "a published version: its DOI, or how far it got"
+    )
+    publication.add_argument("set", help="a set id or name")
+    publication.add_argument("--version", type=int, help="default: the latest published")
+    citation = command(st, "citation", _sets_citation, "how a paper cites a published version")
+    citation.add_argument("set", help="a set id or name")
+    citation.add_argument("--version", type=int, help="default: the latest published")
+    cite_as = citation.add_mutually_exclusive_group()
+    cite_as.add_argument("--bibtex", action="store_true", help="as a BibTeX entry")
+    cite_as.add_argument(
+        "--availability",
+        action="store_true",
+        help="a data availability statement, naming the source collections with their DOIs and licences",
+    )
 
     tables = commands.add_parser(
         "tables",
@@ -1797,6 +2058,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="change a setting, e.g. --set download_layout={patient}/{series} (repeat); lists: a,b or JSON",
     )
 
+    publishing = commands.add_parser("publishing", help="DOI services: their credentials")
+    pb = publishing.add_subparsers(dest="publishing_command", required=True, metavar="COMMAND")
+    pub_secret = command(
+        pb,
+        "secret",
+        _publishing_secret,
+        "store the DataCite repository password or the Zenodo token (read from standard input)",
+    )
+    pub_secret.add_argument("service", choices=("datacite", "zenodo"))
     command(commands, "status", _status, "this node and its cluster")
     command(commands, "peers", _peers, "MEDIator machines seen on this network")
     jc = command(commands, "join-code", _join_code, "a one-time code for another machine to join")

@@ -27,6 +27,7 @@ from mediator_desktop.core.tree import TreeCache
 from mediator_desktop.raft.membership import Membership, cluster_secret, not_running, set_cluster_secret
 from mediator_desktop.sources import registry
 from mediator_desktop.sources.clinical import PandasTables
+from mediator_desktop.sources.doi import create_minter
 from mediator_desktop.sources.transport import CurlTransport
 
 if TYPE_CHECKING:
@@ -42,6 +43,12 @@ def _check_interval() -> float | None:
     minutes (for tests and benchmarks that cannot wait a minute)."""
     value = os.environ.get("MEDIATOR_CHECK_SECONDS")
     return float(value) if value else None
+
+
+def _seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment (tests and benchmarks cannot wait), else ``default``."""
+    value = os.environ.get(name)
+    return float(value) if value else default
 
 
 class Node:
@@ -139,9 +146,12 @@ class Node:
             source_kinds=registry.describe,
             check_interval=_check_interval(),
             table_engine=tables,
+            minters=create_minter,
+            mint_backoff=_seconds("MEDIATOR_MINT_RETRY_SECONDS", 30.0),
         )
         membership.start(ready_timeout)
         self._service.tracking.start()
+        self._service.publishing.start()
         peers = self.settings.peers
         log.info(
             "node %s started (%s); data in %s",

@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote
 
 import requests
@@ -35,10 +35,13 @@ from pydantic import BaseModel
 from mediator_desktop.api.models import (
     ArchiveMatchModel,
     CheckModel,
+    CitationModel,
     ClusterModel,
     ColumnModel,
+    CreatorModel,
     DataKindModel,
     DiffModel,
+    DoiMetadataModel,
     DriftModel,
     FailureModel,
     ImportModel,
@@ -52,11 +55,14 @@ from mediator_desktop.api.models import (
     LeavesModel,
     MatchCohortModel,
     MatchModel,
+    MetadataProblems,
     NodeInfo,
     PageModel,
     PatientsModel,
     PeerModel,
     ProgressModel,
+    PublicationModel,
+    RelatedModel,
     ReportModel,
     RowsModel,
     ScanReportModel,
@@ -91,10 +97,13 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ArchiveMatchModel",
+    "CitationModel",
     "ClusterModel",
     "ColumnModel",
+    "CreatorModel",
     "DataKindModel",
     "DiffModel",
+    "DoiMetadataModel",
     "DownloadHandle",
     "DriftModel",
     "FailureModel",
@@ -109,11 +118,14 @@ __all__ = [
     "MatchModel",
     "Mediator",
     "MediatorWarning",
+    "MetadataProblems",
     "NodeInfo",
     "PageModel",
     "PatientsModel",
     "PeerModel",
     "ProgressModel",
+    "PublicationModel",
+    "RelatedModel",
     "ReportModel",
     "RowsModel",
     "ScanReportModel",
@@ -171,6 +183,10 @@ def _error_of(response: requests.Response) -> errors.MediatorError:
     if response.status_code == 422 and not body.get("message"):  # a node from before one-line messages
         detail = body.get("detail")
         return errors.ValidationError(f"the node refused the request: {detail or response.text[:500]}")
+    detail = body.get("detail")
+    if body.get("code") == errors.ValidationError.code and isinstance(detail, dict) and detail:
+        # publication metadata: every problem by field (``MetadataProblems``)
+        return MetadataProblems(str(body.get("message", "")), {str(k): str(v) for k, v in detail.items()})
     if response.status_code == 401:
         return errors.NodeUnreachable(
             f"the node refused the token ({body.get('message')}); restart it, or check MEDIATOR_HOME "
@@ -871,15 +887,37 @@ class Mediator:
         return self._post("/v1/matches/cohort", MatchCohortModel, body).pointers
 
     # -- manifest files --------------------------------------------------------------------------
-    def export_set(self, set_id: str, format: str = "mediator", version: int | None = None) -> str:
-        """A set version (default: the head) as a file's text: ``mediator``, a set export any
-        MEDIator imports again (``import_manifest``), or ``gdc``, the manifest of its GDC files that
-        ``gdc-client download -m`` reads (``ValidationError`` when the version holds none)::
+    @overload
+    def export_set(
+        self, set_id: str, format: Literal["rocrate", "bdbag"], version: int | None = None
+    ) -> bytes: ...
+
+    @overload
+    def export_set(
+        self,
+        set_id: str,
+        format: Literal["mediator", "gdc", "s5cmd", "tcia", "csv"] = "mediator",
+        version: int | None = None,
+    ) -> str: ...
+
+    @overload
+    def export_set(self, set_id: str, format: str, version: int | None = None) -> str | bytes: ...
+
+    def export_set(self, set_id: str, format: str = "mediator", version: int | None = None) -> str | bytes:
+        """A set version (default: the head) as a file: ``mediator``, a set export any MEDIator
+        imports again (``import_manifest``); ``gdc``, the manifest of its GDC files that
+        ``gdc-client download -m`` reads; ``s5cmd``, IDC's manifest of its IDC series; ``tcia``, the
+        NBIA Data Retriever's manifest; ``csv``, one row per leaf. Those come as text;
+        ``rocrate`` (a detached RO-Crate) and ``bdbag`` (a bag of pointers) as the bytes of a zip of
+        their folder. ``ValidationError`` when the version holds nothing the format lists::
 
             Path("luad.json").write_text(m.export_set(rs.id))
             Path("gdc_manifest.txt").write_text(m.export_set(rs.id, "gdc"))
+            Path("luad.crate.zip").write_bytes(m.export_set(rs.id, "rocrate"))
         """
         response = self._request("GET", f"/v1/sets/{_set_id(set_id)}/export", format=format, version=version)
+        if format in ("rocrate", "bdbag"):
+            return response.content
         response.encoding = "utf-8"
         return response.text
 
@@ -906,6 +944,127 @@ class Mediator:
                 stacklevel=2,
             )
         return result
+
+    # -- publishing with a DOI -------------------------------------------------------------------
+    def _number(self, set_id: str, version: int | None, *, published: bool = False) -> int:
+        """``version``, or the set's head (``published``: its latest published version)."""
+        if version is not None:
+            return version
+        rs = self.get_set(set_id)
+        if published:
+            if not rs.published:
+                raise errors.NotFound(f"no version of {rs.name!r} is published; publish one first")
+            return max(rs.published)
+        if rs.head is None:
+            raise errors.NotFound(f"{rs.name!r} has no version yet; add data to it first")
+        return rs.head
+
+    def _versions(self, set_id: str, number: int) -> str:
+        return f"/v1/sets/{_set_id(set_id)}/versions/{number}"
+
+    def suggest_publication(self, set_id: str, version: int | None = None) -> DoiMetadataModel:
+        """Metadata to start a publication with (default: of the head): the set's name and
+        description, you as the creator, the ``publisher`` setting, this year, and the source
+        collections' DOIs (``related``). Change what you need and pass it to ``publish``::
+
+            meta = m.suggest_publication(rs.id)
+            meta.title = "RIDER lung CT, as used in our paper"
+            meta.creators = [CreatorModel(name="Doe, Jane", orcid="0000-0002-1825-0097")]
+        """
+        number = self._number(set_id, version)
+        return self._get(f"{self._versions(set_id, number)}/publication/suggested", DoiMetadataModel)
+
+    def publish(
+        self,
+        set_id: str,
+        version: int | None = None,
+        metadata: DoiMetadataModel | Mapping[str, Any] | Any | None = None,
+        *,
+        landing_url: str | None = None,
+        service: str | None = None,
+        wait: bool = False,
+        timeout: float = 60.0,
+    ) -> PublicationModel:
+        """Publish a version (default: the head) for good, and have its DOI minted.
+
+        The version is frozen at once (it can never change, and the set can no longer be
+        deleted); the node mints the DOI afterwards, retrying while the service is down.
+
+        Args:
+            metadata: the DOI record: a ``DoiMetadataModel`` (from ``suggest_publication``), a dict
+                of its fields (creators as ``{"name": "Doe, Jane", "orcid": ...}`` or just
+                ``"Doe, Jane"``), or None for the suggested one.
+            landing_url: the https:// page the DOI resolves to (DataCite needs one; Zenodo
+                makes its own).
+            service: ``datacite``, ``zenodo`` or ``none`` (default: the ``doi_service`` setting).
+            wait: wait until the DOI is findable or minting failed (then ``error`` says why;
+                ``retry_publication`` after fixing it), at most ``timeout`` seconds; after that the
+                record is returned as it is (``doi_state`` queued: the node keeps trying).
+
+        Raises:
+            MetadataProblems: the metadata breaks rules of a DOI record; ``problems`` has each
+                by field (``{"creators.0.orcid": "... no valid ORCID iD ..."}``). Nothing is published.
+
+        Example::
+
+            meta = m.suggest_publication(rs.id)
+            meta.creators = [CreatorModel(name="Doe, Jane", orcid="0000-0002-1825-0097")]
+            record = m.publish(rs.id, metadata=meta, service="zenodo", wait=True)
+            print(record.status)  # DOI 10.5281/zenodo.123456
+        """
+        number = self._number(set_id, version)
+        body: dict[str, Any] = {
+            "metadata": None if metadata is None else _metadata_json(metadata),
+            "landing_url": landing_url,
+            "service": service,
+        }
+        record = self._post(f"{self._versions(set_id, number)}/publish", PublicationModel, body)
+        return self._wait_minted(record, timeout) if wait else record
+
+    def _wait_minted(self, record: PublicationModel, timeout: float) -> PublicationModel:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while record.doi_state == "queued" and time.monotonic() < deadline:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
+            record = self.publication(record.set_id, record.version)
+        return record
+
+    def publication(self, set_id: str, version: int | None = None) -> PublicationModel:
+        """A published version (default: the latest) and how far its DOI got: ``doi_state``
+        (queued, findable, failed, none), ``status`` (``DOI 10.x/y``, ``publishing…``), ``error``.
+        ``NotFound`` when the version is not published."""
+        number = self._number(set_id, version, published=True)
+        return self._get(f"{self._versions(set_id, number)}/publication", PublicationModel)
+
+    def retry_publication(
+        self, set_id: str, version: int | None = None, *, wait: bool = False, timeout: float = 60.0
+    ) -> PublicationModel:
+        """Try minting a version's DOI (default: the latest published) again now, after fixing
+        what ``publication(...).error`` said (``set_publishing_secret``), or once the service is
+        back; ``wait`` as in ``publish``::
+
+            m.set_publishing_secret("zenodo", token)
+            print(m.retry_publication(rs.id, 1, wait=True).status)
+        """
+        number = self._number(set_id, version, published=True)
+        record = self._post(f"{self._versions(set_id, number)}/publication/retry", PublicationModel)
+        return self._wait_minted(record, timeout) if wait else record
+
+    def citation(self, set_id: str, version: int | None = None) -> CitationModel:
+        """How a paper cites a published version (default: the latest): ``text`` (DataCite's
+        style), ``bibtex`` and ``availability``, a data availability statement naming the source
+        collections with their DOIs and licences::
+
+            Path("refs.bib").write_text(m.citation(rs.id).bibtex)
+        """
+        number = self._number(set_id, version, published=True)
+        return self._get(f"{self._versions(set_id, number)}/citation", CitationModel)
+
+    def set_publishing_secret(self, service: str, secret: str) -> None:
+        """Keep the DataCite repository password or the Zenodo token (``service``: ``datacite`` or
+        ``zenodo``) in the node's OS keyring; used from the next DOI (or retry) on."""
+        self._call("PUT", "/v1/publishing/secret", {"service": service, "secret": secret})
 
     # -- downloads -------------------------------------------------------------------------------
     def start_download(
@@ -1016,3 +1175,26 @@ def _filter_args(filters: Mapping[str, str | Sequence[str]] | None) -> list[str]
         vals = [values] if isinstance(values, str) else list(values)
         out.append(f"{name}={','.join(vals)}")
     return out
+
+
+def _metadata_json(metadata: Any) -> dict[str, Any]:
+    """Publication metadata as the API takes it, from a ``DoiMetadataModel``, a dict of its fields
+    (a creator may be just a name) or a ``core.publishing.DoiMetadata``."""
+    if isinstance(metadata, BaseModel):
+        data = metadata.model_dump(mode="json")
+    elif isinstance(metadata, Mapping):
+        data = dict(metadata)
+    elif callable(getattr(metadata, "to_json", None)):
+        data = dict(metadata.to_json())
+    else:
+        raise errors.ValidationError(
+            f"metadata is a DoiMetadataModel or a dict of its fields, not {type(metadata).__name__}"
+        )
+    creators = data.get("creators")
+    if isinstance(creators, list | tuple):
+        data["creators"] = [{"name": c} if isinstance(c, str) else _plain_json(c) for c in creators]
+    return data
+
+
+def _plain_json(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value

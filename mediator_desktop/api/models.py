@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from mediator_desktop.core import errors
 from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.pointer import Pointer, make_filters
 from mediator_desktop.core.replica import Version
@@ -880,4 +881,150 @@ def leaf_model(line: str) -> LeafModel:
         path=list(leaf.path),
         size=leaf.fingerprint.size,
         fingerprint=leaf.fingerprint.encode(),
+    )
+
+
+# -- publishing with a DOI -----------------------------------------------------------------------
+MetadataProblems = errors.MetadataProblems  # its home is core.errors; named here for the routes
+
+
+class CreatorModel(_Answer):
+    """A person (``name`` is ``Family, Given``) or an organisation credited for the data."""
+
+    name: str
+    given: str = ""
+    family: str = ""
+    orcid: str = Field(
+        default="", description="an ORCID iD, 0000-0002-1825-0097 or its https://orcid.org/ URL"
+    )
+    affiliation: str = ""
+
+
+class RelatedModel(_Answer):
+    """An identifier the data relates to (a source collection's DOI it ``References``)."""
+
+    identifier: str
+    kind: str = "DOI"
+    relation: str = "References"
+
+
+class DoiMetadataModel(_Answer):
+    """What a DOI record says of a published version (DataCite's kernel 4; Zenodo's deposit form
+    is made from it). ``GET .../publication/suggested`` gives one to start a form with."""
+
+    title: str
+    creators: list[CreatorModel]
+    publisher: str
+    year: int
+    description: str = ""
+    subjects: list[str] = Field(default_factory=list, description="keywords")
+    license: str = Field(default="", description="an SPDX licence id, e.g. CC-BY-4.0")
+    funding: list[str] = Field(default_factory=list, description="funders' names")
+    related: list[RelatedModel] = Field(default_factory=list)
+    version: str = ""
+    resource_type: str = "Dataset"
+    size: str = ""
+    formats: list[str] = Field(default_factory=lambda: ["application/ld+json"])
+
+
+# The metadata a publish request sends: types only. Every rule of the record (a title's length, an
+# ORCID's check digit, the year...) is checked by ``core.publishing.DoiMetadata.problems`` and
+# answered by field (``MetadataProblems``), not as a 422 about the request.
+_Line = Annotated[str, Field(max_length=100_000)]
+
+
+class CreatorBody(_Body):
+    name: _Line = ""
+    given: _Line = ""
+    family: _Line = ""
+    orcid: _Line = ""
+    affiliation: _Line = ""
+
+
+class RelatedBody(_Body):
+    identifier: _Line
+    kind: _Line = "DOI"
+    relation: _Line = "References"
+
+
+class DoiMetadataBody(_Body):
+    """The DOI record of a version to publish; a field left out is empty (and reported if required)."""
+
+    title: _Line = ""
+    creators: list[CreatorBody] = Field(default_factory=list, max_length=1000)
+    publisher: _Line = ""
+    year: StrictInt = 0
+    description: _Line = ""
+    subjects: list[_Line] = Field(default_factory=list, max_length=1000)
+    license: _Line = ""
+    funding: list[_Line] = Field(default_factory=list, max_length=1000)
+    related: list[RelatedBody] = Field(default_factory=list, max_length=1000)
+    version: _Line = ""
+    resource_type: _Line = "Dataset"
+    size: _Line = ""
+    formats: list[_Line] = Field(default_factory=lambda: ["application/ld+json"], max_length=100)
+
+
+DoiService = Literal["", "none", "datacite", "zenodo"]
+
+
+class PublishBody(_Body):
+    metadata: DoiMetadataBody | None = Field(
+        default=None, description="the DOI record; null: the suggested one (publication/suggested)"
+    )
+    landing_url: Annotated[str, Field(max_length=2000)] | None = Field(
+        default=None,
+        description="the https:// page the DOI resolves to (DataCite needs one; Zenodo makes its own)",
+    )
+    service: DoiService | None = Field(
+        default=None,
+        description='who mints the DOI: datacite, zenodo, "" or none: no DOI; null: the doi_service setting',
+    )
+
+
+class PublicationModel(_Answer):
+    """A published version and how far its DOI got (``doi_state``: queued, findable, failed or
+    none: published without a DOI)."""
+
+    set_id: str
+    version: int
+    doi: str | None
+    doi_state: Literal["none", "queued", "findable", "failed"]
+    status: str = Field(description='what a set shows: "DOI 10.x/y", "publishing…", "failed: reason; retry"')
+    error: str = Field(description="why the last try failed ('' when none did)")
+    service: str = Field(description="datacite, zenodo or '' (no DOI)")
+    landing_url: str = Field(description="where the DOI resolves (once minted: the service's record page)")
+    doi_url: str | None = Field(description="https://doi.org/DOI once minted")
+    attempts: int
+    title: str
+    creators: list[str]
+    publication_year: int | None
+    publisher_key: str
+    time: float
+    metadata: DoiMetadataModel | None = Field(description="the DOI record (null: published without one)")
+
+
+class CitationModel(_Answer):
+    """How a paper cites a published version."""
+
+    text: str = Field(description="DataCite's text style")
+    bibtex: str
+    availability: str = Field(
+        description="a data availability statement naming the source collections with their DOIs and licences"
+    )
+
+
+class PublishingSecretBody(_Body):
+    service: Literal["datacite", "zenodo"]
+    secret: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        description="the DataCite password or the Zenodo token (kept in the OS keyring, never echoed)"
+    )
+
+
+class ProblemsModel(ErrorModel):
+    """An error; a ``ValidationError`` of publication metadata names every problem by field."""
+
+    detail: dict[str, str] = Field(
+        default_factory=dict,
+        description="the problems by field: title, creators.0.orcid, year, landing_url...",
     )

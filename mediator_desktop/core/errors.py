@@ -10,6 +10,7 @@ command. The API, the SDK and the CLI read these attributes; none keeps a table 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 #: Exit codes of the ``mediator`` command (also documented in docs/cli.md).
@@ -54,6 +55,26 @@ class ValidationError(MediatorError, ValueError):
     """Input that breaks a rule of the domain model (a bad path, a malformed manifest...)."""
 
     code = "validation"
+
+
+class MetadataProblems(ValidationError):
+    """Publication metadata that breaks rules of a DOI record, with every problem by field
+    (``title``, ``creators.0.orcid``, ``landing_url``...), so a form shows each next to its field.
+    The local API answers it with 400 and the problems as ``detail``; the SDK raises it again."""
+
+    code = "metadata"
+
+    def __init__(self, message: str, problems: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = dict(problems or {})
+
+    @classmethod
+    def of(cls, problems: Mapping[str, str]) -> MetadataProblems:
+        said = "; ".join(f"{name}: {text}" for name, text in problems.items())
+        return cls(f"the publication metadata is not complete: {said}", problems)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "detail": dict(self.problems)}
 
 
 class IntegrityError(MediatorError):
@@ -197,6 +218,10 @@ def from_json(body: dict[str, Any], fallback: str = "") -> MediatorError:
     if kind is ConflictError:
         head = body.get("current_head")
         return ConflictError(message, current_head=head if isinstance(head, int) else None)
+    if kind is MetadataProblems:
+        detail = body.get("detail")
+        problems = {str(k): str(v) for k, v in detail.items()} if isinstance(detail, dict) else {}
+        return MetadataProblems(message, problems)
     return kind(message)
 
 

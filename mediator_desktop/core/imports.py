@@ -3,7 +3,10 @@
 - TCIA ``.tcia`` (NBIA Data Retriever): ``ListOfSeriesToDownload=`` then one SeriesInstanceUID a line;
 - IDC ``.s5cmd``: ``cp s3://<bucket>/<crdc_series_uuid>/* <folder>`` lines;
 - GDC manifest TSV: ``id  filename  md5  size  state`` with one file UUID a line;
-- a MEDIator set export (JSON, ``"format": "mediator-set"``): name, description and selection.
+- a MEDIator set export (JSON, ``"format": "mediator-set"``): name, description and selection;
+- an RO-Crate or a BDBag MEDIator exported (``core.exports``): the folder, the crate's
+  ``ro-crate-metadata.json`` or the bag's ``bag-info.txt``; one edited by hand is refused
+  (``IntegrityError`` naming the mismatch).
 
 Identifiers are checked for their shape here; which archive holds them is the sources' business
 (``locate``). Every malformed file is a ``ValidationError`` naming the file and the line.
@@ -36,7 +39,7 @@ KINDS = {"tcia": "series_uid", "idc-s5cmd": "crdc_series_uuid", "gdc": "gdc_file
 class ImportedManifest:
     """What a manifest file names. ``selection`` is set for MEDIator exports, ``identifiers`` otherwise."""
 
-    kind: str  # tcia, idc-s5cmd, gdc, mediator
+    kind: str  # tcia, idc-s5cmd, gdc, mediator, rocrate, bdbag
     name: str
     identifiers: tuple[str, ...] = ()
     selection: Selection | None = None
@@ -49,6 +52,9 @@ class ImportedManifest:
 
 def read_manifest_file(path: Path) -> ImportedManifest:
     """Read and check a manifest file; ``ValidationError`` says what is wrong with it."""
+    exported = _exported_folder(path)
+    if exported is not None:
+        return exported
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
@@ -65,6 +71,13 @@ def read_manifest_file(path: Path) -> ImportedManifest:
     name = path.name.split(".")[0] or path.name
     stripped = text.lstrip()
     if stripped.startswith("{"):
+        if '"@graph"' in stripped[:4096]:  # a detached RO-Crate under another name
+            from mediator_desktop.core.exports import read_crate
+
+            crate_name, description, selection = read_crate(path)
+            return ImportedManifest(
+                "rocrate", crate_name or name, selection=selection, description=description
+            )
         return _export(path, text)
     if "ListOfSeriesToDownload=" in text:
         return _tcia(path, text, name)
@@ -77,6 +90,27 @@ def read_manifest_file(path: Path) -> ImportedManifest:
         f"{path.name} is none of the manifests MEDIator reads: a TCIA .tcia, an IDC .s5cmd, "
         "a GDC manifest (TSV with id and filename columns) or a MEDIator set export"
     )
+
+
+def _exported_folder(path: Path) -> ImportedManifest | None:
+    """An RO-Crate or a bag of ours, given as its folder or its main file; None for anything else."""
+    from mediator_desktop.core import exports
+
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir() or path.name in (exports.CRATE_FILE, "bag-info.txt", "bagit.txt"):
+        stem = folder.name.removesuffix(".crate").removesuffix(".bag") or folder.name
+        if (folder / exports.CRATE_FILE).is_file() and path.name != "bag-info.txt":
+            name, description, selection = exports.read_crate(folder / exports.CRATE_FILE)
+            return ImportedManifest("rocrate", name or stem, selection=selection, description=description)
+        if (folder / "bagit.txt").is_file():
+            name, description, selection = exports.read_bag(folder)
+            return ImportedManifest("bdbag", name or stem, selection=selection, description=description)
+        if path.is_dir():
+            raise ValidationError(
+                f"{path.name} is a folder but neither an RO-Crate (ro-crate-metadata.json) nor a bag "
+                "(bagit.txt); name a manifest file"
+            )
+    return None
 
 
 def _unique(items: list[str], path: Path) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mediator_desktop.core.errors import ValidationError
+from mediator_desktop.core.errors import MetadataProblems, ValidationError
 
 #: Longest title, description and name a DOI record takes here (DataCite has no hard limit; a
 #: journal's reference list and a landing page do).
@@ -130,10 +130,7 @@ class DoiMetadata:
         """``self``, or ``ValidationError`` listing every problem."""
         problems = self.problems()
         if problems:
-            raise ValidationError(
-                "the publication metadata is not complete: "
-                + "; ".join(f"{name}: {text}" for name, text in problems.items())
-            )
+            raise MetadataProblems.of(problems)
         return self
 
     # -- the services' forms ------------------------------------------------------------------------

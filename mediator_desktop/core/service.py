@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import zstandard
 
+from mediator_desktop.core import exports
 from mediator_desktop.core.clinical import Clinical, ClinicalSource, TableEngine
 from mediator_desktop.core.cluster import Cluster
 from mediator_desktop.core.commands import SeqClock, canonical_json, seal
@@ -1010,6 +1011,73 @@ class Sets:
             )
         return "\n".join([header, *lines]) + "\n"
 
+    def export_file(
+        self,
+        set_id: str,
+        version: int | None,
+        fmt: str,
+        path: Path,
+        metadata: DoiMetadata | None = None,
+    ) -> Path:
+        """Write a set version as ``fmt`` (``core.exports.FORMATS``) to ``path``, atomically: a
+        temporary name beside it, renamed when complete. ``path`` may be a folder: the export is
+        then named after the set (``NAME_v3.crate``). Returns the path written.
+
+        Raises:
+            ValidationError: an unknown format, or a version holding nothing the format lists.
+            NotFound: no such set or version, or one you may not read.
+        """
+        if fmt not in exports.FORMATS:
+            raise ValidationError(f"unknown export format {fmt!r}; one of {', '.join(exports.FORMATS)}")
+        export = self.export_of(set_id, version, metadata)
+        in_folder = path.is_dir() and fmt not in exports.FOLDERS
+        target = path / exports.default_name(export, fmt) if in_folder else path
+        if fmt == "gdc":  # written by the archives that hold GDC files
+            text = self.export_manifest(set_id, export.version, "gdc")
+            with exports.atomic_file(target) as out:
+                out.write(text)
+            return target
+        return exports.write(export, fmt, target)
+
+    def export_of(
+        self, set_id: str, version: int | None = None, metadata: DoiMetadata | None = None
+    ) -> exports.SetExport:
+        """What the exporters write of a set version: selection, manifest, each leaf's URL (from
+        its archive's offline ``leaf_urls``, else a MEDIator pointer) and its publication."""
+        rs = self.get(set_id)
+        v = self.version(set_id, version)
+        manifest = self.manifest(v.manifest_id)
+        archives = self._archives
+        sources = manifest.sources
+
+        def located() -> Iterable[exports.Located]:
+            for source_id in sources:
+                try:
+                    leaf_urls = getattr(archives.get(source_id), "leaf_urls", None)
+                except NotFound:
+                    leaf_urls = None
+                leaves = exports.leaves_of(manifest, source_id)
+                if leaf_urls is None:
+                    yield from ((leaf, exports.pointer_url(leaf)) for leaf in leaves)
+                else:
+                    yield from leaf_urls(leaves)
+
+        record = self._store.state.published.get((set_id, v.number))
+        return exports.SetExport(
+            set_id=set_id,
+            name=rs.name,
+            description=rs.description,
+            version=v.number,
+            time=v.time,
+            author=v.author,
+            selection=v.selection,
+            manifest=manifest,
+            located=located,
+            document=self.export(set_id, v.number),
+            metadata=metadata,
+            doi=record.doi if record is not None else None,
+        )
+
     def export(self, set_id: str, version: int | None = None) -> dict[str, Any]:
         """A set version as a MEDIator export (``import_file`` makes a set of it again)."""
         rs = self.get(set_id)
@@ -1428,6 +1496,7 @@ class Service:
         check_interval: float | None = None,
         table_engine: TableEngine | None = None,
         minters: MinterFactory | None = None,
+        mint_backoff: float = 30.0,
         timeout: float = 10.0,
     ) -> None:
         self._signer = _Signer(store, identity, timeout)
@@ -1480,6 +1549,7 @@ class Service:
             self.settings.get,
             minters,
             file.current.data_dir if settings is not None else None,
+            backoff=mint_backoff,
         )
         self._cluster = cluster
 

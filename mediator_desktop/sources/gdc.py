@@ -1127,6 +1127,12 @@ class GdcSource:
         """The GDC manifest (TSV) of ``leaves``: see the module's ``manifest_file``."""
         return manifest_file(leaves)
 
+    def leaf_urls(self, leaves: Iterable[Leaf]) -> Iterator[tuple[Leaf, str]]:
+        """Each file's download URL, ``<api>/data/<file uuid>`` (offline)."""
+        for leaf in leaves:
+            file_id = leaf.fingerprint.version or leaf.path[-1]
+            yield leaf, f"{self.base_url}data/{file_id}"
+
     # -- joins and kinds of data (the Integrator) ----------------------------------------------
     def _check_scope(self, scope: Pointer) -> None:
         if scope.source_id != self.source_id or scope.depth >= 3:

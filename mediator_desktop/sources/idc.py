@@ -27,7 +27,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -848,6 +848,49 @@ class IdcSource:
             "# s5cmd --no-sign-request --endpoint-url https://s3.amazonaws.com run manifest.s5cmd\n"
         )
         return header + "\n".join(sorted(commands.to_pylist())) + "\n"
+
+    def leaf_urls(self, leaves: Iterable[Leaf]) -> Iterator[tuple[Leaf, str]]:
+        """Each series' folder in IDC's public buckets, ``s3://<bucket>/<crdc_series_uuid>/``, from
+        the index (offline: a lookup made once per index, about half a second and 150 MB for all of
+        IDC, then a million series take about a second). A version the index no longer has is
+        looked up in ``prior_versions_index``; one neither knows gets ``idc-open-data``, where most
+        of IDC lies."""
+        table = self._loaded()
+        cached = getattr(self, "_url_lookup", None)
+        if cached is None or cached[0] is not table:
+            buckets = table.column("aws_bucket").combine_chunks()
+            names = buckets.dictionary.to_pylist()
+            by_uuid = dict(
+                zip(
+                    table.column("crdc_series_uuid").to_pylist(),
+                    [names[i] for i in buckets.indices.to_pylist()],
+                    strict=True,
+                )
+            )
+            cached = (table, by_uuid)
+            self._url_lookup = cached
+        by_uuid = cached[1]
+        batch: list[tuple[Leaf, str]] = []
+
+        def flush() -> Iterator[tuple[Leaf, str]]:
+            earlier = self._prior_versions([uuid for _, uuid in batch])
+            for leaf, uuid in batch:
+                prior = earlier.get(uuid)
+                where = prior.bucket if prior is not None and prior.bucket else "idc-open-data"
+                yield leaf, f"s3://{where}/{uuid}/"
+
+        for leaf in leaves:
+            uuid = leaf.fingerprint.version or ""
+            bucket = by_uuid.get(uuid)
+            if bucket is not None:
+                yield leaf, f"s3://{bucket}/{uuid}/"
+            else:  # rare: a version an index update replaced
+                batch.append((leaf, uuid))
+                if len(batch) == 10_000:
+                    yield from flush()
+                    batch = []
+        if batch:
+            yield from flush()
 
     def _resolve_exactly(self, table: pa.Table, rules: Sequence[Rule]) -> pa.Table:
         """Per-row ``decide`` over the rows any rule matches: slower, for tangled selections."""

@@ -47,7 +47,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -937,6 +937,21 @@ class S3Source:
             base = f"https://s3.{self.region}.amazonaws.com/{bucket}"
         url = f"{base}/{quote(key, safe='/')}"
         return f"{url}?versionId={quote(version, safe='')}" if version else url
+
+    def leaf_urls(self, leaves: Iterable[Leaf]) -> Iterator[tuple[Leaf, str]]:
+        """Each object's plain URL, pinned to its version (``?versionId=``) when the bucket keeps
+        versions: never presigned (an export outlives a signature), never a request."""
+        for leaf in leaves:
+            bucket, key = leaf.path[0], "/".join(leaf.path[1:])
+            if self.endpoint_url:
+                base = f"{self.endpoint_url}/{bucket}"
+            elif _DNS_BUCKET.fullmatch(bucket):
+                base = f"https://{bucket}.s3.{self.region}.amazonaws.com"
+            else:
+                base = f"https://s3.{self.region}.amazonaws.com/{bucket}"
+            url = f"{base}/{quote(key, safe='/')}"
+            version = leaf.fingerprint.version
+            yield leaf, f"{url}?versionId={quote(version, safe='')}" if version else url
 
     def plan(self, leaf: Leaf) -> LeafPlan:
         """One object, pinned: its version (when the bucket keeps versions) and ``If-Match`` with its

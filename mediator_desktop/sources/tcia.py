@@ -27,7 +27,7 @@ import io
 import threading
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
@@ -391,6 +391,12 @@ class TciaSource:
             with self._lock:
                 self._modalities[study] = cached
         return cached.get(leaf.path[-1], "")
+
+    def leaf_urls(self, leaves: Iterable[Leaf]) -> Iterator[tuple[Leaf, str]]:
+        """Each series' ``getImage`` URL (by its SeriesInstanceUID; offline)."""
+        endpoint = "getImage" if "/v4/" in self.base_url else "getImageWithMD5Hash"
+        for leaf in leaves:
+            yield leaf, f"{self.base_url}{endpoint}?{urlencode({'SeriesInstanceUID': leaf.path[-1]})}"
 
     def plan(self, leaf: Leaf) -> LeafPlan:
         """One series as TCIA's zip with MD5s; ``finish`` checks and unpacks it."""

@@ -14,7 +14,11 @@ patients and joins them to archives, and its cohort drags onto the open set.
 Radiogenomic cohorts (``service.archives.match``): *File > Find matching data in other archives…*
 and the archive tree's context menu look the selected patients (or the clinical panel's cohort, when
 that panel is in front) up in the other archives (``ui/match_dialog.py``); its "Add to set" puts
-the cohort's rules into the open set's pending edits, "New set from these…" into a new set's."""
+the cohort's rules into the open set's pending edits, "New set from these…" into a new set's.
+
+Publishing (``service.publishing``): *Set > Publish with a DOI…* (and the set view's "Publish…")
+opens the publish form (``ui/publish_dialog.py``) for the open set's shown version; the set view and
+the version history then show its DOI as the node's queue mints it (``Published`` events)."""
 
 from __future__ import annotations
 
@@ -66,7 +70,7 @@ from mediator_desktop.core.events import (
 from mediator_desktop.core.imports import read_manifest_file
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.pointer import Pointer
-from mediator_desktop.core.replica import TableVersion, Visibility
+from mediator_desktop.core.replica import PublishedRecord, TableVersion, Visibility
 from mediator_desktop.core.service import ImportResult, Outcome, Service
 from mediator_desktop.core.tracking import CheckOutcome
 from mediator_desktop.ui.add_source_dialog import AddSourceDialog
@@ -79,6 +83,7 @@ from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.errors import Level, Message, MessageBridge
 from mediator_desktop.ui.match_dialog import MatchDialog
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
+from mediator_desktop.ui.publish_dialog import PublishDialog
 from mediator_desktop.ui.set_view import EMPTY_VERSION, SetView
 from mediator_desktop.ui.settings_dialog import SettingsDialog
 from mediator_desktop.ui.share_dialog import ShareDialog
@@ -234,10 +239,22 @@ class SetDetails(QWidget):
         if rs.published:
             lines.append("Published versions: " + ", ".join(map(str, sorted(rs.published))))
         self.summary.setText("<br>".join(lines))
+        published = {}
+        for number in rs.published:
+            try:
+                published[number] = service.publishing.get(set_id, number)
+            except MediatorError:
+                continue
         for version in reversed(service.sets.history(set_id)):
             when = datetime.fromtimestamp(version.time).strftime("%Y-%m-%d %H:%M")
             who = users.get(version.author, version.author[:12])
-            self.history.addItem(f"v{version.number} · {when} · {who}: {version.message or '(no message)'}")
+            line = f"v{version.number} · {when} · {who}: {version.message or '(no message)'}"
+            record = published.get(version.number)
+            if record is not None:
+                line += f"  ·  {record.status().removesuffix('; retry')}"
+            self.history.addItem(line)
+            if record is not None:
+                self.history.item(self.history.count() - 1).setToolTip(record.error or record.status())
 
     def _show_updates(self, service: Service, set_id: str, head: int | None) -> None:
         if head is None:
@@ -336,6 +353,7 @@ class MainWindow(QMainWindow):
         self.clinical.add_requested.connect(self.set_view.add)
         self.clinical.add_table_requested.connect(self.ask_add_table)
         self.set_view.committed.connect(lambda n: self.messages.info(f"Committed version {n}"))
+        self.set_view.publish_requested.connect(self.show_publish)
         self.sidebar.currentItemChanged.connect(self._set_chosen)
         self.details.update_requested.connect(self.show_update)
         self._make_actions()
@@ -429,6 +447,13 @@ class MainWindow(QMainWindow):
             self.show_diff,
             "Compare two versions of the open set",
         )
+        self.publish_action = self._action(
+            menu,
+            "&Publish with a DOI…",
+            QKeySequence("Ctrl+Shift+P"),
+            self.show_publish,
+            "Freeze the open set's version for good and give it a DOI, to cite in a paper",
+        )
         menu.addSeparator()
         self.check_action = self._action(
             menu,
@@ -490,6 +515,7 @@ class MainWindow(QMainWindow):
             self.share_action,
             self.export_action,
             self.compare_action,
+            self.publish_action,
             self.check_action,
             self.show_update_action,
         ):
@@ -599,6 +625,7 @@ class MainWindow(QMainWindow):
                 has = False
         self.show_update_action.setEnabled(has)
         self.check_action.setEnabled(set_id is not None)
+        self.publish_action.setEnabled(self.set_view.shown_version is not None)
 
     def chosen_set(self) -> str | None:
         """The set chosen in the sidebar, else the open one."""
@@ -768,8 +795,38 @@ class MainWindow(QMainWindow):
         self.diff_dialog.compare()
         return self.diff_dialog
 
+    def show_publish(self) -> PublishDialog | None:
+        """The publish form of the open set's shown version (window-modal), pre-filled on its
+        worker; the set view then shows the DOI as it is minted."""
+        set_id, version = self.set_view.set_id, self.set_view.shown_version
+        if set_id is None or version is None:
+            self.messages.error("Open a set with a version first (commit its changes), then publish it.")
+            return None
+        try:
+            if version in self.service.sets.get(set_id).published:
+                self.messages.error(
+                    f"Version {version} is published already: commit a new version to publish again."
+                )
+                return None
+            dialog = PublishDialog(self.service, set_id, version, self.messages, self)
+        except MediatorError as exc:
+            self.messages.error(str(exc))
+            return None
+        dialog.published.connect(self._published)
+        self.publish_dialog = dialog
+        dialog.open()
+        dialog.start()
+        return dialog
+
+    def _published(self, record: PublishedRecord) -> None:
+        self.refresh()
+        doi = " Its DOI follows when the service answers." if record.service else ""
+        self.messages.info(f"Published version {record.version}.{doi}")
+
     def show_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.service.settings, self.messages, self)
+        dialog = SettingsDialog(
+            self.service.settings, self.messages, self, doi_secret=self.service.publishing.set_secret
+        )
         dialog.accepted.connect(lambda: self._settings_saved(dialog))
         dialog.open()
         self.settings_dialog = dialog
@@ -1079,6 +1136,8 @@ class MainWindow(QMainWindow):
             dialog.shutdown()
         for match in self.findChildren(MatchDialog):
             match.shutdown()
+        for publish in self.findChildren(PublishDialog):
+            publish.runner.close()
         self.set_view.runner.close()
         self.archives.runner.close()
         self.clinical.shutdown()

@@ -6,6 +6,10 @@ Every edit is resolved against the archives on a worker, so the tree always show
 selection would download; a million leaves load without blocking (``core.tree``). A clinical
 cohort joined to archives (``core.integrator``) is listed as the cohort it means, with what the
 join left out ("1 of 2 patients of clinical/trial have data in lab; none for P9").
+
+A published version (``service.publishing``) shows its DOI under the title: "publishing…" while the
+node's queue mints it, "DOI 10.…" then, or why it failed with a Retry button; the Cite menu copies
+its citation, its BibTeX or a data availability statement.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from PySide6.QtCore import QMimeData, QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
+    QMenu,
     QPushButton,
+    QToolButton,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -32,6 +39,8 @@ from mediator_desktop.core.errors import ClusterUnavailable, ConflictError, Medi
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.publishing import Citation
+from mediator_desktop.core.replica import PublishedRecord
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.tree import ManifestTree, TreeNode, TreeSummary
@@ -183,6 +192,10 @@ class SetView(QWidget):
     painted_first = Signal()
     #: The whole tree of the version (or of the pending edits) is loaded.
     resolved = Signal()
+    #: "Publish…" was pressed for the version shown.
+    publish_requested = Signal()
+    #: A citation went to the clipboard: its kind (citation, bibtex, availability) and its text.
+    citation_copied = Signal(str, str)
 
     def __init__(self, service: Service, messages: MessageBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -200,6 +213,7 @@ class SetView(QWidget):
         self.title = QLabel("Choose a set on the left, or make a new one.", self)
         self.title.setWordWrap(True)
         self.state = QLabel("", self)
+        self._make_publication()
         # Said, not just implied by an empty tree: a version that selects nothing downloads nothing.
         self.warning = QLabel("", self)
         self.warning.setWordWrap(True)
@@ -261,6 +275,7 @@ class SetView(QWidget):
         buttons.addWidget(self.commit_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addLayout(self.publication_row)
         layout.addWidget(self.state)
         layout.addWidget(self.warning)
         layout.addWidget(self.joins)
@@ -269,6 +284,42 @@ class SetView(QWidget):
         layout.addWidget(self.pending)
         layout.addLayout(buttons)
         self._update_controls()
+
+    def _make_publication(self) -> None:
+        """The version's publication: its status and DOI, Cite ▾, Retry, Publish…."""
+        #: The shown version's publication (None: not published, or no version shown).
+        self.publication: PublishedRecord | None = None
+        self.publication_label = QLabel("", self)
+        self.publication_label.setAccessibleName("Publication")
+        self.publication_label.setTextFormat(Qt.TextFormat.RichText)
+        self.publication_label.setOpenExternalLinks(True)
+        self.publication_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.publication_label.setWordWrap(True)
+        self.cite_menu = QMenu(self)
+        self.copy_citation_action = self.cite_menu.addAction("Copy citation")
+        self.copy_bibtex_action = self.cite_menu.addAction("Copy BibTeX")
+        self.copy_availability_action = self.cite_menu.addAction("Copy data availability statement")
+        self.copy_citation_action.triggered.connect(lambda: self.copy_citation("citation"))
+        self.copy_bibtex_action.triggered.connect(lambda: self.copy_citation("bibtex"))
+        self.copy_availability_action.triggered.connect(lambda: self.copy_citation("availability"))
+        self.cite_button = QToolButton(self)
+        self.cite_button.setText("Cite")
+        self.cite_button.setToolTip("Copy how a paper cites this version")
+        self.cite_button.setMenu(self.cite_menu)
+        self.cite_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.retry_button = QPushButton("Retry", self)
+        self.retry_button.setToolTip("Ask the DOI service again (after fixing the credentials in Settings)")
+        self.retry_button.clicked.connect(self.retry_publication)
+        self.publish_button = QPushButton("Publish…", self)
+        self.publish_button.setToolTip("Freeze this version for good and give it a DOI, to cite in a paper")
+        self.publish_button.clicked.connect(self.publish_requested.emit)
+        self.publication_row = QHBoxLayout()
+        self.publication_row.addWidget(self.publication_label, 1)
+        for widget in (self.retry_button, self.cite_button, self.publish_button):
+            self.publication_row.addWidget(widget)
+            widget.hide()
 
     def _action(self, text: str, keys: QKeySequence.StandardKey, slot: Any) -> QAction:
         action = QAction(text, self)
@@ -311,6 +362,89 @@ class SetView(QWidget):
         assert self.draft is not None
         head = self.draft.base_version
         self.title.setText(f"<b>{name}</b> — {'version ' + str(head) if head else 'no version yet'}")
+        self.show_publication()
+
+    # -- publication -----------------------------------------------------------------------------
+    @property
+    def shown_version(self) -> int | None:
+        """The version shown (the open set's head), or None."""
+        return None if self.draft is None else self.draft.base_version
+
+    def show_publication(self) -> None:
+        """Show whether the version shown is published, and its DOI's state (a local read)."""
+        draft, record = self.draft, None
+        if draft is not None and draft.base_version is not None:
+            try:
+                if draft.base_version in self.service.sets.get(draft.set_id).published:
+                    record = self.service.publishing.get(draft.set_id, draft.base_version)
+            except MediatorError:  # gone, or the cluster is joining: the next event shows it
+                record = None
+        self.publication = record
+        self.publish_button.setVisible(
+            draft is not None and draft.base_version is not None and record is None
+        )
+        self.cite_button.setVisible(record is not None)
+        self.retry_button.setVisible(record is not None and record.doi_state == "failed")
+        if record is None:
+            self.publication_label.setText("")
+            self.publication_label.hide()
+            return
+        self.publication_label.show()
+        status = record.status()
+        if record.doi_state == "findable" and record.doi:
+            doi = html.escape(record.doi)
+            text = f"Published · DOI <a href='https://doi.org/{doi}'>{doi}</a>"
+        elif record.doi_state == "failed":
+            reason = html.escape(status.removesuffix("; retry"))
+            text = f"Published · <span style='color:#b00020'>DOI {reason}</span>"
+        elif record.doi_state == "queued":
+            text = f"Published · <span style='color:#555'>DOI {html.escape(status)}</span>"
+        else:
+            text = f"Published · {html.escape(status)}"
+        self.publication_label.setText(text)
+        self.publication_label.setToolTip(record.error or status)
+
+    def copy_citation(self, kind: str = "citation") -> None:
+        """Put the shown version's citation on the clipboard (read on a worker: the source
+        collections' DOIs come from the archives). ``kind``: citation, bibtex or availability."""
+        draft = self.draft
+        if draft is None or draft.base_version is None or self.publication is None:
+            self.messages.error("Publish this version first, then cite it.")
+            return
+        set_id, version = draft.set_id, draft.base_version
+
+        def copied(citation: Citation) -> None:
+            text = {"citation": citation.text, "bibtex": citation.bibtex}.get(kind, citation.availability)
+            clipboard = QApplication.clipboard()
+            clipboard.setText(text)
+            names = {"citation": "citation", "bibtex": "BibTeX"}
+            self.messages.info(
+                f"Copied the {names.get(kind, 'data availability statement')} of version {version}"
+            )
+            self.citation_copied.emit(kind, text)
+
+        self.runner.run(
+            self.service.publishing.citation, set_id, version, done=copied, failed=self.messages.failed
+        )
+
+    def retry_publication(self) -> None:
+        """Ask the DOI service again for the shown version (its queue tries at once)."""
+        draft = self.draft
+        if draft is None or draft.base_version is None:
+            return
+        self.retry_button.setEnabled(False)
+
+        def done(_: object) -> None:
+            self.retry_button.setEnabled(True)
+            self.show_publication()
+
+        def failed(error: BaseException) -> None:
+            self.retry_button.setEnabled(True)
+            self.messages.failed(error, prefix="Could not retry: ")
+
+        self.runner.run(
+            self.service.publishing.retry, draft.set_id, draft.base_version, done=done, failed=failed
+        )
 
     def _load_version(self) -> None:
         assert self.draft is not None

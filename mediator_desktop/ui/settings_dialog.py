@@ -1,13 +1,15 @@
 """Settings: folders, download layout, name, cluster, archives and their credentials, update checks.
 
 The form is built from ``core.settings.Settings`` (each field's title and description); what the
-user types is checked by the same rules as the settings file. Passwords and tokens of archives go
-to the OS keyring, never into the settings.
+user types is checked by the same rules as the settings file. Passwords and tokens of archives, and
+the DOI service's (DataCite's repository password, a Zenodo token), go to the OS keyring, never into
+the settings.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +128,20 @@ class SourcesEditor(QWidget):
 class SettingsDialog(QDialog):
     """Edits the node's settings. Save checks the form at once, then saves on a worker (a new
     display name is registered with the cluster); ``change`` then tells what changed and what
-    waits for a restart."""
+    waits for a restart.
+
+    Args:
+        doi_secret: stores the DOI service's password or token (``service.publishing.set_secret``);
+            None: the form offers no such button.
+    """
 
     def __init__(
-        self, settings: SettingsPart, messages: MessageBridge, parent: QWidget | None = None
+        self,
+        settings: SettingsPart,
+        messages: MessageBridge,
+        parent: QWidget | None = None,
+        *,
+        doi_secret: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -147,6 +159,19 @@ class SettingsDialog(QDialog):
             editor.setAccessibleName(f.title)
             self.editors[f.name] = editor
             form.addRow(f.title, editor)
+        self._doi_secret = doi_secret
+        self.doi_secret_button: QPushButton | None = None
+        if doi_secret is not None and "doi_service" in self.editors:
+            self.doi_secret_button = QPushButton("Password or token…", self)
+            self.doi_secret_button.setToolTip(
+                "The DataCite repository's password or your Zenodo token, kept in the OS keyring, "
+                "never in the settings"
+            )
+            self.doi_secret_button.clicked.connect(self.ask_doi_secret)
+            row = QHBoxLayout()
+            row.addWidget(self.doi_secret_button)
+            row.addStretch(1)
+            form.addRow("DOI service credentials", row)
         self.problem = QLabel("", self)
         self.problem.setWordWrap(True)
         buttons = QDialogButtonBox(
@@ -161,6 +186,37 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.problem)
         layout.addWidget(buttons)
+
+    def doi_service(self) -> str:
+        """The DOI service the form names (it may not be saved yet)."""
+        editor = self.editors.get("doi_service")
+        return editor.text().strip().lower() if isinstance(editor, QLineEdit) else ""
+
+    def ask_doi_secret(self) -> None:
+        service = self.doi_service()
+        if service not in ("datacite", "zenodo"):
+            self.problem.setText(
+                "Name the DOI service first (datacite or zenodo), then give its password or token."
+            )
+            return
+        what = "DataCite repository password" if service == "datacite" else "Zenodo access token"
+        secret, ok = QInputDialog.getText(
+            self, "DOI service credentials", f"{what}:", QLineEdit.EchoMode.Password
+        )
+        if ok and secret:
+            self.store_doi_secret(service, secret)
+
+    def store_doi_secret(self, service: str, secret: str) -> None:
+        """Keep the DOI service's secret in the OS keyring (at once: Cancel does not take it back)."""
+        if self._doi_secret is None:
+            return
+        try:
+            self._doi_secret(service, secret)
+        except (MediatorError, OSError) as exc:
+            self.problem.setText(f"The {service} password or token was not stored: {exc}")
+            return
+        self.problem.setText("")
+        self._messages.info(f"The {service} password or token is stored in the keyring, outside the settings")
 
     def _editor(self, name: str, value: Any) -> QWidget:
         if name == "sources":

@@ -6,6 +6,7 @@ from mediator_desktop.api.routes import (
     cluster,
     downloads,
     matches,
+    publishing,
     sets,
     settings,
     tracking,
@@ -18,6 +19,7 @@ ROUTERS = (
     tracking.router,
     clinical.router,
     matches.router,
+    publishing.router,
     downloads.router,
     settings.router,
 )

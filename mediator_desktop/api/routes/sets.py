@@ -7,16 +7,18 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from mediator_desktop.api.deps import ServiceDep, SetId
@@ -27,7 +29,6 @@ from mediator_desktop.api.models import (
     ImportBody,
     ImportModel,
     LeavesModel,
-    ManifestFormat,
     NewSet,
     Rename,
     SetExportModel,
@@ -357,6 +358,17 @@ def _manifest_path(text: str) -> Path:
     return path
 
 
+#: Every export format (``core.exports.FORMATS``); ``rocrate`` and ``bdbag`` come as a zip of the folder.
+ExportFormat = Literal["rocrate", "bdbag", "s5cmd", "tcia", "gdc", "csv", "mediator"]
+_MEDIA = {
+    "s5cmd": "text/plain",
+    "tcia": "text/plain",
+    "csv": "text/csv",
+    "rocrate": "application/zip",
+    "bdbag": "application/zip",
+}
+
+
 @router.get(
     "/v1/sets/{set_id}/export",
     tags=["sets"],
@@ -364,8 +376,14 @@ def _manifest_path(text: str) -> Path:
     responses={
         200: {
             "model": SetExportModel,
-            "description": "mediator: the set export (JSON); gdc: the manifest gdc-client reads",
-            "content": {"text/tab-separated-values": {"schema": {"type": "string"}}},
+            "description": "mediator: the set export (JSON); gdc: the manifest gdc-client reads; "
+            "s5cmd, tcia, csv: those files; rocrate, bdbag: a zip of the crate's or the bag's folder",
+            "content": {
+                "text/tab-separated-values": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     },
 )
@@ -373,14 +391,20 @@ def get_export(
     set_id: SetId,
     service: ServiceDep,
     fmt: Annotated[
-        ManifestFormat,
-        Query(alias="format", description="mediator: a set export any MEDIator imports; gdc: a GDC manifest"),
+        ExportFormat,
+        Query(
+            alias="format",
+            description="mediator: a set export any MEDIator imports; gdc: a GDC manifest; s5cmd: IDC's "
+            "s5cmd manifest; tcia: an NBIA Data Retriever manifest; csv: one row per leaf; rocrate: a "
+            "detached RO-Crate (zip); bdbag: a BagIt bag of pointers (zip)",
+        ),
     ] = "mediator",
     version: Annotated[int | None, Query(ge=1, description="default: the head")] = None,
 ) -> Response:
     """A set version as a file: a MEDIator set export (its selection, which ``POST /v1/sets/import``
-    makes a set of again), or the GDC manifest of its GDC files. A version without GDC files has no
-    GDC manifest (400, naming the archives that write one)."""
+    makes a set of again), the GDC manifest of its GDC files, IDC's s5cmd manifest, a ``.tcia``
+    manifest, a CSV of its leaves, or a zipped RO-Crate or BDBag. A version holding nothing a
+    format lists (no GDC files for ``gdc``, no IDC series for ``s5cmd``) is a 400 saying so."""
     rs = service.sets.get(set_id)
     number = service.sets.version(set_id, version).number
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rs.name).strip("._") or "set"
@@ -390,6 +414,26 @@ def get_export(
         return Response(
             text, media_type="text/tab-separated-values", headers={"Content-Disposition": disposition}
         )
-    document = service.sets.export(set_id, number)
-    disposition = f'attachment; filename="{stem}_v{number}.json"'
-    return JSONResponse(document, headers={"Content-Disposition": disposition})
+    if fmt == "mediator":
+        document = service.sets.export(set_id, number)
+        disposition = f'attachment; filename="{stem}_v{number}.json"'
+        return JSONResponse(document, headers={"Content-Disposition": disposition})
+    folder = Path(tempfile.mkdtemp(prefix="mediator-export-"))
+    try:
+        if fmt in ("rocrate", "bdbag"):
+            suffix = ".crate" if fmt == "rocrate" else ".bag"
+            written = service.sets.export_file(set_id, number, fmt, folder / f"{stem}_v{number}{suffix}")
+            path = shutil.make_archive(str(written), "zip", root_dir=folder, base_dir=written.name)
+            name = f"{written.name}.zip"
+        else:
+            written = service.sets.export_file(set_id, number, fmt, folder)
+            name, path = written.name, str(written)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        path,
+        media_type=_MEDIA[fmt],
+        filename=name,
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
