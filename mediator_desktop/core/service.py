@@ -1371,7 +1371,7 @@ class Publishing:
             publisher=self._settings().publisher or "MEDIator",
             year=dt.datetime.now(dt.UTC).year,
             description=rs.description,
-            related=tuple(Related(r.doi) for r in refs if r.doi),
+            related=tuple(Related(doi) for doi in dict.fromkeys(r.doi.lower() for r in refs if r.doi)),
             version=str(v.number),
             size=f"{len(manifest):,} items, {human_bytes(manifest.total_size)}",
             license=refs[0].license.replace(" ", "-") if len({r.license for r in refs}) == 1 else "",
