@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/sources.py
 	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/publishing.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/ui_latency.py
 
 $(BIN)/python:

@@ -1,0 +1,131 @@
+"""Publishing benchmark: exports of a million-leaf set and the time to a findable DOI.
+
+Figures (last line, one JSON object): ``export_rocrate_1m_s`` and ``export_bdbag_1m_s`` (every IDC
+series, 1,044,191 leaves from the real index, each written to a fresh folder: the median of the
+rounds, cleanup outside the clock), ``export_leaves``, ``peak_rss_mb`` (the whole process, index and
+manifest included), ``publish_to_doi_s`` (from ``Publishing.publish`` on a real node to a findable
+DOI on the DataCite emulator: the median of the rounds).
+
+Goals (checked here; the run exits 1 on a miss): each export <= 10 s, peak RSS <= 1,500 MB, a
+findable DOI <= 2 s.
+
+Usage: ``python bench/publishing.py [--skip export,publish] [--rounds 3]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._goals import Goals, arguments, finish, run_parts
+from mediator_desktop.core import exports
+from mediator_desktop.core.selection import Selection
+from mediator_desktop.sources.idc import IdcSource
+
+
+def bench_export(work: Path, rounds: int, out: dict[str, Any]) -> None:
+    idc = IdcSource()
+    collections = [item.key for item in idc.browse(limit=10_000).items]
+    selection = Selection.of(*(idc.pointer(c) for c in collections))
+    manifest = idc.resolve(selection)
+    export = exports.SetExport(
+        set_id="0" * 32,
+        name="All of IDC",
+        description="every series of the index",
+        version=1,
+        time=time.time(),
+        author="bench",
+        selection=selection,
+        manifest=manifest,
+        located=lambda: idc.leaf_urls(exports.leaves_of(manifest, "idc")),
+        document={"format": "mediator-set", "name": "All of IDC", "selection": []},
+    )
+    next(iter(idc.leaf_urls(exports.leaves_of(manifest, "idc"))))  # the URL lookup is built once per index
+    for fmt in ("rocrate", "bdbag"):
+        times = []
+        for _ in range(rounds):
+            target = work / f"all{exports.FOLDERS[fmt]}"
+            shutil.rmtree(target, ignore_errors=True)  # outside the clock
+            t = time.perf_counter()
+            exports.write(export, fmt, target)
+            times.append(time.perf_counter() - t)
+            print(f"  {fmt}: {times[-1]:.2f} s", file=sys.stderr, flush=True)
+        out[f"export_{fmt}_1m_s"] = round(statistics.median(times), 3)
+        out[f"export_{fmt}_1m_max_s"] = round(max(times), 3)
+        shutil.rmtree(work / f"all{exports.FOLDERS[fmt]}", ignore_errors=True)
+    out["export_leaves"] = len(manifest)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def bench_publish(work: Path, rounds: int, out: dict[str, Any]) -> None:
+    from mediator_desktop.core.pointer import Pointer
+    from mediator_desktop.core.publishing import Creator, DoiMetadata
+    from tests.helpers.datacite_emulator import DataCiteEmulator
+    from tests.helpers.service import make_node
+
+    metadata = DoiMetadata("RIDER Pilot, as used", (Creator("Doe, Jane"),), "Lab of Imaging", 2026)
+    times = []
+    with (
+        DataCiteEmulator() as datacite,
+        tempfile.TemporaryDirectory(dir=work) as home,
+        make_node(Path(home), "ann", update_check_minutes=0) as node,
+    ):
+        service = node.service
+        service.archives.add("idc", {}, source_id="idc")
+        service.settings.change(
+            doi_service="datacite",
+            doi_url=datacite.url,
+            doi_repository="MEDIATOR.TEST",
+            doi_prefix="10.80000",
+        )
+        service.publishing.set_secret("datacite", "secret")
+        for i in range(rounds):
+            made = service.sets.create_from(f"rider {i}", add=[Pointer.of("idc", "rider_pilot")])
+            t = time.perf_counter()
+            service.publishing.publish(made.set_id, 1, metadata, landing_url="https://lab.example/rider")
+            while service.publishing.get(made.set_id, 1).doi_state == "queued":
+                if time.perf_counter() - t > 60:
+                    raise RuntimeError("no DOI within a minute")
+                time.sleep(0.005)
+            times.append(time.perf_counter() - t)
+            if service.publishing.get(made.set_id, 1).doi_state != "findable":
+                raise RuntimeError(f"minting failed: {service.publishing.get(made.set_id, 1).error}")
+    out["publish_to_doi_s"] = round(statistics.median(times), 3)
+    out["publish_to_doi_max_s"] = round(max(times), 3)
+
+
+GOALS: Goals = {
+    "export_rocrate_1m_s": ("export", lambda f: f["export_rocrate_1m_s"] <= 10),
+    "export_bdbag_1m_s": ("export", lambda f: f["export_bdbag_1m_s"] <= 10),
+    "peak_rss_mb": ("export", lambda f: f["peak_rss_mb"] <= 1500),
+    "publish_to_doi_s": ("publish", lambda f: f["publish_to_doi_s"] <= 2),
+}
+PARTS: dict[str, Callable[[Path, int, dict[str, Any]], None]] = {
+    "export": bench_export,
+    "publish": bench_publish,
+}
+
+
+def main() -> None:
+    args, skip = arguments(__doc__, PARTS)
+    out: dict[str, Any] = {}
+    parts = {
+        name: functools.partial(lambda part, work, out: part(work, args.rounds, out), part)
+        for name, part in PARTS.items()
+    }
+    failed = run_parts("publishing", parts, skip, out)
+    finish(out, GOALS, skip, failed)
+
+
+if __name__ == "__main__":
+    main()
