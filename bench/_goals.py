@@ -5,6 +5,7 @@ out loud (and misses its goals), and every benchmark ends with one JSON line of 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -16,6 +17,8 @@ from typing import Any, NoReturn
 
 #: Each goal's figure name -> (the part of the benchmark that measures it, the test of the figures).
 Goals = Mapping[str, tuple[str, Callable[[dict[str, Any]], bool]]]
+#: A part of a benchmark: given a scratch folder, its number of rounds and the figures to fill.
+Part = Callable[[Path, int, dict[str, Any]], None]
 
 
 def run_parts(
@@ -75,3 +78,25 @@ def arguments(
     if unknown:
         parser.error(f"no part {', '.join(sorted(unknown))}; the parts: {', '.join(parts)}")
     return args, skip
+
+
+def main(
+    name: str,
+    doc: str,
+    parts: Mapping[str, Part],
+    goals: Goals,
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
+    rounds: Callable[[argparse.Namespace, str], int] = lambda args, part: int(args.rounds),
+) -> NoReturn:
+    """A benchmark's whole run: its command line, each part in order with its rounds (``rounds``
+    per part; default ``--rounds``), then the last line with ``goals_missed`` and the exit status."""
+    args, skip = arguments(doc, parts, configure)
+    out: dict[str, Any] = {}
+    runs = {
+        part_name: functools.partial(
+            lambda part, n, work, out: part(work, n, out), part, rounds(args, part_name)
+        )
+        for part_name, part in parts.items()
+    }
+    failed = run_parts(name, runs, skip, out)
+    finish(out, goals, skip, failed)

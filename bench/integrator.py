@@ -56,7 +56,6 @@ IDC index).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import resource
@@ -73,7 +72,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._goals import Goals, arguments, finish, run_parts  # noqa: E402
+from bench._goals import Goals, Part  # noqa: E402
+from bench._goals import main as run_bench  # noqa: E402
 from bench.transfer import BIN, Nginx, alternate, fresh, list_xml, ours  # noqa: E402
 from bench.transfer import World as BucketWorld  # noqa: E402
 from mediator_desktop.core.identity import Identity  # noqa: E402
@@ -532,7 +532,7 @@ GOALS: Goals = {
     "ratio_s3_list_vs_s5cmd": ("list", lambda f: f["ratio_s3_list_vs_s5cmd"] <= 1.2),
     "ratio_s3_vs_idc_small": ("download", lambda f: f["ratio_s3_vs_idc_small"] <= 1.1),
 }
-PARTS: dict[str, Callable[[Path, int, dict[str, Any]], None]] = {
+PARTS: dict[str, Part] = {
     "clinical": bench_clinical,
     "join": bench_join,
     "list": bench_list,
@@ -541,26 +541,21 @@ PARTS: dict[str, Callable[[Path, int, dict[str, Any]], None]] = {
 
 
 def main() -> None:
-    args, skip = arguments(
+    run_bench(
+        "integrator",
         __doc__,
         PARTS,
+        GOALS,
         lambda parser: parser.add_argument(
             "--list-rounds",
             type=int,
             help="rounds of the listing, ~3 min each (default: --rounds, at most 2)",
         ),
+        # The listing takes minutes a round: at most two unless asked.
+        lambda args, part: max(
+            1, (args.list_rounds or min(args.rounds, 2)) if part == "list" else args.rounds
+        ),
     )
-    out: dict[str, Any] = {}
-
-    def rounds_of(name: str) -> int:
-        return max(1, (args.list_rounds or min(args.rounds, 2)) if name == "list" else args.rounds)
-
-    parts = {
-        name: functools.partial(lambda part, n, work, out: part(work, n, out), part, rounds_of(name))
-        for name, part in PARTS.items()
-    }
-    failed = run_parts("integrator", parts, skip, out)
-    finish(out, GOALS, skip, failed)
 
 
 if __name__ == "__main__":

@@ -6,28 +6,28 @@ rounds, cleanup outside the clock), ``export_leaves``, ``peak_rss_mb`` (the whol
 manifest included), ``publish_to_doi_s`` (from ``Publishing.publish`` on a real node to a findable
 DOI on the DataCite emulator: the median of the rounds).
 
-Goals (checked here; the run exits 1 on a miss): each export <= 10 s, peak RSS <= 1,500 MB, a
-findable DOI <= 2 s.
+The last line also carries ``goals_missed`` (the goals missed; a part that fails misses its goals
+and is named under ``errors``). Goals (checked here; the run exits 1 on a miss): each export <= 10
+s, peak RSS <= 1,500 MB, a findable DOI <= 2 s.
 
 Usage: ``python bench/publishing.py [--skip export,publish] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
-import functools
 import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._goals import Goals, arguments, finish, run_parts
+from bench._goals import Goals, Part
+from bench._goals import main as run_bench
 from mediator_desktop.core import exports
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.idc import IdcSource
@@ -110,21 +110,14 @@ GOALS: Goals = {
     "peak_rss_mb": ("export", lambda f: f["peak_rss_mb"] <= 1500),
     "publish_to_doi_s": ("publish", lambda f: f["publish_to_doi_s"] <= 2),
 }
-PARTS: dict[str, Callable[[Path, int, dict[str, Any]], None]] = {
+PARTS: dict[str, Part] = {
     "export": bench_export,
     "publish": bench_publish,
 }
 
 
 def main() -> None:
-    args, skip = arguments(__doc__, PARTS)
-    out: dict[str, Any] = {}
-    parts = {
-        name: functools.partial(lambda part, work, out: part(work, args.rounds, out), part)
-        for name, part in PARTS.items()
-    }
-    failed = run_parts("publishing", parts, skip, out)
-    finish(out, GOALS, skip, failed)
+    run_bench("publishing", __doc__, PARTS, GOALS)
 
 
 if __name__ == "__main__":

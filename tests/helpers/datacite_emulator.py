@@ -51,7 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.helpers.net import LoopbackServer
+from tests.helpers.net import Faults, LoopbackServer, Reply
 
 JSON_API = "application/vnd.api+json; charset=utf-8"
 SCHEMA_NS = "{http://datacite.org/schema/kernel-4}"
@@ -200,41 +200,12 @@ class DoiRecord:
         }
 
 
-class Faults:
-    """Faults queued per endpoint (or ``*``); each is used once, in order."""
-
-    def __init__(self) -> None:
-        self._queue: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, endpoint: str, *kinds: str) -> None:
-        with self._lock:
-            self._queue.setdefault(endpoint, []).extend(kinds)
-
-    def next(self, endpoint: str) -> str | None:
-        with self._lock:
-            for name in (endpoint, "*"):
-                queue = self._queue.get(name)
-                if queue:
-                    return queue.pop(0)
-            return None
+def _errors(status: int, title: str) -> Reply:
+    return Reply(status, {"errors": [{"status": str(status), "title": title}]})
 
 
-class _Reply(Exception):
-    """An answer decided deep in a handler: its status and JSON body."""
-
-    def __init__(self, status: int, body: Mapping[str, Any] | None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-
-
-def _errors(status: int, title: str) -> _Reply:
-    return _Reply(status, {"errors": [{"status": str(status), "title": title}]})
-
-
-def _invalid(uid: str, *problems: tuple[str, str]) -> _Reply:
-    return _Reply(
+def _invalid(uid: str, *problems: tuple[str, str]) -> Reply:
+    return Reply(
         422, {"errors": [{"source": source, "uid": uid, "title": title} for source, title in problems]}
     )
 
@@ -392,7 +363,7 @@ class DataCiteEmulator(LoopbackServer):
             user = self._user(request)
             handler = getattr(self, f"_{endpoint}")
             status, answer = handler(user, doi, query, body)
-        except _Reply as reply:
+        except Reply as reply:
             status, answer = reply.status, reply.body
         if kind == "lost":
             return self._drop(request)
@@ -607,12 +578,10 @@ def main() -> None:
     parser.add_argument("--username", default="MEDIATOR.TEST")
     parser.add_argument("--password", default="secret")
     args = parser.parse_args()
-    emulator = DataCiteEmulator(args.prefix, args.username, args.password, port=args.port).start()
-    print(f"DataCite emulator at {emulator.url} ({args.username} / prefix {args.prefix}); Ctrl+C stops it")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        emulator.stop()
+    emulator = DataCiteEmulator(args.prefix, args.username, args.password, port=args.port)
+    emulator.serve_until_interrupted(
+        f"DataCite emulator at {emulator.url} ({args.username} / prefix {args.prefix})"
+    )
 
 
 if __name__ == "__main__":

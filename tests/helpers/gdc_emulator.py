@@ -2070,16 +2070,11 @@ def main() -> None:
         )
     else:
         catalogue = catalogue_from_idc(args.collections.split(","), seed=args.seed, max_cases=args.max_cases)
-    emulator = GdcEmulator(catalogue, token=args.token, port=args.port).start()
-    print(
+    emulator = GdcEmulator(catalogue, token=args.token, port=args.port)
+    emulator.serve_until_interrupted(
         f"GDC emulator at {emulator.url} ({len(catalogue.cases)} cases, {len(catalogue.latest())} files, "
-        f"token {args.token!r}); Ctrl-C stops it",
-        flush=True,
+        f"token {args.token!r})"
     )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        emulator.stop()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Mapping
 from http.server import ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
 
 def free_ports(n: int) -> list[int]:
@@ -59,3 +60,42 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def serve_until_interrupted(self, banner: str) -> None:
+        """Standalone use (``python -m tests.helpers.X``): serve, say ``banner``, stop on Ctrl-C."""
+        self.start()
+        print(f"{banner}; Ctrl-C stops it", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            self.stop()
+
+
+class Faults:
+    """Faults an emulator answers with, queued per endpoint (or ``*`` for any); each is used once,
+    in order. What a fault is (``503``, ``delay:2``, ``drop``...) is the emulator's business."""
+
+    def __init__(self) -> None:
+        self._queue: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, endpoint: str, *kinds: str) -> None:
+        with self._lock:
+            self._queue.setdefault(endpoint, []).extend(kinds)
+
+    def next(self, endpoint: str) -> str | None:
+        with self._lock:
+            for name in (endpoint, "*"):
+                queue = self._queue.get(name)
+                if queue:
+                    return queue.pop(0)
+            return None
+
+
+class Reply(Exception):
+    """An answer an emulator's handler decides deep inside: its status and JSON body."""
+
+    def __init__(self, status: int, body: Mapping[str, Any] | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body

@@ -742,16 +742,11 @@ def main() -> None:
     parser.add_argument("--md5", action="store_true", help="fill each node's md5 field")
     args = parser.parse_args()
     catalogue = catalogue_from_idc(args.collections.split(","), seed=args.seed)
-    emulator = PathDbEmulator(catalogue, port=args.port, md5=args.md5).start()
-    print(
+    emulator = PathDbEmulator(catalogue, port=args.port, md5=args.md5)
+    emulator.serve_until_interrupted(
         f"PathDB emulator at {emulator.url} ({len(catalogue.slides)} slides in "
-        f"{', '.join(c.name for c in catalogue.collections)}); Ctrl-C stops it",
-        flush=True,
+        f"{', '.join(c.name for c in catalogue.collections)})"
     )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        emulator.stop()
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
-from tests.helpers.net import LoopbackServer
+from tests.helpers.net import Faults, LoopbackServer
 
 ROOT = "/nbia-api/services/"
 LICENSE_NAME = "Creative Commons Attribution 4.0 International License"
@@ -328,23 +328,6 @@ def jettison(rows: list[dict[str, Any]]) -> bytes:
 
 def mdy(day: dt.date | None) -> str | None:
     return None if day is None else day.strftime("%m-%d-%Y")
-
-
-class Faults:
-    """Faults queued per endpoint; each is used once, in order."""
-
-    def __init__(self) -> None:
-        self._queue: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, endpoint: str, *kinds: str) -> None:
-        with self._lock:
-            self._queue.setdefault(endpoint, []).extend(kinds)
-
-    def next(self, endpoint: str) -> str | None:
-        with self._lock:
-            queue = self._queue.get(endpoint)
-            return queue.pop(0) if queue else None
 
 
 class TciaEmulator(LoopbackServer):
@@ -945,12 +928,7 @@ def main() -> None:
     series = catalogue_from_idc(args.collections.split(","), args.patients, args.max_images, args.pixels)
     emulator = TciaEmulator(series, port=args.port)
     emulator.cache_zips = args.cache_zips
-    emulator.start()
-    print(f"TCIA emulator at {emulator.v4} ({len(emulator.series)} series); Ctrl-C stops it", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        emulator.stop()
+    emulator.serve_until_interrupted(f"TCIA emulator at {emulator.v4} ({len(emulator.series)} series)")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.helpers.net import LoopbackServer
+from tests.helpers.net import Faults, LoopbackServer, Reply
 
 DOI_PREFIX = "10.5281"
 SCOPES = frozenset({"deposit:write", "deposit:actions"})
@@ -140,39 +140,12 @@ class Deposition:
         return doi_of(self.conceptrecid)
 
 
-class Faults:
-    """Faults queued per endpoint (or ``*``); each is used once, in order."""
-
-    def __init__(self) -> None:
-        self._queue: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, endpoint: str, *kinds: str) -> None:
-        with self._lock:
-            self._queue.setdefault(endpoint, []).extend(kinds)
-
-    def next(self, endpoint: str) -> str | None:
-        with self._lock:
-            for name in (endpoint, "*"):
-                queue = self._queue.get(name)
-                if queue:
-                    return queue.pop(0)
-            return None
+def _message(status: int, message: str) -> Reply:
+    return Reply(status, {"status": status, "message": message})
 
 
-class _Reply(Exception):
-    def __init__(self, status: int, body: Mapping[str, Any] | None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-
-
-def _message(status: int, message: str) -> _Reply:
-    return _Reply(status, {"status": status, "message": message})
-
-
-def _validation(*errors: Mapping[str, Any]) -> _Reply:
-    return _Reply(400, {"status": 400, "message": "Validation error.", "errors": list(errors)})
+def _validation(*errors: Mapping[str, Any]) -> Reply:
+    return Reply(400, {"status": 400, "message": "Validation error.", "errors": list(errors)})
 
 
 def metadata_errors(metadata: Any, *, publishing: bool) -> list[dict[str, Any]]:
@@ -415,7 +388,7 @@ class ZenodoEmulator(LoopbackServer):
                     status, answer = 200, None
                 else:
                     status, answer = getattr(self, f"_{endpoint}")(owner, args, body)
-        except _Reply as reply:
+        except Reply as reply:
             status, answer = reply.status, reply.body
         if kind == "lost":
             return self._drop(request)
@@ -701,12 +674,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8083)
     parser.add_argument("--token", default="zenodo-token")
     args = parser.parse_args()
-    emulator = ZenodoEmulator(args.token, port=args.port).start()
-    print(f"Zenodo emulator at {emulator.url} (token {args.token}); Ctrl+C stops it")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        emulator.stop()
+    emulator = ZenodoEmulator(args.token, port=args.port)
+    emulator.serve_until_interrupted(f"Zenodo emulator at {emulator.url} (token {args.token})")
 
 
 if __name__ == "__main__":
