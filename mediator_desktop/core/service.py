@@ -24,7 +24,6 @@ import contextlib
 import datetime as dt
 import difflib
 import hashlib
-import json
 import logging
 import tempfile
 import threading
@@ -927,19 +926,6 @@ class Sets:
     def unfollow(self, set_id: str) -> None:
         self._signer.do("unfollow", set_id=set_id)
 
-    def publish(
-        self, set_id: str, version: int, title: str, creators: Iterable[str] = (), description: str = ""
-    ) -> PublishedRecord:
-        self._signer.do(
-            "publish_version",
-            set_id=set_id,
-            version=version,
-            title=title,
-            creators=list(creators),
-            description=description,
-        )
-        return self._store.state.published[(set_id, version)]
-
     def ensure_following(self, set_id: str) -> None:
         """Follow the set unless you do (a download does it); never raises."""
         rs = self.find(set_id)
@@ -1352,9 +1338,14 @@ class Publishing:
         return self._factory(service, {k: v for k, v in options.items() if v}, secret)
 
     def _attachment(self, set_id: str, version: int) -> tuple[str, bytes] | None:
-        rs = self._sets.get(set_id)
-        document = self._sets.export(set_id, version)
-        return f"{rs.name}.v{version}.mediator.json", json.dumps(document, indent=2).encode()
+        """What a deposit carries: the version's RO-Crate metadata (every leaf as a pointer to its
+        archive, the selection, the DOI metadata), never the data itself."""
+        record = self._signer.store.state.published.get((set_id, version))
+        metadata = DoiMetadata.from_json(record.metadata) if record is not None and record.metadata else None
+        export = self._sets.export_of(set_id, version, metadata)
+        with tempfile.TemporaryDirectory(prefix="mediator-deposit-") as folder:
+            exports.write_crate(export, Path(folder))
+            return f"{export.stem}.{exports.CRATE_FILE}", (Path(folder) / exports.CRATE_FILE).read_bytes()
 
     # -- what users do -------------------------------------------------------------------------
     def suggest(self, set_id: str, version: int | None = None) -> DoiMetadata:

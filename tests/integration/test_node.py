@@ -16,6 +16,7 @@ from mediator_desktop.core.events import Event, SetChanged, VersionCommitted
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.manifest import ManifestBuilder
 from mediator_desktop.core.pointer import Hierarchy, Pointer
+from mediator_desktop.core.publishing import Creator, DoiMetadata
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
@@ -103,7 +104,8 @@ def test_conflicting_commits_and_permissions_between_two_users(node: Node) -> No
     assert [rs.name for rs in other.list("mine")] == ["bob's fork"]
     other.follow(set_id)
     assert [rs.id for rs in other.list("following")] == [set_id]
-    record = owner.publish(set_id, 2, "Cited data", ["A. Author"])
+    cited = DoiMetadata("Cited data", (Creator("Author, A."),), "Lab of Imaging", 2026)
+    record = node.service.publishing.publish(set_id, 2, cited, service="")
     assert record.version == 2
     assert [rs.id for rs in owner.list("published")] == [set_id]
 

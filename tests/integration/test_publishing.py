@@ -4,6 +4,7 @@ never minted twice, and cited with the source collections' DOIs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +92,14 @@ def test_zenodo_versions_share_one_concept_and_bad_credentials_wait_for_the_user
         assert eventually(lambda: service.publishing.get(made.set_id, 1).doi_state == "findable", timeout=30)
         first = service.publishing.get(made.set_id, 1)
         assert first.doi is not None and dict(first.steps).get("concept")
+        # The deposit carries the version's RO-Crate: pointers into IDC and the DOI metadata, no data.
+        (deposit,) = [d for d in zenodo.records.values() if d.submitted]
+        (crate,) = deposit.files.values()
+        assert crate.key == "rider_v1.ro-crate-metadata.json"
+        graph = json.loads(crate.data)["@graph"]
+        assert sum(1 for e in graph if str(e.get("@id", "")).startswith("s3://")) == len(
+            service.sets.manifest(service.sets.version(made.set_id, 1).manifest_id)
+        )
 
         # A new version of the set, published: a new version of the same Zenodo record.
         selection = Selection.of(Pointer.of("idc", "rider_pilot"), Pointer.of("idc", "rider_lung_ct"))

@@ -17,6 +17,7 @@ from mediator_desktop.core.errors import (
 )
 from mediator_desktop.core.events import SetChanged, SettingsChanged
 from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.publishing import Creator, DoiMetadata
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Rule, Selection
 from mediator_desktop.core.service import ImportResult, Service
@@ -142,7 +143,9 @@ def test_list_scopes(alice: Service, bob: Service) -> None:
     shared = bob.sets.create("b private, alice edits")
     hidden = bob.sets.create("b private")
     bob.sets.grant_editor(shared, alice.key_id)
-    bob.sets.publish(public, 1, "A public lung set", creators=["Bob"])
+    bob.publishing.publish(
+        public, 1, DoiMetadata("A public lung set", (Creator("Bob"),), "Lab", 2026), service=""
+    )
     alice.sets.follow(clustered)
 
     def names(scope: str) -> list[str]:
