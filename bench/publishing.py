@@ -4,17 +4,20 @@ Figures (last line, one JSON object): ``export_rocrate_1m_s`` and ``export_bdbag
 series, 1,044,191 leaves from the real index, each written to a fresh folder: the median of the
 rounds, cleanup outside the clock), ``export_leaves``, ``peak_rss_mb`` (the whole process, index and
 manifest included), ``publish_to_doi_s`` (from ``Publishing.publish`` on a real node to a findable
-DOI on the DataCite emulator: the median of the rounds).
+DOI on the DataCite emulator: the median of the rounds), ``validate_rocrate_100k_s`` (roc-validator's
+own time to validate a crate of the first 100,000 IDC series by the RO-Crate 1.1 profile, once: its
+cost, not ours, recorded without a goal; ``validate_rocrate_passed`` says whether it passed).
 
 The last line also carries ``goals_missed`` (the goals missed; a part that fails misses its goals
 and is named under ``errors``). Goals (checked here; the run exits 1 on a miss): each export <= 10
 s, peak RSS <= 1,500 MB, a findable DOI <= 2 s.
 
-Usage: ``python bench/publishing.py [--skip export,publish] [--rounds 3]``.
+Usage: ``python bench/publishing.py [--skip export,publish,validate] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
+import itertools
 import resource
 import shutil
 import statistics
@@ -29,15 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._goals import Goals, Part
 from bench._goals import main as run_bench
 from mediator_desktop.core import exports
+from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.idc import IdcSource
 
 
-def bench_export(work: Path, rounds: int, out: dict[str, Any]) -> None:
+def idc_export(leaves: int | None = None) -> tuple[IdcSource, exports.SetExport]:
+    """An export of every IDC series of the real index (or of its first ``leaves``)."""
     idc = IdcSource()
     collections = [item.key for item in idc.browse(limit=10_000).items]
     selection = Selection.of(*(idc.pointer(c) for c in collections))
     manifest = idc.resolve(selection)
+    if leaves is not None:
+        manifest = Manifest.build(itertools.islice(exports.leaves_of(manifest, "idc"), leaves))
     export = exports.SetExport(
         set_id="0" * 32,
         name="All of IDC",
@@ -50,6 +57,12 @@ def bench_export(work: Path, rounds: int, out: dict[str, Any]) -> None:
         located=lambda: idc.leaf_urls(exports.leaves_of(manifest, "idc")),
         document={"format": "mediator-set", "name": "All of IDC", "selection": []},
     )
+    return idc, export
+
+
+def bench_export(work: Path, rounds: int, out: dict[str, Any]) -> None:
+    idc, export = idc_export()
+    manifest = export.manifest
     next(iter(idc.leaf_urls(exports.leaves_of(manifest, "idc"))))  # the URL lookup is built once per index
     for fmt in ("rocrate", "bdbag"):
         times = []
@@ -65,6 +78,21 @@ def bench_export(work: Path, rounds: int, out: dict[str, Any]) -> None:
         shutil.rmtree(work / f"all{exports.FOLDERS[fmt]}", ignore_errors=True)
     out["export_leaves"] = len(manifest)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def bench_validate(work: Path, rounds: int, out: dict[str, Any]) -> None:
+    """roc-validator on a 100,000-leaf crate, once (minutes: its SHACL checks cost ~5 ms a leaf)."""
+    from tests.helpers.rocrate_offline import validate
+
+    _, export = idc_export(100_000)
+    crate = exports.write(export, "rocrate", work / "validate.crate")
+    t = time.perf_counter()
+    problems = validate(crate)
+    out["validate_rocrate_100k_s"] = round(time.perf_counter() - t, 1)
+    out["validate_rocrate_passed"] = not problems
+    if problems:
+        raise RuntimeError(f"roc-validator refused the crate: {problems[:3]}")
+    shutil.rmtree(crate, ignore_errors=True)
 
 
 def bench_publish(work: Path, rounds: int, out: dict[str, Any]) -> None:
@@ -113,6 +141,7 @@ GOALS: Goals = {
 PARTS: dict[str, Part] = {
     "export": bench_export,
     "publish": bench_publish,
+    "validate": bench_validate,
 }
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import duckdb
 import idc_index_data
 import pytest
-import requests
 
 from mediator_desktop.core import exports
 from mediator_desktop.core.errors import IntegrityError, ValidationError
@@ -24,6 +23,7 @@ from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.publishing import Creator, DoiMetadata
 from mediator_desktop.core.service import Service
 from mediator_desktop.sources.idc import IdcSource
+from tests.helpers import rocrate_offline
 from tests.helpers.service import SOURCE, World
 
 pytestmark = pytest.mark.timeout(120)
@@ -78,33 +78,10 @@ METADATA = DoiMetadata(
 
 
 # -- RO-Crate ---------------------------------------------------------------------------------------------
-@pytest.fixture
-def offline_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """roc-validator fetches the RO-Crate context over HTTP; tests are offline, so it gets the
-    context the ``rocrate`` package ships (the spec's own JSON-LD context document)."""
-    import rocrate
-    from rocrate_validator.utils import http as validator_http
-
-    context = (Path(rocrate.__file__).parent / "data" / "ro-crate.jsonld").read_bytes()
-
-    def get(self: Any, url: str, *args: Any, **kwargs: Any) -> requests.Response:
-        if url.startswith("https://w3id.org/ro/crate/"):
-            response = requests.Response()
-            response.status_code = 200
-            response._content = context
-            response.headers["Content-Type"] = "application/ld+json"
-            response.url = url
-            return response
-        return self.session.get(url, *args, **kwargs)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(validator_http.HttpRequester, "get", get, raising=False)
-
-
 def test_rocrate_is_read_by_rocrate_and_valid_by_roc_validator(
-    service: Service, set_id: str, tmp_path: Path, offline_context: None
+    service: Service, set_id: str, tmp_path: Path
 ) -> None:
     from rocrate.rocrate import ROCrate
-    from rocrate_validator import models, services
 
     crate_dir = service.sets.export_file(set_id, None, "rocrate", tmp_path / "luad.crate", METADATA)
     assert sorted(p.name for p in crate_dir.iterdir()) == [exports.CRATE_FILE, exports.PREVIEW_FILE]
@@ -122,16 +99,16 @@ def test_rocrate_is_read_by_rocrate_and_valid_by_roc_validator(
     assert crate.get("#manifest")["value"] == manifest.id
     assert len(crate.root_dataset["hasPart"]) == len(manifest)
 
-    settings = models.ValidationSettings(
-        rocrate_uri=str(crate_dir.absolute()),
-        profile_identifier="ro-crate-1.1",
-        requirement_severity=models.Severity.REQUIRED,
-        offline=True,
-    )
-    result = services.validate(settings)
-    assert result.passed(), [issue.message for issue in result.get_issues()]
+    assert rocrate_offline.validate(crate_dir) == []
     preview = (crate_dir / exports.PREVIEW_FILE).read_text()
     assert METADATA.title in preview and "idc/tcga_luad?Modality=CT" in preview
+
+    # the validator can say no: a crate whose root has no datePublished is refused
+    document = json.loads((crate_dir / exports.CRATE_FILE).read_text())
+    root = next(e for e in document["@graph"] if e["@id"] == "./")
+    del root["datePublished"]
+    (crate_dir / exports.CRATE_FILE).write_text(json.dumps(document))
+    assert any("datePublished" in problem for problem in rocrate_offline.validate(crate_dir))
 
 
 def test_rocrate_import_makes_the_same_set(service: Service, set_id: str, tmp_path: Path) -> None:
