@@ -6,8 +6,11 @@ BIN := $(VENV)/bin
 # Debian packages: Qt's X11/Wayland plugins for the app; for the tests a real DICOMweb server
 # (Orthanc), iproute2 (network namespaces: several "hosts" on one machine), Xvfb and a tray host.
 RUN_DEBS := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libwayland-cursor0
-# xvfb and trayer: a real X server with a system tray for the tray test (plus Qt's X11 libraries).
-TEST_DEBS := orthanc orthanc-dicomweb iproute2 xvfb trayer $(RUN_DEBS)
+# xvfb and trayer: a real X server with a system tray for the tray test (plus Qt's X11 libraries);
+# nginx-light: a fake S3 endpoint that s5cmd and bdbag fetch exports from (tests/helpers/nginx_s3.py).
+# default-jdk-headless, junit5, libgoogle-gson-java: the Java SDK's build and JUnit tests, offline (java/build.sh).
+TEST_DEBS := orthanc orthanc-dicomweb iproute2 xvfb trayer nginx-light default-jdk-headless junit5 libgoogle-gson-java \
+	$(RUN_DEBS)
 # nginx plays a static S3 endpoint and curl is a peer in the transfer benchmark.
 BENCH_DEBS := nginx-light curl
 

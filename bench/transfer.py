@@ -4,8 +4,9 @@ Data: 2,000 objects of 100 KB laid out as IDC stores series (20 folders, one per
 ``crdc_series_uuid``, of 100 instances) and 8 objects of 64 MB (one series). Runs alternate ours
 with each peer's, ``ROUNDS`` each, and figures are medians (the machine is noisy).
 
-- nginx-light on loopback plays a static S3 endpoint (GET ``/bucket/key`` plus a static
-  ListObjectsV2 answer per prefix, so s5cmd and the aws CLI run unchanged). ETags are what S3 gives
+- nginx-light on loopback plays a static S3 endpoint (``tests/helpers/nginx_s3.py``: GET
+  ``/bucket/key`` plus a static ListObjectsV2 answer per prefix, so s5cmd and the aws CLI run
+  unchanged). ETags are what S3 gives
   for an aws-CLI upload: the MD5 for single-part objects, ``md5-of-part-md5s-N`` for the 64 MB ones
   (8 MB parts), so we check MD5 on the small set and sizes on the large one.
 - moto's S3 server (one Python process, about 280 GETs/s): only waste shows there.
@@ -49,172 +50,15 @@ from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.sources.idc import IdcSource
 from mediator_desktop.sources.transport import CurlTransport
-from tests.helpers.idc import small_index
 from tests.helpers.net import free_ports
+from tests.helpers.nginx_s3 import Nginx, World
 from tests.helpers.proc import stop_process
 
 BIN = Path(sys.executable).parent
 LAYOUT = "{series}"  # every peer writes <series folder>/<object>: compare like with like
-PART = 8 << 20
 #: TCIA series as CT series come: 512 x 512 images of 16 bits (512 KB); 30 of them per series.
 TCIA_PIXELS = int(os.environ.get("BENCH_TCIA_PIXELS", "512"))
 TCIA_IMAGES = int(os.environ.get("BENCH_TCIA_IMAGES", "30"))
-
-
-def s3_etag(data: bytes) -> str:
-    if len(data) <= PART:
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
-    parts = [
-        hashlib.md5(data[i : i + PART], usedforsecurity=False).digest() for i in range(0, len(data), PART)
-    ]
-    return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
-
-
-def list_xml(
-    bucket: str, prefix: str, objects: list[tuple[str, int, str]], next_token: str | None = None
-) -> str:
-    """A ListObjectsV2 answer; with ``next_token`` a truncated page (nginx serves the next page at
-    ``<prefix><token>list.xml``)."""
-    contents = "".join(
-        f"<Contents><Key>{key}</Key><LastModified>2025-01-01T00:00:00.000Z</LastModified>"
-        f'<ETag>"{etag}"</ETag><Size>{size}</Size><StorageClass>STANDARD</StorageClass></Contents>'
-        for key, size, etag in objects
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        f"<Name>{bucket}</Name><Prefix>{prefix}</Prefix><KeyCount>{len(objects)}</KeyCount>"
-        f"<MaxKeys>1000</MaxKeys><IsTruncated>{'true' if next_token else 'false'}</IsTruncated>"
-        f"{f'<NextContinuationToken>{next_token}</NextContinuationToken>' if next_token else ''}"
-        f"{contents}</ListBucketResult>"
-    )
-
-
-class World:
-    """Buckets on disk (served by nginx), their listings, and an IDC index pointing at them."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.www = root / "www"
-        self.rows: list[dict[str, object]] = []
-        self.series: dict[str, list[str]] = {}  # bucket -> series uuids
-        self.files: dict[str, list[tuple[str, int, str]]] = {}  # bucket -> (key, size, etag)
-
-    def add_series(self, bucket: str, uuid: str, blobs: list[bytes], modality: str = "CT") -> None:
-        objects = []
-        folder = self.www / bucket / uuid
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, blob in enumerate(blobs):
-            name = f"{hashlib.sha1(f'{uuid}{i}'.encode()).hexdigest()[:8]}-{i:04d}.dcm"
-            (folder / name).write_bytes(blob)
-            objects.append((f"{uuid}/{name}", len(blob), s3_etag(blob)))
-        self._listing(bucket, f"{uuid}/", objects)
-        self.files.setdefault(bucket, []).extend(objects)
-        self.series.setdefault(bucket, []).append(uuid)
-        n = len(self.rows)
-        self.rows.append(
-            {
-                "collection_id": bucket, "PatientID": f"P{n // 4}", "StudyInstanceUID": f"1.2.{n // 2}",
-                "SeriesInstanceUID": uuid, "instanceCount": len(blobs),
-                "series_size_MB": sum(len(b) for b in blobs) / 1e6, "crdc_series_uuid": uuid,
-                "aws_bucket": bucket, "series_revised_idc_version": 25, "Modality": modality,
-            }
-        )  # fmt: skip
-
-    def _listing(self, bucket: str, prefix: str, objects: list[tuple[str, int, str]]) -> None:
-        # nginx looks the answer up by the raw query value: the prefix as clients encode it
-        encoded = prefix.replace("/", "%2F")
-        path = self.www / "_list" / bucket / f"{encoded}list.xml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(list_xml(bucket, prefix, objects))
-
-    def finish(self) -> None:
-        for bucket, objects in self.files.items():
-            self._listing(bucket, "", objects)
-
-    def source(self, endpoint: str, name: str = "index") -> IdcSource:
-        return IdcSource(small_index(self.root / f"{name}.parquet", self.rows), endpoint_url=endpoint)
-
-
-NGINX_CONF = """
-worker_processes 2;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path {root}/tmp;
-  proxy_temp_path {root}/tmp;
-  fastcgi_temp_path {root}/tmp;
-  uwsgi_temp_path {root}/tmp;
-  scgi_temp_path {root}/tmp;
-  types {{ application/xml xml; }}
-  default_type application/octet-stream;
-  etag off;
-  # the page of a listing a ListObjectsV2 continuation token asks for ("" for the first)
-  map $args $page {{
-    "~(?:^|&)continuation-token=(?<token>[^&]+)" $token;
-    default "";
-  }}
-  upstream loopback {{
-    server 127.0.0.1:{port};
-    keepalive 16;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    root {www};
-    location ~ ^/(?<bucket>[a-z0-9-]+)/?$ {{
-      default_type application/xml;
-      # a bucket-level answer by its whole query (_versioning.xml), else a listing page
-      try_files /_list/$bucket/_$args.xml /_list/$bucket/${{arg_prefix}}${{page}}list.xml =404;
-    }}
-    # The aws CLI (on ranged GETs) and the s3 source send If-Match with S3's ETag; nginx's own
-    # ETag differs, so those requests loop back once without the header (kept-alive connections).
-    location / {{
-      if ($http_if_match) {{ rewrite ^(.*)$ /_nomatch$1 last; }}
-    }}
-    location /_nomatch/ {{
-      internal;
-      proxy_pass http://loopback/;
-      proxy_set_header If-Match "";
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }}
-  }}
-}}
-"""
-
-
-class Nginx:
-    def __init__(self, www: Path, root: Path) -> None:
-        (self.port,) = free_ports(1)
-        self.url = f"http://127.0.0.1:{self.port}"
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
-        self.conf = root / "nginx.conf"
-        self.conf.write_text(NGINX_CONF.format(root=root, port=self.port, www=www))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Nginx:
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.proc = subprocess.Popen([nginx, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        import socket
-
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("nginx did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        stop_process(self.proc, 10)
 
 
 def timed(fn: Callable[[], Any]) -> float:

@@ -85,6 +85,15 @@ class IntegrityError(MediatorError):
     exit_code = EXIT_ARCHIVE_ERROR
 
 
+class EditedExport(IntegrityError):
+    """An RO-Crate or bag MEDIator exported, changed by hand since (a checksum or the selection's
+    hash disagrees): the user's file is at fault, not an archive."""
+
+    code = "edited_export"
+    http_status = 400
+    exit_code = EXIT_USER_ERROR
+
+
 class NotFound(MediatorError, LookupError):
     """A replica set, version, user or manifest that does not exist (or is not visible to you)."""
 

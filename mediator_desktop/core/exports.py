@@ -9,7 +9,10 @@ Formats (``FORMATS``):
 - ``bdbag``: a BagIt folder ``NAME.bag/``: ``fetch.txt`` (URL, size, path of each leaf whose
   fingerprint has an MD5: pointers, never data) with ``manifest-md5.txt``; the other leaves (series
   folders, pointers) in ``metadata/fetch-unverified.txt``, same syntax; the set export under
-  ``metadata/``; ``tagmanifest-sha256.txt`` over every tag file;
+  ``metadata/``; ``tagmanifest-sha256.txt`` over every tag file. With ``SetExport.plan`` (opt-in,
+  online: ``Sets.export_file(..., files=True)``) a leaf whose download plan is verifiable
+  (``bag_files``) is listed file by file instead, ``data/<leaf>/<file>``, so ``bdbag --resolve-fetch
+  all`` materializes it and ``bdbag --validate full`` checks every byte;
 - ``s5cmd``: IDC's manifest (``cp s3://BUCKET/UUID/* .`` per series), as IDC's tools read it;
 - ``tcia``: the NBIA Data Retriever's ``.tcia`` manifest of the TCIA and IDC series;
 - ``csv``: one row per leaf: source, path, fingerprint and URL;
@@ -20,9 +23,10 @@ memory. ``write`` writes to a temporary name beside the target and renames it wh
 a failure never leaves a partial export. ``read_crate`` and ``read_bag`` (used by
 ``core.imports``) read our own exports back and refuse one edited by hand, naming the mismatch.
 
-No network here: each leaf's URL comes from its archive's optional, offline
+No network here by default: each leaf's URL comes from its archive's optional, offline
 ``leaf_urls(leaves) -> Iterable[(leaf, url)]``; a leaf of an archive without one is exported as a
-MEDIator pointer (``mediator:<source>/<path>``).
+MEDIator pointer (``mediator:<source>/<path>``). Only a bag with ``SetExport.plan`` asks the
+archives (their ``plan(leaf)``, the listing downloads use), a few leaves at once.
 """
 
 from __future__ import annotations
@@ -38,14 +42,16 @@ import re
 import shutil
 import tempfile
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 from urllib.parse import quote
 
 from mediator_desktop.core.commands import canonical_json
-from mediator_desktop.core.errors import IntegrityError, ValidationError
+from mediator_desktop.core.errors import EditedExport, ValidationError
 from mediator_desktop.core.manifest import (
     TAB,
     US,
@@ -57,6 +63,7 @@ from mediator_desktop.core.manifest import (
 )
 from mediator_desktop.core.publishing import DoiMetadata
 from mediator_desktop.core.selection import Selection
+from mediator_desktop.core.source import LeafPlan, RemoteFile
 
 #: Every export format, by the name ``--format`` takes.
 FORMATS: Final = ("rocrate", "bdbag", "s5cmd", "tcia", "gdc", "csv", "mediator")
@@ -71,6 +78,8 @@ BAG_SET_FILE: Final = "metadata/mediator-set.json"
 #: The leaves without an MD5 (IDC and TCIA series are folders of files, pointers have no bytes), in
 #: fetch.txt's syntax: BagIt fetches only what a payload manifest can verify.
 BAG_REMOTE_FILE: Final = "metadata/fetch-unverified.txt"
+#: Leaves planned at once for a bag of files (each plan is one archive listing).
+PLAN_WORKERS: Final = 8
 #: Terms of the crate that schema.org lacks, defined in the crate's own context.
 TERMS: Final = "https://github.com/mediator-desktop/terms#"
 _CONTEXT: Final = [
@@ -93,6 +102,8 @@ def _q(text: str) -> str:
 
 #: A leaf and its archive URL.
 Located = tuple[Leaf, str]
+#: A leaf's download plan (its archive's ``plan``), or None when no archive here can plan it.
+Planner = Callable[[Leaf], LeafPlan | None]
 
 
 def pointer_url(leaf: Leaf) -> str:
@@ -143,6 +154,8 @@ class SetExport:
         document: the MEDIator set export of the version (``core.imports.export_document``).
         metadata: the DataCite metadata of a published version, or None.
         doi: its DOI, once minted.
+        plan: for a bag of files (opt-in, asks the archives): each leaf's download plan; a leaf
+            whose plan ``bag_files`` accepts is listed file by file. None: every leaf a pointer.
     """
 
     set_id: str
@@ -157,6 +170,7 @@ class SetExport:
     document: dict[str, Any]
     metadata: DoiMetadata | None = None
     doi: str | None = None
+    plan: Planner | None = None
 
     @property
     def stem(self) -> str:
@@ -579,7 +593,7 @@ def read_crate(path: Path) -> tuple[str, str, Selection]:
 
     Raises:
         ValidationError: not a MEDIator crate.
-        IntegrityError: edited by hand: the selection, its recorded hash or its rules disagree.
+        EditedExport: edited by hand: the selection, its recorded hash or its rules disagree.
     """
     file = path / CRATE_FILE if path.is_dir() else path
     head: dict[str, dict[str, Any]] = {}
@@ -600,7 +614,7 @@ def read_crate(path: Path) -> tuple[str, str, Selection]:
                 head[str(entity.get("@id"))] = entity
     except OSError as exc:
         raise ValidationError(f"cannot read {file}: {exc.strerror or exc}") from None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: nested thousands deep
         raise ValidationError(
             f"{file.name} is not an RO-Crate written by MEDIator (a line is not one JSON entity)"
         ) from None
@@ -612,11 +626,11 @@ def read_crate(path: Path) -> tuple[str, str, Selection]:
         )
     try:
         selection = Selection.from_json(json.loads(str(stored.get("value"))))
-    except ValueError as exc:
-        raise IntegrityError(f"{file.name}: the selection (#selection) is not valid: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise EditedExport(f"{file.name}: the selection (#selection) is not valid: {exc}") from None
     actual = selection_hash(selection)
     if actual != recorded.get("value"):
-        raise IntegrityError(
+        raise EditedExport(
             f"{file.name} was changed by hand: the selection hashes to {actual[:12]}, the crate records "
             f"{str(recorded.get('value'))[:12]} (#selection-sha256); export the set again"
         )
@@ -628,7 +642,7 @@ def read_crate(path: Path) -> tuple[str, str, Selection]:
     }
     if shown != rules:
         extra = sorted(shown - rules) or sorted(rules - shown)
-        raise IntegrityError(
+        raise EditedExport(
             f"{file.name} was changed by hand: its rules disagree with its selection "
             f"({extra[0][0].split(':')[1]} {extra[0][1]}); export the set again"
         )
@@ -637,11 +651,71 @@ def read_crate(path: Path) -> tuple[str, str, Selection]:
 
 
 # -- BDBag ---------------------------------------------------------------------------------------------------
+_UNSAFE_IN_BAG: Final = str.maketrans({"/": "_", "%": "_", "\r": "_", "\n": "_"})
+
+
 def _bag_path(leaf: Leaf) -> str:
     parts = (leaf.source_id, *leaf.path)
     safe = ("_" if p in (".", "..") else p for p in parts)
     joined = "/".join(p.replace("/", "_") for p in safe)
     return "data/" + joined.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _bag_component(part: str) -> str:
+    """One component of a payload path: never ``.`` or ``..``; ``/``, ``%``, CR and LF become ``_``.
+
+    BagIt percent-encodes ``%``, CR and LF in paths, but its tools decode them differently (bagit's
+    manifests only CR and LF, bdbag's ``fetch.txt`` every escape), so a path holding one would not
+    match between ``fetch.txt`` and ``manifest-md5.txt``.
+    """
+    if part in (".", "..", ""):
+        return "_"
+    return part.translate(_UNSAFE_IN_BAG)
+
+
+def _files_path(leaf: Leaf) -> str:
+    """The folder of a leaf listed file by file (``_bag_component`` on each key)."""
+    return "data/" + "/".join(_bag_component(p) for p in (leaf.source_id, *leaf.path))
+
+
+def bag_files(plan: LeafPlan | None) -> tuple[RemoteFile, ...] | None:
+    """The files of a leaf's plan when a bag can fetch and verify them all, else None (the leaf
+    stays a pointer): the plan has files and no ``finish`` (what is fetched is the leaf's files),
+    and each file has an MD5, an ``http(s)://`` URL and needs no request headers (a token), under a
+    name no other file of the leaf has."""
+    if plan is None or plan.finish is not None or not plan.files:
+        return None
+    names: set[str] = set()
+    for file in plan.files:
+        if not file.md5 or file.headers or not file.url.startswith(("http://", "https://")):
+            return None
+        name = _bag_component(file.name)
+        if name in names:
+            return None
+        names.add(name)
+    return plan.files
+
+
+#: A leaf, its archive URL, and its files when the bag lists them (``bag_files``).
+_BagLeaf = tuple[Leaf, str, tuple[RemoteFile, ...] | None]
+
+
+def _planned(export: SetExport, plan: Planner) -> Iterator[_BagLeaf]:
+    """Each leaf of ``export`` with its verifiable files, in manifest order; ``PLAN_WORKERS`` plans
+    (archive listings) in flight at once. An error of a plan propagates; the others are dropped."""
+    pool = ThreadPoolExecutor(PLAN_WORKERS, thread_name_prefix="bag-plan")
+    window: deque[tuple[Leaf, str, Future[LeafPlan | None]]] = deque()
+    try:
+        for leaf, url in export.located():
+            window.append((leaf, url, pool.submit(plan, leaf)))
+            if len(window) >= 4 * PLAN_WORKERS:
+                first, where, planned = window.popleft()
+                yield first, where, bag_files(planned.result())
+        while window:
+            first, where, planned = window.popleft()
+            yield first, where, bag_files(planned.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _sha256_file(path: Path) -> str:
@@ -655,16 +729,36 @@ def _sha256_file(path: Path) -> str:
 def write_bag(export: SetExport, folder: Path) -> None:
     """A BagIt 1.0 bag of pointers: ``fetch.txt`` and ``manifest-md5.txt`` for the leaves with an
     MD5, the rest in ``BAG_REMOTE_FILE``, the set export under ``metadata/``,
-    ``tagmanifest-sha256.txt`` over every tag file."""
+    ``tagmanifest-sha256.txt`` over every tag file.
+
+    With ``export.plan``, a leaf whose plan ``bag_files`` accepts is listed file by file
+    (``data/<leaf>/<file>``, each with its URL, size and MD5) instead; errors of a plan propagate.
+    """
     (folder / "data").mkdir()
     (folder / "metadata").mkdir()
     (folder / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    files_listed = 0
     with (
         (folder / "fetch.txt").open("w", encoding="utf-8", newline="\n") as fetch,
         (folder / "manifest-md5.txt").open("w", encoding="utf-8", newline="\n") as md5s,
         (folder / BAG_REMOTE_FILE).open("w", encoding="utf-8", newline="\n") as remote,
     ):
-        for leaf, url in export.located():
+        # the offline default asks no archive: every leaf a line of its own
+        leaves = (
+            ((leaf, url, None) for leaf, url in export.located())
+            if export.plan is None
+            else _planned(export, export.plan)
+        )
+        for leaf, url, files in leaves:
+            if files is not None:
+                folder_path = _files_path(leaf)
+                for file in files:
+                    inside = f"{folder_path}/{_bag_component(file.name)}"
+                    size_text = "-" if file.size is None else file.size
+                    fetch.write(f"{file.url.replace(' ', '%20')}\t{size_text}\t{inside}\n")
+                    md5s.write(f"{(file.md5 or '').lower()}  {inside}\n")
+                files_listed += len(files)
+                continue
             where = _bag_path(leaf)
             size = leaf.fingerprint.size
             line = f"{url.replace(' ', '%20')}\t{'-' if size is None else size}\t{where}\n"
@@ -688,6 +782,8 @@ def write_bag(export: SetExport, folder: Path) -> None:
         ("MEDIator-Selection-Sha256", selection_hash(export.selection)),
         ("MEDIator-Leaves", str(len(export.manifest))),
     ]
+    if export.plan is not None:
+        info.append(("MEDIator-Files-Listed", str(files_listed)))
     if export.doi:
         info.append(("Identifier", f"https://doi.org/{export.doi}"))
     (folder / "bag-info.txt").write_text("".join(f"{k}: {v}\n" for k, v in info), encoding="utf-8")
@@ -702,7 +798,7 @@ def read_bag(path: Path) -> tuple[str, str, Selection]:
 
     Raises:
         ValidationError: not a MEDIator bag.
-        IntegrityError: a tag file differs from the checksum ``tagmanifest-sha256.txt`` records.
+        EditedExport: a tag file differs from the checksum ``tagmanifest-sha256.txt`` records.
     """
     from mediator_desktop.core.imports import read_manifest_file
 
@@ -713,26 +809,27 @@ def read_bag(path: Path) -> tuple[str, str, Selection]:
             f"{folder.name} is not a bag MEDIator exported (it needs bagit.txt and tagmanifest-sha256.txt)"
         )
     listed: dict[str, str] = {}
-    for number, line in enumerate(tagmanifest.read_text(encoding="utf-8").splitlines(), 1):
+    # Not UTF-8 (edited by hand): the undecodable bytes fail the line's check or the hashes below.
+    for number, line in enumerate(tagmanifest.read_text("utf-8", "replace").splitlines(), 1):
         if not line.strip():
             continue
         digest, _, name = line.partition(" ")
         name = name.strip()
         if not re.fullmatch(r"[0-9a-f]{64}", digest) or not name or ".." in Path(name).parts:
-            raise IntegrityError(f"{folder.name}: tagmanifest-sha256.txt line {number} is malformed")
+            raise EditedExport(f"{folder.name}: tagmanifest-sha256.txt line {number} is malformed")
         listed[name] = digest
     for name in ("bag-info.txt", "fetch.txt", BAG_SET_FILE):
         if name not in listed:
-            raise IntegrityError(
+            raise EditedExport(
                 f"{folder.name}: {name} is not in tagmanifest-sha256.txt; export the set again"
             )
     for name, digest in listed.items():
         file = folder / name
         if not file.is_file():
-            raise IntegrityError(f"{folder.name}: {name} is missing (tagmanifest-sha256.txt lists it)")
+            raise EditedExport(f"{folder.name}: {name} is missing (tagmanifest-sha256.txt lists it)")
         actual = _sha256_file(file)
         if actual != digest:
-            raise IntegrityError(
+            raise EditedExport(
                 f"{folder.name} was changed by hand: {name} has sha256 {actual[:12]}, "
                 f"tagmanifest-sha256.txt records {digest[:12]}; export the set again"
             )
@@ -741,13 +838,13 @@ def read_bag(path: Path) -> tuple[str, str, Selection]:
     recorded = next(
         (
             line.partition(":")[2].strip()
-            for line in (folder / "bag-info.txt").read_text(encoding="utf-8").splitlines()
+            for line in (folder / "bag-info.txt").read_text("utf-8", "replace").splitlines()
             if line.startswith("MEDIator-Selection-Sha256:")
         ),
         None,
     )
     if recorded is not None and recorded != selection_hash(imported.selection):
-        raise IntegrityError(
+        raise EditedExport(
             f"{folder.name}: bag-info.txt records selection {recorded[:12]}, {BAG_SET_FILE} holds "
             f"{selection_hash(imported.selection)[:12]}; export the set again"
         )

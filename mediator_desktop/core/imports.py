@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mediator_desktop.core.errors import ValidationError
@@ -51,10 +54,15 @@ class ImportedManifest:
 
 
 def read_manifest_file(path: Path) -> ImportedManifest:
-    """Read and check a manifest file; ``ValidationError`` says what is wrong with it."""
+    """Read and check a manifest file; ``ValidationError`` says what is wrong with it.
+
+    An RO-Crate or a bag we exported may come as its folder, its main file, or zipped (as the
+    local API and the app's drag hand them out)."""
     exported = _exported_folder(path)
     if exported is not None:
         return exported
+    if path.suffix.lower() == ".zip" or (path.is_file() and zipfile.is_zipfile(path)):
+        return _zipped_export(path)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
@@ -90,6 +98,68 @@ def read_manifest_file(path: Path) -> ImportedManifest:
         f"{path.name} is none of the manifests MEDIator reads: a TCIA .tcia, an IDC .s5cmd, "
         "a GDC manifest (TSV with id and filename columns) or a MEDIator set export"
     )
+
+
+#: What a zipped crate or bag may unpack to, at most (a crate of a million leaves is about 1 GB).
+MAX_ZIP_BYTES = 4 * 1024 * 1024 * 1024
+
+
+def _zipped_export(path: Path) -> ImportedManifest:
+    """A zipped RO-Crate or bag of ours (one folder inside): its metadata files unpacked into a
+    temporary folder (never a bag's payload under ``data/``, never outside that folder) and read."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, NotImplementedError, OSError) as exc:
+        raise ValidationError(
+            f"{path.name} is not a readable zip file ({exc}); export the set again"
+        ) from None
+    with archive, tempfile.TemporaryDirectory(prefix="mediator-import-") as scratch:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        tops = {PurePosixPath(m.filename).parts[0] for m in members if PurePosixPath(m.filename).parts}
+        if len(tops) != 1:
+            raise ValidationError(
+                f"{path.name} holds {len(tops)} top-level entries; a zipped RO-Crate or bag holds one "
+                "folder (NAME.crate/ or NAME.bag/)"
+            )
+        (top,) = tops
+        budget = MAX_ZIP_BYTES
+        for member in members:
+            parts = PurePosixPath(member.filename).parts
+            if member.filename.startswith("/") or ".." in parts or "\\" in member.filename:
+                raise ValidationError(f"{path.name} names a file outside its folder ({member.filename!r})")
+            if len(parts) > 2 and parts[1] == "data":  # a resolved bag's payload: not needed to import
+                continue
+            target = Path(scratch).joinpath(*parts)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, target.open("wb") as out:
+                    while block := source.read(1 << 20):
+                        budget -= len(block)
+                        if budget < 0:
+                            raise ValidationError(
+                                f"{path.name} unpacks to more than {MAX_ZIP_BYTES // 1024**3} GB; "
+                                "it is not an export of ours"
+                            )
+                        out.write(block)
+            except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+                # A damaged entry, an unknown compression, an encrypted one (RuntimeError), ...
+                raise ValidationError(
+                    f"{path.name} is a damaged zip file ({member.filename!r}: {exc}); export the set again"
+                ) from None
+            except OSError as exc:  # a name no folder here can hold (too long, a file in the way)
+                raise ValidationError(
+                    f"{path.name}: cannot unpack {member.filename[:80]!r} ({exc.strerror or exc}); "
+                    "it is not an export of ours"
+                ) from None
+        folder = Path(scratch) / top
+        ours = (folder / "ro-crate-metadata.json").is_file() or (folder / "bagit.txt").is_file()
+        found = _exported_folder(folder) if ours else None
+        if found is None:
+            raise ValidationError(
+                f"{path.name} is a zip file, but not of an RO-Crate or bag MEDIator exported; "
+                "drop a .tcia, .s5cmd, GDC TSV, set export, or a zipped .crate/.bag folder"
+            )
+        return found
 
 
 def _exported_folder(path: Path) -> ImportedManifest | None:
@@ -170,7 +240,7 @@ def _gdc(path: Path, text: str, name: str) -> ImportedManifest:
 def _export(path: Path, text: str) -> ImportedManifest:
     try:
         data: Any = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
         raise ValidationError(f"{path.name} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise ValidationError(

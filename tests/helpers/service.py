@@ -4,7 +4,7 @@ generated DICOM files, and services of several users over them (each with its ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.settings import Settings, SettingsFile
+from mediator_desktop.core.source import DataSource
 from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.core.tree import TreeCache
 from mediator_desktop.node import Node
@@ -75,13 +76,15 @@ class World:
         downloads: bool = True,
         tree_cache: TreeCache | None = None,
         check_interval: float | None = None,
+        archives: Mapping[str, DataSource] | None = None,
         **settings: Any,
     ) -> Service:
-        """A registered user ``name`` with a service of their own over the store."""
+        """A registered user ``name`` with a service of their own over the store (and, beside the
+        local folder, the ``archives`` given by id)."""
         service = Service(
             self.store,
             Identity.generate(name),
-            sources={SOURCE: self.source} if sources else None,
+            sources={SOURCE: self.source, **(archives or {})} if sources else None,
             downloader=self.downloader if downloads else None,
             settings=self.settings_file(name, **settings),
             tree_cache=tree_cache,
@@ -108,6 +111,24 @@ class World:
         self._stack.callback(service.close)
         service.register()
         return service
+
+
+def home_node(home: Path, name: str = "Ann", **settings: Any) -> Node:
+    """A whole node (not started) laid out as ``MEDIATOR_HOME=home`` lays it out, its local API on
+    and its settings saved where the SDK and the ``mediator`` command look: what they find."""
+    (port,) = free_ports(1)
+    values: dict[str, Any] = {
+        "data_dir": home / "data",
+        "download_dir": home / "downloads",
+        "display_name": name,
+        "raft_address": f"127.0.0.1:{port}",
+        "discovery": False,
+        "sources": (),
+        "update_check_minutes": 0,
+        **settings,
+    }
+    path = Settings(**values).save(home / "config" / "settings.json")
+    return Node(Settings(**values), settings_path=path, api=True)
 
 
 def make_node(root: Path, name: str, *, discovery: bool = False, api: bool = False, **settings: Any) -> Node:

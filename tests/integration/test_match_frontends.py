@@ -6,9 +6,12 @@ pb1 with two CTs) and a local DICOM folder ``lab`` holding pa1 and pb1 (as IDC n
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,6 +277,81 @@ def test_a_set_is_exported_and_imported_again_as_a_file(
     # And as a file on this machine.
     by_path = http.post(url(node, "/v1/sets/import"), json={"path": str(tmp_path / "lung.tcia")}).json()
     assert by_path["set"]["name"] == "lung 2" and by_path["count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("fmt", "folder"), [("rocrate", "CT_rocrate_v1.crate"), ("bdbag", "CT_bdbag_v1.bag")]
+)
+def test_a_crate_or_bag_comes_back_zipped_or_as_its_folder(
+    node: Node, http: requests.Session, tmp_path: Path, fmt: str, folder: str
+) -> None:
+    rule = {"source": "idc", "path": ["lung_a"], "filters": {"Modality": ["CT"]}}
+    rs = http.post(url(node, "/v1/sets"), json={"name": f"CT {fmt}", "add": [rule]}).json()
+    zipped = http.get(url(node, f"/v1/sets/{rs['id']}/export"), params={"format": fmt})
+    assert zipped.status_code == 200, zipped.text
+    assert zipped.headers["content-disposition"] == f'attachment; filename="{folder}.zip"'
+
+    raw = http.post(
+        url(node, "/v1/sets/import"),
+        params={"name": f"{folder}.zip"},
+        data=zipped.content,
+        headers={"Content-Type": "application/zip"},
+    )
+    assert raw.status_code == 201, raw.text
+    assert raw.json()["set"]["leaves"] == rs["leaves"] and raw.json()["missing"] == []
+    assert raw.json()["set"]["name"] == f"CT {fmt} 2"
+
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        archive.extractall(tmp_path)
+    by_folder = http.post(url(node, "/v1/sets/import"), json={"path": str(tmp_path / folder)})
+    assert by_folder.status_code == 201, by_folder.text
+    assert by_folder.json()["set"]["leaves"] == rs["leaves"]
+
+    # Edited by hand: refused as the user's file at fault (400), naming what changed.
+    if fmt == "bdbag":
+        with (tmp_path / folder / "fetch.txt").open("a") as fetch:
+            fetch.write("https://example.org/extra\t1\tdata/extra\n")
+    else:
+        crate = tmp_path / folder / "ro-crate-metadata.json"
+        lines = crate.read_text().splitlines()
+        hashed = next(i for i, line in enumerate(lines) if '"#selection-sha256"' in line)
+        lines[hashed] = re.sub(r"[0-9a-f]{64}", "0" * 64, lines[hashed])
+        crate.write_text("\n".join(lines) + "\n")
+    edited = http.post(url(node, "/v1/sets/import"), json={"path": str(tmp_path / folder)})
+    assert edited.status_code == 400 and edited.json()["code"] == "edited_export", edited.text
+    assert "changed by hand" in edited.json()["message"]
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("entries", "said"),
+    [
+        ({"x.crate/../../evil": b"{}", "x.crate/ro-crate-metadata.json": b"{}"}, "outside its folder"),
+        ({"a/notes.txt": b"hi", "b/notes.txt": b"hi"}, "2 top-level entries"),
+        ({"photos/cat.jpg": b"\xff\xd8"}, "not of an RO-Crate or bag"),
+        ({"x.crate/ro-crate-metadata.json": b"{broken"}, "not an RO-Crate written by MEDIator"),
+    ],
+)
+def test_bad_zipped_exports_are_refused_and_make_no_set(
+    node: Node, http: requests.Session, entries: dict[str, bytes], said: str
+) -> None:
+    before = len(http.get(url(node, "/v1/sets")).json())
+    answer = http.post(
+        url(node, "/v1/sets/import"),
+        params={"name": "upload.zip"},
+        data=_zip(entries),
+        headers={"Content-Type": "application/zip"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert said in answer.json()["message"]
+    assert len(http.get(url(node, "/v1/sets")).json()) == before
 
 
 @pytest.mark.parametrize(

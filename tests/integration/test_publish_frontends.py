@@ -17,11 +17,11 @@ import schemathesis
 from mediator_desktop import Mediator
 from mediator_desktop.cli import EXIT_USAGE, EXIT_USER_ERROR
 from mediator_desktop.core.errors import NotFound, ValidationError
-from mediator_desktop.core.settings import HOME_ENV, Settings
+from mediator_desktop.core.settings import HOME_ENV
 from mediator_desktop.node import Node
 from mediator_desktop.sdk import CreatorModel, MetadataProblems
 from tests.helpers.datacite_emulator import DataCiteEmulator
-from tests.helpers.net import free_ports
+from tests.helpers.service import home_node
 from tests.helpers.zenodo_emulator import ZenodoEmulator
 from tests.integration.test_local_api import fuzz, url
 from tests.integration.test_match_frontends import mediator
@@ -51,20 +51,7 @@ def mediator_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="module")
 def node(home: Path) -> Iterator[Node]:
-    (port,) = free_ports(1)
-    settings = Settings(
-        data_dir=home / "data",
-        download_dir=home / "downloads",
-        display_name="Ann",
-        raft_address=f"127.0.0.1:{port}",
-        discovery=False,
-        sources=(),
-        update_check_minutes=0,
-        publisher="Lab of Imaging",
-    )
-    path = home / "config" / "settings.json"
-    settings.save(path)  # where the SDK and the command read the node's data folder
-    with Node(settings, settings_path=path, api=True) as started:
+    with home_node(home, publisher="Lab of Imaging") as started:
         started.service.archives.add("idc", {}, source_id="idc")
         yield started
 

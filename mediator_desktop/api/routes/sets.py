@@ -235,11 +235,13 @@ def delete_follow(set_id: SetId, service: ServiceDep) -> SetModel:
 # -- manifest files ------------------------------------------------------------------------------
 _IMPORT_BODY: dict[str, Any] = {
     "required": True,
-    "description": "JSON: a file on this machine (`path`), or a file's `name` and `text`; or the raw "
-    "file (application/octet-stream, text/plain) with its name in the `name` query parameter",
+    "description": "JSON: a file or exported .crate/.bag folder on this machine (`path`), or a file's "
+    "`name` and `text`; or the raw file (application/octet-stream, text/plain; a zipped crate or bag "
+    "as application/zip too) with its name in the `name` query parameter",
     "content": {
         "application/json": {"schema": ImportBody.model_json_schema()},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
         "text/plain": {"schema": {"type": "string"}},
     },
 }
@@ -257,9 +259,11 @@ async def post_import(
         VisibilityName | None, Query(description="with a raw file (default private)")
     ] = None,
 ) -> ImportModel:
-    """A new set from a manifest file: a TCIA ``.tcia``, an IDC ``.s5cmd``, a GDC manifest (TSV) or a
-    MEDIator set export. Its series and files are found in the archives configured here; what none
-    of them holds comes back in ``missing``. The file's name (without extension) names the set."""
+    """A new set from a manifest file: a TCIA ``.tcia``, an IDC ``.s5cmd``, a GDC manifest (TSV), a
+    MEDIator set export, or an RO-Crate or BDBag MEDIator exported (its folder as ``path``, or the
+    zip ``GET /v1/sets/{id}/export`` gives, raw or as ``path``). Its series and files are found in
+    the archives configured here; what none of them holds comes back in ``missing``. The file's name
+    (without extension) names the set."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     if content_type == "application/json" or content_type.endswith("+json"):
@@ -272,6 +276,10 @@ async def post_import(
         except json.JSONDecodeError as exc:
             problem = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
             raise RequestValidationError([{**problem, "input": {}, "ctx": {"error": exc.msg}}]) from None
+        except (UnicodeDecodeError, RecursionError) as exc:  # not UTF-8, or nested deeper than json reads
+            problem = {"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}
+            error = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deeply"
+            raise RequestValidationError([{**problem, "input": {}, "ctx": {"error": error}}]) from None
         except pydantic.ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
         if body.path is not None and (body.name is not None or body.text is not None):
@@ -348,8 +356,11 @@ def _manifest_path(text: str) -> Path:
             f"cannot read {text!r}: {getattr(exc, 'strerror', None) or exc}"
         ) from None
     if path.is_dir():
+        if (path / "ro-crate-metadata.json").is_file() or (path / "bagit.txt").is_file():
+            return path  # an RO-Crate or a bag of ours, as its folder
         raise errors.ValidationError(
-            f"{text} is a folder; name a manifest file (.tcia, .s5cmd, GDC TSV, export)"
+            f"{text} is a folder but neither an RO-Crate nor a bag; name a manifest file (.tcia, "
+            ".s5cmd, GDC TSV, export) or an exported .crate/.bag folder"
         )
     if not path.is_file():
         raise errors.ValidationError(f"{text} is not a regular file; name a manifest file")
@@ -400,14 +411,27 @@ def get_export(
         ),
     ] = "mediator",
     version: Annotated[int | None, Query(ge=1, description="default: the head")] = None,
+    files: Annotated[
+        bool,
+        Query(
+            description="bdbag only: ask the archives for each leaf's files and list every file with an "
+            "MD5 and an http(s) URL in fetch.txt, so `bdbag --resolve-fetch all` fetches and verifies "
+            "it (needs the archives online; slower); other leaves stay pointers"
+        ),
+    ] = False,
 ) -> Response:
     """A set version as a file: a MEDIator set export (its selection, which ``POST /v1/sets/import``
     makes a set of again), the GDC manifest of its GDC files, IDC's s5cmd manifest, a ``.tcia``
     manifest, a CSV of its leaves, or a zipped RO-Crate or BDBag. A version holding nothing a
-    format lists (no GDC files for ``gdc``, no IDC series for ``s5cmd``) is a 400 saying so."""
+    format lists (no GDC files for ``gdc``, no IDC series for ``s5cmd``) is a 400 saying so, as is
+    ``files`` with another format than ``bdbag``."""
     rs = service.sets.get(set_id)
     number = service.sets.version(set_id, version).number
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rs.name).strip("._") or "set"
+    if files and fmt != "bdbag":
+        raise errors.ValidationError(
+            f"only a bdbag export lists the files themselves; {fmt} lists leaves (drop files=true)"
+        )
     if fmt == "gdc":
         text = service.sets.export_manifest(set_id, number, "gdc")
         disposition = f'attachment; filename="gdc_manifest_{stem}_v{number}.txt"'
@@ -422,7 +446,9 @@ def get_export(
     try:
         if fmt in ("rocrate", "bdbag"):
             suffix = ".crate" if fmt == "rocrate" else ".bag"
-            written = service.sets.export_file(set_id, number, fmt, folder / f"{stem}_v{number}{suffix}")
+            written = service.sets.export_file(
+                set_id, number, fmt, folder / f"{stem}_v{number}{suffix}", files=files
+            )
             path = shutil.make_archive(str(written), "zip", root_dir=folder, base_dir=written.name)
             name = f"{written.name}.zip"
         else:

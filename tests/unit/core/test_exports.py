@@ -5,6 +5,7 @@ refused when edited by hand. A real one-node store, a local DICOM archive and ID
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,7 +18,6 @@ import pytest
 
 from mediator_desktop.core import exports
 from mediator_desktop.core.errors import IntegrityError, ValidationError
-from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.imports import read_manifest_file
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.publishing import Creator, DoiMetadata
@@ -41,16 +41,7 @@ def idc() -> IdcSource:
 @pytest.fixture
 def service(tmp_path: Path, idc: IdcSource) -> Iterator[Service]:
     with ExitStack() as stack:
-        world = World(tmp_path, stack)
-        service = Service(
-            world.store,
-            Identity.generate("ann"),
-            sources={SOURCE: world.source, "idc": idc},
-            settings=world.settings_file("ann"),
-        )
-        stack.callback(service.close)
-        service.register()
-        yield service
+        yield World(tmp_path, stack).service("ann", downloads=False, archives={"idc": idc})
 
 
 @pytest.fixture
@@ -320,3 +311,93 @@ def test_leaves_of_reads_what_under_reads() -> None:
     manifest = builder.build()
     for source_id in manifest.sources:
         assert list(exports.leaves_of(manifest, source_id)) == list(manifest.under(source_id))
+
+
+# -- a bag of files (files=True): each leaf's plan, offline here -----------------------------------------
+def test_bag_files_accepts_only_plans_a_bag_fetches_and_verifies() -> None:
+    from mediator_desktop.core.source import LeafPlan, RemoteFile
+
+    md5 = "0123456789abcdef0123456789abcdef"
+    good = RemoteFile("https://s3.example/b/k1", "k1", 3, md5)
+    assert exports.bag_files(LeafPlan((good, RemoteFile("http://h/k2", "k2", None, md5)))) == (
+        good,
+        RemoteFile("http://h/k2", "k2", None, md5),
+    )
+    for plan in (
+        None,
+        LeafPlan(()),
+        LeafPlan((good,), finish=lambda staged, folder: None),  # what arrives is not the leaf's files
+        LeafPlan((good, RemoteFile("https://h/k3", "k3", 3, None))),  # no MD5
+        LeafPlan((RemoteFile("file:///data/k1", "k1", 3, md5),)),
+        LeafPlan((RemoteFile("https://h/k1", "k1", 3, md5, headers=(("X-Auth-Token", "t"),)),)),
+        LeafPlan((good, RemoteFile("https://h/other", "k1", 3, md5))),  # two files, one name
+    ):
+        assert exports.bag_files(plan) is None, plan
+
+
+def test_bag_with_plans_lists_each_file_and_keeps_the_rest_pointers(
+    service: Service, set_id: str, tmp_path: Path
+) -> None:
+    from bdbag import bdbag_api
+
+    from mediator_desktop.core.manifest import Leaf
+    from mediator_desktop.core.source import LeafPlan, RemoteFile
+
+    export = service.sets.export_of(set_id)
+    asked: list[Leaf] = []
+
+    def plan(leaf: Leaf) -> LeafPlan | None:
+        asked.append(leaf)
+        if leaf.source_id != "idc":
+            return None  # an archive not configured here
+        uid = leaf.path[-1]
+        files = tuple(
+            RemoteFile(f"https://s3.example/{uid}/{n}", n, 10, hashlib.md5(n.encode()).hexdigest())
+            for n in ("a b.dcm", "..", "c%d.dcm")
+        )
+        return LeafPlan(files)
+
+    bag = exports.write(exports.SetExport(**{**_fields(export), "plan": plan}), "bdbag", tmp_path / "f.bag")
+    manifest = service.sets.manifest(service.sets.version(set_id).manifest_id)
+    assert sorted(asked, key=lambda leaf: (leaf.source_id, leaf.path)) == sorted(
+        manifest, key=lambda leaf: (leaf.source_id, leaf.path)
+    )
+    series = len(_luad_ct_series())
+    fetch = [line.split("\t") for line in (bag / "fetch.txt").read_text().splitlines()]
+    assert len(fetch) == 3 * series
+    url, size, path = fetch[0]
+    assert url.startswith("https://s3.example/") and url.endswith("/a%20b.dcm") and size == "10"
+    assert path.startswith("data/idc/tcga_luad/") and path.endswith("/a b.dcm")
+    assert {p.rsplit("/", 1)[1] for _, _, p in fetch} == {"a b.dcm", "_", "c_d.dcm"}
+    md5s = dict(reversed(line.split("  ", 1)) for line in (bag / "manifest-md5.txt").read_text().splitlines())
+    assert md5s[path] == hashlib.md5(b"a b.dcm").hexdigest() and len(md5s) == 3 * series
+    remote = (bag / exports.BAG_REMOTE_FILE).read_text().splitlines()
+    assert remote and all(line.startswith("mediator:lab/P1/") for line in remote)
+    assert f"MEDIator-Files-Listed: {3 * series}\n" in (bag / "bag-info.txt").read_text()
+    bdbag_api.validate_bag_structure(str(bag), skip_remote=True)
+
+
+def test_a_plan_that_fails_leaves_no_bag_and_files_is_only_for_bags(
+    service: Service, set_id: str, tmp_path: Path
+) -> None:
+    from mediator_desktop.core.errors import ArchiveUnreachable
+    from mediator_desktop.core.manifest import Leaf
+
+    export = service.sets.export_of(set_id)
+    seen: list[int] = []
+
+    def plan(leaf: Leaf) -> None:
+        seen.append(1)
+        if len(seen) == 20:
+            raise ArchiveUnreachable("IDC: s3.example did not answer; try again later")
+
+    out = tmp_path / "out"
+    with pytest.raises(ArchiveUnreachable, match=r"did not answer"):
+        exports.write(exports.SetExport(**{**_fields(export), "plan": plan}), "bdbag", out / "f.bag")
+    assert list(out.iterdir()) == []
+    for fmt in ("csv", "s5cmd", "rocrate"):
+        with pytest.raises(ValidationError, match=r"only a bdbag export lists the files themselves"):
+            service.sets.export_file(set_id, None, fmt, out / f"x.{fmt}", files=True)
+    assert list(out.iterdir()) == []
+    assert service.sets.export_of(set_id).plan is None  # the default asks no archive
+    assert service.sets.export_of(set_id, files=True).plan is not None
