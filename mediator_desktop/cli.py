@@ -1153,8 +1153,9 @@ def _sets_export(args: argparse.Namespace) -> int:
         rs = m.find_set(args.set)
         number = args.version or rs.head  # without a version, the node says so
         if args.format in exports.FOLDERS:
-            return _export_folder(args, rs.id, rs.name, number, m.export_set(rs.id, args.format, number))
-        text = m.export_set(rs.id, format=args.format, version=number)
+            data = m.export_set(rs.id, args.format, number, files=args.files)
+            return _export_folder(args, rs.id, rs.name, number, data)
+        text = m.export_set(rs.id, format=args.format, version=number, files=args.files)
     what = {
         "gdc": "a GDC manifest",
         "s5cmd": "an s5cmd manifest",
@@ -1417,6 +1418,7 @@ def _download(args: argparse.Namespace) -> int:
                 layout=args.layout,
                 workers=args.workers,
                 prune=args.prune,
+                verify=args.verify,
             )
         except KeyboardInterrupt:  # the node may have started it before it answered
             for job in m.downloads():
@@ -1467,6 +1469,8 @@ def _download(args: argparse.Namespace) -> int:
         _print_failures(
             [f for f in (report.failed if report is not None else []) if f.reason not in unreachable]
         )
+        _print_checks(report)
+        _print_reproduction(job.reproduction)
         if job.state == "failed":
             print(
                 "run the same command again to retry what failed (finished leaves are kept)", file=sys.stderr
@@ -1474,6 +1478,36 @@ def _download(args: argparse.Namespace) -> int:
 
     _emit(args, job, human)
     return EXIT_OK if job.state == "done" else EXIT_DOWNLOAD_INCOMPLETE
+
+
+def _print_checks(report: Any, shown: int = 10) -> None:
+    """Leaves fetched again because they were damaged, and those checked by count and size only."""
+    if report is None:
+        return
+    for name, what in (
+        ("refetched", "fetched again: files changed or deleted since download"),
+        ("size_only", "verified by count and size only (the archive gave no MD5), not by checksum"),
+    ):
+        leaves = getattr(report, name, None) or []
+        if leaves:
+            print(f"  {len(leaves)} {'leaf' if len(leaves) == 1 else 'leaves'} {what}:")
+            for leaf in leaves[:shown]:
+                print(f"    {leaf}")
+            if len(leaves) > shown:
+                print(f"    ... and {len(leaves) - shown} more (--json lists them all)")
+
+
+def _print_reproduction(reproduction: Any, shown: int = 20) -> None:
+    """A published version against its archives now: one line, then each changed leaf."""
+    if reproduction is None:
+        return
+    print(f"published version: {reproduction.summary}")
+    for change in reproduction.changes[:shown]:
+        print(f"  {change.line}")
+    if len(reproduction.changes) > shown:
+        print(f"  ... and {len(reproduction.changes) - shown} more (--json lists them all)")
+    for note in reproduction.notes:
+        print(f"  {note}")
 
 
 def _print_failures(failures: Sequence[Any], shown: int = 10) -> None:
@@ -1855,6 +1889,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write to PATH (default: standard output; for rocrate and bdbag, a folder named after the set "
         "here, or a zip when PATH ends in .zip)",
     )
+    export.add_argument(
+        "--files",
+        action="store_true",
+        help="bdbag only: ask the archives for each leaf's files and list every file with an MD5 and an "
+        "http(s) URL in fetch.txt, so `bdbag --resolve-fetch all` fetches and verifies it (needs the "
+        "archives online); the other leaves stay pointers",
+    )
     imp = command(
         st,
         "import",
@@ -2049,6 +2090,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="leaves fetched at once (default 8; connections per archive are capped)",
     )
     dl.add_argument("--prune", action="store_true", help="delete files of leaves no longer in the set")
+    dl.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-hash every file already downloaded against its MD5 and fetch again what differs "
+        "(without it, files are compared by size and modification time only)",
+    )
 
     stg = command(commands, "settings", _settings, "show the node's settings, or change them with --set")
     stg.add_argument(

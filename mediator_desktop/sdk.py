@@ -889,7 +889,12 @@ class Mediator:
     # -- manifest files --------------------------------------------------------------------------
     @overload
     def export_set(
-        self, set_id: str, format: Literal["rocrate", "bdbag"], version: int | None = None
+        self,
+        set_id: str,
+        format: Literal["rocrate", "bdbag"],
+        version: int | None = None,
+        *,
+        files: bool = False,
     ) -> bytes: ...
 
     @overload
@@ -898,24 +903,42 @@ class Mediator:
         set_id: str,
         format: Literal["mediator", "gdc", "s5cmd", "tcia", "csv"] = "mediator",
         version: int | None = None,
+        *,
+        files: bool = False,
     ) -> str: ...
 
     @overload
-    def export_set(self, set_id: str, format: str, version: int | None = None) -> str | bytes: ...
+    def export_set(
+        self, set_id: str, format: str, version: int | None = None, *, files: bool = False
+    ) -> str | bytes: ...
 
-    def export_set(self, set_id: str, format: str = "mediator", version: int | None = None) -> str | bytes:
+    def export_set(
+        self, set_id: str, format: str = "mediator", version: int | None = None, *, files: bool = False
+    ) -> str | bytes:
         """A set version (default: the head) as a file: ``mediator``, a set export any MEDIator
         imports again (``import_manifest``); ``gdc``, the manifest of its GDC files that
         ``gdc-client download -m`` reads; ``s5cmd``, IDC's manifest of its IDC series; ``tcia``, the
         NBIA Data Retriever's manifest; ``csv``, one row per leaf. Those come as text;
         ``rocrate`` (a detached RO-Crate) and ``bdbag`` (a bag of pointers) as the bytes of a zip of
-        their folder. ``ValidationError`` when the version holds nothing the format lists::
+        their folder. ``ValidationError`` when the version holds nothing the format lists.
+
+        ``files`` (``bdbag`` only, else ``ValidationError``): the node asks the archives for each
+        leaf's files and lists every file with an MD5 and an http(s) URL in the bag's ``fetch.txt``,
+        so ``bdbag --resolve-fetch all`` fetches and verifies it (needs the archives online; an
+        archive that does not answer raises ``ArchiveUnreachable``)::
 
             Path("luad.json").write_text(m.export_set(rs.id))
             Path("gdc_manifest.txt").write_text(m.export_set(rs.id, "gdc"))
             Path("luad.crate.zip").write_bytes(m.export_set(rs.id, "rocrate"))
+            Path("luad.bag.zip").write_bytes(m.export_set(rs.id, "bdbag", files=True))
         """
-        response = self._request("GET", f"/v1/sets/{_set_id(set_id)}/export", format=format, version=version)
+        response = self._request(
+            "GET",
+            f"/v1/sets/{_set_id(set_id)}/export",
+            format=format,
+            version=version,
+            files="true" if files else None,
+        )
         if format in ("rocrate", "bdbag"):
             return response.content
         response.encoding = "utf-8"
@@ -1077,6 +1100,7 @@ class Mediator:
         workers: int = 8,
         prune: bool = False,
         only: Iterable[str] | None = None,
+        verify: bool = False,
     ) -> DownloadHandle:
         """Start a download on the node and return at once; see ``download``.
 
@@ -1091,6 +1115,8 @@ class Mediator:
             "prune": prune,
             "only": None if only is None else list(only),
         }
+        if verify:  # left out when off: an older node refuses fields it does not know
+            body["verify"] = True
         if layout is not None:  # left out, the node's setting applies (older nodes: their default)
             body["layout"] = layout
         return DownloadHandle(self, self._post("/v1/downloads", JobModel, body))
@@ -1107,6 +1133,7 @@ class Mediator:
         only: Iterable[str] | None = None,
         progress: Callable[[ProgressModel], None] | None = None,
         cancel: threading.Event | None = None,
+        verify: bool = False,
     ) -> JobModel:
         """Bring ``destination`` up to a version (default: the head) of a set, and wait.
 
@@ -1114,9 +1141,22 @@ class Mediator:
         called with bytes, items, rate and ETA; set ``cancel`` to stop (finished leaves stay).
         The returned job's ``report`` lists what was fetched and every failure with its reason;
         its ``state`` is ``done``, ``failed`` or ``cancelled``.
+
+        A rerun compares every file in place with the folder's record by size and modification
+        time and fetches again the leaves whose files changed or were deleted (``report.refetched``);
+        ``verify=True`` also re-hashes every file against the MD5 the archive gave for it (files
+        without one are checked by size: ``report.unverifiable``). Leaves the archive gave no MD5
+        for are listed in ``report.size_only``: checked by count and size only, never verified.
         """
         handle = self.start_download(
-            set_id, destination, version=version, layout=layout, workers=workers, prune=prune, only=only
+            set_id,
+            destination,
+            version=version,
+            layout=layout,
+            workers=workers,
+            prune=prune,
+            only=only,
+            verify=verify,
         )
         return handle.wait(progress=progress, cancel=cancel)
 

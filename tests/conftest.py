@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.helpers.idc_world import IdcWorld, idc_world
+from tests.helpers.s3 import MotoServer
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Never touch the developer's real keyring; tests that need one install their own backend.
@@ -41,3 +42,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdcWorld]:
     """A small IDC in moto's S3 behind the fault-injecting proxy, one per test module."""
     with idc_world(tmp_path_factory.mktemp("idc")) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """moto's S3 server on loopback, one per test module."""
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

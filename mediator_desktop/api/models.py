@@ -453,6 +453,12 @@ class NewDownload(_Body):
     workers: int = Field(default=8, ge=1, le=64)
     prune: bool = False
     only: list[Key] | None = Field(default=None, max_length=1_000_000)
+    verify: bool = Field(
+        default=False,
+        description="re-hash every file already in place against the archive's MD5 (by size where it "
+        "gave none) and fetch again the leaves that differ (without it, files are compared by size and "
+        "modification time)",
+    )
 
 
 class ProgressModel(_Answer):
@@ -494,7 +500,51 @@ class ReportModel(_ReadsLikeADict):
     bytes: int
     seconds: float
     cancelled: bool
+    refetched: list[str] = Field(
+        default_factory=list,
+        description="leaves fetched again because their files changed or were deleted since download",
+    )
+    size_only: list[str] = Field(
+        default_factory=list,
+        description="leaves fetched that were checked by count and size only (the archive gave no MD5): "
+        "never verified",
+    )
+    verified: int = Field(default=0, description="with verify: files re-hashed that matched their MD5")
+    unverifiable: int = Field(
+        default=0, description="with verify: files the archive gave no MD5 for, checked by size only"
+    )
     ok: bool
+
+
+class LeafChangeModel(_ReadsLikeADict):
+    """A leaf of a published version whose archive data changed since (``core.tracking.LeafChange``)."""
+
+    source_id: str
+    path: list[str]
+    change: Literal["revised", "removed"]
+    pinned: dict[str, Any] = Field(description="the fingerprint the version recorded")
+    now: dict[str, Any] | None = Field(description="the archive's fingerprint now; null: removed")
+    fetched: bool | None = Field(
+        description="true: the pinned data was fetched and verified; false: no longer fetchable "
+        "(reason says why); null: not tried"
+    )
+    reason: str
+    line: str = Field(description="one line for people: the leaf, its change and its fate")
+
+
+class ReproductionModel(_ReadsLikeADict):
+    """A published version against its archives now, after a download of it."""
+
+    set_id: str
+    version: int
+    leaves: int
+    identical: bool = Field(description="every leaf is in its archive as the version recorded it")
+    summary: str
+    changes: list[LeafChangeModel]
+    added: int = Field(description="leaves the selection selects now that the version does not hold")
+    states: list[str]
+    notes: list[str]
+    error: str = Field(description="why the comparison failed (an archive down); empty when it worked")
 
 
 class JobModel(_Answer):
@@ -510,6 +560,11 @@ class JobModel(_Answer):
     summary: str | None
     error: str | None
     error_type: str | None
+    reproduction: ReproductionModel | None = Field(
+        default=None,
+        description="for a published version: its leaves against their archives now, marked by this "
+        "download (which changed since publication, and whether the pinned data is still fetchable)",
+    )
 
 
 # -- clinical tables and cohorts -----------------------------------------------------------------

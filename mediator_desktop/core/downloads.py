@@ -30,6 +30,7 @@ from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Layout, R
 
 if TYPE_CHECKING:
     from mediator_desktop.core.service import Sets
+    from mediator_desktop.core.tracking import Reproduction
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class DownloadRequest:
         workers: leaves planned and placed at once (1 to 64).
         prune: delete files of leaves no longer in the version (only files this app wrote).
         only: leaf keys to consider (``Report.retry_keys()`` retries the failures alone).
+        verify: re-hash every file already in place against the archive's MD5 (by size where
+            it gave none) and fetch again the leaves that differ (without it, files are compared
+            by size and modification time).
     """
 
     set_id: str
@@ -55,6 +59,7 @@ class DownloadRequest:
     workers: int = 8
     prune: bool = False
     only: frozenset[str] | None = None
+    verify: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.destination, Path):
@@ -91,6 +96,8 @@ class DownloadJob:
     error: str | None = None  # the message of a failure that stopped the whole job
     error_type: str | None = None  # its class name: InsufficientSpace, DownloadBusy...
     changes: int = 0
+    #: For a published version: its leaves against their archives now (``Tracker.reproduction``).
+    reproduction: Reproduction | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property
@@ -137,6 +144,7 @@ class DownloadJob:
             "summary": None if self.report is None else self.report.summary(),
             "error": self.error,
             "error_type": self.error_type,
+            "reproduction": None if self.reproduction is None else self.reproduction.to_json(),
         }
 
 
@@ -150,8 +158,14 @@ class Downloads:
         events: EventBus,
         downloader: Downloader | None,
         default_layout: Callable[[], str] = lambda: DEFAULT_LAYOUT,
+        reproduction: Callable[[str, int], Reproduction | None] = lambda set_id, number: None,
     ) -> None:
+        """Args:
+        reproduction: a version's leaves against their archives now, or None when not wanted
+            (the service asks it for published versions: ``Tracker.reproduction``).
+        """
         self._sets = sets
+        self._reproduction = reproduction
         self._events = events
         self._downloader = downloader
         self._default_layout = default_layout
@@ -191,6 +205,7 @@ class Downloads:
             control=control,
             prune=request.prune,
             only=request.only,
+            verify=request.verify,
         )
 
     def start(self, request: DownloadRequest) -> DownloadJob:
@@ -251,13 +266,33 @@ class Downloads:
             self._events.emit(DownloadFailed(job.id, job.set_id, repr(exc)))
             return
         state = "cancelled" if report.cancelled else "done" if not report.failed else "failed"
-        job._update(state=state, report=report, error=None if state != "failed" else report.summary())
+        reproduction = self._compare(job, report)
+        job._update(
+            state=state,
+            report=report,
+            error=None if state != "failed" else report.summary(),
+            reproduction=reproduction,
+        )
         if state == "done":
             self._events.emit(DownloadFinished(job.id, job.set_id))
         elif state == "cancelled":
             self._events.emit(DownloadCancelled(job.id, job.set_id))
         else:
             self._events.emit(DownloadFailed(job.id, job.set_id, report.summary()))
+
+    def _compare(self, job: DownloadJob, report: Report) -> Reproduction | None:
+        """A published version's leaves against their archives, marked by this download."""
+        if report.cancelled:
+            return None
+        try:
+            reproduction = self._reproduction(job.set_id, job.version)
+        except MediatorError as exc:
+            log.warning("could not compare %s v%d with its archives: %s", job.set_name, job.version, exc)
+            return None
+        if reproduction is None:
+            return None
+        failed = {failure.key: failure.reason for failure in report.failed}
+        return reproduction.with_download(failed, complete=not report.pending)
 
     def _progressed(self, job: DownloadJob, progress: Progress) -> None:
         job._update(progress=progress)

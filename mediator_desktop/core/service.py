@@ -57,7 +57,7 @@ from mediator_desktop.core.imports import export_document, read_manifest_file
 from mediator_desktop.core.integrator import Expanded, Matching, expand, match, patient_depth, patient_paths
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.keystore import source_secret, store_source_secret
-from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, Manifest, ManifestBuilder
+from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
 from mediator_desktop.core.publishing import (
     Citation,
@@ -83,11 +83,12 @@ from mediator_desktop.core.source import (
     BrowseItem,
     BrowsePage,
     DataSource,
+    LeafPlan,
     ScanProgress,
     ScanReport,
     SourceKind,
 )
-from mediator_desktop.core.store import Store, unwrap
+from mediator_desktop.core.store import Store, submit_upload, unwrap
 from mediator_desktop.core.tracking import Tracker
 from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.core.tree import TreeCache, TreeSummary
@@ -866,12 +867,14 @@ class Sets:
         packed = zstandard.ZstdCompressor(level=9).compress(data)
         chunks = [packed[i : i + MAX_CHUNK_BYTES] for i in range(0, len(packed), MAX_CHUNK_BYTES)]
         seal = self._signer.seal
-        commands = [
-            seal("put_selection_chunk", chunk, selection_id=selection_id, index=i, total=len(chunks))
-            for i, chunk in enumerate(chunks)
-        ]
-        for result in self._store.submit_many(commands, self._signer.timeout + len(commands) * 0.05):
-            unwrap(result)
+
+        def commands() -> list[bytes]:
+            return [
+                seal("put_selection_chunk", chunk, selection_id=selection_id, index=i, total=len(chunks))
+                for i, chunk in enumerate(chunks)
+            ]
+
+        submit_upload(self._store, commands, self._signer.timeout + len(chunks) * 0.05)
         return {"selection_id": selection_id}
 
     def upload_manifest(self, manifest: Manifest) -> str:
@@ -880,14 +883,17 @@ class Sets:
             return manifest.id
         chunks = manifest.chunks()
         seal = self._signer.seal
-        commands = [
-            seal("put_manifest_chunk", chunk, manifest_id=manifest.id, index=i, total=len(chunks))
-            for i, chunk in enumerate(chunks)
-        ]
-        commands.append(seal("commit_manifest", manifest_id=manifest.id))
-        timeout = self._signer.timeout + len(commands) * 0.05
-        for result in self._store.submit_many(commands, timeout):
-            unwrap(result)
+
+        def commands() -> list[bytes]:  # sealed anew for a restart (``submit_upload``)
+            return [
+                *(
+                    seal("put_manifest_chunk", chunk, manifest_id=manifest.id, index=i, total=len(chunks))
+                    for i, chunk in enumerate(chunks)
+                ),
+                seal("commit_manifest", manifest_id=manifest.id),
+            ]
+
+        submit_upload(self._store, commands, self._signer.timeout + (len(chunks) + 1) * 0.05)
         self._remember(manifest)
         return manifest.id
 
@@ -1004,18 +1010,32 @@ class Sets:
         fmt: str,
         path: Path,
         metadata: DoiMetadata | None = None,
+        *,
+        files: bool = False,
     ) -> Path:
         """Write a set version as ``fmt`` (``core.exports.FORMATS``) to ``path``, atomically: a
         temporary name beside it, renamed when complete. ``path`` may be a folder: the export is
         then named after the set (``NAME_v3.crate``). Returns the path written.
 
+        ``files`` (``bdbag`` only; needs the archives online): each leaf's download plan is asked
+        for, and a leaf whose files all have an MD5 and a plain http(s) URL is listed file by file
+        in ``fetch.txt`` and ``manifest-md5.txt``, so ``bdbag --resolve-fetch all`` fetches and
+        verifies it; the rest stay pointers. Without it an export asks no archive anything.
+
         Raises:
-            ValidationError: an unknown format, or a version holding nothing the format lists.
+            ValidationError: an unknown format, ``files`` with another format than ``bdbag``, or a
+                version holding nothing the format lists.
             NotFound: no such set or version, or one you may not read.
+            SourceError: with ``files``, an archive could not plan a leaf (``ArchiveUnreachable``
+                when it did not answer); nothing is written.
         """
         if fmt not in exports.FORMATS:
             raise ValidationError(f"unknown export format {fmt!r}; one of {', '.join(exports.FORMATS)}")
-        export = self.export_of(set_id, version, metadata)
+        if files and fmt != "bdbag":
+            raise ValidationError(
+                f"only a bdbag export lists the files themselves; {fmt} lists leaves (drop --files)"
+            )
+        export = self.export_of(set_id, version, metadata, files=files)
         in_folder = path.is_dir() and fmt not in exports.FOLDERS
         target = path / exports.default_name(export, fmt) if in_folder else path
         if fmt == "gdc":  # written by the archives that hold GDC files
@@ -1026,10 +1046,17 @@ class Sets:
         return exports.write(export, fmt, target)
 
     def export_of(
-        self, set_id: str, version: int | None = None, metadata: DoiMetadata | None = None
+        self,
+        set_id: str,
+        version: int | None = None,
+        metadata: DoiMetadata | None = None,
+        *,
+        files: bool = False,
     ) -> exports.SetExport:
         """What the exporters write of a set version: selection, manifest, each leaf's URL (from
-        its archive's offline ``leaf_urls``, else a MEDIator pointer) and its publication."""
+        its archive's offline ``leaf_urls``, else a MEDIator pointer) and its publication. With
+        ``files``, also each leaf's download plan from its archive (asked when a bag is written;
+        None for a leaf of an archive not configured here), which only the bag uses."""
         rs = self.get(set_id)
         v = self.version(set_id, version)
         manifest = self.manifest(v.manifest_id)
@@ -1048,6 +1075,13 @@ class Sets:
                 else:
                     yield from leaf_urls(leaves)
 
+        def plan(leaf: Leaf) -> LeafPlan | None:
+            try:
+                source = archives.get(leaf.source_id)
+            except NotFound:
+                return None
+            return source.plan(leaf)
+
         record = self._store.state.published.get((set_id, v.number))
         return exports.SetExport(
             set_id=set_id,
@@ -1062,6 +1096,7 @@ class Sets:
             document=self.export(set_id, v.number),
             metadata=metadata,
             doi=record.doi if record is not None else None,
+            plan=plan if files else None,
         )
 
     def export(self, set_id: str, version: int | None = None) -> dict[str, Any]:
@@ -1521,7 +1556,16 @@ class Service:
         if sources is not None and settings is not None:
             self.settings.set_secret = self.archives.set_secret
         self.downloads = Downloads(
-            self.sets, self.events, downloader, lambda: self.settings.get().download_layout
+            self.sets,
+            self.events,
+            downloader,
+            lambda: self.settings.get().download_layout,
+            # whoever downloads a published version learns whether it is still what was published
+            lambda set_id, number: (
+                self.tracking.reproduction(set_id, number)
+                if (set_id, number) in store.state.published
+                else None
+            ),
         )
         self.tracking = Tracker(
             self._signer,

@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mediator_desktop.core.diff import ManifestDiff, SourceDiff, human_bytes, plural
 from mediator_desktop.core.errors import MediatorError, NotFound, PermissionDenied
 from mediator_desktop.core.events import EventBus, SourceIndexing
-from mediator_desktop.core.manifest import TAB, US, Manifest, escape_component
+from mediator_desktop.core.manifest import TAB, US, Fingerprint, Leaf, Manifest, escape_component
 from mediator_desktop.core.replica import ReplicaSet, Version, Visibility
 from mediator_desktop.core.selection import SelectionDiff
 from mediator_desktop.core.source import Tracked
@@ -99,6 +99,123 @@ class TrackStatus:
         if check is None:
             return "not checked yet"
         return f"checked {time.strftime('%Y-%m-%d %H:%M', time.localtime(check.time))}: up to date"
+
+
+@dataclass(frozen=True, slots=True)
+class LeafChange:
+    """One leaf of a version whose archive data changed since the version was made.
+
+    Attributes:
+        change: ``revised`` (the archive holds other data under its name now) or ``removed``.
+        pinned: the fingerprint the version recorded; ``now``: the archive's now (None: removed).
+        fetched: after a download of the version, whether the pinned data arrived and matched its
+            fingerprint (True), could not be fetched (False, ``reason`` says why); None: not tried.
+    """
+
+    source_id: str
+    path: tuple[str, ...]
+    change: str
+    pinned: Fingerprint
+    now: Fingerprint | None = None
+    fetched: bool | None = None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return "/".join((self.source_id, *self.path))
+
+    def line(self) -> str:
+        what = f"{self.name}: {self.change} in its archive since"
+        if self.fetched is None:
+            return f"{what}; the pinned data was not fetched in this run"
+        if self.fetched:
+            return f"{what}; the pinned data is still fetchable: fetched and verified"
+        return f"{what}; the pinned data is no longer fetchable: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source_id": self.source_id,
+            "path": list(self.path),
+            "change": self.change,
+            "pinned": asdict(self.pinned),
+            "now": None if self.now is None else asdict(self.now),
+            "fetched": self.fetched,
+            "reason": self.reason,
+            "line": self.line(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reproduction:
+    """A version against its archives now: is its data what it was, and can it still be fetched?
+
+    Made for every download of a published version (``Tracker.reproduction``, then
+    ``with_download``), so a reader of a paper learns whether the files they got are the ones the
+    authors used. ``added`` counts data the selection selects now that the version did not hold
+    (never downloaded: the version is what it was).
+    """
+
+    set_id: str
+    version: int
+    leaves: int
+    changes: tuple[LeafChange, ...] = ()
+    added: int = 0
+    states: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    error: str = ""  # the comparison failed (an archive down); the download itself still verified
+
+    @property
+    def identical(self) -> bool:
+        """Every leaf is in its archive as the version recorded it."""
+        return not self.error and not self.changes
+
+    def with_download(self, failed: Mapping[str, str], complete: bool) -> Reproduction:
+        """Each changed leaf marked by a download of the version into a folder: the leaves in
+        ``failed`` (key -> reason) could not be fetched as pinned; when the run was ``complete``
+        (not cancelled) every other leaf is in the folder, verified against its pinned fingerprint
+        when it arrived (in this run or an earlier one)."""
+        marked = []
+        for change in self.changes:
+            key = Leaf(change.source_id, change.path, change.pinned).key
+            if key in failed:
+                marked.append(replace(change, fetched=False, reason=failed[key]))
+            elif complete:
+                marked.append(replace(change, fetched=True))
+            else:
+                marked.append(change)
+        return replace(self, changes=tuple(marked))
+
+    def summary(self) -> str:
+        if self.error:
+            return f"v{self.version} could not be compared with its archives: {self.error}"
+        if not self.changes:
+            extra = f" ({self.added} newer {plural('leaf', self.added)} not part of it)" if self.added else ""
+            return (
+                f"all {self.leaves} {plural('leaf', self.leaves)} of v{self.version} are as published{extra}"
+            )
+        kept = sum(1 for c in self.changes if c.fetched)
+        lost = sum(1 for c in self.changes if c.fetched is False)
+        count = len(self.changes)
+        parts = [f"{count} {plural('leaf', count)} of v{self.version} changed in their archives"]
+        if kept:
+            parts.append(f"{kept} still fetchable as published (fetched and verified)")
+        if lost:
+            parts.append(f"{lost} no longer fetchable")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "set_id": self.set_id,
+            "version": self.version,
+            "leaves": self.leaves,
+            "identical": self.identical,
+            "summary": self.summary(),
+            "changes": [change.to_json() for change in self.changes],
+            "added": self.added,
+            "states": list(self.states),
+            "notes": list(self.notes),
+            "error": self.error,
+        }
 
 
 def drift_summary(per_source: Sequence[SourceDiff]) -> str:
@@ -310,6 +427,38 @@ class Tracker:
         lines.sort()  # each archive's lines are sorted; the archives' runs may interleave
         now = Manifest._from_sorted_lines(lines)
         return now, states, [*notes, *expanded.notes(now)]
+
+    def reproduction(self, set_id: str, number: int | None = None) -> Reproduction:
+        """A version's selection resolved in its archives now and compared with what it pinned,
+        leaf by leaf (in full: no "changed since" shortcut). An archive that fails makes the
+        comparison's ``error``, never an exception; blocks.
+
+        Raises ``NotFound`` for a set or version you cannot read.
+        """
+        version = self._sets.version(set_id, number)
+        pinned = self._sets.manifest(version.manifest_id)
+        try:
+            now, states, notes = self._resolve_now(version, pinned, None)
+        except (MediatorError, _NotHere) as exc:
+            return Reproduction(set_id, version.number, len(pinned), error=str(exc))
+        diff = ManifestDiff.between(pinned, now)
+        changes = [
+            LeafChange(old.source_id, old.path, "revised", old.fingerprint, new.fingerprint)
+            for old, new in diff.changed
+        ]
+        changes.extend(
+            LeafChange(old.source_id, old.path, "removed", old.fingerprint) for old in diff.removed
+        )
+        changes.sort(key=lambda c: (c.source_id, c.path))
+        return Reproduction(
+            set_id,
+            version.number,
+            len(pinned),
+            tuple(changes),
+            len(diff.added_lines),
+            tuple(states),
+            tuple(notes),
+        )
 
     # -- reads ---------------------------------------------------------------------------------
     def _pending(self, set_id: str, number: int) -> DriftRecord | None:

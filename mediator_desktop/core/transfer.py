@@ -9,6 +9,20 @@ are verified against what the archive promised, and then move into the layout fo
 After a crash or SIGKILL a rerun picks up where it stopped: completed leaves are not fetched again,
 completed files of a half-done leaf neither.
 
+Damage after download: the record keeps each placed file's size, modification time and MD5 (the
+archive's, where it gave one and it was checked on arrival). A rerun compares every file's size and
+time with it (a ``stat`` each, no reads) and fetches again the leaves whose files changed or went
+(``Report.refetched``); ``verify=True`` re-hashes every file that has an MD5 and checks the others
+by size (``Report.unverifiable``): files are not read back to hash them when placed, which would
+triple the time of large multipart objects. A leaf whose files the archive gave no MD5 for (a TCIA zip without
+``md5hashes.csv``, a multipart S3 object) is recorded as checked by count and size only
+(``CHECKED_SIZE``, ``Report.size_only``), never as verified.
+
+Power loss: each file's data is fsynced before its rename into place, the folder after (and every
+folder made for it, in its parent), and the record (SQLite in WAL mode, ``synchronous=FULL``)
+commits the claim before the renames and "done" after them, so the record never says done for a
+file the disk may not have. The next rerun's size and time check catches what still came back wrong.
+
 An archive that cannot be reached at all (its name does not resolve, it refuses or times out
 connections, a proxy or TLS handshake fails: what the transport's ``unreachable`` recognises) is
 given up on after ``UNREACHABLE_AFTER`` of its leaves fail that way in a row with none arriving
@@ -35,12 +49,13 @@ import multiprocessing
 import os
 import shutil
 import sqlite3
+import stat
 import string
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -75,6 +90,10 @@ SPACE_RESERVE = 16 << 20
 #: Leaves of one archive failing in a row because it cannot be reached, with none arriving since,
 #: after which the run stops asking it (one failure among successes is a blip, not an outage).
 UNREACHABLE_AFTER = 3
+#: How a leaf was checked when it arrived (the record's ``checks`` table): every data file against
+#: an MD5 the archive gave, or only by its count of files and their sizes (no MD5 from the archive).
+CHECKED_MD5 = "md5"
+CHECKED_SIZE = "size"
 
 
 class Transport(Protocol):
@@ -180,6 +199,15 @@ class Report:
     seconds: float = 0.0
     cancelled: bool = False
     unreachable: Mapping[str, str] = field(default_factory=dict)  # source id -> the shared reason
+    #: Leaves fetched again because their files changed or were deleted since they were placed.
+    refetched: tuple[str, ...] = ()
+    #: Leaves placed in this run that were checked by count and size only (the archive gave no MD5
+    #: for some of their files): never shown as verified.
+    size_only: tuple[str, ...] = ()
+    #: With ``verify``: files re-hashed and found to match; files that had no MD5 to compare with
+    #: (the archive gave none, or a record from before MD5s were kept), checked by size only.
+    verified: int = 0
+    unverifiable: int = 0
 
     @property
     def ok(self) -> bool:
@@ -195,6 +223,21 @@ class Report:
 
     def summary(self) -> str:
         parts = [f"{len(self.fetched)} fetched ({human_bytes(self.bytes)})", f"{self.unchanged} unchanged"]
+        if self.refetched:
+            parts.append(
+                f"{len(self.refetched)} {_leaves(len(self.refetched))} re-fetched: files changed or deleted "
+                "since download"
+            )
+        if self.size_only:
+            parts.append(
+                f"{len(self.size_only)} {_leaves(len(self.size_only))} verified by count and size only "
+                "(the archive gave no MD5)"
+            )
+        if self.verified or self.unverifiable:
+            parts.append(f"{self.verified} {_files(self.verified)} re-hashed and verified")
+        if self.unverifiable:
+            count = self.unverifiable
+            parts.append(f"{count} {_files(count)} checked by size only (no MD5 from the archive)")
         if self.removed:
             parts.append(f"{len(self.removed)} no longer in the set" + (" (pruned)" if self.pruned else ""))
         if self.failed:
@@ -223,8 +266,20 @@ class Report:
             "seconds": round(self.seconds, 3),
             "cancelled": self.cancelled,
             "unreachable": dict(self.unreachable),
+            "refetched": list(self.refetched),
+            "size_only": list(self.size_only),
+            "verified": self.verified,
+            "unverifiable": self.unverifiable,
             "ok": self.ok,
         }
+
+
+def _files(count: int) -> str:
+    return "file" if count == 1 else "files"
+
+
+def _leaves(n: int) -> str:
+    return "leaf" if n == 1 else "leaves"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +287,35 @@ class _Row:
     fingerprint: str
     folder: str
     status: str  # "placing" while files move into place, then "done"
+    checked: str | None = None  # CHECKED_MD5, CHECKED_SIZE, or None (recorded before checks were kept)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """One file as the record has it once placed. ``size``/``mtime_ns`` are None in a record made
+    before they were kept (then checked by existence, and stored on the next rerun); ``md5`` is the
+    archive's MD5 where it gave one (checked at download), else None (``verify`` checks the size)."""
+
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    md5: str | None
+
+
+class Checked(list[Path]):
+    """What a ``finish`` step may return instead of a plain list: the files, with the MD5s it
+    checked them against (by file name) and whether every data file had one. A plain list means
+    nothing beyond count and size was checked. Picklable (a worker process may return it)."""
+
+    def __init__(
+        self, files: list[Path], md5s: Mapping[str, str] | None = None, complete: bool = False
+    ) -> None:
+        super().__init__(files)
+        self.md5s: dict[str, str] = dict(md5s or {})
+        self.complete = complete
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Checked, (list(self), self.md5s, self.complete))
 
 
 class TransferState:
@@ -247,7 +331,9 @@ class TransferState:
                 self.dir / "state.sqlite", check_same_thread=False, isolation_level=None
             )
             self._db.execute("pragma journal_mode=wal")
-            self._db.execute("pragma synchronous=normal")
+            # Every commit reaches the disk before the files it describes move (a claim) or the
+            # leaf counts as done: after a power cut the record never runs ahead of the files.
+            self._db.execute("pragma synchronous=full")
             self._db.executescript(
                 """
                 create table if not exists leaves (
@@ -257,6 +343,11 @@ class TransferState:
                 create index if not exists files_by_key on files (key);
                 create table if not exists runs (
                     id integer primary key, finished real not null, report text not null);
+                -- Kept since damage is looked for: a record from before has no rows here, so its
+                -- files are checked by existence once and their size and time stored then.
+                create table if not exists stats (
+                    path text primary key, size integer not null, mtime_ns integer not null, md5 text);
+                create table if not exists checks (key text primary key, checked text not null);
                 """
             )
         except sqlite3.DatabaseError as exc:
@@ -271,8 +362,31 @@ class TransferState:
 
     def leaves(self) -> dict[str, _Row]:
         with self._lock:
-            rows = self._db.execute("select key, fingerprint, folder, status from leaves").fetchall()
-        return {key: _Row(fp, folder, status) for key, fp, folder, status in rows}
+            rows = self._db.execute(
+                "select l.key, fingerprint, folder, status, checked from leaves l left join checks c "
+                "on c.key = l.key"
+            ).fetchall()
+        return {key: _Row(fp, folder, status, checked) for key, fp, folder, status, checked in rows}
+
+    def placed(self) -> dict[str, list[Placed]]:
+        """Every leaf's files as recorded, by leaf key."""
+        with self._lock:
+            rows = self._db.execute(
+                "select key, f.path, size, mtime_ns, md5 from files f left join stats s on s.path = f.path"
+            ).fetchall()
+        out: dict[str, list[Placed]] = {}
+        for key, path, size, mtime_ns, md5 in rows:
+            out.setdefault(key, []).append(Placed(path, size, mtime_ns, md5))
+        return out
+
+    def restat(self, stats: list[tuple[str, int, int]]) -> None:
+        """Store (path, size, mtime_ns) of files a record from before kept none for."""
+        with self._lock:
+            self._db.execute("begin")
+            self._db.executemany(
+                "insert or replace into stats (path, size, mtime_ns) values (?, ?, ?)", stats
+            )
+            self._db.execute("commit")
 
     def files_of(self, key: str) -> list[str]:
         with self._lock:
@@ -313,7 +427,11 @@ class TransferState:
             old = [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
             self._db.execute("begin")
             try:
+                self._db.execute(
+                    "delete from stats where path in (select path from files where key = ?)", (key,)
+                )
                 self._db.execute("delete from files where key = ?", (key,))
+                self._db.execute("delete from checks where key = ?", (key,))
                 self._db.executemany("insert into files (path, key) values (?, ?)", [(p, key) for p in files])
                 self._db.execute(
                     "insert or replace into leaves values (?, ?, ?, 'placing', ?, ?)",
@@ -326,16 +444,31 @@ class TransferState:
         keep = set(files)
         return [p for p in old if p not in keep]
 
-    def done(self, key: str) -> None:
+    def done(self, key: str, files: list[Placed], checked: str) -> None:
+        """The leaf's files are in place (and on disk): record their sizes, times and MD5s, and how
+        the leaf was checked (``CHECKED_MD5`` or ``CHECKED_SIZE``). Durable once this returns."""
         with self._lock:
-            self._db.execute(
-                "update leaves set status = 'done', updated = ? where key = ?", (time.time(), key)
-            )
+            self._db.execute("begin")
+            try:
+                self._db.executemany(
+                    "insert or replace into stats (path, size, mtime_ns, md5) values (?, ?, ?, ?)",
+                    [(f.path, f.size, f.mtime_ns, f.md5) for f in files],
+                )
+                self._db.execute("insert or replace into checks (key, checked) values (?, ?)", (key, checked))
+                self._db.execute(
+                    "update leaves set status = 'done', updated = ? where key = ?", (time.time(), key)
+                )
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("commit")
 
     def forget(self, key: str) -> None:
         with self._lock:
             self._db.execute("begin")
+            self._db.execute("delete from stats where path in (select path from files where key = ?)", (key,))
             self._db.execute("delete from files where key = ?", (key,))
+            self._db.execute("delete from checks where key = ?", (key,))
             self._db.execute("delete from leaves where key = ?", (key,))
             self._db.execute("commit")
 
@@ -454,6 +587,7 @@ class Downloader:
         prune: bool = False,
         only: Collection[str] | None = None,
         progress_interval: float = 0.25,
+        verify: bool = False,
     ) -> Report:
         """Bring ``destination`` up to ``manifest``; see the module docstring. Blocks.
 
@@ -466,6 +600,10 @@ class Downloader:
                 within about half a second (see the module docstring).
             prune: delete files of leaves no longer in the manifest (only files this app wrote).
             only: leaf keys to consider (``report.retry_keys()`` retries the failures alone).
+            verify: re-hash every file already in place against the MD5 the archive gave for it
+                (files without one are checked by size: ``Report.unverifiable``) and fetch again
+                the leaves that differ. Without it a rerun compares each file's size and
+                modification time with the record (no reads) and fetches again what differs.
 
         Raises:
             InsufficientSpace: before anything is fetched, when the folder's disk cannot hold it.
@@ -501,7 +639,7 @@ class Downloader:
             raise
         try:
             return _Run(self, manifest, destination, plan_layout, state, control, workers).go(
-                progress, progress_interval, prune, only, started
+                progress, progress_interval, prune, only, started, verify
             )
         finally:
             state.close()
@@ -556,6 +694,7 @@ class _Run:
         self.fetched: list[str] = []
         self.failed: list[tuple[LeafFailure, bool]] = []  # with: failed because unreachable
         self.bytes = 0
+        self.size_only: list[str] = []  # leaves placed that were checked by count and size only
 
     def go(
         self,
@@ -564,27 +703,52 @@ class _Run:
         prune: bool,
         only: Collection[str] | None,
         started: float,
+        verify: bool = False,
     ) -> Report:
         known = self.state.leaves()
+        placed = self.state.placed()
         wanted = set(only) if only is not None else None
         todo: list[tuple[Leaf, str]] = []
-        unchanged = 0
+        in_place: list[tuple[str, str]] = []  # (key, manifest line) of leaves in place as recorded
+        damaged: set[str] = set()
+        restat: list[tuple[str, int, int]] = []
         in_manifest: set[str] = set()
+        root = str(self.destination)
         for line in self.manifest.lines():
             key, _, fingerprint = line.partition("\t")
             in_manifest.add(key)
             if wanted is not None and key not in wanted:
                 continue
             row = known.get(key)
-            if (
-                row is not None
-                and row.status == "done"
-                and row.fingerprint == fingerprint
-                and os.path.isdir(os.path.join(self.destination, row.folder))
-            ):
-                unchanged += 1
-                continue
+            if row is not None and row.status == "done" and row.fingerprint == fingerprint:
+                files = placed.get(key)
+                if files is None:  # a leaf without files: its folder is all there is to check
+                    if os.path.isdir(os.path.join(root, row.folder)):
+                        in_place.append((key, line))
+                        continue
+                elif _intact(root, files, restat):
+                    in_place.append((key, line))
+                    continue
+                else:
+                    damaged.add(key)
             todo.append((Leaf.decode(line), fingerprint))
+        if restat:
+            self.state.restat(restat)
+        verified = unverifiable = 0
+        if verify and in_place:
+            with self._ticking(progress, interval):
+                bad, verified, unverifiable = self._verify(
+                    [(key, placed.get(key, [])) for key, _ in in_place]
+                )
+            damaged |= bad
+            todo += [(Leaf.decode(line), line.partition("\t")[2]) for key, line in in_place if key in bad]
+        unchanged = sum(1 for key, _ in in_place if key not in damaged)
+        if damaged:
+            log.warning(
+                "%d leaves of %s changed or were deleted since download; fetching them again",
+                len(damaged),
+                self.destination,
+            )
         removed = sorted(k for k in known if k not in in_manifest) if wanted is None else []
         stages = {_stage_name(leaf.key, fp) for leaf, fp in todo}
         if wanted is None:
@@ -661,11 +825,54 @@ class _Run:
             seconds=time.monotonic() - started,
             cancelled=self.caller_control.cancelled,
             unreachable=unreachable,
+            refetched=tuple(sorted(damaged & set(fetched))),
+            size_only=tuple(sorted(set(self.size_only) & set(fetched))),
+            verified=verified,
+            unverifiable=unverifiable,
         )
         self.state.record(report)
         if progress is not None:
             progress(self.meter.snapshot(paused=self.control.paused))
         return report
+
+    def _verify(self, leaves: list[tuple[str, list[Placed]]]) -> tuple[set[str], int, int]:
+        """Re-hash the files of ``leaves`` (key, files) on ``workers`` threads; returns the keys
+        whose files differ from their recorded MD5, the files that matched, and those that had no
+        MD5 to compare with. Progress counts the bytes read."""
+        total = 0
+        for _, files in leaves:
+            total += sum(f.size or 0 for f in files)
+        self.meter = ProgressMeter(total, len(leaves))
+        root = self.destination
+
+        def check(item: tuple[str, list[Placed]]) -> tuple[str, bool, int, int]:
+            key, files = item
+            matched = unknown = 0
+            for f in files:
+                if self.control.cancelled:
+                    return key, True, matched, unknown  # not checked: the run is cancelled anyway
+                if f.md5 is None:
+                    unknown += 1
+                    continue
+                try:
+                    digest = _md5_of(root / f.path, self.meter.add_bytes)
+                except OSError:
+                    return key, False, matched, unknown
+                if digest != f.md5.lower():
+                    return key, False, matched, unknown
+                matched += 1
+            self.meter.item_done()
+            return key, True, matched, unknown
+
+        bad: set[str] = set()
+        verified = unverifiable = 0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="verify") as pool:
+            for key, ok, matched, unknown in pool.map(check, leaves):
+                verified += matched
+                unverifiable += unknown
+                if not ok:
+                    bad.add(key)
+        return bad, verified, unverifiable
 
     def _settled(self) -> bool:
         """True when the report can be made (under ``_cond``)."""
@@ -680,6 +887,23 @@ class _Run:
         with self._cond:
             self._cond.notify_all()
 
+    @contextmanager
+    def _ticking(self, progress: Callable[[Progress], None] | None, interval: float) -> Iterator[None]:
+        """Report ``self.meter`` every ``interval`` seconds while the block runs."""
+        if progress is None:
+            yield
+            return
+        finished = threading.Event()
+        ticker = threading.Thread(
+            target=self._tick, args=(progress, interval, finished), name="verify-progress", daemon=True
+        )
+        ticker.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            ticker.join()
+
     def _tick(self, progress: Callable[[Progress], None], interval: float, finished: threading.Event) -> None:
         while not finished.wait(interval):
             progress(self.meter.snapshot(paused=self.control.paused))
@@ -693,7 +917,22 @@ class _Run:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def _check_space(self, todo: list[tuple[Leaf, str]], stages: set[str]) -> None:
+        """Refuse before anything is fetched when the disk cannot hold what ``todo`` needs at its
+        peak: every leaf's bytes, plus, for a source whose leaves arrive packed (``unpacks``: a
+        TCIA series' zip sits beside its unpacked images until the leaf is placed), the packed
+        copies of the leaves unpacked at once (the ``workers`` largest), each counted at the size
+        of the leaf (a zip of images is hardly smaller than they are)."""
         need = sum(leaf.fingerprint.size or 0 for leaf, _ in todo)
+        packed = sorted(
+            (
+                leaf.fingerprint.size or 0
+                for leaf, _ in todo
+                if getattr(self.sources.get(leaf.source_id), "unpacks", False)
+            ),
+            reverse=True,
+        )
+        unpacking = sum(packed[: self.workers])
+        need += unpacking
         have = 0
         for name in stages:
             folder = self.partial / name
@@ -706,8 +945,9 @@ class _Run:
         if need + min(SPACE_RESERVE, need // 10) > free:
             raise InsufficientSpace(
                 f"{self.destination} has {human_bytes(free)} free but this download needs "
-                f"{human_bytes(need)}; "
-                "free some space or choose another folder"
+                f"{human_bytes(need)}"
+                + (f" (of which {human_bytes(unpacking)} while zips are unpacked)" if unpacking else "")
+                + "; free some space or choose another folder"
             )
 
     # -- one leaf, on a worker thread ------------------------------------------------------------
@@ -946,9 +1186,27 @@ class _Run:
             raise IntegrityError(
                 f"the archive gave two files of {leaf.path[-1]} the same name; cannot keep both"
             )
-        size = sum(f.stat().st_size for f in files)
         # Nothing is deleted unless the new files can be placed: a refusal keeps the version on disk.
         self.state.check_claim(leaf.key, relative)
+        # MD5s the archive gave were checked on arrival (by the transport, or by ``finish``): they
+        # are what ``verify`` compares with later. Files without one are not hashed here: reading
+        # them back tripled the time of large multipart objects; ``verify`` checks those by size.
+        if plan.finish is None:
+            archive = {f.name: remote.md5 for f, remote in zip(files, plan.files, strict=True) if remote.md5}
+            complete = all(remote.md5 for remote in plan.files)
+        elif isinstance(files, Checked):
+            archive, complete = files.md5s, files.complete
+        else:
+            archive, complete = {}, False
+        # Power loss: each file's data reaches the disk before its rename can (a renamed file must
+        # never turn out empty), its folder's entries after; the record says done only then.
+        entries = []
+        for f, rel in zip(files, relative, strict=True):
+            known = archive.get(f.name)
+            _fsync_file(f)
+            st = f.stat()
+            entries.append(Placed(rel, st.st_size, st.st_mtime_ns, known.lower() if known else None))
+        size = sum(entry.size or 0 for entry in entries)
         # The files of the version being replaced go first: once the claim is recorded they are no
         # longer listed, and a crash between the two must not leave them behind untracked.
         keep = set(relative)
@@ -956,10 +1214,22 @@ class _Run:
             if rel not in keep:
                 _remove_file(self.destination, rel)
         self.state.claim(leaf.key, fingerprint, folder, relative, size)
+        created = []
+        parent = folder_path
+        while not parent.exists() and parent != self.destination:
+            created.append(parent)
+            parent = parent.parent
         folder_path.mkdir(parents=True, exist_ok=True)
         for f, rel in zip(files, relative, strict=True):
             os.replace(f, self.destination / rel)
-        self.state.done(leaf.key)
+        # The leaf's folder holds the renames; each folder made for it is an entry in its parent.
+        for directory in dict.fromkeys([folder_path, *(c.parent for c in created)]):
+            _fsync_dir(directory)
+        checked = CHECKED_MD5 if complete else CHECKED_SIZE
+        self.state.done(leaf.key, entries, checked)
+        if not complete:
+            with self._cond:
+                self.size_only.append(leaf.key)
         return size
 
     def _prune(self, removed: list[str]) -> list[str]:
@@ -970,6 +1240,54 @@ class _Run:
             self.state.forget(key)
             pruned.append(key)
         return pruned
+
+
+def _intact(root: str, files: list[Placed], restat: list[tuple[str, int, int]]) -> bool:
+    """True when every file of a placed leaf still has the size and modification time recorded (a
+    ``stat`` each, no reads). Files recorded without them (an older record) need only exist; their
+    size and time are added to ``restat``."""
+    for f in files:
+        try:
+            st = os.stat(f"{root}/{f.path}")
+        except OSError:
+            return False
+        if f.size is None or f.mtime_ns is None:
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            restat.append((f.path, st.st_size, st.st_mtime_ns))
+        elif st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
+            return False
+    return True
+
+
+def _md5_of(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb", buffering=0) as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            if on_bytes is not None:
+                on_bytes(len(block))
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush one file's data to the disk (called on a download worker thread)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a folder's entries (files renamed or created in it) durable. Not possible on Windows."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_file(root: Path, relative: str) -> None:

@@ -75,6 +75,7 @@ from mediator_desktop.core.source import (
     Tracked,
     whole_number,
 )
+from mediator_desktop.core.transfer import Checked
 
 log = logging.getLogger(__name__)
 
@@ -1047,12 +1048,15 @@ def _named(by_bucket: Mapping[str, int]) -> str:
 
 def _check_multipart(
     stage: Path, downloaded: list[Path], *, etag: str, part_size: int, name: str
-) -> list[Path]:
-    """A multipart object's ``finish``: its ETag recomputed (the MD5 of its parts' MD5s, ``-N``).
+) -> Checked:
+    """A multipart object's ``finish``: its ETag recomputed (the MD5 of its parts' MD5s, ``-N``),
+    and the whole file's MD5 in the same read, which ``verify`` compares with later: a match
+    verifies the content as an MD5 does, so the leaf is not "checked by size only".
 
     Module level, so a worker process can run it.
     """
     digests: list[bytes] = []
+    whole = hashlib.md5(usedforsecurity=False)
     with downloaded[0].open("rb") as f:
         while True:
             part = hashlib.md5(usedforsecurity=False)
@@ -1062,6 +1066,7 @@ def _check_multipart(
                 if not block:
                     break
                 part.update(block)
+                whole.update(block)
                 left -= len(block)
             if left == part_size and digests:
                 break
@@ -1074,7 +1079,7 @@ def _check_multipart(
             f"{name} does not match its multipart ETag ({etag}, parts of {part_size} bytes; got {got}); "
             "it was discarded, try again"
         )
-    return downloaded
+    return Checked(downloaded, {downloaded[0].name: whole.hexdigest()}, complete=True)
 
 
 def _flag(value: object) -> bool:

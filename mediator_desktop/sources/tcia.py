@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import csv
 import datetime as dt
+import errno
 import functools
 import hashlib
 import heapq
@@ -58,6 +59,7 @@ from mediator_desktop.core.source import (
     SourceOption,
     Tracked,
 )
+from mediator_desktop.core.transfer import Checked
 from mediator_desktop.sources import http
 
 DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
@@ -114,6 +116,9 @@ class TciaSource:
     filterable: tuple[str, ...] = FILTERABLE
     #: NBIA builds each zip on the fly; a few at a time is polite and as fast.
     connections: int = 4
+    #: A series arrives as a zip kept beside its unpacked images until placed: the engine counts
+    #: that second copy when it checks free space.
+    unpacks: bool = True
 
     def __init__(
         self,
@@ -429,7 +434,7 @@ class TciaSource:
                     f"({head.decode('utf-8', 'replace')!r}); the service may be in maintenance, try later"
                 )
             archive = zipfile.ZipFile(zip_path)
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, NotImplementedError):  # NotImplementedError: a zip version it cannot read
             raise IntegrityError(
                 f"TCIA sent a damaged zip for series {series} (truncated or corrupt); try again"
             ) from None
@@ -468,6 +473,7 @@ class TciaSource:
                         "try again later"
                     )
                 out = []
+                checked: dict[str, str] = {}
                 for name in images:
                     try:
                         data = archive.read(name)
@@ -483,10 +489,14 @@ class TciaSource:
                     target = into / safe_component(name)
                     target.write_bytes(data)
                     out.append(target)
+                    if want is not None:
+                        checked[target.name] = want
                 if "LICENSE" in names:
                     (into / "LICENSE").write_bytes(archive.read("LICENSE"))
                     out.append(into / "LICENSE")
-                return out
+                # Without md5hashes.csv, or with images it does not list, those images were checked
+                # by count and size only (and the zip's CRC): recorded so, never as verified.
+                return Checked(out, checked, len(checked) == len(images))
         except (
             zipfile.BadZipFile,
             EOFError,
@@ -496,6 +506,11 @@ class TciaSource:
             csv.Error,
         ) as exc:
             # A damaged list of MD5s, an entry flagged as encrypted, a field csv refuses, ...
+            raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise  # the disk's own failure (full, read-only): not the zip's
+            # An entry whose header offset points before the file start: zipfile seeks there.
             raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None
 
 

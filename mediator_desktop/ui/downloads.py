@@ -110,6 +110,8 @@ class DownloadsPanel(QWidget):
         state = job.state if job.report is None else f"{job.state}: {job.report.summary()}"
         if job.error and job.report is None:
             state = f"failed: {job.error}"
+        if job.reproduction is not None:  # a published version: is it still what was published?
+            state = f"{state} · {job.reproduction.summary()}"
         self._cell(row, 4).setText(state)
         self._cell(row, 4).setToolTip(state)
 
@@ -146,6 +148,10 @@ class DownloadsPanel(QWidget):
             failed = list(job.report.other_failures())
         for failure in failed:
             self.failures.addItem(f"{'/'.join(failure.path)}: {failure.reason}")
+        if job is not None and job.reproduction is not None:
+            self.failures.addItem(f"Published version: {job.reproduction.summary()}")
+            for change in job.reproduction.changes:
+                self.failures.addItem(change.line())
 
     def _control(self, action: str) -> None:
         job_id = self.selected_id()

@@ -23,11 +23,13 @@ the version history then show its DOI as the node's queue mints it (``Published`
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -124,13 +126,23 @@ def check_line(outcomes: list[CheckOutcome]) -> str:
     return f"{len(outcomes)} sets checked: " + ", ".join(parts)
 
 
+log = logging.getLogger(__name__)
+
+
 def _local_files(mime: QMimeData) -> list[Path]:
-    if not mime.hasUrls():
+    """The files (and exported RO-Crate or bag folders) a drop brings; none for a set dragged from
+    our own sidebar, which carries its export file for other applications only."""
+    if not mime.hasUrls() or mime.hasFormat(SET_MIME):
         return []
     urls = mime.urls()
     if not all(url.isLocalFile() for url in urls):
         return []
-    return [Path(url.toLocalFile()) for url in urls if Path(url.toLocalFile()).is_file()]
+    paths = [Path(url.toLocalFile()) for url in urls]
+    return [p for p in paths if p.is_file() or (p.is_dir() and _exported_folder(p))]
+
+
+def _exported_folder(path: Path) -> bool:
+    return (path / "ro-crate-metadata.json").is_file() or (path / "bagit.txt").is_file()
 
 
 class Banner(QWidget):
@@ -159,7 +171,9 @@ class Banner(QWidget):
 
 
 class SidebarTree(QTreeWidget):
-    """The sets, grouped; a set can be dragged onto a person or a machine in the peers panel."""
+    """The sets, grouped; a set can be dragged onto a person or a machine in the peers panel, or
+    out of the window as a file (its set export, ``NAME_vN.json``: a file manager copies it, a mail
+    attaches it, ``mediator sets import`` or a drop on another MEDIator window makes the set again)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -167,13 +181,22 @@ class SidebarTree(QTreeWidget):
         self.setAccessibleName("Replica sets")
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        #: Writes a set's export for a drag and returns the file (set by the window).
+        self.export_file: Callable[[str], Path] | None = None
 
     def mimeTypes(self) -> list[str]:
-        return [SET_MIME]
+        return [SET_MIME, "text/uri-list"]
 
     def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:
         ids = [i.data(0, Qt.ItemDataRole.UserRole) for i in items]
-        return set_mime(next((i for i in ids if isinstance(i, str)), ""))
+        set_id = next((i for i in ids if isinstance(i, str)), "")
+        mime = set_mime(set_id)
+        if set_id and self.export_file is not None:
+            try:
+                mime.setUrls([QUrl.fromLocalFile(str(self.export_file(set_id)))])
+            except (MediatorError, OSError) as exc:  # no version yet: it still drops on a peer
+                log.info("no export file to drag for %s: %s", set_id, exc)
+        return mime
 
 
 class SetDetails(QWidget):
@@ -315,6 +338,8 @@ class MainWindow(QMainWindow):
         self.check_text = ""
         self.banner = Banner(self)
         self.sidebar = SidebarTree(self)
+        self.sidebar.export_file = self.drag_export
+        self._drag_folder: tempfile.TemporaryDirectory[str] | None = None
         self.set_view = SetView(service, self.messages, self)
         self.details = SetDetails(self)
         splitter = QSplitter(self)
@@ -425,6 +450,14 @@ class MainWindow(QMainWindow):
             QKeySequence("Ctrl+D"),
             self.ask_download,
             "Download the open set into a folder",
+        )
+        self.verify_download_action = self._action(
+            menu,
+            "&Verify downloaded files…",
+            QKeySequence(),
+            self.ask_verify_download,
+            "Re-hash every file of the open set in a download folder against its checksum and fetch "
+            "again what differs",
         )
         self.export_action = self._action(
             menu,
@@ -1016,6 +1049,15 @@ class MainWindow(QMainWindow):
         if name:
             self.export_set(set_id, Path(name))
 
+    def drag_export(self, set_id: str) -> Path:
+        """The set's export (head version), written for a drag out of the window: a file in a
+        folder of this window's own, removed when the app ends."""
+        if self._drag_folder is None:
+            self._drag_folder = tempfile.TemporaryDirectory(prefix="mediator-drag-")
+        folder = Path(self._drag_folder.name) / set_id  # one folder a set: names never collide
+        folder.mkdir(exist_ok=True)
+        return self.service.sets.export_file(set_id, None, "mediator", folder)
+
     def export_set(self, set_id: str, path: Path) -> None:
         try:
             document = self.service.sets.export(set_id)
@@ -1037,13 +1079,24 @@ class MainWindow(QMainWindow):
         if folder:
             self.start_download(Path(folder))
 
-    def start_download(self, folder: Path) -> None:
-        """Download the open set's head into ``folder``, with the layout of the settings."""
+    def ask_verify_download(self) -> None:
+        """Verify a folder the open set was downloaded into: every file re-hashed, damage re-fetched."""
+        if self.set_view.set_id is None:
+            self.messages.error("Open a set first, then verify a folder it was downloaded into.")
+            return
+        start = str(self.service.settings.get().download_dir)
+        folder = QFileDialog.getExistingDirectory(self, "Verify the download in", start)
+        if folder:
+            self.start_download(Path(folder), verify=True)
+
+    def start_download(self, folder: Path, *, verify: bool = False) -> None:
+        """Download the open set's head into ``folder``, with the layout of the settings; with
+        ``verify``, every file already there is re-hashed first and what differs fetched again."""
         set_id = self.set_view.set_id
         if set_id is None or self._refuse_empty():
             return
         try:
-            self.service.downloads.start(DownloadRequest(set_id, folder))
+            self.service.downloads.start(DownloadRequest(set_id, folder, verify=verify))
         except MediatorError as exc:
             self.messages.error(str(exc))
             return

@@ -359,7 +359,10 @@ class TciaEmulator(LoopbackServer):
         #: Keep each zip once built, as a server streams stored files (benchmarks: the client's
         #: cost shows, not the emulator's zipping).
         self.cache_zips = False
-        self._zips: dict[tuple[str, str, bool, bool], bytes] = {}
+        #: Which images ``md5hashes.csv`` lists: "all", "some" (not the first image) or "none" (no
+        #: md5hashes.csv in the zip at all), as NBIA's zips without MD5s come.
+        self.md5_entries = "all"
+        self._zips: dict[tuple[str, str, bool, bool, str], bytes] = {}
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -869,7 +872,7 @@ class TciaEmulator(LoopbackServer):
         with_md5 = endpoint == "getImageWithMD5Hash" or params.get("IncludeMD5", "").lower() == "yes"
         new_names = params.get("NewFileNames", "").lower() == "yes"
         headers = {"Content-Disposition": f'attachment; filename="{s.uid}.zip"'}
-        cache_key = (s.uid, endpoint, with_md5, new_names)
+        cache_key = (s.uid, endpoint, with_md5, new_names, self.md5_entries)
         if fault is None and cache_key in self._zips:
             return self._send(request, 200, "application/octet-stream", self._zips[cache_key], headers)
         files = s.files()
@@ -889,9 +892,11 @@ class TciaEmulator(LoopbackServer):
                 if fault == "bomb" and index == 0:
                     data = bytes(64 << 20)  # 64 MB of zeros, about 64 KB deflated
                 z.writestr(name, data)
-            if with_md5:
+            if with_md5 and self.md5_entries != "none":
                 lines = ["Filename,MD5Hash"]
-                for name, (_, data) in zip(names, files, strict=True):
+                for index, (name, (_, data)) in enumerate(zip(names, files, strict=True)):
+                    if self.md5_entries == "some" and index == 0:
+                        continue
                     digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
                     lines.append(f"{name},{'0' * 32 if fault == 'bad_md5' else digest}")
                 if fault == "md5_field":

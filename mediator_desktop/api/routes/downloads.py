@@ -41,6 +41,8 @@ def job_model(job: DownloadJob) -> JobModel:
     if report is not None:
         report["fetched"] = [leaf_name(k) for k in report["fetched"]]
         report["removed"] = [leaf_name(k) for k in report["removed"]]
+        for name in ("refetched", "size_only"):
+            report[name] = [leaf_name(k) for k in report.get(name, [])]
         for failure in report["failed"]:
             failure["key"] = leaf_name(failure["key"])
     return JobModel.model_validate(data)

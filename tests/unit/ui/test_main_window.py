@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QMimeData, QModelIndex, Qt
 from PySide6.QtWidgets import QAbstractItemView
 from pytestqt.qtbot import QtBot
 
@@ -407,13 +407,10 @@ def test_settings_are_checked_saved_and_credentials_go_to_the_keystore(
     qtbot.waitUntil(lambda: "you are Dr. Who" in window.cluster_text, timeout=5000)
 
 
-def drop_files_on(window: MainWindow, paths: list[Path]) -> None:
-    """A drag of files from a file manager, delivered through the window's drop handlers."""
-    from PySide6.QtCore import QMimeData, QPointF, QUrl
-    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+def drag_enter(window: MainWindow, mime: QMimeData) -> bool:
+    """A drag entering the window: whether the window would take the drop."""
+    from PySide6.QtGui import QDragEnterEvent
 
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     enter = QDragEnterEvent(
         window.rect().center(),
         Qt.DropAction.CopyAction,
@@ -422,7 +419,17 @@ def drop_files_on(window: MainWindow, paths: list[Path]) -> None:
         Qt.KeyboardModifier.NoModifier,
     )
     window.dragEnterEvent(enter)
-    assert enter.isAccepted()
+    return enter.isAccepted()
+
+
+def drop_files_on(window: MainWindow, paths: list[Path]) -> None:
+    """A drag of files from a file manager, delivered through the window's drop handlers."""
+    from PySide6.QtCore import QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    assert drag_enter(window, mime)
     drop = QDropEvent(
         QPointF(window.rect().center()),
         Qt.DropAction.CopyAction,
@@ -473,6 +480,30 @@ def test_dropped_manifest_files_become_sets_and_exports_round_trip(
     drop_files_on(window, [tmp_path / "notes.txt"])
     qtbot.waitUntil(lambda: "none of the manifests" in window.banner.label.text(), timeout=10000)
     assert len(node.service.sets.list()) == before
+
+
+def test_a_set_dragged_out_of_the_window_is_its_export_file(
+    window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
+) -> None:
+    from mediator_desktop.core.imports import read_manifest_file
+    from mediator_desktop.ui.peers import SET_MIME
+
+    set_id = open_committed_set(window, qtbot, node, "Lung CT", Pointer.of("idc", "lung_a"))
+    mime = window.sidebar.mimeData(window.set_items("mine"))
+    assert bytes(mime.data(SET_MIME).data()).decode() == set_id  # still drops on a peer
+    (url,) = mime.urls()
+    dragged = Path(url.toLocalFile())
+    assert dragged.name == "Lung_CT_v1.json" and dragged.is_file()
+    imported = read_manifest_file(dragged)  # what a file manager copies, another node imports
+    assert imported.name == "Lung CT" and imported.selection == node.service.sets.version(set_id).selection
+    # Dropped back on our own window it is no file to import (no set is made of it again).
+    assert not drag_enter(window, mime)
+    # An exported RO-Crate folder dropped on the window becomes a set.
+    crate = node.service.sets.export_file(set_id, None, "rocrate", tmp_path)
+    with qtbot.waitSignal(window.imported, timeout=10000) as imported_crate:
+        drop_files_on(window, [crate])
+    made = imported_crate.args[0]
+    assert node.service.sets.version(made.set_id).selection == node.service.sets.version(set_id).selection
 
 
 def test_without_a_mouse_add_share_and_see_the_badges(
