@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -9,7 +11,9 @@ from mediator_desktop.core.errors import ImmutableError, ReplayError, error_of
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.state import Result, StoreState
 
-__all__ = ["ClusterStatus", "ImmutableError", "Member", "ReplayError", "Store", "unwrap"]
+__all__ = ["ClusterStatus", "ImmutableError", "Member", "ReplayError", "Store", "submit_upload", "unwrap"]
+
+log = logging.getLogger(__name__)
 
 
 def unwrap(result: Result) -> Any:
@@ -64,3 +68,30 @@ class Store(Protocol):
     def status(self) -> ClusterStatus: ...
 
     def close(self) -> None: ...
+
+
+def submit_upload(store: Store, seal: Callable[[], list[bytes]], timeout: float | None = None) -> list[Any]:
+    """Submit an upload in order (chunks, then a commit), restarting it once from chunk 0.
+
+    The store retries a batch that got lost (a leader change, a forward that never arrived) while
+    the next batch may already be applied: chunk k+1 then lands before chunk k, and the state
+    refuses it and what follows as out of order. That is a conflict of the upload with itself, not
+    with anyone else's change, so the whole upload is sent once more, freshly sealed (the state
+    would answer the same envelopes with their first answers) from chunk 0, which starts it over.
+
+    Args:
+        seal: seals the upload's commands anew each time it is called.
+        timeout: for each attempt, as ``Store.submit_many``.
+
+    Returns:
+        The values of the commands, in order.
+
+    Raises:
+        ConflictError: the second attempt was out of order too; other typed errors as ``unwrap``.
+    """
+    results = store.submit_many(seal(), timeout)
+    first = next((r for r in results if r[0] == "err"), None)
+    if first is not None and first[1] == "conflict":
+        log.warning("an upload arrived out of order (%s); sending it again from its first chunk", first[2])
+        results = store.submit_many(seal(), timeout)
+    return [unwrap(r) for r in results]

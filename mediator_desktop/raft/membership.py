@@ -13,7 +13,8 @@ import secrets
 import shutil
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,14 @@ from mediator_desktop.core.state import StoreState
 from mediator_desktop.core.store import ClusterStatus
 from mediator_desktop.raft.discovery import Discovery
 from mediator_desktop.raft.pairing import PairingServer, redeem
-from mediator_desktop.raft.store import RaftStore
+from mediator_desktop.raft.store import ELECTION_TIMEOUT, RaftStore
 
 log = logging.getLogger(__name__)
 
 SECRET_FILE = "cluster.secret"
 #: Election timeouts: a lone node has no one to compete with and can elect itself at once.
 LONE_TIMEOUTS = (0.1, 0.25)
-CLUSTER_TIMEOUTS = (0.8, 2.0)
+CLUSTER_TIMEOUTS = ELECTION_TIMEOUT
 
 
 def free_loopback_address() -> str:
@@ -72,11 +73,20 @@ def not_running() -> ClusterUnavailable:
 
 
 class SwitchingStore:
-    """The node's ``Store``: the Raft store of the moment, the same object across joins and leaves."""
+    """The node's ``Store``: the Raft store of the moment, the same object across joins and leaves.
+
+    While a membership change is under way (``pause``), writes from any thread but the one making
+    the change are refused with ``ClusterUnavailable``: a set acknowledged meanwhile would live only
+    in the Raft folder the change is about to replace. ``pause`` first waits for writes already on
+    their way, so none is acknowledged after the change has looked at the store.
+    """
 
     def __init__(self, events: EventBus) -> None:
         self.events = events
         self._current: RaftStore | None = None
+        self._gate = threading.Condition()
+        self._writers = 0
+        self._paused: tuple[str, int] | None = None  # (why, the thread making the change)
 
     def current(self) -> RaftStore:
         store = self._current
@@ -87,15 +97,55 @@ class SwitchingStore:
     def switch(self, store: RaftStore | None) -> None:
         self._current = store
 
+    def pause(self, why: str, timeout: float = 30.0) -> None:
+        """Refuse writes from other threads (``why`` says to whom), once those under way are done.
+
+        Raises:
+            ClusterUnavailable: writes were still under way after ``timeout`` seconds (the pause is
+                lifted again).
+        """
+        with self._gate:
+            if self._paused is not None:
+                raise ClusterUnavailable(self._paused[0])
+            self._paused = (why, threading.get_ident())
+            if not self._gate.wait_for(lambda: self._writers == 0, timeout):
+                self._paused = None
+                raise ClusterUnavailable(
+                    f"{self._writers} change(s) of this node are still waiting for the cluster; "
+                    "try again once they are done"
+                )
+
+    def resume(self) -> None:
+        """Let writes through again (a no-op when not paused)."""
+        with self._gate:
+            self._paused = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[RaftStore]:
+        with self._gate:
+            paused = self._paused
+            if paused is not None and paused[1] != threading.get_ident():
+                raise ClusterUnavailable(paused[0])
+            store = self.current()
+            self._writers += 1
+        try:
+            yield store
+        finally:
+            with self._gate:
+                self._writers -= 1
+                self._gate.notify_all()
+
     @property
     def state(self) -> StoreState:
         return self.current().state
 
     def submit(self, command: bytes, timeout: float | None = None) -> Any:
-        return self.current().submit(command, timeout)
+        with self._writing() as store:
+            return store.submit(command, timeout)
 
     def submit_many(self, commands: list[bytes], timeout: float | None = None) -> list[Any]:
-        return self.current().submit_many(commands, timeout)
+        with self._writing() as store:
+            return store.submit_many(commands, timeout)
 
     def status(self) -> ClusterStatus:
         return self.current().status()
@@ -104,6 +154,19 @@ class SwitchingStore:
         store, self._current = self._current, None
         if store is not None:
             store.close()
+
+
+JOINING = "this node is joining another cluster; try again in a moment"
+LEAVING = "this node is leaving its cluster; try again in a moment"
+
+
+def _refuse_own_sets(store: RaftStore) -> None:
+    own = len(store.state.sets)
+    if own:
+        raise PairingError(
+            f"this node holds {own} replica sets of its own and joining replaces its store; "
+            "join from a fresh data folder (MEDIATOR_HOME) or leave those sets first"
+        )
 
 
 class Membership:
@@ -157,7 +220,13 @@ class Membership:
         """
         parsed = JoinCode.parse(code)
         with self._changing:
-            self._join(parsed, ready_timeout)
+            # Writes wait for no one during the switch: a set acknowledged between the check for
+            # sets of its own and the removal of the Raft folder would be lost without a word.
+            self.store.pause(JOINING)
+            try:
+                self._join(parsed, ready_timeout)
+            finally:
+                self.store.resume()
 
     def _join(self, parsed: JoinCode, ready_timeout: float) -> None:
         store = self.store.current()
@@ -168,18 +237,18 @@ class Membership:
                 f"this node is already a member of a cluster of {len(members)}; leave it first "
                 "(mediator leave) to join another"
             )
-        own = list(store.state.sets.values())
-        if own:
-            raise PairingError(
-                f"this node holds {len(own)} replica sets of its own and joining replaces its store; "
-                "join from a fresh data folder (MEDIATOR_HOME) or leave those sets first"
-            )
+        _refuse_own_sets(store)
         if settings.raft_address.startswith("127.") and not parsed.host.startswith("127."):
             raise PairingError(
                 f"this node listens on {settings.raft_address}, which {parsed.host} cannot reach; "
                 "set its cluster address to this machine's network address first"
             )
         session = redeem(parsed, settings.raft_address, name=settings.display_name, version=__version__)
+        try:  # again, now that the network step is behind: nothing may have landed meanwhile
+            _refuse_own_sets(store)
+        except PairingError:
+            session.close()
+            raise
         old_secret, old_peers = cluster_secret(self._data_dir), settings.peers
         self._stop_cluster()
         added = threading.Event()
@@ -221,20 +290,27 @@ class Membership:
             ValidationError: this node has no other members: leaving would only empty its store.
         """
         with self._changing:
-            store = self.store.current()
-            # The members Raft knows, not the peers this node started with: the node that issued
-            # the join codes has none of those.
-            if all(m.is_self for m in store.status().members):
-                raise ValidationError(
-                    "this node is not in a cluster with other machines: there is nothing to leave, and "
-                    "leaving would only delete its replica sets"
-                )
-            store.leave()
-            self._stop_cluster()
-            self._adopt(secrets.token_urlsafe(32), ())
-            self._start_cluster(ready_timeout)
+            self.store.pause(LEAVING)
+            try:
+                self._leave(ready_timeout)
+            finally:
+                self.store.resume()
         log.info("left the cluster: this node goes on alone (a one-node cluster, a new secret)")
         self._events.emit(ClusterLeft())
+
+    def _leave(self, ready_timeout: float) -> None:
+        store = self.store.current()
+        # The members Raft knows, not the peers this node started with: the node that issued
+        # the join codes has none of those.
+        if all(m.is_self for m in store.status().members):
+            raise ValidationError(
+                "this node is not in a cluster with other machines: there is nothing to leave, and "
+                "leaving would only delete its replica sets"
+            )
+        store.leave()
+        self._stop_cluster()
+        self._adopt(secrets.token_urlsafe(32), ())
+        self._start_cluster(ready_timeout)
 
     def remove_member(self, address: str) -> None:
         """Remove a (dead) member, unless the rest could then not make progress."""
@@ -275,14 +351,20 @@ class Membership:
         return [m.address for m in store.status().members]
 
     def _add_member(self, address: str) -> None:
-        """Called on a pairing thread."""
-        store = self._raft
-        if store is None:
-            raise not_running()
-        if address in self._member_addresses():
-            return
-        store.set_election_timeout(CLUSTER_TIMEOUTS)
-        store.add_member(address, timeout=20.0)
+        """Called on a pairing thread. Refused while this node joins or leaves a cluster itself: the
+        newcomer holds the secret of the cluster this node is leaving."""
+        if not self._changing.acquire(blocking=False):
+            raise ClusterUnavailable("this member is changing its own membership; ask for a new code later")
+        try:
+            store = self._raft
+            if store is None:
+                raise not_running()
+            if address in self._member_addresses():
+                return
+            store.set_election_timeout(CLUSTER_TIMEOUTS)
+            store.add_member(address, timeout=20.0)
+        finally:
+            self._changing.release()
 
     def _adopt(self, secret: str, peers: tuple[str, ...]) -> None:
         """Take a cluster's secret and members; the node's own log gives way to the cluster's."""

@@ -22,8 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pysyncobj import FAIL_REASON
 from pysyncobj.monotonic import monotonic
-from pysyncobj.tcp_connection import TcpConnection
+from pysyncobj.tcp_connection import CONNECTION_STATE, TcpConnection
 from pysyncobj.transport import TCPTransport
 
 from mediator_desktop.core.cluster import PROTOCOL
@@ -130,15 +131,50 @@ class SteadyTransport(TCPTransport):  # type: ignore[misc]
         conn.__class__ = LeanConnection
         super()._onNewIncomingConnection(conn)
 
+    #: Tests only: called on the raft thread with each outgoing ``(node, message)``; when it returns
+    #: True the message is dropped as a lossy network would drop it. Tests stand for a forward lost
+    #: on its way to the leader with it; the app never sets it.
+    drop: Callable[[Any, Any], bool] | None = None
+
     def send(self, node: Any, message: Any) -> bool:
         """Send only on connections whose key exchange is done. pysyncobj asks for votes and
         forwards commands over any open connection; before the peer's key has arrived, such a
         message would go out without it, and the peer drops the connection (pysyncobj's own
-        connections fail an assertion there). Raft sends again once the peer is connected."""
+        connections fail an assertion there). Raft sends again once the peer is connected.
+
+        A command forwarded to the leader is different: pysyncobj sends it once, ignores that it
+        could not go out, and waits for an answer that never comes (until the leader changes, or
+        the store's flight expires: seconds without a write). A forward that cannot go out is
+        answered at once as "no leader" (``FAIL_REASON.MISSING_LEADER``), so the store sends it
+        again as soon as the connection is back.
+        """
+        drop = self.drop
+        if drop is not None and drop(node, message):
+            return True  # as if it went out: the sender learns of the loss only by its silence
         conn = self._connections.get(node)
-        if conn is not None and conn.encryptor is not None and conn.sendRandKey is None:
+        if (
+            conn is None
+            or conn.state != CONNECTION_STATE.CONNECTED
+            or (conn.encryptor is not None and conn.sendRandKey is None)
+        ):
+            self._not_sent(node, message)
             return False
         return bool(super().send(node, message))
+
+    def _not_sent(self, node: Any, message: Any) -> None:
+        """Answer a forwarded command that did not go out (it is surely not in any log)."""
+        if not (isinstance(message, dict) and message.get("type") == "apply_command" and "request_id" in message):
+            return
+        deliver = self._onMessageReceivedCallback
+        if deliver is not None:
+            deliver(
+                node,
+                {
+                    "type": "apply_command_response",
+                    "request_id": message["request_id"],
+                    "error": FAIL_REASON.MISSING_LEADER,
+                },
+            )
 
     def addNode(self, node: Any) -> None:
         super().addNode(node)
