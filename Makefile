@@ -9,12 +9,12 @@ RUN_DEBS := libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libw
 # xvfb and trayer: a real X server with a system tray for the tray test (plus Qt's X11 libraries);
 # nginx-light: a fake S3 endpoint that s5cmd and bdbag fetch exports from (tests/helpers/nginx_s3.py).
 # default-jdk-headless, junit5, libgoogle-gson-java: the Java SDK's build and JUnit tests, offline (java/build.sh).
-TEST_DEBS := orthanc orthanc-dicomweb iproute2 xvfb trayer nginx-light default-jdk-headless junit5 libgoogle-gson-java \
+TEST_DEBS := orthanc orthanc-dicomweb iproute2 xvfb trayer dunst nginx-light default-jdk-headless junit5 libgoogle-gson-java \
 	$(RUN_DEBS)
 # nginx plays a static S3 endpoint and curl is a peer in the transfer benchmark.
 BENCH_DEBS := nginx-light curl
 
-.PHONY: run test lint typecheck layers pytest bench clean
+.PHONY: run test lint typecheck layers pytest bench fuzz clean
 
 run: $(VENV)/.installed-app
 	@./packaging/ensure-debs.sh $(RUN_DEBS)
@@ -40,12 +40,19 @@ pytest: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	@./packaging/ensure-debs.sh $(BENCH_DEBS)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python bench/manifest.py
-	$(BIN)/python bench/store.py
-	$(BIN)/python bench/sources.py
-	$(BIN)/python bench/transfer.py
-	$(BIN)/python bench/publishing.py
-	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/ui_latency.py
+	@# Every benchmark runs; the target fails when any of them missed a goal or failed.
+	@status=0; \
+	for bench in manifest store sources transfer publishing safety integrator tracking; do \
+		echo "== bench/$$bench.py"; $(BIN)/python bench/$$bench.py || status=1; \
+	done; \
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/ui_latency.py || status=1; \
+	exit $$status
+
+# Each parser of outside data fuzzed for FUZZ_SECONDS (make test runs them for seconds each);
+# new inputs and crashes go to .fuzz/, the committed seeds stay in fuzz/corpus/.
+FUZZ_SECONDS ?= 300
+fuzz: $(VENV)/.installed-test
+	$(BIN)/python -m fuzz.run --all --seconds $(FUZZ_SECONDS)
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11+ on PATH)" >&2; exit 1; }

@@ -2,8 +2,9 @@
 
 Prints progress lines, then one JSON object as the last line:
 ``leaves, build_s, id_s (streaming encode + sha256), encode_s, hash_s, decode_s, diff_s, encoded_mb,
-compressed_mb, chunks, peak_rss_mb``.
-Goals at 1,000,000 leaves on 2 cores: build + encode + hash <= 8 s, diff <= 3 s, peak RSS <= 1,500 MB.
+compressed_mb, chunks, peak_rss_mb`` and ``goals_missed`` (exit status 1 when one is missed).
+Goals (``GOALS``) at 1,000,000 leaves on 2 cores: build + encode + hash <= 8 s, diff <= 3 s, peak
+RSS <= 1,500 MB.
 
 Usage: ``python bench/manifest.py [--leaves N]``
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
 import random
 import resource
 import sys
@@ -21,7 +21,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._goals import Goals, finish
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.manifest import Manifest, ManifestBuilder
 from mediator_desktop.core.pointer import Hierarchy
@@ -133,28 +137,35 @@ def main() -> None:
     summary = diff.summary({"idc": IDC_LEVELS})
     log(f"decode {decode_s:.2f}s diff {diff_s:.2f}s: {summary}")
 
-    print(
-        json.dumps(
-            {
-                "leaves": n,
-                "build_s": round(build_s, 3),
-                "encode_s": round(encode_s, 3),
-                "hash_s": round(hash_s, 3),
-                "id_s": round(id_s, 3),
-                "build_encode_hash_s": round(build_s + id_s, 3),
-                "chunk_s": round(chunk_s, 3),
-                "decode_s": round(decode_s, 3),
-                "diff_s": round(diff_s, 3),
-                "encoded_mb": round(encoded_mb, 1),
-                "compressed_mb": round(compressed_mb, 1),
-                "chunks": chunk_count,
-                "diff_added": len(diff.added),
-                "diff_removed": len(diff.removed),
-                "diff_changed": len(diff.changed),
-                "peak_rss_mb": round(peak_rss_mb(), 1),
-            }
-        )
+    finish(
+        {
+            "leaves": n,
+            "build_s": round(build_s, 3),
+            "encode_s": round(encode_s, 3),
+            "hash_s": round(hash_s, 3),
+            "id_s": round(id_s, 3),
+            "build_encode_hash_s": round(build_s + id_s, 3),
+            "chunk_s": round(chunk_s, 3),
+            "decode_s": round(decode_s, 3),
+            "diff_s": round(diff_s, 3),
+            "encoded_mb": round(encoded_mb, 1),
+            "compressed_mb": round(compressed_mb, 1),
+            "chunks": chunk_count,
+            "diff_added": len(diff.added),
+            "diff_removed": len(diff.removed),
+            "diff_changed": len(diff.changed),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        },
+        GOALS,
     )
+
+
+#: Each goal: the part that measures it (one part here), and the test of the figures.
+GOALS: Goals = {
+    "build_encode_hash_s": ("manifest", lambda f: f["build_encode_hash_s"] <= 8),
+    "diff_s": ("manifest", lambda f: f["diff_s"] <= 3),
+    "peak_rss_mb": ("manifest", lambda f: f["peak_rss_mb"] <= 1500),
+}
 
 
 if __name__ == "__main__":
