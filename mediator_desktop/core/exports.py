@@ -220,10 +220,23 @@ def atomic_bytes(target: Path, data: bytes) -> None:
         raise
 
 
+def is_export_folder(path: Path) -> bool:
+    """Whether ``path`` is an RO-Crate or bag folder (what a new export of it may replace)."""
+    return path.is_dir() and ((path / CRATE_FILE).is_file() or (path / "bagit.txt").is_file())
+
+
 @contextlib.contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
-    """A folder filled beside ``target`` and renamed to it when the block ends without error
-    (an existing ``target`` is replaced only then)."""
+    """A folder filled beside ``target`` and renamed to it when the block ends without error.
+
+    An existing ``target`` is replaced only then, and only when it is an earlier crate or bag:
+    any other folder (a user's, with their files) is never touched.
+    """
+    if target.exists() and not is_export_folder(target):
+        raise ValidationError(
+            f"{target} exists and is not an RO-Crate or bag; nothing was written. Name a new folder, "
+            "or the folder to write the export into (it is then named after the set)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     done = False
@@ -231,8 +244,8 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         yield work
         old = None
         if target.exists():
-            if not target.is_dir():
-                raise ValidationError(f"{target} exists and is not a folder; choose another name")
+            if not is_export_folder(target):  # made meanwhile by someone else: theirs
+                raise ValidationError(f"{target} appeared meanwhile, not an export; nothing was written")
             old = target.with_name(f".{target.name}.old{os.getpid()}")
             os.replace(target, old)
         os.replace(work, target)

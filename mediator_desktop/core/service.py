@@ -88,7 +88,7 @@ from mediator_desktop.core.source import (
     ScanReport,
     SourceKind,
 )
-from mediator_desktop.core.store import Store, submit_upload, unwrap
+from mediator_desktop.core.store import Store, submit_settled, submit_upload, unwrap
 from mediator_desktop.core.tracking import Tracker
 from mediator_desktop.core.transfer import Downloader
 from mediator_desktop.core.tree import TreeCache, TreeSummary
@@ -146,7 +146,10 @@ class _Signer:
         return seal(self.identity, op, args, seq, time.time(), payload)
 
     def do(self, op: str, payload: bytes = b"", **args: Any) -> Any:
-        return unwrap(self.store.submit(self.seal(op, payload, **args), self.timeout))
+        """Sign and submit one command; its value, or its typed error. When the outcome is unknown,
+        the same envelope is sent again once the cluster answers (``submit_settled``), so the
+        caller hears what happened; ``OutcomeUnknown`` only when that is impossible."""
+        return unwrap(submit_settled(self.store, [self.seal(op, payload, **args)], self.timeout)[0])
 
 
 class Archives:
@@ -1036,7 +1039,9 @@ class Sets:
                 f"only a bdbag export lists the files themselves; {fmt} lists leaves (drop --files)"
             )
         export = self.export_of(set_id, version, metadata, files=files)
-        in_folder = path.is_dir() and fmt not in exports.FOLDERS
+        # A folder that is no earlier crate or bag is where the export goes, named after the set:
+        # never the export itself (it would replace the folder and everything in it).
+        in_folder = path.is_dir() and (fmt not in exports.FOLDERS or not exports.is_export_folder(path))
         target = path / exports.default_name(export, fmt) if in_folder else path
         if fmt == "gdc":  # written by the archives that hold GDC files
             text = self.export_manifest(set_id, export.version, "gdc")

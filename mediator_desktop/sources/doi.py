@@ -313,6 +313,8 @@ class ZenodoMinter(_Client):
         retries: int = 3,
         backoff: float = 0.5,
     ) -> None:
+        if urlsplit(base_url).path.strip("/") == "":  # "https://zenodo.org": its API lies under /api
+            base_url = base_url.rstrip("/") + "/api"
         super().__init__(base_url, timeout=timeout, retries=retries, backoff=backoff)
         if not token:
             raise PermissionDenied(f"Zenodo needs a personal access token: set it in {SETTINGS}")

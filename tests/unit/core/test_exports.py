@@ -268,6 +268,28 @@ def test_formats_without_their_data_are_refused_and_leave_nothing(service: Servi
     assert list(tmp_path.glob("x.*")) == [] and list(tmp_path.glob(".x.*")) == []
 
 
+def test_an_export_into_a_folder_of_the_users_never_touches_its_files(
+    service: Service, set_id: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine\n")
+    (home / "data").mkdir()
+    for fmt in ("rocrate", "bdbag", "csv"):
+        written = service.sets.export_file(set_id, None, fmt, home)
+        assert written.parent == home and written.name.startswith("LUAD_CT_v1")
+    assert (home / "notes.txt").read_text() == "mine\n" and (home / "data").is_dir()
+    assert sorted(p.name for p in home.iterdir()) == [
+        "LUAD_CT_v1.bag", "LUAD_CT_v1.crate", "LUAD_CT_v1.csv", "data", "notes.txt"
+    ]  # fmt: skip
+    # a crate written again over its own folder replaces it; a user's folder is never the target
+    again = service.sets.export_file(set_id, None, "rocrate", home / "LUAD_CT_v1.crate")
+    assert again == home / "LUAD_CT_v1.crate"
+    with pytest.raises(ValidationError, match=r"is not an RO-Crate or bag; nothing was written"):
+        exports.write(service.sets.export_of(set_id), "rocrate", home)
+    assert (home / "notes.txt").read_text() == "mine\n"
+
+
 def test_a_failed_export_leaves_no_partial_file_and_keeps_the_old_one(
     service: Service, set_id: str, tmp_path: Path
 ) -> None:
@@ -283,7 +305,7 @@ def test_a_failed_export_leaves_no_partial_file_and_keeps_the_old_one(
     tmp_path = tmp_path / "out"
     tmp_path.mkdir()
     (tmp_path / "old.csv").write_text("old\n")
-    (tmp_path / "old.crate").mkdir()
+    exports.write(export, "rocrate", tmp_path / "old.crate")  # an earlier export
     (tmp_path / "old.crate" / "keep").write_text("old")
     for fmt, name in (
         ("csv", "old.csv"),
