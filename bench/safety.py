@@ -12,7 +12,8 @@ longest time without a successful write. The last line also carries ``goals_miss
 missed; a part that fails misses its goals and is named under ``errors``). Goals: ``violations`` = 0
 in every round; ``longest_gap_s`` <= 3 s (issue 21: no window over 3 s while a majority is up).
 
-Usage: ``python bench/safety.py [--seconds 300] [--rounds 1] [--clients 4] [--interval 4]``.
+Usage: ``python bench/safety.py [--seconds 300] [--rounds 1] [--clients 4] [--interval 4] [--faults
+rotation|issue21]``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._goals import Goals, Part
 from bench._goals import main as run_bench
-from tests.helpers.history import run
+from tests.helpers.history import DEFAULT_FAULTS, ISSUE_21_FAULTS, run
 
 SETTINGS: dict[str, Any] = {}
 
@@ -37,10 +38,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--interval", type=float, default=4.0, help="seconds between faults (default 4)")
     parser.add_argument("--seed", type=int, default=21, help="the nemesis' choice of nodes")
+    parser.add_argument(
+        "--faults",
+        choices=("rotation", "issue21"),
+        default="rotation",
+        help="rotation: kill the leader, pause a node, restart a node in turn; issue21: the leader "
+        "SIGKILLed every 8 s and once SIGSTOPped for 5 s (sets --interval 8)",
+    )
 
 
 def rounds(args: argparse.Namespace, part: str) -> int:
-    SETTINGS.update(seconds=args.seconds, clients=args.clients, interval=args.interval, seed=args.seed)
+    issue21 = args.faults == "issue21"
+    SETTINGS.update(
+        seconds=args.seconds,
+        clients=args.clients,
+        interval=8.0 if issue21 else args.interval,
+        seed=args.seed,
+        faults=ISSUE_21_FAULTS if issue21 else DEFAULT_FAULTS,
+        pause_s=5.0 if issue21 else 3.0,
+    )
     return int(args.rounds)
 
 
@@ -55,6 +71,8 @@ def bench_history(work: Path, n: int, out: dict[str, Any]) -> None:
                 clients=SETTINGS["clients"],
                 interval=SETTINGS["interval"],
                 seed=SETTINGS["seed"] + i,
+                faults=SETTINGS["faults"],
+                pause_s=SETTINGS["pause_s"],
             )
         figures = report.figures
         print(f"round {i + 1}: {figures}", file=sys.stderr, flush=True)

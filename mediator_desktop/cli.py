@@ -35,6 +35,7 @@ from mediator_desktop.core.errors import (
     EXIT_NO_NODE,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_OUTCOME_UNKNOWN,
     EXIT_PERMISSION_DENIED,
     EXIT_USAGE,
     EXIT_USER_ERROR,
@@ -61,6 +62,7 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_NO_NODE",
     "EXIT_OK",
+    "EXIT_OUTCOME_UNKNOWN",
     "EXIT_PERMISSION_DENIED",
     "EXIT_USAGE",
     "EXIT_USER_ERROR",
@@ -69,10 +71,11 @@ __all__ = [
 ]
 
 EPILOG = """exit status:
-  0 ok; 1 user error (bad input, a rule broken); 2 usage; 3 cluster unavailable (no quorum);
-  4 not found; 5 permission denied; 6 conflict (someone committed first: run again on the new head);
-  7 archive error; 8 download finished with failures (run it again to retry them);
-  9 no node reachable; 130 interrupted.
+  0 ok; 1 user error (bad input, a rule broken); 2 usage; 3 cluster unavailable (no quorum,
+  nothing was written); 4 not found; 5 permission denied; 6 conflict (someone committed first: run
+  again on the new head); 7 archive error; 8 download finished with failures (run it again to retry
+  them); 9 no node reachable; 10 outcome unknown (the change may have been applied: look before you
+  run it again); 130 interrupted.
 pointers: SOURCE[/KEY...][?NAME=VALUE[,VALUE][&NAME=VALUE]], e.g. idc/nlst?Modality=CT
 """
 
@@ -389,11 +392,20 @@ def _identity(args: argparse.Namespace) -> int:
     return _emit(args, data, lambda: print(f"{node.display_name} (key {node.key_id[:8]}: {node.key_id})"))
 
 
+def _source_path(args: argparse.Namespace) -> tuple[str, ...]:
+    """The source id and path, also when given as one pointer (``gdc/TCGA/TCGA-LUAD?...``, as
+    ``sets create --add`` takes it): its filters join ``--filter``."""
+    if "/" not in args.source and "?" not in args.source:
+        return (args.source, *args.path)
+    pointer = Pointer.parse(args.source)
+    args.filter = [*(args.filter or []), *(f"{k}={','.join(v)}" for k, v in pointer.filters)]
+    return (pointer.source_id, *pointer.path, *args.path)
+
+
 def _sources_browse(args: argparse.Namespace) -> int:
+    where = _source_path(args)
     with _client(args) as m:
-        page = m.browse(
-            args.source, *args.path, filters=_filters(args.filter), offset=args.offset, limit=args.limit
-        )
+        page = m.browse(*where, filters=_filters(args.filter), offset=args.offset, limit=args.limit)
 
     def human() -> None:
         _print_items(page.items)
@@ -405,8 +417,9 @@ def _sources_browse(args: argparse.Namespace) -> int:
 
 
 def _sources_search(args: argparse.Namespace) -> int:
+    source, *path = _source_path(args)
     with _client(args) as m:
-        found = m.search(args.source, args.text, *args.path, filters=_filters(args.filter), limit=args.limit)
+        found = m.search(source, args.text, *path, filters=_filters(args.filter), limit=args.limit)
 
     def human() -> None:
         _print_items(found)

@@ -281,11 +281,20 @@ class Mediator:
         """Refuse to send the token to a program that cannot prove it holds it: after a crash,
         ``local-api.json`` names a port another user of the machine may have taken."""
         challenge = secrets.token_hex(16)
+        wait = min(self._timeout, 10.0)
         try:
             response = self._session.get(
-                f"{self.url}/v1/proof", params={"challenge": challenge}, timeout=min(self._timeout, 10.0)
+                f"{self.url}/v1/proof", params={"challenge": challenge}, timeout=wait
             )
             proof = response.json().get("proof") if response.status_code == 200 else None
+        except requests.ReadTimeout:
+            # The port takes connections, but nothing answers: the node's process runs and hangs
+            # (stopped, swapping, overloaded). Not an impostor: that one would answer, wrongly.
+            raise errors.NodeUnreachable(
+                f"the node at {self.url} does not answer (hung or overloaded): it took the connection "
+                f"but sent nothing back in {wait:.0f} s. Wait a moment and try again; if it stays so, "
+                "restart the node (mediator node run, or the desktop app)"
+            ) from None
         except requests.ConnectionError as exc:
             raise errors.NodeUnreachable(
                 f"the node at {self.url} does not answer ({exc.__class__.__name__}); is it still running?"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -52,3 +54,44 @@ def moto() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+#: Tests a CI runner (root, ``CI=true``) must run: there a missing prerequisite (network namespaces,
+#: a tmpfs mount) fails them instead of skipping them.
+MUST_RUN_IN_CI = (
+    "tests/integration/test_netns_cluster.py::",
+    "tests/integration/test_transfer.py::test_a_full_disk_fails_the_leaf_clearly_and_leaves_no_partial_file",
+)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if (
+        report.skipped
+        and os.environ.get("CI") == "true"
+        and os.geteuid() == 0
+        and item.nodeid.startswith(MUST_RUN_IN_CI)
+    ):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} would have skipped ({_skip_reason(report)}), but under CI=true as root "
+            "its prerequisite must be there: install or allow it on the runner"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # the outermost wrapper: after pytest's own summary
+def pytest_terminal_summary(terminalreporter: Any) -> Iterator[None]:
+    """One line at the end: how many tests skipped, and why."""
+    yield
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if isinstance(r, pytest.TestReport)]
+    reasons = Counter(_skip_reason(r) for r in skipped)
+    said = ", ".join(f"{reason}: {count}" for reason, count in reasons.most_common())
+    terminalreporter.write_line(f"skipped: {len(skipped)}" + (f" ({said})" if said else ""))

@@ -58,7 +58,7 @@ from mediator_desktop.core.selection import JOIN_EVERY as JOIN_EVERY
 from mediator_desktop.core.selection import JOIN_FILTER as JOIN_FILTER  # its home; named here too
 from mediator_desktop.core.selection import Rule, Selection
 from mediator_desktop.core.source import BrowseItem, BrowsePage, LeafPlan, RemoteFile
-from mediator_desktop.core.store import Store, unwrap
+from mediator_desktop.core.store import Store, submit_upload
 
 log = logging.getLogger(__name__)
 
@@ -562,28 +562,31 @@ class Clinical:
         if versions and versions[-1].table_id == table_id:
             return versions[-1]
         seal = self._signer.seal
-        commands: list[bytes] = []
-        if table_id not in state.table_blobs:
-            chunks = [blob[i : i + MAX_CHUNK_BYTES] for i in range(0, len(blob), MAX_CHUNK_BYTES)]
-            commands = [
-                seal("put_table_chunk", chunk, table_id=table_id, index=i, total=len(chunks))
-                for i, chunk in enumerate(chunks)
-            ]
-        commands.append(
-            seal(
-                "commit_table",
-                name=name,
-                table_id=table_id,
-                key_column=key,
-                columns=columns,
-                rows=preview.rows,
-                filename=path.name[:MAX_NAME],
-            )
+        chunks = (
+            [blob[i : i + MAX_CHUNK_BYTES] for i in range(0, len(blob), MAX_CHUNK_BYTES)]
+            if table_id not in state.table_blobs
+            else []
         )
-        timeout = self._signer.timeout + len(commands) * 0.05
-        value: Any = None
-        for result in self._store.submit_many(commands, timeout):
-            value = unwrap(result)
+
+        def commands() -> list[bytes]:  # sealed anew for a restart (``submit_upload``)
+            return [
+                *(
+                    seal("put_table_chunk", chunk, table_id=table_id, index=i, total=len(chunks))
+                    for i, chunk in enumerate(chunks)
+                ),
+                seal(
+                    "commit_table",
+                    name=name,
+                    table_id=table_id,
+                    key_column=key,
+                    columns=columns,
+                    rows=preview.rows,
+                    filename=path.name[:MAX_NAME],
+                ),
+            ]
+
+        results = submit_upload(self._store, commands, self._signer.timeout + (len(chunks) + 1) * 0.05)
+        value: Any = results[-1]
         added: TableVersion = self._store.state.tables[name][value["version"] - 1]
         return added
 

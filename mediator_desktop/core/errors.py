@@ -24,6 +24,7 @@ EXIT_CONFLICT = 6
 EXIT_ARCHIVE_ERROR = 7
 EXIT_DOWNLOAD_INCOMPLETE = 8
 EXIT_NO_NODE = 9
+EXIT_OUTCOME_UNKNOWN = 10
 EXIT_INTERRUPTED = 130
 
 _BY_CODE: dict[str, type[MediatorError]] = {}
@@ -143,6 +144,15 @@ class ClusterUnavailable(MediatorError):
     code = "cluster_unavailable"
     http_status = 503
     exit_code = EXIT_CLUSTER_UNAVAILABLE
+
+
+class OutcomeUnknown(ClusterUnavailable):
+    """A change went out to the cluster, and no answer came in time, not even to the same signed
+    command sent again: it may have been applied (or may still be, once enough members are back).
+    ``ClusterUnavailable`` alone means nothing was written."""
+
+    code = "outcome_unknown"
+    exit_code = EXIT_OUTCOME_UNKNOWN
 
 
 class SourceError(MediatorError):

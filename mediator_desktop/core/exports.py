@@ -828,7 +828,8 @@ def read_bag(path: Path) -> tuple[str, str, Selection]:
             continue
         digest, _, name = line.partition(" ")
         name = name.strip()
-        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not name or ".." in Path(name).parts:
+        outside = ".." in Path(name).parts or Path(name).is_absolute()  # never hash a file outside the bag
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not name or outside:
             raise EditedExport(f"{folder.name}: tagmanifest-sha256.txt line {number} is malformed")
         listed[name] = digest
     for name in ("bag-info.txt", "fetch.txt", BAG_SET_FILE):

@@ -109,7 +109,7 @@ def _zipped_export(path: Path) -> ImportedManifest:
     temporary folder (never a bag's payload under ``data/``, never outside that folder) and read."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, NotImplementedError, OSError) as exc:
+    except (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError, OSError) as exc:
         raise ValidationError(
             f"{path.name} is not a readable zip file ({exc}); export the set again"
         ) from None
@@ -141,7 +141,14 @@ def _zipped_export(path: Path) -> ImportedManifest:
                                 "it is not an export of ours"
                             )
                         out.write(block)
-            except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+            except (
+                zipfile.BadZipFile,
+                EOFError,
+                zlib.error,
+                NotImplementedError,
+                RuntimeError,
+                UnicodeDecodeError,
+            ) as exc:
                 # A damaged entry, an unknown compression, an encrypted one (RuntimeError), ...
                 raise ValidationError(
                     f"{path.name} is a damaged zip file ({member.filename!r}: {exc}); export the set again"

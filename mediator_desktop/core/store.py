@@ -7,11 +7,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mediator_desktop.core.errors import ImmutableError, ReplayError, error_of
+from mediator_desktop.core.errors import (
+    ClusterUnavailable,
+    ImmutableError,
+    OutcomeUnknown,
+    ReplayError,
+    error_of,
+)
 from mediator_desktop.core.events import EventBus
 from mediator_desktop.core.state import Result, StoreState
 
-__all__ = ["ClusterStatus", "ImmutableError", "Member", "ReplayError", "Store", "submit_upload", "unwrap"]
+__all__ = [
+    "ClusterStatus",
+    "ImmutableError",
+    "Member",
+    "ReplayError",
+    "Store",
+    "submit_settled",
+    "submit_upload",
+    "unwrap",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +72,9 @@ class Store(Protocol):
         """Replicate one signed command; returns its result (``unwrap`` gives the value or raises
         the typed error).
 
-        Raises ``ClusterUnavailable`` when no quorum answers within ``timeout`` seconds.
+        Raises ``ClusterUnavailable`` when no quorum answers within ``timeout`` seconds and nothing
+        was written, ``OutcomeUnknown`` (a ``ClusterUnavailable``) when the command went out and
+        may have been applied: sending the same envelope again answers with what happened.
         """
         ...
 
@@ -70,6 +87,38 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def submit_settled(store: Store, commands: list[bytes], timeout: float | None = None) -> list[Result]:
+    """``store.submit_many``, and when its outcome is unknown, what really happened.
+
+    A command that went out and got no answer in time may have been applied. The state answers a
+    repeated envelope with its first result (and applies it once), so the same signed commands are
+    sent again, for up to ``timeout`` seconds more, as soon as the cluster answers: the caller learns
+    whether they were applied (and with what result) instead of being told "unavailable".
+
+    Raises:
+        OutcomeUnknown: the cluster did not answer the second time either: the commands may have
+            been applied, or may still be.
+        ClusterUnavailable: nothing was written (no command went out).
+    """
+    try:
+        return list(store.submit_many(commands, timeout))
+    except OutcomeUnknown as exc:
+        log.warning("a change got no answer in time (%s); sending it again to learn what happened", exc)
+    try:
+        return list(store.submit_many(commands, timeout))
+    except ClusterUnavailable:
+        try:
+            members = store.status().members
+            reachable = f" ({sum(m.connected for m in members)} of {len(members)} cluster members reachable)"
+        except ClusterUnavailable:  # the node is switching stores
+            reachable = ""
+        raise OutcomeUnknown(
+            "unknown: the change may have been applied. It went out to the cluster and got no answer, "
+            f"not even when it was sent again{reachable}; it may also still be applied once enough "
+            "members are back. Look whether it is there before you make it again."
+        ) from None
+
+
 def submit_upload(store: Store, seal: Callable[[], list[bytes]], timeout: float | None = None) -> list[Any]:
     """Submit an upload in order (chunks, then a commit), restarting it once from chunk 0.
 
@@ -79,6 +128,8 @@ def submit_upload(store: Store, seal: Callable[[], list[bytes]], timeout: float 
     with anyone else's change, so the whole upload is sent once more, freshly sealed (the state
     would answer the same envelopes with their first answers) from chunk 0, which starts it over.
 
+    Each attempt is ``submit_settled``: an upload whose outcome is unknown is sent again as it was.
+
     Args:
         seal: seals the upload's commands anew each time it is called.
         timeout: for each attempt, as ``Store.submit_many``.
@@ -87,11 +138,12 @@ def submit_upload(store: Store, seal: Callable[[], list[bytes]], timeout: float 
         The values of the commands, in order.
 
     Raises:
-        ConflictError: the second attempt was out of order too; other typed errors as ``unwrap``.
+        ConflictError: the second attempt was out of order too; other typed errors as ``unwrap``;
+            ``OutcomeUnknown`` and ``ClusterUnavailable`` as ``submit_settled``.
     """
-    results = store.submit_many(seal(), timeout)
+    results = submit_settled(store, seal(), timeout)
     first = next((r for r in results if r[0] == "err"), None)
     if first is not None and first[1] == "conflict":
         log.warning("an upload arrived out of order (%s); sending it again from its first chunk", first[2])
-        results = store.submit_many(seal(), timeout)
+        results = submit_settled(store, seal(), timeout)
     return [unwrap(r) for r in results]

@@ -31,7 +31,7 @@ from pysyncobj.pipe_notifier import PipeNotifier
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from mediator_desktop.core.commands import MAX_COMMAND_BYTES, SEALED_HERE, parse
-from mediator_desktop.core.errors import ClusterUnavailable, ValidationError
+from mediator_desktop.core.errors import ClusterUnavailable, OutcomeUnknown, ValidationError
 from mediator_desktop.core.events import (
     Event,
     EventBus,
@@ -76,6 +76,8 @@ _RETRYABLE = {
     FAIL_REASON.LEADER_CHANGED,
     FAIL_REASON.UNKNOWN_OUTCOME,
 }
+#: Of those, the outcomes after which the command may have been applied all the same.
+_MAYBE_APPLIED = {FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME}
 
 
 class _ClusterSyncObj(SyncObj):  # type: ignore[misc]
@@ -89,7 +91,7 @@ class _ClusterSyncObj(SyncObj):  # type: ignore[misc]
         # made on a worker thread (a join run by the app's thread pool) went deaf once that thread
         # was done, and its peers lost it. The tick thread follows the program's main thread
         # instead, which is what pysyncobj means by it (stop when the program ends).
-        if self._SyncObj__mainThread is not None:
+        if self._SyncObj__mainThread is not None:  # type: ignore[has-type]
             self._SyncObj__mainThread = threading.main_thread()
         journal = self._SyncObj__raftLog
         if type(journal) is FileJournal:
@@ -140,7 +142,11 @@ class _ClusterSyncObj(SyncObj):  # type: ignore[misc]
 
 
 def raft_conf(
-    secret: str, raft_dir: Path, election_timeout: tuple[float, float] = ELECTION_TIMEOUT, *, auto_tick: bool = True
+    secret: str,
+    raft_dir: Path,
+    election_timeout: tuple[float, float] = ELECTION_TIMEOUT,
+    *,
+    auto_tick: bool = True,
 ) -> SyncObjConf:
     """The pysyncobj settings of a store node (benchmarks give a bare counter the same)."""
     low, high = election_timeout
@@ -395,12 +401,19 @@ class RaftStore:
 
         A retry sends the identical envelope; the state answers it with its first result, so a
         command is never applied twice.
+
+        Raises:
+            OutcomeUnknown: no answer in time for a command that went out to the cluster (or was
+                answered "leader changed" or "unknown"): it may have been applied, or may still be.
+            ClusterUnavailable: no answer in time, and none of the commands went out (no leader was
+                reachable): nothing was written.
         """
         for command in commands:
             self._precheck(command)
         deadline = time.monotonic() + (10.0 if timeout is None else timeout)
         results: list[Result | None] = [None] * len(commands)
         pending = list(range(len(commands)))
+        maybe = False  # whether a try of a pending command may have reached the log
         delay = 0.01
         while pending:
             tickets = [_Ticket(commands[i]) for i in pending]
@@ -410,10 +423,11 @@ class RaftStore:
             retry = []
             for i, ticket in zip(pending, tickets, strict=True):
                 if not ticket.wait(deadline - time.monotonic()):
-                    raise ClusterUnavailable(self._unavailable_message(len(pending)))
+                    raise self._gave_up(tickets, maybe)
                 if ticket.error == FAIL_REASON.SUCCESS:
                     results[i] = ticket.result
                 elif ticket.error in _RETRYABLE:
+                    maybe = maybe or ticket.error in _MAYBE_APPLIED
                     retry.append(i)
                 else:
                     raise ClusterUnavailable(
@@ -422,10 +436,37 @@ class RaftStore:
             pending = retry
             if pending:
                 if time.monotonic() + delay >= deadline:
-                    raise ClusterUnavailable(self._unavailable_message(len(pending)))
+                    raise self._unavailable(maybe)
                 time.sleep(delay)  # back off before a retry: an election is under way
                 delay = min(delay * 2, MAX_RETRY_DELAY)
         return [r for r in results if r is not None]
+
+    def _gave_up(self, tickets: list[_Ticket], maybe: bool) -> ClusterUnavailable:
+        """The error for a caller that stops waiting: tickets not sent yet are taken back (they
+        will not go out after the caller was told), those on their way may still be applied."""
+        with self._batch_lock:
+            unsent = [t for t in tickets if t in self._queue]
+            for ticket in unsent:
+                self._queue.remove(ticket)
+        on_their_way = any(t.error is None and t not in unsent for t in tickets)
+        return self._unavailable(maybe or on_their_way)
+
+    def _unavailable(self, maybe: bool) -> ClusterUnavailable:
+        s = self.status()
+        reachable = sum(m.connected for m in s.members)
+        said = (
+            f"no quorum: {reachable} of {len(s.members)} cluster members are reachable and no leader "
+            "answered in time; "
+        )
+        if maybe:
+            return OutcomeUnknown(
+                said + "the change was not confirmed: it may have been applied, or may still be once "
+                "enough members are back. Start the other members or check the network, then look "
+                "before trying again."
+            )
+        return ClusterUnavailable(
+            said + "nothing was written. Start the other members or check the network, then try again."
+        )
 
     def _flush(self) -> None:
         """Send queued commands as batches, keeping at most ``MAX_INFLIGHT`` batches on their way.
@@ -480,15 +521,6 @@ class RaftStore:
             self._flush()
 
         return finish
-
-    def _unavailable_message(self, waiting: int) -> str:
-        s = self.status()
-        reachable = sum(m.connected for m in s.members)
-        return (
-            f"no quorum: {reachable} of {len(s.members)} cluster members are reachable and no leader "
-            f"answered in time; {waiting} change(s) not confirmed (they may still be applied once enough "
-            "members are back). Start the other members or check the network, then try again."
-        )
 
     # -- membership ----------------------------------------------------------------------------
     def set_election_timeout(self, timeout: tuple[float, float]) -> None:
@@ -557,7 +589,9 @@ class RaftStore:
             done = threading.Event()
             outcome: list[int] = []
 
-            def callback(result: Any, error: int, outcome: list[int] = outcome, done: threading.Event = done) -> None:
+            def callback(
+                result: Any, error: int, outcome: list[int] = outcome, done: threading.Event = done
+            ) -> None:
                 outcome.append(error)
                 done.set()
 
@@ -592,7 +626,12 @@ class RaftStore:
             ):
                 return
             if time.monotonic() > deadline:
-                raise ClusterUnavailable(self._unavailable_message(0))
+                reachable = sum(m.connected for m in self.status().members)
+                raise ClusterUnavailable(
+                    f"no quorum: {reachable} of {len(self.status().members)} cluster members are "
+                    f"reachable and no leader was agreed on in {timeout:.0f} s. Start the other members "
+                    "or check the network, then try again."
+                )
 
     def _watch(self, interval: float) -> None:
         """Turn Raft status changes into events (pysyncobj has no callbacks for them)."""

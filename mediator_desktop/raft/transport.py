@@ -7,6 +7,8 @@
   text detour that inflates binary data by half. Our connections pickle with the highest protocol
   and do not compress. The AEAD (``raft.cipher``) still seals every message. Wire protocol 3.
 * **Steady next index** (see ``SteadyTransport``).
+* **No silent loss of forwards**: a command forwarded to the leader over a connection that cannot
+  carry it is answered at once as "no leader", and sent again (``SteadyTransport.send``).
 
 Both rely on pysyncobj 0.3's ``TcpConnection`` internals (its name-mangled buffers); the version
 range in ``pyproject.toml`` is pinned to match, and ``tests/unit/raft`` exercises both paths.
@@ -163,7 +165,9 @@ class SteadyTransport(TCPTransport):  # type: ignore[misc]
 
     def _not_sent(self, node: Any, message: Any) -> None:
         """Answer a forwarded command that did not go out (it is surely not in any log)."""
-        if not (isinstance(message, dict) and message.get("type") == "apply_command" and "request_id" in message):
+        if not (
+            isinstance(message, dict) and message.get("type") == "apply_command" and "request_id" in message
+        ):
             return
         deliver = self._onMessageReceivedCallback
         if deliver is not None:

@@ -8,6 +8,7 @@ follows the DICOMweb convention: ``limit``/``offset`` until an empty page.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import mmap
@@ -108,7 +109,10 @@ def _split_multipart(body_file: Path, stage: Path) -> list[Path]:
                     out.write(body[at : min(at + _COPY_BYTES, end)])
             encoding = re.search(rb"(?im)^content-transfer-encoding:[ \t]*([\w-]+)", headers)
             if encoding is not None and encoding.group(1).lower() == b"base64":
-                target.write_bytes(base64.b64decode(target.read_bytes()))
+                try:
+                    target.write_bytes(base64.b64decode(target.read_bytes()))
+                except binascii.Error as exc:
+                    raise IntegrityError(f"a part announced as base64 is not ({exc})") from None
             elif encoding is not None and encoding.group(1).lower() not in (b"binary", b"8bit", b"7bit"):
                 raise IntegrityError(
                     f"a part is sent in the encoding {encoding.group(1).decode('latin-1')!r}"

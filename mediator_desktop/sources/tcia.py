@@ -434,7 +434,9 @@ class TciaSource:
                     f"({head.decode('utf-8', 'replace')!r}); the service may be in maintenance, try later"
                 )
             archive = zipfile.ZipFile(zip_path)
-        except (zipfile.BadZipFile, NotImplementedError):  # NotImplementedError: a zip version it cannot read
+        # NotImplementedError: a zip version zipfile cannot read; UnicodeDecodeError: a name flagged
+        # as UTF-8 that is not.
+        except (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError):
             raise IntegrityError(
                 f"TCIA sent a damaged zip for series {series} (truncated or corrupt); try again"
             ) from None
@@ -477,7 +479,13 @@ class TciaSource:
                 for name in images:
                     try:
                         data = archive.read(name)
-                    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+                    except (
+                        zipfile.BadZipFile,
+                        EOFError,
+                        zlib.error,
+                        NotImplementedError,
+                        UnicodeDecodeError,
+                    ) as exc:
                         raise IntegrityError(
                             f"TCIA's zip for series {series} is corrupt at {name!r} ({exc}); try again"
                         ) from None
@@ -504,6 +512,7 @@ class TciaSource:
             NotImplementedError,
             RuntimeError,
             csv.Error,
+            UnicodeDecodeError,  # an entry's local header names it in bytes flagged as UTF-8 that are not
         ) as exc:
             # A damaged list of MD5s, an entry flagged as encrypted, a field csv refuses, ...
             raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None

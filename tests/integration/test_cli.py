@@ -112,6 +112,8 @@ def test_walkthrough_from_a_terminal(world: IdcWorld, mediator_home: Path, tmp_p
             mediator_home, "sources", "browse", "idc", "lung_a", "--filter", "Modality=CT"
         ).stdout
         assert patients.split()[0] == "pa1"
+        # the same written as a pointer, as `sets create --add` takes one
+        assert mediator(mediator_home, "sources", "browse", "idc/lung_a?Modality=CT").stdout == patients
         # A set of two collections' CT series, shared with the cluster.
         created = as_json(
             mediator(

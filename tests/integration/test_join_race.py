@@ -52,8 +52,8 @@ def join_held(first: Node, joiner: Node, meanwhile: Callable[[], T]) -> tuple[Ba
     of its Raft folder ahead), ``meanwhile`` runs on another thread. Returns the join's error and
     what ``meanwhile`` returned.
 
-    The join runs on the test's thread: a join made on a thread that then ends leaves the node
-    unable to write (seen while writing this test; reported, not fixed here).
+    The join runs on the test's thread (a join made on a worker thread that then ends has its own
+    test: tests/integration/test_join_thread.py).
     """
     code = JoinCode.parse(first.service.cluster.create_join_code())
     outcome: list[T] = []

@@ -160,6 +160,14 @@ def test_bad_input_gets_a_clear_typed_answer(
         assert data["error"] and len(data["message"]) > 10
 
 
+# Found by fuzz/ (local_api): UnicodeDecodeError and RecursionError escaped the import route (500).
+@pytest.mark.parametrize("body", [b'{"name": "\xff.tcia"}', b"[" * 100_000 + b"]" * 100_000])
+def test_an_import_body_that_is_not_json_is_a_422(node: Node, http: requests.Session, body: bytes) -> None:
+    answer = http.post(url(node, "/v1/sets/import"), data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["type"] == "json_invalid"
+
+
 def test_a_relative_download_destination_is_refused_before_anything_is_written(
     node: Node, http: requests.Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

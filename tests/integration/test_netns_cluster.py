@@ -103,10 +103,14 @@ def test_three_hosts_discover_pair_replicate_and_survive_a_partition(
             errors.append(str(exc))
             assert time.monotonic() - cut_at < 20, f"the majority never took writes again: {errors[-3:]}"
     figures["majority_writes_again_s"] = time.monotonic() - cut_at
+    # The goal (issue 21): no window over 3 s without a successful write while a majority is up.
+    assert figures["majority_writes_again_s"] <= 3.0, f"failover took too long: {figures}, {errors[-3:]}"
     more = majority[1].call("create_set", "made on the majority side")
     acknowledged[more] = 1
     cut.call("timeout", 2.0)
-    with pytest.raises(MediatorError, match="ClusterUnavailable"):
+    # The cut-off node may have sent it on (to itself as a stale leader, or to a peer it can no
+    # longer reach): refused, or said to be of unknown outcome, never acknowledged.
+    with pytest.raises(MediatorError, match="ClusterUnavailable|OutcomeUnknown"):
         cut.call("commit", own[cut.address], "on the minority side")
 
     h.mend(cut_index)

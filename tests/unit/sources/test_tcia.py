@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -205,3 +206,53 @@ def test_metadata_is_asked_for_only_when_the_layout_names_it(
     assert emulator.requests["getSeries"] == before  # no modality in the layout: no search
     assert download(tcia, [leaf], tmp_path / "full").ok  # the default layout names the modality
     assert emulator.requests["getSeries"] == before + 1
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _unsupported_version(data: bytes) -> bytes:
+    """The central directory says a zip version (13.5) zipfile cannot read."""
+    at = data.index(b"PK\x01\x02") + 6
+    return data[:at] + (135).to_bytes(2, "little") + data[at + 2 :]
+
+
+def _header_before_the_start(data: bytes) -> bytes:
+    """The end record places the central directory 1000 bytes later than it is: zipfile then seeks
+    to an entry's header 1000 bytes before the file's start."""
+    at = data.rindex(b"PK\x05\x06") + 16
+    offset = int.from_bytes(data[at : at + 4], "little") + 1000
+    return data[:at] + offset.to_bytes(4, "little") + data[at + 4 :]
+
+
+def _name_not_utf8(data: bytes) -> bytes:
+    """An entry's name flagged as UTF-8 (bit 11) but holding a byte UTF-8 never has."""
+    at = data.index(b"PK\x01\x02")
+    return data[: at + 8] + b"\x00\x08" + data[at + 10 : at + 46] + b"\xff" + data[at + 47 :]
+
+
+def _local_name_not_utf8(data: bytes) -> bytes:
+    """The entry's local header (not the central directory) flags its name as UTF-8 and is not."""
+    return data[:6] + b"\x00\x08" + data[8:30] + b"\xff" + data[31:]
+
+
+# Found by fuzz/ (tcia_zip): NotImplementedError, OSError(EINVAL) and UnicodeDecodeError escaped.
+@pytest.mark.parametrize(
+    "damage", [_unsupported_version, _header_before_the_start, _name_not_utf8, _local_name_not_utf8]
+)
+def test_zips_zipfile_cannot_read_are_integrity_errors(damage: Any, tmp_path: Path) -> None:
+    from mediator_desktop.core.errors import IntegrityError
+
+    zip_path = tmp_path / "series.zip"
+    zip_path.write_bytes(damage(_zip_bytes({"md5hashes.csv": b"Filename,MD5Hash\n", "1-1.dcm": b"DICM"})))
+    (tmp_path / "stage").mkdir()
+    with pytest.raises(IntegrityError, match=r"TCIA('s zip| sent a damaged zip)"):
+        TciaSource._unpack(zip_path, tmp_path / "stage", "1.2.3", None)

@@ -191,6 +191,18 @@ public class MediatorException extends RuntimeException {
         }
     }
 
+    /**
+     * A change went out and no answer came, even after it was sent again: it may have been
+     * applied. Read the set before you try again.
+     */
+    public static class OutcomeUnknown extends ClusterUnavailable {
+        private static final long serialVersionUID = 1L;
+
+        OutcomeUnknown(String message, int status, JsonObject body) {
+            super(message, status, body);
+        }
+    }
+
     /** An archive failed or answered something unusable. */
     public static class SourceError extends MediatorException {
         private static final long serialVersionUID = 1L;
@@ -299,6 +311,7 @@ public class MediatorException extends RuntimeException {
         kind("immutable", "ImmutableError", Immutable.class, Immutable::new);
         kind("conflict", "ConflictError", Conflict.class, Conflict::new);
         kind("cluster_unavailable", "ClusterUnavailable", ClusterUnavailable.class, ClusterUnavailable::new);
+        kind("outcome_unknown", "OutcomeUnknown", OutcomeUnknown.class, OutcomeUnknown::new);
         kind("source", "SourceError", SourceError.class, SourceError::new);
         kind("archive_unreachable", "ArchiveUnreachable", ArchiveUnreachable.class, ArchiveUnreachable::new);
         kind("cancelled", "Cancelled", Cancelled.class, Cancelled::new);
