@@ -138,6 +138,15 @@ class Settings:
             "Discovery", "Advertise this node on the local network (mDNS) and list the machines seen."
         ),
     )
+    start_at_login: bool = field(
+        default=False,
+        metadata=_describe(
+            "Start at login",
+            "Start MEDIator minimised to the tray when you log in (an autostart entry of the desktop), "
+            "so shares, new versions and archive updates reach you without opening it.",
+            live=True,
+        ),
+    )
     update_check_minutes: int = field(
         default=60,
         metadata=_describe(

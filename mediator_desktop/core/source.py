@@ -369,3 +369,19 @@ class Describing(Protocol):
         """The kinds of data ``patients`` have below ``scope`` (its filters narrow what counts),
         each with the patients that have it; kinds nobody has are left out."""
         ...
+
+
+# -- sources that show a picture of a leaf (previews) ------------------------------------------------
+class Previewing(Protocol):
+    """A source that can show a small picture of a series cheaply: a local file decoded, one
+    instance fetched, a rendered image asked of a DICOMweb server. Sources without it show none."""
+
+    def preview(self, path: tuple[str, ...]) -> bytes | None:
+        """A thumbnail of the leaf at ``path``: PNG or JPEG bytes (at most a few hundred pixels a
+        side), or None when the leaf holds nothing to picture. Blocks on I/O and decoding: call it
+        on a worker.
+
+        Raises ``NotFound`` when the archive no longer holds the leaf, ``SourceError`` saying why
+        when it cannot be pictured (an undecodable file, the archive unreachable).
+        """
+        ...

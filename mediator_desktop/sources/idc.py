@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
-from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, NotFound, SourceError, ValidationError
 from mediator_desktop.core.manifest import (
     TAB,
     US,
@@ -122,6 +122,17 @@ COLUMNS = (
 _NEEDS_ESCAPE = r"[\x00-\x1f%]"
 _DICTIONARY_COLUMNS = ("collection_id", "PatientID", "StudyInstanceUID", *FILTERABLE, "aws_bucket")
 _FINGERPRINT_COLUMNS = ("instanceCount", "series_size_MB", "crdc_series_uuid", "series_revised_idc_version")
+#: What names studies, series and patients for people (``core.labels``), read when the index has it.
+_LABEL_COLUMNS = (
+    "StudyDate",
+    "StudyDescription",
+    "SeriesNumber",
+    "SeriesDescription",
+    "PatientAge",
+    "PatientSex",
+)
+#: The label columns that describe each level's entries (collections have none).
+_LEVEL_LABELS = {1: ("PatientAge", "PatientSex"), 2: ("StudyDate", "StudyDescription")}
 #: Rows encoded at a time when resolving.
 _BATCH = 65_536
 #: The schema metadata key of idc-index-data's files that names the package version that made them.
@@ -554,7 +565,13 @@ class IdcSource:
 
         try:
             # Repeated values stay dictionary-encoded: a smaller table in memory.
-            table = pq.read_table(path, columns=list(COLUMNS), read_dictionary=list(_DICTIONARY_COLUMNS))
+            # The readable names' columns (StudyDate...), where the index has them, stay
+            # dictionary-encoded too: about 65 MB for IDC's million series.
+            names = set(pq.read_schema(path).names)
+            labels = [c for c in _LABEL_COLUMNS if c in names]
+            table = pq.read_table(
+                path, columns=[*COLUMNS, *labels], read_dictionary=[*_DICTIONARY_COLUMNS, *labels]
+            )
         except (OSError, ValueError) as exc:
             raise SourceError(f"IDC: cannot read the index {path}: {exc}") from None
         if table.num_rows and table.column(0).num_chunks > 1:
@@ -636,7 +653,8 @@ class IdcSource:
         column = PATH_COLUMNS[depth]
         level = self.hierarchy.levels[depth]
         if depth == len(PATH_COLUMNS) - 1:
-            rows = table.select([column, "series_size_MB", "Modality", "instanceCount"]).to_pylist()
+            extra = [c for c in ("SeriesNumber", "SeriesDescription") if c in table.column_names]
+            rows = table.select([column, "series_size_MB", "Modality", "instanceCount", *extra]).to_pylist()
             return sorted(
                 (
                     BrowseItem(
@@ -645,18 +663,43 @@ class IdcSource:
                         f"{r['Modality'] or '?'} series, {r['instanceCount']} instances",
                         1,
                         round((r["series_size_MB"] or 0) * 1e6),
-                        (("Modality", r["Modality"] or ""),),
+                        (
+                            ("Modality", r["Modality"] or ""),
+                            ("ImageCount", str(r["instanceCount"] or "")),
+                            *((c, str(r[c])) for c in extra if r[c]),
+                        ),
                     )
                     for r in rows
                 ),
                 key=lambda item: item.key,
             )
-        grouped = table.group_by(column).aggregate([(column, "count"), ("series_size_MB", "sum")])
+        described = [c for c in _LEVEL_LABELS.get(depth, ()) if c in table.column_names]
+        if described:  # min() of the text, for one value per group (they agree within a study)
+            import pyarrow as pa
+
+            table = table.select([column, "series_size_MB", *described])
+            for name in described:
+                table = table.set_column(
+                    table.column_names.index(name), name, pc.cast(table.column(name), pa.string())
+                )
+        grouped = table.group_by(column).aggregate(
+            [(column, "count"), ("series_size_MB", "sum"), *((c, "min") for c in described)]
+        )
         keys = grouped.column(column).to_pylist()
         counts = grouped.column(f"{column}_count").to_pylist()
         sizes = pc.round(pc.multiply(grouped.column("series_size_MB_sum"), 1e6)).to_pylist()
+        facts = [grouped.column(f"{c}_min").to_pylist() for c in described]
         items = [
-            BrowseItem(k, level, k, n, int(s or 0)) for k, n, s in zip(keys, counts, sizes, strict=True) if k
+            BrowseItem(
+                k,
+                level,
+                k,
+                n,
+                int(s or 0),
+                tuple((c, str(v[i])) for c, v in zip(described, facts, strict=True) if v[i]),
+            )
+            for i, (k, n, s) in enumerate(zip(keys, counts, sizes, strict=True))
+            if k
         ]
         items.sort(key=lambda item: item.key)
         return items
@@ -1430,6 +1473,41 @@ class IdcSource:
         if self.endpoint_url:
             return f"{self.endpoint_url.rstrip('/')}/{bucket}/{quote(key)}"
         return f"https://{bucket}.s3.amazonaws.com/{quote(key)}"
+
+    def modalities(self, paths: Collection[tuple[str, ...]]) -> dict[str, int]:
+        """Series per modality among the series at ``paths`` (a set's composition chart); series
+        the index does not list count as ``?``."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self._loaded()
+        wanted = pa.array([p[-1] for p in paths if len(p) == len(PATH_COLUMNS)], pa.string())
+        rows = table.filter(pc.is_in(table.column(PATH_COLUMNS[-1]), value_set=wanted))
+        counts = pc.value_counts(pc.cast(rows.column("Modality"), pa.string()).combine_chunks())
+        out = {str(c["values"] or "?"): int(c["counts"]) for c in counts.to_pylist()}
+        missing = len(wanted) - rows.num_rows
+        if missing > 0:
+            out["?"] = out.get("?", 0) + missing
+        return out
+
+    def preview(self, path: tuple[str, ...]) -> bytes | None:
+        """A thumbnail of a series from one of its instances, fetched (online only): the middle
+        one, or a slide's smallest (its thumbnail level). Raises ``NotFound`` when the index no
+        longer lists the series, ``SourceError`` when it cannot be fetched or decoded."""
+        from mediator_desktop.sources.thumbnail import render
+
+        if len(path) != len(PATH_COLUMNS):
+            return None
+        leaves = list(self.resolve(Selection.of(Pointer(self.source_id, path))))
+        if not leaves:
+            raise NotFound(f"IDC {self.state} no longer lists series {path[-1]}")
+        files = sorted(self.plan(leaves[0]).files, key=lambda f: f.name)
+        if not files:
+            raise SourceError(f"IDC holds no files for series {path[-1]}")
+        modalities = self._select(self._loaded(), path, ()).column("Modality").to_pylist()
+        slide = "SM" in modalities
+        chosen = min(files, key=lambda f: f.size or 0) if slide else files[len(files) // 2]
+        return render(self._getter.get("IDC", chosen.url, what=f"an instance of series {path[-1]}"))
 
     def plan(self, leaf: Leaf) -> LeafPlan:
         """The objects of one series (one anonymous S3 listing), with sizes and single-part ETags

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, NotFound, SourceError, ValidationError
 from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.paths import private_dir
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
@@ -414,7 +414,14 @@ class LocalFolderSource:
             ).fetchall()
         level = self.hierarchy.levels[len(path)]
         items = [
-            BrowseItem(key, level, key if level != "series" else f"{modality or '?'} series", n, size)
+            BrowseItem(
+                key,
+                level,
+                key if level != "series" else f"{modality or '?'} series",
+                n,
+                size,
+                (("Modality", modality),) if level == "series" and modality else (),
+            )
             for key, n, size, modality in rows
         ]
         return BrowsePage(tuple(items[offset : offset + limit]), offset, len(items))
@@ -488,6 +495,21 @@ class LocalFolderSource:
                 leaf.path,
             ).fetchone()
         return LeafPlan(remote, {"modality": (row[0] if row else "") or ""}, count=len(remote))
+
+    def preview(self, path: tuple[str, ...]) -> bytes | None:
+        """A thumbnail of a series: its middle file decoded (``sources.thumbnail``). Raises
+        ``NotFound`` when the folder no longer holds it, ``SourceError`` when it cannot be decoded."""
+        from mediator_desktop.sources.thumbnail import render
+
+        if len(path) != len(LEVEL_COLUMNS):
+            return None
+        files = self.files_of((path[0], path[1], path[2]))
+        if not files:
+            raise NotFound(f"series {path[-1]} is no longer in the folder {self.root}")
+        try:
+            return render(files[len(files) // 2])
+        except FileNotFoundError:
+            raise NotFound(f"series {path[-1]} was removed from the folder; rescan it") from None
 
     def files_of(self, path: tuple[str, str, str]) -> list[Path]:
         """The files of one series (for the transfer engine)."""

@@ -1046,9 +1046,7 @@ def _named(by_bucket: Mapping[str, int]) -> str:
     return ("bucket " if len(names) == 1 else "buckets ") + ", ".join(names)
 
 
-def _check_multipart(
-    stage: Path, downloaded: list[Path], *, etag: str, part_size: int, name: str
-) -> Checked:
+def _check_multipart(stage: Path, downloaded: list[Path], *, etag: str, part_size: int, name: str) -> Checked:
     """A multipart object's ``finish``: its ETag recomputed (the MD5 of its parts' MD5s, ``-N``),
     and the whole file's MD5 in the same read, which ``verify`` compares with later: a match
     verifies the content as an MD5 does, so the leaf is not "checked by size only".

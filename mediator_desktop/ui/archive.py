@@ -1,7 +1,9 @@
 """The archive browser: every configured source as a lazy tree, loaded a page at a time on workers.
 
 Any entry (a collection, a patient, a series...) can be dragged into a replica set: it travels as
-pointers (``POINTER_MIME``), at its own granularity and with the filters in force.
+pointers (``POINTER_MIME``), at its own granularity and with the filters in force. Entries read as
+imaging people name them (``core.labels``: "2004-03-12 CT CHEST", "CT 3: lung, 245 images"), with
+the UID one column away and copyable; the chosen series shows a preview (``ui.preview``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QGridLayout,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
     QMessageBox,
     QPushButton,
@@ -37,10 +41,13 @@ from PySide6.QtWidgets import (
 from mediator_desktop.core.errors import MediatorError, NotFound
 from mediator_desktop.core.events import Event, SourceIndexing, SourcesChanged
 from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.labels import LABELS, readable
 from mediator_desktop.core.pointer import Filters, Pointer, make_filters
+from mediator_desktop.core.previews import PreviewCache
 from mediator_desktop.core.service import Archives
 from mediator_desktop.core.source import BrowseItem, BrowsePage, DataSource, ScanReport
 from mediator_desktop.ui.errors import MessageBridge
+from mediator_desktop.ui.preview import PreviewWidget
 from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
 
@@ -80,7 +87,7 @@ FILTERS_PER_ROW = 3
 class _Entry(TreeItem):
     """An archive (without an item) or one of its levels' children."""
 
-    __slots__ = ("error", "item", "loading", "path", "source_id", "total")
+    __slots__ = ("error", "item", "label", "loading", "path", "source_id", "total")
 
     def __init__(
         self, parent: _Entry | None, source_id: str, path: tuple[str, ...], item: BrowseItem | None
@@ -89,6 +96,8 @@ class _Entry(TreeItem):
         self.source_id = source_id
         self.path = path
         self.item = item
+        #: What people read (``core.labels.readable``), made once.
+        self.label = "" if item is None else readable(item)
         self.total: int | None = None
         self.loading = False
         self.error: str | None = None
@@ -103,7 +112,7 @@ class ArchiveModel(TreeModel):
     """
 
     loaded = Signal()
-    COLUMNS = ("Name", "Series", "Size")
+    COLUMNS = ("Name", "Series", "Size", "UID")
 
     def __init__(
         self, archives: Archives, runner: Runner, messages: MessageBridge, parent: QObject | None = None
@@ -267,10 +276,12 @@ class ArchiveModel(TreeModel):
             entry.loading = False
             entry.total = total if items or isinstance(result, list) else len(entry.children)
             if items:
+                LABELS.remember(entry.source_id, entry.path, items)  # the set view names them too
                 first = len(entry.children)
                 self.beginInsertRows(self._index_of(entry), first, first + len(items) - 1)
                 entry.children.extend(_Entry(entry, entry.source_id, (*entry.path, i.key), i) for i in items)
                 self.endInsertRows()
+                self.resort()
             self.loaded.emit()
 
         def failed(error: BaseException) -> None:
@@ -298,15 +309,19 @@ class ArchiveModel(TreeModel):
                         total = f" {indexing.total:,} files" if indexing.total is not None else ""
                         return f"{title} (indexing{total}…)"
                     return title
-                return item.label or item.key
+                return entry.label
             if item is None:
                 return None
             if column == 1:
                 return None if item.leaves is None else f"{item.leaves:,}"
+            if column == 3:
+                return item.key if entry.label != item.key else None
             return None if item.size is None else human_bytes(item.size)
-        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
+        if role == Qt.ItemDataRole.ToolTipRole and column in (0, 3):
             what = item.level if item is not None else "archive"
             tip = f"{what}: {self.pointer(index)!s}"
+            if item is not None:
+                tip += f"\nUID: {item.key}" if entry.label != item.key else ""
             indexing = self._indexing.get(entry.source_id) if item is None else None
             return (
                 tip
@@ -314,9 +329,22 @@ class ArchiveModel(TreeModel):
                 + (f"\n{indexing.line()}" if indexing is not None else "")
                 + "\nDrag it into a replica set to add it."
             )
-        if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (1, 2):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+    def sort_key(self, item: Any, column: int) -> Any:
+        entry = item
+        if not isinstance(entry, _Entry) or entry.item is None:
+            return None  # the archives keep their order
+        value = entry.item
+        if column == 0:
+            return entry.label.casefold()
+        if column == 1:
+            return value.leaves
+        if column == 2:
+            return value.size
+        return value.key
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         if not index.isValid():
@@ -353,7 +381,13 @@ class ArchiveBrowser(QWidget):
     add_source_requested = Signal()
     match_requested = Signal(list)
 
-    def __init__(self, archives: Archives, messages: MessageBridge, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        archives: Archives,
+        messages: MessageBridge,
+        parent: QWidget | None = None,
+        previews: PreviewCache | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("archiveBrowser")
         self.archives = archives
@@ -385,8 +419,10 @@ class ArchiveBrowser(QWidget):
         self.tree.setDragEnabled(True)
         self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setAccessibleName("Archives")
-        self.tree.setColumnWidth(0, 230)
-        self.tree.setColumnWidth(1, 70)
+        size_columns(self.tree)
+        self.model.loaded.connect(lambda: self.tree.resizeColumnToContents(3))
+        self.preview = PreviewWidget(archives, previews, self)
+        self.tree.selectionModel().currentChanged.connect(lambda index, _: self._preview(index))
         self.add_action = QAction("Add to the open set", self)
         self.add_action.setShortcuts([QKeySequence("Insert"), QKeySequence("Ctrl+Return")])
         self.add_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -400,6 +436,10 @@ class ArchiveBrowser(QWidget):
         )
         self.match_action.triggered.connect(self._match_selected)
         self.tree.addAction(self.match_action)
+        self.copy_uid_action = QAction("Copy UID", self)
+        self.copy_uid_action.setToolTip("Copy the UIDs (keys) of the selected entries")
+        self.copy_uid_action.triggered.connect(self.copy_uids)
+        self.tree.addAction(self.copy_uid_action)
         separator = QAction(self)
         separator.setSeparator(True)
         self.tree.addAction(separator)
@@ -426,6 +466,7 @@ class ArchiveBrowser(QWidget):
         layout.addLayout(self._top)
         layout.addLayout(self._filter_grid)
         layout.addWidget(self.tree, 1)
+        layout.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignHCenter)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(300)
@@ -592,6 +633,42 @@ class ArchiveBrowser(QWidget):
         if pointers:
             self.match_requested.emit(pointers)
 
+    def copy_uids(self) -> list[str]:
+        """Put the keys (UIDs) of the selected entries on the clipboard, one a line."""
+        rows = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]
+        if not rows and self.tree.currentIndex().isValid():
+            rows = [self.tree.currentIndex().siblingAtColumn(0)]
+        keys = [e.path[-1] for e in (self.model.entry(i) for i in rows) if e.path]
+        if keys:
+            QApplication.clipboard().setText("\n".join(keys))
+        return keys
+
+    def _preview(self, index: QModelIndex) -> None:
+        """Show the chosen series' preview (other entries have none)."""
+        if not index.isValid() or not self.model.is_leaf(index):
+            self.preview.clear()
+            return
+        entry = self.model.entry(index)
+        if entry.item is None:
+            self.preview.clear()
+            return
+        self.preview.show_leaf(entry.source_id, entry.path, entry.label)
+
     def selected_pointers(self) -> list[Pointer]:
         rows = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]
         return [self.model.pointer(i) for i in rows]
+
+
+def size_columns(tree: QTreeView) -> None:
+    """Name stretches; counts and sizes fit their contents (never cut off); the UID column is
+    sized to what is loaded; every column sorts (click its header)."""
+    header = tree.header()
+    header.setStretchLastSection(False)
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for column in (1, 2):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
+    header.setMinimumSectionSize(40)
+    tree.setColumnWidth(3, 120)
+    header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # as the archive lists them until asked
+    tree.setSortingEnabled(True)

@@ -3,13 +3,16 @@ tree: added in green, removed in red, changed in amber, with the one-line summar
 on a worker; big diffs are shown in part.
 
 ``DiffTree`` draws any ``DiffResult``; ``DiffDialog`` compares versions, the update view
-(``ui/update_view.py``) shows the update checker's diff with it."""
+(``ui/update_view.py``) shows the update checker's diff with it. ``DiffCharts`` draws what was
+added, removed and changed per collection, at a glance; entries read by their labels where the
+archives gave them (``core.labels``), the UID in their tooltip."""
 
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -27,10 +30,12 @@ from PySide6.QtWidgets import (
 
 from mediator_desktop.core.diff import ManifestDiff
 from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.labels import LABELS
 from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.pointer import Hierarchy
 from mediator_desktop.core.selection import SelectionDiff
 from mediator_desktop.core.service import Service
+from mediator_desktop.ui.charts import BarChart, ChartRow
 from mediator_desktop.ui.errors import MessageBridge
 from mediator_desktop.ui.rules import TableLabel, selection_diff_text, table_labels
 from mediator_desktop.ui.workers import Runner
@@ -60,6 +65,13 @@ class DiffResult:
     added: int = 0
     removed: int = 0
     changed: int = 0
+    #: Leaves of each kind (added, removed, changed) per collection (``source/first level``), all.
+    by_collection: Mapping[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+
+
+def _per_collection(leaves: Iterable[Leaf]) -> tuple[tuple[str, int], ...]:
+    counts = Counter(f"{leaf.source_id}/{leaf.path[0]}" if leaf.path else leaf.source_id for leaf in leaves)
+    return tuple(counts.items())
 
 
 def diff_result(
@@ -86,6 +98,11 @@ def diff_result(
         len(added),
         len(removed),
         len(changed),
+        {
+            "added": _per_collection(added),
+            "removed": _per_collection(removed),
+            "changed": _per_collection(after for _, after in changed),
+        },
     )
 
 
@@ -152,7 +169,9 @@ class DiffTree(QTreeWidget):
                 counts.setdefault(key, {}).setdefault(kind, 0)
                 counts[key][kind] += 1
                 if key not in groups:
-                    item = QTreeWidgetItem([parts[depth - 1], "", ""])
+                    name = parts[depth - 1]
+                    item = QTreeWidgetItem([LABELS.label(parts[0], key[1:]) or name, "", ""])
+                    item.setToolTip(0, name)
                     if parent is None:
                         self.addTopLevelItem(item)
                     else:
@@ -160,8 +179,13 @@ class DiffTree(QTreeWidget):
                     groups[key] = item
                 parent = groups[key]
             leaf_item = QTreeWidgetItem(
-                [parts[-1], self.words.get(kind, kind), human_bytes(leaf.fingerprint.size or 0)]
+                [
+                    LABELS.label(leaf.source_id, leaf.path) or parts[-1],
+                    self.words.get(kind, kind),
+                    human_bytes(leaf.fingerprint.size or 0),
+                ]
             )
+            leaf_item.setToolTip(0, f"UID: {parts[-1]}")
             if kind in COLOURS:
                 for column in range(3):
                     leaf_item.setForeground(column, QBrush(COLOURS[kind]))
@@ -175,6 +199,20 @@ class DiffTree(QTreeWidget):
             self.expandAll()
         else:
             self.expandToDepth(1)
+
+
+class DiffCharts(ChartRow):
+    """A diff at a glance: added, removed and changed series per collection, in their colours."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(
+            [BarChart(f"{kind.capitalize()} series", colour=COLOURS[kind]) for kind in COLOURS], parent
+        )
+
+    def show_result(self, result: DiffResult) -> None:
+        for kind, chart in zip(COLOURS, self.charts, strict=True):
+            chart.set_values(result.by_collection.get(kind, ()))
+            chart.title = f"{kind.capitalize()}: {getattr(result, kind):,} series"
 
 
 class DiffDialog(QDialog):
@@ -205,6 +243,7 @@ class DiffDialog(QDialog):
         self.summary = QLabel("", self)
         self.summary.setWordWrap(True)
         self.tree = DiffTree(self)
+        self.charts = DiffCharts(self)
         compare = QPushButton("Compare", self)
         compare.setDefault(True)
         compare.clicked.connect(self.compare)
@@ -218,6 +257,7 @@ class DiffDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(pickers)
         layout.addWidget(self.summary)
+        layout.addWidget(self.charts)
         layout.addWidget(self.tree, 1)
         self.other.currentIndexChanged.connect(self._fill_new)
         self.only_changes.toggled.connect(lambda _: self.compare())
@@ -260,4 +300,5 @@ class DiffDialog(QDialog):
         if job != self._job:
             return
         self.summary.setText(summary_html(result))
+        self.charts.show_result(result)
         self.tree.show_result(result)

@@ -73,8 +73,10 @@ from mediator_desktop.core.imports import read_manifest_file
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import PublishedRecord, TableVersion, Visibility
+from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import ImportResult, Outcome, Service
 from mediator_desktop.core.tracking import CheckOutcome
+from mediator_desktop.ui import autostart
 from mediator_desktop.ui.add_source_dialog import AddSourceDialog
 from mediator_desktop.ui.archive import ArchiveBrowser
 from mediator_desktop.ui.bridge import EventBridge
@@ -84,6 +86,7 @@ from mediator_desktop.ui.diff_view import DiffDialog, escaped
 from mediator_desktop.ui.downloads import DownloadsPanel
 from mediator_desktop.ui.errors import Level, Message, MessageBridge
 from mediator_desktop.ui.match_dialog import MatchDialog
+from mediator_desktop.ui.notify import DesktopNotifier
 from mediator_desktop.ui.peers import SET_MIME, PeersPanel, set_mime
 from mediator_desktop.ui.publish_dialog import PublishDialog
 from mediator_desktop.ui.set_view import EMPTY_VERSION, SetView
@@ -179,6 +182,8 @@ class SidebarTree(QTreeWidget):
         super().__init__(parent)
         self.setHeaderHidden(True)
         self.setAccessibleName("Replica sets")
+        # "RIDER CT … · v3": a long name keeps its start and its version; the tooltip has it all.
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         #: Writes a set's export for a drag and returns the file (set by the window).
@@ -313,13 +318,18 @@ class MainWindow(QMainWindow):
         tray: the system tray (the app's ``QtTray``), or None for none.
         messages: where widgets tell the user things (one is made when None); the window shows
             what was told before it was up, then each message as it comes.
+        notifier: the desktop's notification service (with a tray; None: the tray's balloons).
     """
 
     imported = Signal(object)
     updates_checked = Signal(list)
 
     def __init__(
-        self, service: Service, tray: TrayWrapper | None = None, messages: MessageBridge | None = None
+        self,
+        service: Service,
+        tray: TrayWrapper | None = None,
+        messages: MessageBridge | None = None,
+        notifier: DesktopNotifier | None = None,
     ) -> None:
         super().__init__()
         self.service = service
@@ -341,13 +351,32 @@ class MainWindow(QMainWindow):
         self.sidebar.export_file = self.drag_export
         self._drag_folder: tempfile.TemporaryDirectory[str] | None = None
         self.set_view = SetView(service, self.messages, self)
+        #: Whether each sidebar group is expanded, as the user left it (kept across refreshes).
+        self._expanded: dict[str, bool] = {}
+        self.sidebar.itemExpanded.connect(lambda item: self._group_toggled(item, True))
+        self.sidebar.itemCollapsed.connect(lambda item: self._group_toggled(item, False))
+        # A newer version of the open set than the one shown (a colleague committed it).
+        self.stale = QLabel("", self.set_view)
+        self.stale.setObjectName("staleVersion")
+        self.stale.setAccessibleName("Newer version")
+        self.stale.setWordWrap(True)
+        self.stale.setTextFormat(Qt.TextFormat.RichText)
+        self.stale.setStyleSheet(
+            "QLabel#staleVersion { background: palette(highlight); "
+            "color: palette(highlighted-text); padding: 4px; }"
+        )
+        self.stale.linkActivated.connect(lambda _: self.show_head())
+        self.stale.hide()
+        view_layout = self.set_view.layout()
+        if isinstance(view_layout, QVBoxLayout):  # under the set's title
+            view_layout.insertWidget(view_layout.indexOf(self.set_view.title) + 1, self.stale)
         self.details = SetDetails(self)
         splitter = QSplitter(self)
         splitter.addWidget(self.sidebar)
         splitter.addWidget(self.set_view)
         splitter.addWidget(self.details)
         # Set names with their marks ("· v3  ·  update") stay readable beside the docks.
-        self.sidebar.setMinimumWidth(240)
+        self.sidebar.setMinimumWidth(260)
         self.details.setMinimumWidth(200)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([360, 600, 280])
@@ -357,7 +386,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
-        self.archives = ArchiveBrowser(service.archives, self.messages, self)
+        self.archives = ArchiveBrowser(service.archives, self.messages, self, previews=self.set_view.previews)
         self.downloads = DownloadsPanel(service.downloads, self.messages, self)
         self.archives_dock = self._dock("Archives", self.archives, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.clinical = ClinicalPanel(service, self.messages, self)
@@ -387,7 +416,7 @@ class MainWindow(QMainWindow):
         self.refresh()
         self._show_cluster()
         if tray is not None:
-            self.tray = TrayController(self, tray)
+            self.tray = TrayController(self, tray, notifier)
         self.setAcceptDrops(True)  # manifest files dropped anywhere on the window become sets
         self.messages.shown.connect(self._show_message)
         self.messages.flush()  # what was told before the window was up
@@ -592,20 +621,92 @@ class MainWindow(QMainWindow):
                 head = f"v{rs.head}" if rs.head else "empty"
                 item = QTreeWidgetItem(group, [f"{rs.name}  ·  {head}{badges}"])
                 item.setData(0, Qt.ItemDataRole.UserRole, rs.id)
-                item.setToolTip(0, "\n".join([f"{rs.visibility.value} set, {head}", *notes]))
+                item.setToolTip(0, "\n".join([rs.name, f"{rs.visibility.value} set, {head}", *notes]))
                 if UPDATE_BADGE in badges:  # an update waits for you: it stands out
                     font = QFont(item.font(0))
                     font.setBold(True)
                     item.setFont(0, font)
                 if rs.id == chosen and again is None:
                     again = item
-            group.setExpanded(bool(rows) and scope in ("mine", "shared", "cluster"))
+            group.setData(0, Qt.ItemDataRole.UserRole + 1, scope)
+            default = scope in ("mine", "shared", "cluster")
+            group.setExpanded(bool(rows) and self._expanded.get(scope, default))
         if again is not None:
             self.sidebar.setCurrentItem(again)
         self.sidebar.blockSignals(False)
         self.set_view.retitle()
         self.details.show_set(self.service, chosen)
         self._update_actions()
+        self._check_stale()
+
+    def _group_toggled(self, item: QTreeWidgetItem, expanded: bool) -> None:
+        scope = item.data(0, Qt.ItemDataRole.UserRole + 1)
+        if isinstance(scope, str) and not self.sidebar.signalsBlocked():
+            self._expanded[scope] = expanded
+
+    def select_in_sidebar(self, set_id: str) -> None:
+        """Choose a set's entry in the sidebar (its group opens), without opening it again."""
+        for index in range(self.sidebar.topLevelItemCount()):
+            group = self.sidebar.topLevelItem(index)
+            if group is None:
+                continue
+            for row in range(group.childCount()):
+                item = group.child(row)
+                if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == set_id:
+                    self.sidebar.blockSignals(True)
+                    group.setExpanded(True)
+                    self.sidebar.setCurrentItem(item)
+                    self.sidebar.blockSignals(False)
+                    self.sidebar.scrollToItem(item)
+                    scope = group.data(0, Qt.ItemDataRole.UserRole + 1)
+                    if isinstance(scope, str):
+                        self._expanded[scope] = True
+                    self._update_actions()
+                    return
+
+    # -- a newer version of the open set ---------------------------------------------------------
+    def _check_stale(self) -> None:
+        """The open set got a newer version than the one shown (a colleague's commit): follow it
+        when nothing is pending here, else say so ("version 4 by Bob is available — show it")."""
+        view = self.set_view
+        draft, set_id = view.draft, view.set_id
+        rs = None if set_id is None else self.service.sets.find(set_id)
+        if draft is None or rs is None or rs.head is None or rs.head == draft.base_version:
+            self.stale.hide()
+            return
+        try:
+            author = self.service.sets.version(rs.id, rs.head).author
+        except MediatorError:  # joining or leaving a cluster: the events that end it come here again
+            return
+        if not draft.changed:
+            log.info("following %s to version %s", rs.name, rs.head)
+            self.open_set(rs.id)
+            return
+        if author == self.service.key_id:  # my own commit of these edits: the view reopens itself
+            return
+        who = self.service.users().get(author, author[:12])
+        self.stale.setText(
+            f"Version {rs.head} by {escaped(who)} is available — <a href='show'>show it</a> "
+            "(your pending changes are kept on top of it)"
+        )
+        self.stale.setToolTip(f"You see version {draft.base_version} of {rs.name}")
+        self.stale.show()
+
+    def show_head(self) -> None:
+        """Show the open set's newest version; pending changes are replayed on top of it."""
+        view, draft = self.set_view, self.set_view.draft
+        if draft is None:
+            return
+        if not draft.changed:
+            self.open_set(draft.set_id)
+            return
+        sets = self.service.sets
+        head = sets.get(draft.set_id).head
+        draft.rebase(sets.version(draft.set_id, head).selection if head else Selection(), head)
+        view.retitle()
+        view._changed()  # the tree: the new version with the pending changes
+        self.details.show_set(self.service, draft.set_id)
+        self.stale.hide()
 
     def _badges(self, set_id: str, head: int | None) -> tuple[str, list[str]]:
         """Marks for archive updates and for downloads of the head version, with the longer notes."""
@@ -667,12 +768,15 @@ class MainWindow(QMainWindow):
         return set_id if isinstance(set_id, str) else self.set_view.set_id
 
     def open_set(self, set_id: str) -> None:
+        """Show a set at its head (chosen in the sidebar too)."""
         try:
             self.set_view.open_set(set_id)
         except MediatorError as exc:
             self.messages.error(str(exc))
             return
+        self.stale.hide()
         self.details.show_set(self.service, set_id)
+        self.select_in_sidebar(set_id)
 
     def ask_new_set(self) -> None:
         name, ok = QInputDialog.getText(self, "New replica set", "Name:")
@@ -1133,6 +1237,8 @@ class MainWindow(QMainWindow):
                 self.messages.info("Download failed")
         if isinstance(event, (ClusterEvent, SettingsChanged)):
             self._show_cluster()
+        if isinstance(event, SettingsChanged) and "start_at_login" in event.changed:
+            self._apply_autostart()
         if isinstance(event, (SourcesChanged, SourceIndexing)):
             self.archives.on_event(event)
         if isinstance(event, (SourcesChanged, TableAdded, StateReloaded, ClusterJoined, ClusterLeft)):
@@ -1140,6 +1246,16 @@ class MainWindow(QMainWindow):
         if isinstance(event, SourceIndexing):
             # While an index runs its progress stays; the summary then shows for a while.
             self.statusBar().showMessage(event.line(), 15000 if event.finished else 0)
+
+    def _apply_autostart(self) -> None:
+        """The "Start at login" setting: write or remove the desktop's autostart entry."""
+        wanted = self.service.settings.get().start_at_login
+        try:
+            autostart.apply(wanted)
+        except OSError as exc:
+            self.messages.error(
+                f"Could not change the start at login ({exc}): check {autostart.entry_path()}."
+            )
 
     def _show_cluster(self) -> None:
         """Members as the cluster counts them (on the node that made the join codes, the

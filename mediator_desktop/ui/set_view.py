@@ -10,11 +10,18 @@ join left out ("1 of 2 patients of clinical/trial have data in lab; none for P9"
 A published version (``service.publishing``) shows its DOI under the title: "publishing…" while the
 node's queue mints it, "DOI 10.…" then, or why it failed with a Retry button; the Cite menu copies
 its citation, its BibTeX or a data availability statement.
+
+Entries read as people name them (the labels the archives gave, ``core.labels``; fetched on a
+worker for what was not browsed), with the UID one column away; a chosen series shows a preview,
+and the set's composition is drawn as small charts (series per modality and per archive, size per
+collection).
 """
 
 from __future__ import annotations
 
 import html
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QModelIndex, QObject, Qt, Signal
@@ -37,15 +44,19 @@ from PySide6.QtWidgets import (
 from mediator_desktop.core.draft import Draft, Edit
 from mediator_desktop.core.errors import ClusterUnavailable, ConflictError, MediatorError
 from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.labels import LABELS, MODALITY
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.pointer import Pointer
+from mediator_desktop.core.previews import PreviewCache
 from mediator_desktop.core.publishing import Citation
 from mediator_desktop.core.replica import PublishedRecord
 from mediator_desktop.core.selection import Selection
-from mediator_desktop.core.service import Service
+from mediator_desktop.core.service import Archives, Service
 from mediator_desktop.core.tree import ManifestTree, TreeNode, TreeSummary
-from mediator_desktop.ui.archive import POINTER_MIME, pointers_from_mime
+from mediator_desktop.ui.archive import POINTER_MIME, pointers_from_mime, size_columns
+from mediator_desktop.ui.charts import BarChart, ChartRow
 from mediator_desktop.ui.errors import MessageBridge
+from mediator_desktop.ui.preview import PreviewWidget
 from mediator_desktop.ui.rules import edit_text, is_join, pointer_text, table_labels
 from mediator_desktop.ui.tree_model import AnyIndex, TreeItem, TreeModel
 from mediator_desktop.ui.workers import Runner
@@ -54,6 +65,46 @@ PAGE = 500
 #: What the set view says (and a download is refused with) when the version selects no leaf.
 EMPTY_VERSION = "This version selects no data: nothing to download. Add series from an archive."
 EMPTY_CHANGES = "The pending changes select no data: a version of them would download nothing."
+#: Children of one entry whose labels are asked of its archive at most (one browse).
+LABEL_PAGE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Composition:
+    """What a set holds, for its charts: series per modality and per archive, bytes per collection."""
+
+    modalities: tuple[tuple[str, int], ...]
+    archives: tuple[tuple[str, int], ...]
+    collections: tuple[tuple[str, int], ...]
+
+
+def composition(manifest: Manifest, archives: Archives) -> Composition:
+    """Count a manifest's leaves by modality (asked of sources that say, ``modalities``; else from
+    the labels browsed; else ``?``), by archive and bytes by first level. Called on a worker."""
+    paths: dict[str, list[tuple[str, ...]]] = {}
+    sizes: Counter[str] = Counter()
+    for leaf in manifest:
+        paths.setdefault(leaf.source_id, []).append(leaf.path)
+        sizes[f"{leaf.path[0]}" if len(archives.ids()) < 2 else f"{leaf.source_id}/{leaf.path[0]}"] += (
+            leaf.fingerprint.size or 0
+        )
+    modalities: Counter[str] = Counter()
+    for source_id, leaves in paths.items():
+        try:
+            counter = getattr(archives.get(source_id), "modalities", None)
+        except MediatorError:
+            counter = None
+        if callable(counter):
+            modalities.update(counter(leaves))
+            continue
+        for path in leaves:
+            modalities[LABELS.details(source_id, path).get(MODALITY) or "?"] += 1
+    titles = {sid: archives.title(sid) if sid in archives.ids() else sid for sid in paths}
+    return Composition(
+        tuple(modalities.items()),
+        tuple((titles[sid], len(leaves)) for sid, leaves in paths.items()),
+        tuple(sizes.items()),
+    )
 
 
 class _Entry(TreeItem):
@@ -70,10 +121,12 @@ class _Entry(TreeItem):
 
 class SetTreeModel(TreeModel):
     """A ``ManifestTree`` as a lazy Qt tree; accepts dropped pointers. Signals:
-    pointers_dropped(list[Pointer])."""
+    pointers_dropped(list[Pointer]); labels_wanted(str, tuple): children of an entry were listed
+    whose labels were never browsed (the view asks the archive, then calls ``labels_changed``)."""
 
     pointers_dropped = Signal(list)
-    COLUMNS = ("Name", "Series", "Size")
+    labels_wanted = Signal(str, tuple)
+    COLUMNS = ("Name", "Series", "Size", "UID")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -137,19 +190,41 @@ class SetTreeModel(TreeModel):
             self.beginInsertRows(self._index_of(entry), first, first + len(batch) - 1)
             entry.children.extend(_Entry(entry, child) for child in batch)
             self.endInsertRows()
+            self.resort()
+            if not all(LABELS.knows(c.source_id, c.path) for c in batch):
+                self.labels_wanted.emit(entry.value.source_id, entry.value.path)
+
+    def labels_changed(self) -> None:
+        """Labels arrived: draw the names again."""
+        self.resort()
+        if self._root.children:
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, len(self.COLUMNS) - 1))
+            self.layoutChanged.emit()
+
+    def sort_key(self, item: Any, column: int) -> Any:
+        value = item.value if isinstance(item, _Entry) else None
+        if value is None:
+            return None
+        if column == 0:
+            return (LABELS.label(value.source_id, value.path) or value.key).casefold()
+        return (value.leaves, value.size, value.key)[column - 1] if column < 4 else None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         value = self.entry(index).value if index.isValid() else None
         if value is None:
             return None
         column = index.column()
+        label = LABELS.label(value.source_id, value.path) if value.path else None
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0:
-                return value.key
+                return label or value.key
+            if column == 3:
+                return value.key if label and label != value.key else None
             return f"{value.leaves:,}" if column == 1 else human_bytes(value.size)
-        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
-            return f"{Pointer(value.source_id, value.path)}\nDelete removes it from the set."
-        if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
+        if role == Qt.ItemDataRole.ToolTipRole and column in (0, 3):
+            uid = f"\nUID: {value.key}" if label and label != value.key else ""
+            return f"{Pointer(value.source_id, value.path)}{uid}\nDelete removes it from the set."
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (1, 2):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -210,6 +285,8 @@ class SetView(QWidget):
         self._job = 0
         #: Leaves of the version shown (None: not known yet, or no version).
         self._version_leaves: int | None = None
+        #: The composition last drawn (None: none yet).
+        self.composed: Composition | None = None
         self.title = QLabel("Choose a set on the left, or make a new one.", self)
         self.title.setWordWrap(True)
         self.state = QLabel("", self)
@@ -239,7 +316,24 @@ class SetView(QWidget):
         self.tree.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.tree.setDropIndicatorShown(True)
         self.tree.setAccessibleName("Replica set contents")
-        self.tree.setColumnWidth(0, 320)
+        size_columns(self.tree)
+        self.model.labels_wanted.connect(self._fetch_labels)
+        self.previews = PreviewCache(service.settings.data_dir / "previews")
+        self.preview = PreviewWidget(service.archives, self.previews, self)
+        self.tree.selectionModel().currentChanged.connect(lambda index, _: self._preview(index))
+        self.copy_uid_action = QAction("Copy UID", self)
+        self.copy_uid_action.triggered.connect(self.copy_uids)
+        self.tree.addAction(self.copy_uid_action)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.charts = ChartRow(
+            [
+                BarChart("Series per modality"),
+                BarChart("Series per archive"),
+                BarChart("Size per collection", lambda v: human_bytes(int(v))),
+            ],
+            self,
+        )
+        self.charts.hide()
         self.pending = QListWidget(self)
         self.pending.setAccessibleName("Pending changes")
         self.pending.setMaximumHeight(80)
@@ -279,6 +373,11 @@ class SetView(QWidget):
         layout.addWidget(self.state)
         layout.addWidget(self.warning)
         layout.addWidget(self.joins)
+        # The charts and the chosen series' preview share a row: the tree keeps the whole width.
+        glance = QHBoxLayout()
+        glance.addWidget(self.charts, 1, Qt.AlignmentFlag.AlignTop)
+        glance.addWidget(self.preview)
+        layout.addLayout(glance)
         layout.addWidget(self.tree, 1)
         layout.addWidget(QLabel("Pending changes (drop archive items above; Delete removes):", self))
         layout.addWidget(self.pending)
@@ -469,10 +568,15 @@ class SetView(QWidget):
             self.state.setText(f"{total:,} series, {human_bytes(size)} (loading the details…)")
             self.painted_first.emit()
 
-        def load() -> ManifestTree:
-            return ManifestTree(self.service.sets.manifest(manifest_id))
+        def load() -> tuple[Manifest, ManifestTree]:
+            manifest = self.service.sets.manifest(manifest_id)
+            return manifest, ManifestTree(manifest)
 
-        self.runner.run(load, done=lambda tree: self._show(job, tree, version=True), failed=self._failed)
+        def loaded(result: tuple[Manifest, ManifestTree]) -> None:
+            self._show(job, result[1], version=True)
+            self._count(job, result[0])
+
+        self.runner.run(load, done=loaded, failed=self._failed)
 
     def _show(self, job: int, tree: ManifestTree, *, version: bool = False) -> None:
         """Show a loaded tree: the version's (``version``), or what the draft resolves to."""
@@ -491,6 +595,51 @@ class SetView(QWidget):
         self.state.setText(f"{len(tree):,} series, {human_bytes(tree.total_size)}{pending}")
         self.painted_first.emit()
         self.resolved.emit()
+
+    def _count(self, job: int, manifest: Manifest) -> None:
+        """Count the set's composition on a worker, then draw it."""
+        if job == self._job:
+            self.runner.run(
+                composition, manifest, self.service.archives, done=lambda c: self._compose(job, c)
+            )
+
+    def _compose(self, job: int, made: Composition) -> None:
+        """Draw the set's composition (a newer load's wins)."""
+        if job != self._job:
+            return
+        modality, archive, collection = self.charts.charts
+        modality.set_values(made.modalities)
+        archive.set_values(made.archives)
+        collection.set_values(made.collections)
+        self.charts.setVisible(bool(made.archives))
+        self.composed = made
+
+    def _fetch_labels(self, source_id: str, path: tuple[str, ...]) -> None:
+        """Ask the archive for the labels of an entry's children (one browse, on a worker)."""
+
+        def fetch() -> None:
+            page = self.service.archives.browse(source_id, path, limit=LABEL_PAGE)
+            LABELS.remember(source_id, path, page.items)
+
+        self.runner.run(fetch, done=lambda _: self.model.labels_changed(), failed=lambda _: None)
+
+    def _preview(self, index: QModelIndex) -> None:
+        entry = self.model.entry(index) if index.isValid() else None
+        value = entry.value if entry is not None else None
+        if value is None or not value.is_leaf:
+            self.preview.clear()
+            return
+        self.preview.show_leaf(value.source_id, value.path, LABELS.label(value.source_id, value.path) or "")
+
+    def copy_uids(self) -> list[str]:
+        """Put the keys (UIDs) of the selected entries on the clipboard, one a line."""
+        rows = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]
+        if not rows and self.tree.currentIndex().isValid():
+            rows = [self.tree.currentIndex().siblingAtColumn(0)]
+        keys = [p.path[-1] for p in (self.model.pointer(i) for i in rows) if p is not None and p.path]
+        if keys:
+            QApplication.clipboard().setText("\n".join(keys))
+        return keys
 
     def _warn(self, text: str) -> None:
         self.warning.setText(text)
@@ -598,6 +747,7 @@ class SetView(QWidget):
             self._notes = (selection, result[2])
             self._show_joins()
             self._show(job, result[1])
+            self._count(job, result[0])
 
         self.runner.run(resolve, done=done, failed=self._failed)
 

@@ -4,8 +4,13 @@ version, the archives behind a set you follow or own changed, or a download ends
 notification opens its set, or for an archive update its update view. At start, one notification
 says which sets have updates you have not declined (found while the app was not running).
 
+Notifications go to the desktop's notification service (``ui/notify.py``: freedesktop
+Notifications over D-Bus) with actions: "Open", and for an archive update "Update set" and
+"Download changes"; where no service answers, to the tray's balloon (a click opens the set).
+
 The tray itself sits behind ``TrayWrapper`` (Qt's ``QSystemTrayIcon`` in the app), so the logic
-is testable offscreen, where no tray exists.
+is testable offscreen, where no tray exists. The menu lists the sets with updates and the
+running downloads with their progress.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QApplication, QMenu, QStyle, QSystemTrayIcon
 
+from mediator_desktop.core.downloads import DownloadJob
 from mediator_desktop.core.errors import ClusterUnavailable
 from mediator_desktop.core.events import (
     CheckRecorded,
+    DownloadEvent,
     DownloadFailed,
     DownloadFinished,
     DriftRecorded,
@@ -31,6 +38,8 @@ from mediator_desktop.core.events import (
 from mediator_desktop.core.notices import Notice, Notices
 from mediator_desktop.core.replica import ReplicaSet
 from mediator_desktop.core.state import DriftRecord
+from mediator_desktop.ui.notify import DEFAULT, Action, DesktopNotifier
+from mediator_desktop.ui.update_view import UpdateDialog
 from mediator_desktop.ui.workers import Runner
 
 if TYPE_CHECKING:
@@ -58,6 +67,20 @@ UPDATE_EVENTS: tuple[type[Event], ...] = (
 ANNOUNCE_AFTER_MS = 1500
 #: ``Notice.action`` of the start's notice about several sets: clicking it lists them.
 UPDATES_ACTION = "updates"
+#: Keys of a notification's actions (besides ``DEFAULT``, a click on its body).
+OPEN, UPDATE, DOWNLOAD = "open", "update", "download"
+#: Running downloads the tray menu lists (the rest: "and N more").
+MENU_DOWNLOADS = 5
+
+
+def actions_for(notice: Notice) -> list[Action]:
+    """The buttons of a notice's notification: an archive update can be taken from there."""
+    if notice.set_id is None and notice.action != UPDATES_ACTION:
+        return []
+    actions = [Action(DEFAULT, "Open"), Action(OPEN, "Open")]
+    if notice.action == "drift":
+        actions += [Action(UPDATE, "Update set"), Action(DOWNLOAD, "Download changes")]
+    return actions
 
 
 def updates_notice(updates: list[tuple[ReplicaSet, DriftRecord]]) -> Notice | None:
@@ -73,6 +96,16 @@ def updates_notice(updates: list[tuple[ReplicaSet, DriftRecord]]) -> Notice | No
     return Notice(
         f"{len(updates)} followed sets have archive updates", f"{shown}{more}", action=UPDATES_ACTION
     )
+
+
+def download_line(job: DownloadJob) -> str:
+    """A running download in the menu: ``42% · 120/300 series`` (or paused, or starting)."""
+    progress = job.progress
+    if progress is None:
+        return "starting"
+    share = progress.bytes_done / progress.bytes_total if progress.bytes_total else 0.0
+    paused = " · paused" if progress.paused or job.state == "paused" else ""
+    return f"{share:.0%} · {progress.items_done:,}/{progress.items_total:,} files{paused}"
 
 
 class TrayWrapper(QObject):
@@ -117,14 +150,26 @@ class QtTray(TrayWrapper):
 
 
 class TrayController(QObject):
-    """Ties the tray to the window and the service's events. Signals: notified(Notice)."""
+    """Ties the tray to the window and the service's events. Signals: notified(Notice);
+    opened(Notice, str): a notification's action (its key) was carried out.
+
+    Args:
+        notifier: the desktop's notification service; None (or one that is not there): the tray's
+            balloons.
+    """
 
     notified = Signal(object)
+    opened = Signal(object, str)
 
-    def __init__(self, window: MainWindow, tray: TrayWrapper) -> None:
+    def __init__(
+        self, window: MainWindow, tray: TrayWrapper, notifier: DesktopNotifier | None = None
+    ) -> None:
         super().__init__(window)
         self.window = window
         self.tray = tray
+        self.notifier = notifier
+        if notifier is not None:
+            notifier.action_invoked.connect(self.open_notice)
         self.service = window.service
         self.notices = Notices(window.service)
         self.runner = Runner(self, workers=1, name="tray")
@@ -139,6 +184,9 @@ class TrayController(QObject):
             "Ask the archives whether the data behind every set you follow or own changed"
         )
         self.updates_action = QAction("", self.menu)
+        #: One entry a set with updates, then the running downloads (rebuilt as they change).
+        self.updates_menu = QMenu("Sets with updates", self.menu)
+        self.downloads_menu = QMenu("Downloads", self.menu)
         self.pause_action = QAction("Pause all downloads", self.menu)
         self.quit_action = QAction("Quit", self.menu)
         self.open_action.triggered.connect(self.show_window)
@@ -150,6 +198,8 @@ class TrayController(QObject):
             self.open_action,
             self.check_action,
             self.updates_action,
+            self.updates_menu.menuAction(),
+            self.downloads_menu.menuAction(),
             self.pause_action,
             self.quit_action,
         ):
@@ -163,6 +213,8 @@ class TrayController(QObject):
         tray.activated.connect(self.show_window)
         window.bridge.subscribe(self.on_event, *NOTICE_EVENTS)
         window.bridge.subscribe(lambda _: self.refresh_updates(), *UPDATE_EVENTS)
+        window.bridge.subscribe(lambda _: self.refresh_downloads(), DownloadEvent)
+        self.refresh_downloads()
         # Updates found while the app was not running (or this member was offline): said once, when
         # the icon sits in the tray (a balloon shown before is placed at the screen's corner).
         QTimer.singleShot(ANNOUNCE_AFTER_MS, self, self.announce_updates)
@@ -180,7 +232,11 @@ class TrayController(QObject):
             return
         self.last = notice
         log.info("notice: %s: %s", notice.title, notice.text)
-        self.tray.show_message(notice.title, notice.text, notice.error)
+        notifier = self.notifier
+        if notifier is not None and notifier.available:
+            notifier.notify(notice.title, notice.text, actions_for(notice), tag=notice, error=notice.error)
+        else:
+            self.tray.show_message(notice.title, notice.text, notice.error)
         self.notified.emit(notice)
 
     def announce_updates(self) -> None:
@@ -192,17 +248,41 @@ class TrayController(QObject):
         )
 
     def open_last(self) -> None:
-        """The user clicked the latest notification: show its set, or its archive update."""
-        self.show_window()
-        last = self.last
-        if last is None:
+        """The user clicked the latest notification (a tray balloon): show its set, or its
+        archive update."""
+        if self.last is None:
+            self.show_window()
             return
-        if last.action == UPDATES_ACTION:
+        self.open_notice(self.last, DEFAULT)
+
+    def open_notice(self, notice: object, key: str) -> None:
+        """Carry out a notification's action: open its set (chosen in the sidebar), or its archive
+        update's view, which "Update set" and "Download changes" then press."""
+        if not isinstance(notice, Notice):
+            return
+        self.show_window()
+        if notice.action == UPDATES_ACTION:
             self.open_updates()
-        elif last.set_id is not None:
-            self.window.open_set(last.set_id)
-            if last.action == "drift":
-                self.window.show_update(last.set_id)
+        elif notice.set_id is not None:
+            self.window.open_set(notice.set_id)
+            if notice.action == "drift" or key in (UPDATE, DOWNLOAD):
+                dialog = self.window.show_update(notice.set_id)
+                if dialog is not None and key in (UPDATE, DOWNLOAD):
+                    self._press_when_loaded(dialog, key)
+        self.opened.emit(notice, key)
+
+    @staticmethod
+    def _press_when_loaded(dialog: UpdateDialog, key: str) -> None:
+        def press(_: object) -> None:
+            dialog.loaded.disconnect(press)
+            if key == UPDATE:
+                dialog.accept_update()
+            else:
+                dialog.download_changes()
+
+        dialog.loaded.connect(press)
+        if dialog.info is not None:  # the view was open already, its update read
+            press(None)
 
     def refresh_updates(self) -> None:
         """Count the sets with updates (local reads) for the menu: hidden when there are none."""
@@ -216,6 +296,32 @@ class TrayController(QObject):
             "\n".join(f"{rs.name}: {drift.summary}" for rs, drift in self.updates[:10])
         )
         self.updates_action.setVisible(count > 0)
+        self.updates_menu.clear()
+        for rs, drift in self.updates[:10]:
+            entry = self.updates_menu.addAction(f"{rs.name}: {drift.summary}")
+            entry.triggered.connect(lambda _=False, set_id=rs.id: self._show_update(set_id))
+        self.updates_menu.menuAction().setVisible(count > 1)
+
+    def _show_update(self, set_id: str) -> None:
+        self.show_window()
+        self.window.show_update(set_id)
+
+    def refresh_downloads(self) -> None:
+        """The menu's running downloads with their progress (local reads)."""
+        running = [job for job in self.service.downloads.list() if not job.finished]
+        self.downloads_menu.clear()
+        for job in running[:MENU_DOWNLOADS]:
+            entry = self.downloads_menu.addAction(f"{job.set_name}: {download_line(job)}")
+            entry.triggered.connect(self.show_downloads)
+        if len(running) > MENU_DOWNLOADS:
+            self.downloads_menu.addAction(f"and {len(running) - MENU_DOWNLOADS} more").setEnabled(False)
+        self.downloads_menu.setTitle(f"Downloads ({len(running)} running)")
+        self.downloads_menu.menuAction().setVisible(bool(running))
+
+    def show_downloads(self) -> None:
+        self.show_window()
+        self.window.downloads_dock.show()
+        self.window.downloads_dock.raise_()
 
     def open_updates(self) -> None:
         """The menu's "N sets have updates": one set's update view, or the list of them."""
@@ -256,3 +362,5 @@ class TrayController(QObject):
     def close(self) -> None:
         self._closed = True
         self.runner.close()
+        if self.notifier is not None:
+            self.notifier.close()

@@ -1,8 +1,10 @@
-"""What the app's tree models share: items that know their parent and children, and the plumbing
-Qt asks of every ``QAbstractItemModel`` (index, parent, counts, headers)."""
+"""What the app's tree models share: items that know their parent and children, the plumbing Qt
+asks of every ``QAbstractItemModel`` (index, parent, counts, headers), and sorting by a column
+(the rows loaded so far, and each page as it arrives)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
@@ -25,6 +27,50 @@ class TreeModel(QAbstractItemModel):
 
     COLUMNS: tuple[str, ...] = ()
     _root: TreeItem
+    #: The column and order rows are sorted by (None: as the source lists them).
+    _sorting: tuple[int, Qt.SortOrder] | None = None
+
+    def sort_key(self, item: Any, column: int) -> Any:
+        """What ``item`` is sorted by in ``column`` (comparable among siblings; None sorts last)."""
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort every loaded level by ``column``; pages loaded later are sorted as they come."""
+        if not 0 <= column < len(self.COLUMNS):
+            return
+        self._sorting = (column, order)
+        self.resort()
+
+    def resort(self) -> None:
+        """Sort the loaded rows again (after a page arrived), keeping selections and the current row."""
+        if self._sorting is None:
+            return
+        column, order = self._sorting
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        held = [(self.item(i), i.column()) if i.isValid() else None for i in old]
+        reverse = order == Qt.SortOrder.DescendingOrder
+        for item in self._walk(self._root):
+            if len(item.children) > 1:
+                keyed = [(self.sort_key(child, column), child) for child in item.children]
+                known = sorted(
+                    (kv for kv in keyed if kv[0] is not None), key=lambda kv: kv[0], reverse=reverse
+                )
+                item.children = [c for _, c in known] + [c for k, c in keyed if k is None]
+        new = [
+            QModelIndex()
+            if h is None or h[0].parent is None
+            else self.createIndex(h[0].parent.children.index(h[0]), h[1], h[0])
+            for h in held
+        ]
+        self.changePersistentIndexList(old, new)
+        self.layoutChanged.emit()
+
+    def _walk(self, item: TreeItem) -> Iterator[TreeItem]:
+        yield item
+        for child in item.children:
+            if child.children:
+                yield from self._walk(child)
 
     def item(self, index: AnyIndex) -> TreeItem:
         if not index.isValid():

@@ -38,7 +38,7 @@ def test_mediator_manifest_diff(tmp_path: Path) -> None:
     (tmp_path / "b").write_bytes(b.encode())
     done = run(str(BIN / "mediator"), "manifest", "diff", str(tmp_path / "a"), str(tmp_path / "b"))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "+1 leaf (7 B) in 1 level-3 group, -1 leaf"
+    assert done.stdout.strip() == "+1 leaf (7 B) in 1 level-3 group, -1 leaf (5 B) in 1 level-3 group"
     (tmp_path / "bad").write_bytes(b"garbage\n")
     done = run(str(BIN / "mediator"), "manifest", "diff", str(tmp_path / "a"), str(tmp_path / "bad"))
     assert done.returncode == 1

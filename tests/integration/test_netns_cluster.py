@@ -110,7 +110,7 @@ def test_three_hosts_discover_pair_replicate_and_survive_a_partition(
     cut.call("timeout", 2.0)
     # The cut-off node may have sent it on (to itself as a stale leader, or to a peer it can no
     # longer reach): refused, or said to be of unknown outcome, never acknowledged.
-    with pytest.raises(MediatorError, match="ClusterUnavailable|OutcomeUnknown"):
+    with pytest.raises(MediatorError, match=r"ClusterUnavailable|OutcomeUnknown"):
         cut.call("commit", own[cut.address], "on the minority side")
 
     h.mend(cut_index)

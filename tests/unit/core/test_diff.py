@@ -35,13 +35,15 @@ def test_summary_counts_bytes_and_spread() -> None:
     ]
     new = Manifest.build([*added, *changed])  # series 4 removed
     diff = ManifestDiff.between(old, new)
-    assert diff.summary(LEVELS) == "+5 series (2.1 GB) in 3 patients, -1 series, 3 changed"
+    assert diff.summary(LEVELS) == "+5 series (2.1 GB) in 3 patients, -1 series (100 B) in 1 study, 3 changed"
     (per_source,) = diff.by_source(LEVELS)
     assert per_source.added.spread == (("collection", 1), ("patient", 3), ("study", 4))
     assert per_source.removed.leaves == 1
     assert per_source.removed.bytes == 100
     assert {a.path[-1] for a, _ in diff.changed} == {"1", "2", "3"}
-    assert diff.summary() == "+5 leaves (2.1 GB) in 3 level-2 groups, -1 leaf, 3 changed"
+    assert diff.summary() == (
+        "+5 leaves (2.1 GB) in 3 level-2 groups, -1 leaf (100 B) in 1 level-3 group, 3 changed"
+    )
 
 
 def test_grouped_per_level() -> None:
