@@ -1,13 +1,31 @@
-"""A node process for ``bench/store.py``: a bare pysyncobj counter or our store, plus a control port.
+"""A process for ``bench/store.py``: a node (a pysyncobj counter or our store) with a control port,
+a reader client, or a trivial HTTP server.
 
-Usage: ``python bench/_node.py {bare|store} ADDRESS PEERS DATA_DIR CONTROL_PORT AUTHKEY_HEX``.
-The secret comes from the environment variable ``MEDIATOR_BENCH_SECRET``. Work runs inside this
-process, as the desktop app or a script on the same machine would call its local node.
+Usage:
+- ``python bench/_node.py {stock|floor|store|store-api} ADDRESS PEERS DATA_DIR CONTROL_PORT AUTHKEY_HEX``:
+  a node. ``stock``: a pysyncobj counter with pysyncobj's own connections and ``password=`` (Fernet
+  with PBKDF2, zlib, pickle protocol 2: what a user of pysyncobj would pick). ``floor``: the same
+  counter on our transport (``raft.transport.SteadyTransport`` and ``raft.cipher.ClusterCipher``,
+  commands pickled with the highest protocol as ``RaftStore`` does), without signatures or a store:
+  the floor of our design. ``store``: our store; ``store-api`` also serves the node's local API.
+  Both counters replicate an opaque payload as long as the store's command, with ``raft_conf``'s
+  settings. The secret comes from the environment variable ``MEDIATOR_BENCH_SECRET``. Work runs
+  inside the node's process, as the desktop app or a script on the same machine calls its node.
+- ``python bench/_node.py readers COUNT SECONDS THINK_LO THINK_HI TARGETS_JSON SEED``: ``COUNT``
+  readers (pycurl multi, one thread), each reading its target (``[url, token]``, readers spread
+  round robin over them) then pausing a random ``THINK_LO``-``THINK_HI`` seconds; starts on a line
+  ``GO`` on stdin, prints one JSON line of the latencies (seconds) and errors.
+- ``python bench/_node.py trivial PORT``: an HTTP server answering every request at once with
+  ``{}`` (what the reader client costs by itself).
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import json
 import os
+import pickle
 import random
 import signal
 import statistics
@@ -19,7 +37,8 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import SyncObj, replicated
+from pysyncobj import FAIL_REASON, SyncObj, replicated
+from pysyncobj.syncobj import _COMMAND_TYPE
 
 from mediator_desktop.core.commands import SeqClock, seal
 from mediator_desktop.core.identity import Identity
@@ -28,10 +47,15 @@ from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import Visibility
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.service import Service
+from mediator_desktop.core.settings import Settings, SettingsFile
 from mediator_desktop.core.state import StoreState
+from mediator_desktop.raft.cipher import ClusterCipher
 from mediator_desktop.raft.store import RaftStore, raft_conf
+from mediator_desktop.raft.transport import SteadyTransport
 
 SECRET = os.environ.get("MEDIATOR_BENCH_SECRET", "bench-secret")
+#: What the store's synchronous clients commit (and so what a command of theirs weighs).
+SYNC_SELECTION = Selection.of(Pointer.of("idc", "nlst", Modality="CT"))
 
 
 class ApplyClock:
@@ -51,25 +75,59 @@ class ApplyClock:
             finally:
                 cls.seconds += time.thread_time() - start  # only the raft thread applies
 
-        StoreState.apply = timed  # type: ignore[method-assign]
+        StoreState.apply = timed  # type: ignore[method-assign,assignment]
 
 
 class Counter(SyncObj):  # type: ignore[misc]
-    def __init__(self, address: str, peers: list[str], data: Path) -> None:
-        # The same settings as RaftStore (with pysyncobj's own transport), so the comparison is fair.
-        conf = raft_conf(SECRET, data)
-        super().__init__(address, peers, conf)
+    """Stock pysyncobj: ``raft_conf``'s settings (``password=`` included: Fernet with PBKDF2, zlib,
+    pickle protocol 2 on every connection), one replicated method taking an opaque payload."""
+
+    def __init__(self, address: str, peers: list[str], data: Path, **kwargs: Any) -> None:
+        super().__init__(address, peers, raft_conf(SECRET, data), **kwargs)
         self.value = 0
 
-    @replicated  # type: ignore[misc]
-    def inc(self) -> int:
-        self.value += 1
-        return self.value
-
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def inc_payload(self, payload: bytes) -> int:
         self.value += len(payload)
         return self.value
+
+    def submit(self, payload: bytes, timeout: float = 10) -> None:
+        """Replicate ``payload`` and wait until this node applied it."""
+        self.inc_payload(payload, sync=True, timeout=timeout)
+
+
+class FloorCounter(Counter):
+    """The floor of our design: pysyncobj with our transport (``SteadyTransport``: lean messages
+    sealed by ``ClusterCipher``, not Fernet; no zlib) and the call pickled with the highest protocol,
+    as ``RaftStore`` sends it; no signatures, no parsing, no state but a counter."""
+
+    def __init__(self, address: str, peers: list[str], data: Path) -> None:
+        self._cipher = ClusterCipher(SECRET)  # before the transport starts: it asks at once
+        super().__init__(address, peers, data, transportClass=SteadyTransport)
+        self._inc_id = self._methodToID[self._getFuncName("inc_payload")]
+
+    @property
+    def encryptor(self) -> ClusterCipher:
+        return self._cipher
+
+    def _getEncryptor(self) -> ClusterCipher:
+        return self._cipher
+
+    def submit(self, payload: bytes, timeout: float = 10) -> None:
+        done = threading.Lock()
+        done.acquire()
+        outcome: list[int] = []
+
+        def finished(result: Any, error: int) -> None:
+            outcome.append(error)
+            done.release()
+
+        call = pickle.dumps((self._inc_id, (payload,)), pickle.HIGHEST_PROTOCOL)
+        self._applyCommand(call, finished, _COMMAND_TYPE.REGULAR)
+        if not done.acquire(timeout=timeout):
+            raise TimeoutError("the floor counter did not answer in time")
+        if outcome[0] != FAIL_REASON.SUCCESS:
+            raise RuntimeError(f"the floor counter failed (pysyncobj error {outcome[0]})")
 
 
 def latencies_ms(samples: list[float]) -> dict[str, float]:
@@ -81,10 +139,14 @@ def latencies_ms(samples: list[float]) -> dict[str, float]:
 
 
 class StoreWork:
-    def __init__(self, store: RaftStore) -> None:
+    def __init__(self, store: RaftStore, data_dir: Path) -> None:
         self.store = store
+        self.data_dir = data_dir
         self._identities: dict[str, Identity] = {}
         self._seq = SeqClock()
+        self._probe: tuple[Service, str] | None = None
+        self._api: Any = None
+        self._users: list[tuple[Service, str]] = []
 
     def service(self, name: str) -> tuple[Service, str]:
         identity = Identity.generate(name)
@@ -101,16 +163,21 @@ class StoreWork:
         seq = self._seq.next(self.store.state.newest_seq(identity.key_id))
         return seal(identity, op, args, seq, time.time())
 
+    def command_bytes(self, which: str) -> int:
+        """The size of one version commit as the ``sync`` (``"sync"``) or ``concurrent`` clients
+        (``"empty"``) send it: what the counters replicate in its place."""
+        selection = SYNC_SELECTION if which == "sync" else Selection()
+        return len(self.presigned_commits(f"size {which}", selection, 1)[0])
+
     def sync(self, n: int) -> dict[str, Any]:
         service, set_id = self.service("sync")
-        selection = Selection.of(Pointer.of("idc", "nlst", Modality="CT"))
         samples = []
         start = time.perf_counter()
         for _ in range(n):
             t = time.perf_counter()
-            service.sets.commit(set_id, selection, message="bench")
+            service.sets.commit(set_id, SYNC_SELECTION, message="bench")
             samples.append(time.perf_counter() - t)
-        return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples), "samples": samples}
+        return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples)}
 
     def presigned_commits(self, name: str, selection: Selection, n: int) -> list[bytes]:
         """``n`` signed commits of ``selection`` to a new set of a new user, each on the one before."""
@@ -130,30 +197,6 @@ class StoreWork:
             )
             for i in range(n)
         ]
-
-    def raw_sync(self, n: int) -> dict[str, Any]:
-        """Pre-signed commits, submitted one at a time: the store without the service around it."""
-        commands = self.presigned_commits("raw", Selection.of(Pointer.of("idc", "nlst", Modality="CT")), n)
-        start = time.perf_counter()
-        for command in commands:
-            self.store.submit(command, 10)
-        return {"ops": n / (time.perf_counter() - start)}
-
-    def raw_follow(self, n: int) -> dict[str, Any]:
-        """Pre-signed ``follow`` commands: the cheapest real operation."""
-        service, set_id = self.service("follower")
-        commands = [self.seal(service, "follow", set_id=set_id) for _ in range(n)]
-        start = time.perf_counter()
-        for command in commands:
-            self.store.submit(command, 10)
-        return {"ops": n / (time.perf_counter() - start)}
-
-    def raw_noop(self, n: int) -> dict[str, Any]:
-        """Batches of one junk command each: the store's Raft path with an apply that refuses at once."""
-        start = time.perf_counter()
-        for _ in range(n):
-            self.store._replicated.apply_commands([b"junk"], sync=True, timeout=10)
-        return {"ops": n / (time.perf_counter() - start)}
 
     def pipelined(self, outstanding: int, n: int) -> dict[str, Any]:
         """One client thread keeps ``outstanding`` signed version commits on their way at once
@@ -182,8 +225,12 @@ class StoreWork:
             raise RuntimeError(f"{len(failed)} pipelined commits failed, first: {failed[0]}")
         return {"ops": n / elapsed}
 
+    def prepare_concurrent(self, clients: int) -> None:
+        """The users and sets of the next ``concurrent`` run, made before its CPU is measured."""
+        self._users = [self.service(f"client{i}") for i in range(clients)]
+
     def concurrent(self, clients: int, n_each: int) -> dict[str, Any]:
-        users = [self.service(f"client{i}") for i in range(clients)]
+        users, self._users = self._users or [self.service(f"client{i}") for i in range(clients)], []
         samples: list[list[float]] = [[] for _ in users]
 
         def run(i: int) -> None:
@@ -197,43 +244,41 @@ class StoreWork:
         flat = [s for per in samples for s in per]
         return {"ops": len(flat) / elapsed, **latencies_ms(flat)}
 
-    def reads(self, readers: int, seconds: float) -> dict[str, Any]:
-        """``readers`` threads read sets and versions while one writer commits."""
+    def write_for(self, seconds: float) -> dict[str, Any]:
+        """One writer committing for ``seconds`` (writes going on while readers read)."""
         writer, set_id = self.service("writer")
-        stop = threading.Event()
-        samples: list[list[float]] = [[] for _ in range(readers)]
-        writes = [0]
+        writes = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            writer.sets.commit(set_id, Selection(), message="during reads")
+            writes += 1
+        return {"writes": writes}
 
-        def write() -> None:
-            while not stop.is_set():
-                writer.sets.commit(set_id, Selection(), message="during reads")
-                writes[0] += 1
+    def api(self) -> dict[str, Any]:
+        """Where this node's local API answers, its token and a set of this node's user to read."""
+        if self._api is None:
+            raise RuntimeError("this node runs without its local API (kind store-api starts it)")
+        service, api = self._api
+        service.register()
+        set_id = service.sets.create("bench reads", visibility=Visibility.CLUSTER)
+        service.sets.commit(set_id, SYNC_SELECTION, message="to read")
+        return {"url": f"{api.url}/v1/sets/{set_id}", "token": api.token, "set_id": set_id}
 
-        def read(i: int) -> None:
-            rng = random.Random(i)
-            while not stop.wait(rng.uniform(0.05, 0.15)):
-                t = time.perf_counter()
-                rs = writer.sets.get(set_id)
-                writer.sets.version(set_id, rs.head)
-                writer.sets.list("cluster")
-                samples[i].append(time.perf_counter() - t)
+    def has_set(self, set_id: str) -> bool:
+        return set_id in self.store.state.sets
 
-        threads = [threading.Thread(target=read, args=(i,)) for i in range(readers)]
-        threads.append(threading.Thread(target=write))
-        for t in threads:
-            t.start()
-        stop.wait(seconds)
-        stop.set()
-        for t in threads:
-            t.join()
-        flat = [s for per in samples for s in per]
-        stats = latencies_ms(flat)
-        return {
-            "reads": len(flat),
-            "writes": writes[0],
-            "read_p50_ms": stats["p50_ms"],
-            "read_p99_ms": stats["p99_ms"],
-        }
+    def probe_setup(self) -> None:
+        """A user and a set for ``probe``, made while the cluster is whole."""
+        self._probe = self.service("probe")
+
+    def probe(self) -> float:
+        """Commit once (the service retries until a leader answers); ``time.monotonic()`` when it
+        succeeded (one clock for all processes of the machine)."""
+        if self._probe is None:
+            raise RuntimeError("probe_setup first")
+        service, set_id = self._probe
+        service.sets.commit(set_id, Selection(), message="after the leader died")
+        return time.monotonic()
 
     def manifest(self, leaves: int) -> dict[str, Any]:
         b = ManifestBuilder()
@@ -260,24 +305,46 @@ class StoreWork:
         return {"manifest_id": manifest.id, "leader_s": time.perf_counter() - start, "started": start}
 
 
-def bare_concurrent(counter: Counter, clients: int, n_each: int) -> dict[str, Any]:
-    """``clients`` threads, each incrementing the bare counter synchronously: what pysyncobj itself
-    does with as many clients as ``StoreWork.concurrent`` (one command per log entry)."""
+def counter_sync(counter: Counter, n: int, size: int) -> dict[str, Any]:
+    """``n`` synchronous commands of ``size`` bytes, one at a time."""
+    payload = os.urandom(size)  # incompressible, as signed commands are mostly
+    samples = []
+    start = time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        counter.submit(payload)
+        samples.append(time.perf_counter() - t)
+    return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples)}
+
+
+def counter_concurrent(counter: Counter, clients: int, n_each: int, size: int) -> dict[str, Any]:
+    """``clients`` threads, each replicating synchronously: what pysyncobj itself does with as many
+    clients as ``StoreWork.concurrent`` (one command per log entry)."""
+    payload = os.urandom(size)
+    samples: list[list[float]] = [[] for _ in range(clients)]
 
     def run(i: int) -> None:
         for _ in range(n_each):
-            counter.inc(sync=True, timeout=10)
+            t = time.perf_counter()
+            counter.submit(payload)
+            samples[i].append(time.perf_counter() - t)
 
-    return {"ops": clients * n_each / run_clients(clients, run)}
+    elapsed = run_clients(clients, run)
+    flat = [s for per in samples for s in per]
+    return {"ops": len(flat) / elapsed, **latencies_ms(flat)}
 
 
 def run_clients(clients: int, run: Callable[[int], None]) -> float:
     """Run ``run(i)`` on ``clients`` threads, started together; the seconds until all are done."""
     barrier = threading.Barrier(clients + 1)
+    failures: list[BaseException] = []
 
     def client(i: int) -> None:
         barrier.wait()
-        run(i)
+        try:
+            run(i)
+        except BaseException as exc:  # noqa: BLE001  (said by the caller: a client that failed)
+            failures.append(exc)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -286,6 +353,8 @@ def run_clients(clients: int, run: Callable[[int], None]) -> float:
     start = time.perf_counter()
     for t in threads:
         t.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {clients} clients failed, first: {failures[0]!r}")
     return time.perf_counter() - start
 
 
@@ -297,44 +366,49 @@ def serve(conn: Connection, work: Any, kind: str) -> None:
             except (EOFError, OSError):
                 return
             op, *args = request
-            if op == "status":
-                s = work.getStatus() if kind == "bare" else work.store.syncobj.getStatus()
-                conn.send(
-                    {
-                        "leader": None if s["leader"] is None else str(s["leader"]),
-                        "applied": s["last_applied"],
-                    }
-                )
-            elif op == "apply_cpu_s":
-                conn.send(ApplyClock.seconds)
-            elif op == "has_manifest":
-                conn.send(args[0] in work.store.state.manifests)
-            elif op == "bare_sync":
-                n = args[0]
-                payload = b"x" * (args[1] if len(args) > 1 else 0)
-                start = time.perf_counter()
-                for _ in range(n):
-                    if payload:
-                        work.inc_payload(payload, sync=True, timeout=10)
-                    else:
-                        work.inc(sync=True, timeout=10)
-                conn.send({"ops": n / (time.perf_counter() - start)})
-            elif op == "bare_concurrent":
-                conn.send(bare_concurrent(work, *args))
-            else:
-                conn.send(getattr(work, op)(*args))
+            try:
+                answer = handle(work, kind, op, args)
+            except Exception as exc:  # noqa: BLE001  (sent back: the benchmark says it out loud)
+                answer = RuntimeError(f"{op} failed on the node: {type(exc).__name__}: {exc}")
+            conn.send(answer)
 
 
-def main() -> None:
-    kind, address, peers, data, port, authkey = sys.argv[1:7]
+def handle(work: Any, kind: str, op: str, args: list[Any]) -> Any:
+    if op == "status":
+        s = work.getStatus() if kind in ("stock", "floor") else work.store.syncobj.getStatus()
+        return {"leader": None if s["leader"] is None else str(s["leader"]), "applied": s["last_applied"]}
+    if op == "apply_cpu_s":
+        return ApplyClock.seconds
+    if op == "has_manifest":
+        return args[0] in work.store.state.manifests
+    if op == "counter_sync":
+        return counter_sync(work, *args)
+    if op == "counter_concurrent":
+        return counter_concurrent(work, *args)
+    return getattr(work, op)(*args)
+
+
+def run_node(kind: str, address: str, peers: str, data: str, port: str, authkey: str) -> None:
     data_dir = Path(data)
     data_dir.mkdir(parents=True, exist_ok=True)
     others = [p for p in peers.split(",") if p]
-    if kind == "bare":
+    api = None
+    if kind == "stock":
         work: Any = Counter(address, others, data_dir)
-    else:
+    elif kind == "floor":
+        work = FloorCounter(address, others, data_dir)
+    elif kind in ("store", "store-api"):
         ApplyClock.install()
-        work = StoreWork(RaftStore(address, others, data_dir, SECRET))
+        work = StoreWork(RaftStore(address, others, data_dir, SECRET), data_dir)
+        if kind == "store-api":
+            from mediator_desktop.api.server import LocalApi
+
+            settings = SettingsFile(Settings(data_dir=data_dir), persist=False)
+            service = Service(work.store, Identity.generate("reader"), settings=settings, timeout=30)
+            api = LocalApi(service).start()
+            work._api = (service, api)
+    else:
+        raise SystemExit(f"no node kind {kind!r}: stock, floor, store or store-api")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     listener = Listener(("127.0.0.1", int(port)), authkey=bytes.fromhex(authkey))
@@ -351,10 +425,119 @@ def main() -> None:
     print("READY", flush=True)
     stop.wait()
     listener.close()
-    if kind == "bare":
+    if api is not None:
+        api.stop()
+    if kind in ("stock", "floor"):
         work.destroy()
     else:
         work.store.close()
+
+
+def run_readers(
+    count: int, seconds: float, think: tuple[float, float], targets: list[list[str]], seed: int
+) -> None:
+    """Closed-loop readers with think time on one pycurl multi handle (see the module's usage)."""
+    import pycurl
+
+    multi = pycurl.CurlMulti()
+    multi.setopt(pycurl.M_MAXCONNECTS, count + 16)  # every reader keeps its connection
+    handles = []
+    for i in range(count):
+        url, token = targets[i % len(targets)]
+        c = pycurl.Curl()
+        c.setopt(pycurl.URL, url)
+        c.setopt(pycurl.HTTPHEADER, [f"Authorization: Bearer {token}"])
+        c.setopt(pycurl.WRITEFUNCTION, len)  # the body is read and dropped
+        c.setopt(pycurl.TIMEOUT, 30)
+        c.setopt(pycurl.NOSIGNAL, 1)
+        c.reader = i
+        handles.append(c)
+    rng = random.Random(seed)
+    print("READY", flush=True)
+    if sys.stdin.readline().strip() != "GO":
+        return
+    start = time.perf_counter()
+    end = start + seconds
+    # Each reader starts at a random moment of its first pause, so they do not all start at once.
+    due = [(start + rng.uniform(0, think[1]), i) for i in range(count)]
+    heapq.heapify(due)
+    began: dict[int, float] = {}
+    samples: list[float] = []
+    errors: list[str] = []
+    while due or began:
+        now = time.perf_counter()
+        while due and due[0][0] <= now:
+            _, i = heapq.heappop(due)
+            began[i] = time.perf_counter()
+            multi.add_handle(handles[i])
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        while True:
+            queued, ok, failed = multi.info_read()
+            done = time.perf_counter()
+            for c in ok:
+                status = c.getinfo(pycurl.RESPONSE_CODE)
+                multi.remove_handle(c)
+                if status == 200:
+                    samples.append(done - began.pop(c.reader))
+                else:
+                    began.pop(c.reader)
+                    errors.append(f"HTTP {status}")
+                if done + think[0] < end:
+                    heapq.heappush(due, (done + rng.uniform(*think), c.reader))
+            for c, _code, message in failed:
+                multi.remove_handle(c)
+                began.pop(c.reader)
+                errors.append(message)
+                if done + think[0] < end:
+                    heapq.heappush(due, (done + rng.uniform(*think), c.reader))
+            if not queued:
+                break
+        wait = (due[0][0] - time.perf_counter()) if due else 0.05
+        if wait > 0 or began:
+            multi.select(min(max(wait, 0.0), 0.05) if due else 0.05)
+    elapsed = time.perf_counter() - start
+    print(
+        json.dumps({"samples": samples, "errors": errors[:20], "n_errors": len(errors), "seconds": elapsed})
+    )
+
+
+class _Trivial(asyncio.Protocol):
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            _, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            self.transport.write(self.ANSWER)  # type: ignore[attr-defined]
+
+
+def run_trivial(port: int) -> None:
+    async def serve_forever() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Trivial, "127.0.0.1", port, backlog=2048)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print("READY", flush=True)
+        async with server:
+            await stop.wait()
+
+    asyncio.run(serve_forever())
+
+
+def main() -> None:
+    kind = sys.argv[1]
+    if kind == "readers":
+        count, seconds, lo, hi, targets, seed = sys.argv[2:8]
+        run_readers(int(count), float(seconds), (float(lo), float(hi)), json.loads(targets), int(seed))
+    elif kind == "trivial":
+        run_trivial(int(sys.argv[2]))
+    else:
+        run_node(*sys.argv[1:7])
 
 
 if __name__ == "__main__":
