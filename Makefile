@@ -13,8 +13,16 @@ TEST_DEBS := orthanc orthanc-dicomweb iproute2 xvfb trayer dunst nginx-light def
 	$(RUN_DEBS)
 # nginx plays a static S3 endpoint and curl is a peer in the transfer benchmark.
 BENCH_DEBS := nginx-light curl
+# make package: PyInstaller needs objdump (binutils); dpkg-deb builds the .deb.
+PACKAGE_DEBS := binutils
+# make package-test installs the .deb (its Depends: OpenGL, fonts, X11/xcb, D-Bus), runs the app on
+# Xvfb and finds its window with xdotool; appstream, desktop-file-utils and shared-mime-info check the
+# metainfo, the desktop entry and the MIME types (their dpkg triggers refresh the caches).
+PACKAGE_TEST_DEBS := xvfb xdotool appstream desktop-file-utils shared-mime-info hicolor-icon-theme \
+	libgl1 libegl1 libfontconfig1 libfreetype6 libdbus-1-3 libx11-6 libx11-xcb1 libxcb1 libxcb-image0 \
+	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 $(RUN_DEBS)
 
-.PHONY: run test lint typecheck layers pytest bench fuzz clean
+.PHONY: run test lint typecheck layers pytest bench fuzz clean package package-test bench-package
 
 run: $(VENV)/.installed-app
 	@./packaging/ensure-debs.sh $(RUN_DEBS)
@@ -54,6 +62,22 @@ FUZZ_SECONDS ?= 300
 fuzz: $(VENV)/.installed-test
 	$(BIN)/python -m fuzz.run --all --seconds $(FUZZ_SECONDS)
 
+# The bundle and the Debian package: build/mediator-desktop_VERSION_ARCH.deb (packaging/build.sh).
+package: $(VENV)/.installed-package
+	@./packaging/ensure-debs.sh $(PACKAGE_DEBS)
+	./packaging/build.sh
+
+# Builds the package once, installs it (dpkg -i, as root), runs it as a user would, removes it.
+package-test: package $(VENV)/.installed-test
+	@./packaging/ensure-debs.sh $(PACKAGE_TEST_DEBS)
+	MEDIATOR_PACKAGE_DEB="$$(ls -t build/mediator-desktop_*.deb | head -n 1)" \
+		$(BIN)/pytest -p no:cacheprovider tests/package
+
+# bundle_start_s and the other figures of the installed bundle (bench/package.py), as root.
+bench-package: package $(VENV)/.installed-test
+	@./packaging/ensure-debs.sh $(PACKAGE_TEST_DEBS)
+	$(BIN)/python bench/package.py --deb "$$(ls -t build/mediator-desktop_*.deb | head -n 1)"
+
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11+ on PATH)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV); on Debian: apt-get install python3-venv" >&2; exit 1; }
@@ -67,5 +91,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed-app
 
+$(VENV)/.installed-package: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[package]'
+	@touch $@
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .fuzz build *.egg-info
