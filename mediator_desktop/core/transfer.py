@@ -392,13 +392,14 @@ class TransferState:
         with self._lock:
             return [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
 
-    def check_claim(self, key: str, files: list[str]) -> None:
+    def check_claim(self, key: str, files: list[str], *, new_folders: bool = False) -> None:
         """Raise ``ValidationError`` when one of ``files`` belongs to another leaf (the layout gives
-        two leaves the same folder) or exists without being ours."""
+        two leaves the same folder) or exists without being ours. ``new_folders``: the caller saw
+        that none of the files' folders exists (no file there needs a look)."""
         with self._lock:
-            self._check_claim(key, files)
+            self._check_claim(key, files, look=not new_folders)
 
-    def _check_claim(self, key: str, files: list[str]) -> None:
+    def _check_claim(self, key: str, files: list[str], *, look: bool = True) -> None:
         owners = dict(
             self._db.execute(
                 f"select path, key from files where path in ({','.join('?' * len(files))})", files
@@ -411,26 +412,30 @@ class TransferState:
                     f"{path} already holds another leaf: the layout gives two leaves the same folder; "
                     "use a layout with {series}"
                 )
-            if owner is None and (self.root / path).exists():
+            if look and owner is None and os.path.exists(f"{self.root}/{path}"):
                 raise ValidationError(
                     f"{path} exists and was not written by MEDIator; move it away or download elsewhere"
                 )
 
-    def claim(self, key: str, fingerprint: str, folder: str, files: list[str], size: int) -> list[str]:
+    def claim(
+        self, key: str, fingerprint: str, folder: str, files: list[str], size: int, *, looked: bool = False
+    ) -> list[str]:
         """Record that ``files`` are about to become ``key``'s; returns the key's files no longer needed.
 
         Raises ``ValidationError`` when a file belongs to another leaf (the layout gives two leaves
-        the same folder) or exists without being ours.
+        the same folder) or exists without being ours. ``looked``: ``check_claim`` looked at the
+        disk just before (only the record is checked again, under the same lock as the writes).
         """
         with self._lock:
-            self._check_claim(key, files)
+            self._check_claim(key, files, look=not looked)
             old = [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
             self._db.execute("begin")
             try:
-                self._db.execute(
-                    "delete from stats where path in (select path from files where key = ?)", (key,)
-                )
-                self._db.execute("delete from files where key = ?", (key,))
+                if old:
+                    self._db.execute(
+                        "delete from stats where path in (select path from files where key = ?)", (key,)
+                    )
+                    self._db.execute("delete from files where key = ?", (key,))
                 self._db.execute("delete from checks where key = ?", (key,))
                 self._db.executemany("insert into files (path, key) values (?, ?)", [(p, key) for p in files])
                 self._db.execute(
@@ -680,6 +685,8 @@ class _Run:
         self.workers = max(1, workers)
         self.partial = state.dir / "partial"
         self._record = state.dir.resolve()  # where the record lives: no layout may put files there
+        self._base = destination.resolve()
+        self._known: frozenset[str] = frozenset()  # leaves the record had when the run began
         self.meter = ProgressMeter(0, 0)
         self._cond = threading.Condition()
         # Guarded by _cond:
@@ -706,6 +713,7 @@ class _Run:
         verify: bool = False,
     ) -> Report:
         known = self.state.leaves()
+        self._known = frozenset(known)
         placed = self.state.placed()
         wanted = set(only) if only is not None else None
         todo: list[tuple[Leaf, str]] = []
@@ -1019,7 +1027,10 @@ class _Run:
             with self._waiting_on_archive(leaf):  # may cost a request (a series' modality)
                 fields = {name: plan.fields[name] for name in self.layout.fields & set(plan.fields)}
             placed = self._place(leaf, fingerprint, source, fields, plan, final)
-            shutil.rmtree(stage, ignore_errors=True)
+            try:
+                os.rmdir(stage)  # every file moved out of it
+            except OSError:  # what a finishing step left (a zip...)
+                shutil.rmtree(stage, ignore_errors=True)
         except Cancelled:
             self._given_up(leaf)  # counted as failed when its archive was given up on, else pending
             return
@@ -1105,13 +1116,18 @@ class _Run:
                 f"the archive names a file of {leaf.path[-1]} {clash[0]!r}, the name under which "
                 f"{clash[0][: -len('.part')]!r} arrives; MEDIator cannot download this series"
             )
-        stage.mkdir(parents=True, exist_ok=True)
+        try:
+            stage.mkdir(parents=True)
+            earlier: dict[str, os.DirEntry[str]] = {}  # a new staging folder: nothing arrived yet
+        except FileExistsError:  # a run that stopped before the leaf was placed: what it left
+            earlier = {entry.name: entry for entry in os.scandir(stage)}
         control = self._control_of(leaf.source_id)
         futures: list[Future[Path]] = []
         for file, name in zip(plan.files, names, strict=True):
             target = stage / name
-            if target.exists():  # verified in an earlier run that stopped before the leaf was placed
-                have = target.stat().st_size
+            entry = earlier.get(name)
+            if entry is not None:  # verified in an earlier run that stopped before the leaf was placed
+                have = entry.stat().st_size
                 if file.size is None or have == file.size:
                     self.meter.add_bytes(have)
                     continue
@@ -1171,7 +1187,7 @@ class _Run:
         values.update({"source": leaf.source_id, "leaf": leaf.path[-1]})
         values.update({name: value for name, value in fields.items() if value})
         folder = self.layout.render(values)
-        folder_path = inside(self.destination, folder)
+        folder_path, created = self._folder(folder)
         record = self._record
         if (
             folder_path == record
@@ -1187,7 +1203,8 @@ class _Run:
                 f"the archive gave two files of {leaf.path[-1]} the same name; cannot keep both"
             )
         # Nothing is deleted unless the new files can be placed: a refusal keeps the version on disk.
-        self.state.check_claim(leaf.key, relative)
+        # In a folder not there yet no file can be in the way: nothing to look at on the disk.
+        self.state.check_claim(leaf.key, relative, new_folders=folder_path in created)
         # MD5s the archive gave were checked on arrival (by the transport, or by ``finish``): they
         # are what ``verify`` compares with later. Files without one are not hashed here: reading
         # them back tripled the time of large multipart objects; ``verify`` checks those by size.
@@ -1203,25 +1220,23 @@ class _Run:
         entries = []
         for f, rel in zip(files, relative, strict=True):
             known = archive.get(f.name)
-            _fsync_file(f)
-            st = f.stat()
+            st = _fsync_file(f)
             entries.append(Placed(rel, st.st_size, st.st_mtime_ns, known.lower() if known else None))
         size = sum(entry.size or 0 for entry in entries)
         # The files of the version being replaced go first: once the claim is recorded they are no
-        # longer listed, and a crash between the two must not leave them behind untracked.
-        keep = set(relative)
-        for rel in self.state.files_of(leaf.key):
-            if rel not in keep:
-                _remove_file(self.destination, rel)
-        self.state.claim(leaf.key, fingerprint, folder, relative, size)
-        created = []
-        parent = folder_path
-        while not parent.exists() and parent != self.destination:
-            created.append(parent)
-            parent = parent.parent
-        folder_path.mkdir(parents=True, exist_ok=True)
+        # longer listed, and a crash between the two must not leave them behind untracked. A leaf
+        # the record did not know when the run began has none.
+        if leaf.key in self._known:
+            keep = set(relative)
+            for rel in self.state.files_of(leaf.key):
+                if rel not in keep:
+                    _remove_file(self.destination, rel)
+        self.state.claim(leaf.key, fingerprint, folder, relative, size, looked=True)
+        if created:
+            folder_path.mkdir(parents=True, exist_ok=True)
+        root = str(self.destination)
         for f, rel in zip(files, relative, strict=True):
-            os.replace(f, self.destination / rel)
+            os.replace(f, f"{root}/{rel}")
         # The leaf's folder holds the renames; each folder made for it is an entry in its parent.
         for directory in dict.fromkeys([folder_path, *(c.parent for c in created)]):
             _fsync_dir(directory)
@@ -1231,6 +1246,33 @@ class _Run:
             with self._cond:
                 self.size_only.append(leaf.key)
         return size
+
+    def _folder(self, folder: str) -> tuple[Path, list[Path]]:
+        """Where ``folder`` (a rendered layout: safe names, no ``..``) is, and its levels not made
+        yet, deepest first. Like ``inside``, refuses a folder that a link leads out of the
+        destination, but looks only at the levels below it, and stops at the first one missing."""
+        path = self._base
+        created: list[Path] = []
+        for name in folder.split("/"):
+            path = path / name
+            if created:
+                created.append(path)
+                continue
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                created.append(path)
+                continue
+            if stat.S_ISLNK(mode):  # a link made by hand: where it leads decides
+                path = inside(self.destination, folder)
+                created = []
+                parent = path
+                while not parent.exists() and parent != self._base:
+                    created.append(parent)
+                    parent = parent.parent
+                return path, created
+        created.reverse()
+        return path, created
 
     def _prune(self, removed: list[str]) -> list[str]:
         pruned = []
@@ -1270,11 +1312,12 @@ def _md5_of(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
     return digest.hexdigest()
 
 
-def _fsync_file(path: Path) -> None:
-    """Flush one file's data to the disk (called on a download worker thread)."""
+def _fsync_file(path: Path) -> os.stat_result:
+    """Flush one file's data to the disk (called on a download worker thread); returns its stat."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+        return os.fstat(fd)
     finally:
         os.close(fd)
 

@@ -4,7 +4,9 @@ Per-request overhead is what limits Python downloaders on many small objects; li
 keep-alive connections, parses HTTP in C and hands us large blocks, so one thread keeps every
 connection busy. Each file streams into ``<target>.part`` (hashed as it arrives when the archive
 gave an MD5), resumes with ``Range`` after a network fault (and starts over when the server ignores
-the range), is checked for size and MD5, and only then renamed to ``target``.
+the range), is checked for size and MD5, and only then renamed to ``target``. A small file of known
+size (``GATHER_UP_TO``) gathers in memory instead and is written to ``target`` once checked; a
+fault part-way writes what arrived to the ``.part``, which the retry resumes.
 
 Failures come in two kinds. A connection-level one (the name did not resolve, the connection was
 refused or timed out, a proxy or TLS handshake failed) says nothing about the file: the archive's
@@ -21,6 +23,7 @@ Cancelling a job's control ends its transfers, queued and waiting files within a
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import heapq
 import itertools
@@ -53,6 +56,11 @@ log = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _BLOCK = 1 << 20
+#: A file of at most this many bytes (when the archive gave its size) gathers in memory and is
+#: written at once when complete and checked: one open and one write, no ``.part`` and no rename,
+#: and no hand-over of the GIL per block for writes and hashing (what costs a small file its CPU).
+#: A fault part-way writes what arrived to the ``.part``, so the retry resumes from there.
+GATHER_UP_TO = 1 << 20
 
 #: libcurl errors that mean the host was never talked to (not in pycurl's table: 90 a pinned key
 #: that does not match, 91 a bad certificate status, 97 a proxy's handshake failed).
@@ -152,6 +160,14 @@ def host_in(message: str) -> str:
 
 
 def _host_of(url: str) -> str:
+    """``host[:port]`` of ``url`` (worked out once per scheme and address: every file asks)."""
+    start = url.find("//")
+    end = url.find("/", start + 2) if start >= 0 else -1
+    return _host_of_origin(url if end < 0 else url[:end])
+
+
+@functools.lru_cache(maxsize=256)
+def _host_of_origin(url: str) -> str:
     parts = urlsplit(url)
     if not parts.hostname:
         return ""
@@ -192,6 +208,7 @@ class _Job:
     __slots__ = (
         "abort",
         "attempt",
+        "chunks",
         "content_range",
         "control",
         "digest",
@@ -249,6 +266,7 @@ class _Job:
         self.error_body = b""
         self.first_write = True
         self.paused = False
+        self.chunks: list[bytes] | None = None  # the bytes so far, while the file gathers in memory
 
     @property
     def what(self) -> str:
@@ -290,18 +308,23 @@ class _Job:
             elif status == 206 and self.content_range != self.offset:
                 self.abort = f"the server resumed {self.what} at the wrong offset"
                 return 0
-        try:
-            view = memoryview(data)
-            while view:  # an unbuffered file may take a block in pieces
-                view = view[self.fh.write(view) :]
-        except OSError as exc:
-            self.os_error = exc
-            return 0
-        if self.digest is not None:
-            self.digest.update(data)
-        self.received += len(data)
-        self.reported += len(data)
-        self.on_bytes(len(data))
+        chunks = self.chunks
+        if chunks is not None:  # counted as progress once the file is complete
+            chunks.append(data)
+            self.received += len(data)
+        else:
+            try:
+                view = memoryview(data)
+                while view:  # an unbuffered file may take a block in pieces
+                    view = view[self.fh.write(view) :]
+            except OSError as exc:
+                self.os_error = exc
+                return 0
+            if self.digest is not None:
+                self.digest.update(data)
+            self.received += len(data)
+            self.reported += len(data)
+            self.on_bytes(len(data))
         if self.file.size is not None and self.offset + self.received > self.file.size:
             self.abort = f"{self.what} is longer than the {self.file.size} bytes the archive announced"
             return 0
@@ -598,12 +621,16 @@ class _Loop:
         size = job.file.size
         try:
             offset = os.stat(job.part).st_size
+            had_part = True
         except FileNotFoundError:
             offset = 0
+            had_part = False
         if size is not None and offset > size:
             job.part.unlink()
             offset = 0
-        job.digest = hashlib.md5(usedforsecurity=False) if job.file.md5 else None
+        gather = not had_part and size is not None and size <= GATHER_UP_TO and not job.is_file
+        # a gathered file is hashed once, whole, when complete
+        job.digest = hashlib.md5(usedforsecurity=False) if job.file.md5 and not gather else None
         if offset and job.digest is not None:
             with job.part.open("rb") as f:
                 while block := f.read(_BLOCK):
@@ -622,10 +649,13 @@ class _Loop:
             self._fail(job, _unreachable_error(job, down))
             return False
         job.offset = offset
-        job.fh = open(job.part, "r+b" if offset else "wb", buffering=0)  # noqa: SIM115 - closed when done
+        if gather:
+            job.chunks = []
+        else:
+            job.fh = open(job.part, "r+b" if offset else "wb", buffering=0)  # noqa: SIM115 - closed when done
+            if offset:
+                job.fh.seek(offset)
         job.report_total(offset)
-        if offset:
-            job.fh.seek(offset)
         handle.setopt(pycurl.URL, job.file.url)
         handle.setopt(pycurl.WRITEFUNCTION, job.write)
         handle.setopt(pycurl.HEADERFUNCTION, job.header)
@@ -780,6 +810,7 @@ class _Loop:
             self.transport._answered(job.host)
             if job.received:  # it moved forward: a long file on a flaky line gets its tries anew
                 job.attempt = 0
+            self._keep(job)
             self._retry(job, f"{job.what} failed: {message}", delayed, order)
 
     def _complete(
@@ -790,7 +821,13 @@ class _Loop:
             job.part.unlink(missing_ok=True)
             self._fail(job, job.os_error)
             return
-        have = job.part.stat().st_size if job.part.exists() else 0
+        if job.chunks is not None:
+            self._complete_gathered(job, delayed, order)
+            return
+        try:
+            have = os.stat(job.part).st_size
+        except FileNotFoundError:
+            have = 0
         size = job.file.size
         problem = None
         integrity = False
@@ -810,7 +847,59 @@ class _Loop:
             self._discard(job)
         self._retry(job, problem, delayed, order, integrity=integrity)
 
+    def _complete_gathered(
+        self, job: _Job, delayed: list[tuple[float, int, _Job]], order: itertools.count[int]
+    ) -> None:
+        """A file gathered in memory arrived: check it, then write it to its target at once. The
+        target is whole or absent on a fault (a partial one is removed), and the engine checks the
+        size of a target it finds before using it."""
+        assert job.chunks is not None
+        data = job.chunks[0] if len(job.chunks) == 1 else b"".join(job.chunks)
+        job.chunks = None
+        size = job.file.size
+        assert size is not None
+        md5 = job.file.md5
+        if len(data) < size:  # a cut connection: what came is kept and the retry resumes
+            job.chunks = [data]
+            self._keep(job)
+            self._retry(job, f"{job.what} ended after {len(data)} of {size} bytes", delayed, order)
+            return
+        problem = None
+        if len(data) != size:
+            problem = f"{job.what} has {len(data)} bytes, not the {size} the archive announced"
+        elif md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
+            problem = f"{job.what} does not match its MD5"
+        if problem is not None:
+            self._discard(job)
+            self._retry(job, problem, delayed, order, integrity=True)
+            return
+        try:
+            with open(job.target, "wb", buffering=0) as fh:
+                view = memoryview(data)
+                while view:
+                    view = view[fh.write(view) :]
+        except OSError:
+            job.target.unlink(missing_ok=True)
+            raise
+        job.report_total(size)
+        job.future.set_result(job.target)
+
+    @staticmethod
+    def _keep(job: _Job) -> None:
+        """Write the bytes a gathering file received so far to its ``.part`` (a retry resumes them)."""
+        if not job.chunks:
+            job.chunks = None
+            return
+        data = b"".join(job.chunks)
+        job.chunks = None
+        with open(job.part, "wb", buffering=0) as fh:
+            view = memoryview(data)
+            while view:
+                view = view[fh.write(view) :]
+        job.report_total(job.offset + len(data))
+
     def _discard(self, job: _Job) -> None:
+        job.chunks = None
         job.report_total(0)
         job.received = job.offset = 0
         job.part.unlink(missing_ok=True)
