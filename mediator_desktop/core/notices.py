@@ -3,7 +3,10 @@
 - a set becomes visible or editable to you (shared with you);
 - a set you follow gets a new version by someone else (with the diff's one-line summary);
 - an update check found that the archives behind a set you follow or own changed;
-- a download ends or fails.
+- a download ends or fails;
+- a version you published got its DOI ("DOI minted"), or minting it failed and needs you
+  ("minting failed: reason"; the set's view offers Retry). Retries the queue makes on its own say
+  nothing.
 
 ``Notices.on_event`` may decode manifests (for a summary): call it off the GUI thread.
 """
@@ -19,6 +22,7 @@ from mediator_desktop.core.events import (
     DownloadFinished,
     DriftRecorded,
     Event,
+    Published,
     SetChanged,
     VersionCommitted,
 )
@@ -43,7 +47,15 @@ class Notices:
     def __init__(self, service: Service) -> None:
         self._service = service
         self._lock = threading.Lock()
-        self._access: dict[str, str | None] = {rs.id: self._level(rs) for rs in service.sets.list()}
+        sets = service.sets.list()
+        self._access: dict[str, str | None] = {rs.id: self._level(rs) for rs in sets}
+        #: The DOI state (``PublishedRecord.doi_state``) of each version you published, as last seen.
+        self._dois: dict[tuple[str, int], str] = {}
+        for rs in sets:
+            for number in rs.published:
+                record = service.publishing.get(rs.id, number)
+                if record.publisher_key == service.key_id:
+                    self._dois[(rs.id, number)] = record.doi_state
 
     def _level(self, rs: ReplicaSet) -> str:
         me = self._service.key_id
@@ -98,6 +110,8 @@ class Notices:
                 return None
             state = f" ({drift.state})" if drift.state else ""
             return Notice(f"{rs.name}: the archive changed", f"{drift.summary}{state}", rs.id, action="drift")
+        if isinstance(event, Published):
+            return self._publication(event)
         if isinstance(event, DownloadFinished):
             job = service.downloads.get(event.job)
             summary = job.report.summary() if job.report else "done"
@@ -106,5 +120,35 @@ class Notices:
             job = service.downloads.get(event.job)
             return Notice(
                 f"Download of {job.set_name} failed", job.error or "see the downloads panel", job.set_id, True
+            )
+        return None
+
+    def _publication(self, event: Published) -> Notice | None:
+        """A version you published changed DOI state: to findable ("DOI minted"), or to failed
+        (the queue stopped trying: wrong credentials, metadata the service refuses)."""
+        service = self._service
+        record = service.publishing.get(event.set_id, event.version)
+        if record.publisher_key != service.key_id:
+            return None
+        key = (event.set_id, event.version)
+        with self._lock:
+            before = self._dois.get(key)
+            self._dois[key] = record.doi_state
+        if record.doi_state == before:
+            return None
+        rs = service.sets.get(event.set_id)
+        if record.doi_state == "findable" and record.doi:
+            return Notice(
+                f"{rs.name}: DOI minted",
+                f"version {record.version} is citable as https://doi.org/{record.doi}",
+                rs.id,
+            )
+        if record.doi_state == "failed":
+            reason = record.error or "the DOI service gave no reason"
+            return Notice(
+                f"{rs.name}: no DOI yet",
+                f"version {record.version}: minting failed: {reason}; Retry is in the set's view",
+                rs.id,
+                error=True,
             )
         return None

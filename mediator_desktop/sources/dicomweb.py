@@ -3,6 +3,10 @@
 Levels: patient > study > series; a leaf is a series, fingerprinted by its instance count and a
 hash of its sorted SOP Instance UIDs (QIDO-RS has no content hash or modification date). Paging
 follows the DICOMweb convention: ``limit``/``offset`` until an empty page.
+
+A series' preview (``preview``) is one instance of it, the middle one by Instance Number (QIDO-RS):
+the server's own rendering (WADO-RS ``/rendered`` as PNG, scaled to the preview's size),
+or, where the server has none, the instance itself rendered here (``sources.thumbnail``).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import hashlib
 import mmap
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, NotFound, SourceError, ValidationError
 from mediator_desktop.core.manifest import Leaf, Manifest, ManifestBuilder
 from mediator_desktop.core.paths import safe_component
 from mediator_desktop.core.pointer import Filters, Hierarchy, Pointer
@@ -38,6 +43,11 @@ from mediator_desktop.sources import http
 
 PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID = "00100020", "0020000D", "0020000E", "00080018"
 MODALITY, BODY_PART, SERIES_INSTANCES, STUDY_SERIES = "00080060", "00180015", "00201209", "00201206"
+INSTANCE_NUMBER, TOTAL_COLUMNS, TOTAL_ROWS = "00200013", "00480006", "00480007"
+#: The largest side of a preview the server is asked to render (``viewport``), in pixels.
+PREVIEW_SIDE = 256
+#: What a rendered preview may be (the first bytes of each).
+_PICTURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 FILTERABLE = ("Modality", "BodyPartExamined")
 _FILTER_TAGS = {"Modality": MODALITY, "BodyPartExamined": BODY_PART}
 
@@ -365,6 +375,99 @@ class DicomWebSource:
 
     def pointer(self, *path: str, **filters: str) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))
+
+    # -- previews ------------------------------------------------------------------------------
+    def preview(self, path: tuple[str, ...]) -> bytes | None:
+        """A thumbnail of a series from one instance: the middle one by Instance Number (a slide's
+        smallest level), found by QIDO-RS; the server's rendering of it (WADO-RS ``/rendered``, PNG
+        at most ``PREVIEW_SIDE`` pixels a side), or, when the server renders none (or not as PNG),
+        the instance fetched and rendered here.
+
+        Raises:
+            NotFound: the archive lists no instance of the series any more.
+            SourceError: the archive cannot be reached, or the instance cannot be pictured (why).
+        """
+        if len(path) != len(self.hierarchy.levels):
+            return None
+        _, study, series = path
+        sop = self._middle_instance(study, series)
+        url = f"{self.base_url}/studies/{quote(study)}/series/{quote(series)}/instances/{quote(sop)}"
+        what = f"a picture of instance {sop} of series {series}"
+        try:
+            # One type: Orthanc refuses an Accept listing several. The viewport's comma is sent as
+            # it is: Orthanc does not read a %2C.
+            rendered = http.get(
+                self._session,
+                self.title,
+                f"{url}/rendered?viewport={PREVIEW_SIDE},{PREVIEW_SIDE}",
+                what=what,
+                headers={"Accept": "image/png"},
+            )
+            if rendered.content.startswith(_PICTURES):
+                return rendered.content
+        except SourceError:
+            pass  # no rendered resource (404, 406, 501...), or it failed: render it here
+        return self._render_instance(url, sop, series)
+
+    def _middle_instance(self, study: str, series: str) -> str:
+        what = f"the instances of series {series}"
+        rows = list(
+            self._query(
+                f"studies/{quote(study)}/series/{quote(series)}/instances",
+                what,
+                includefield=[SOP_UID, INSTANCE_NUMBER, TOTAL_COLUMNS, TOTAL_ROWS],
+            )
+        )
+        found = [(d, _value(d, SOP_UID)) for d in rows]
+        instances = [(d, uid) for d, uid in found if uid]
+        if not instances:
+            raise NotFound(f"{self.title} no longer holds series {series}")
+
+        def pixels(d: dict[str, Any]) -> int | None:
+            cols, rows_ = _number(_value(d, TOTAL_COLUMNS)), _number(_value(d, TOTAL_ROWS))
+            return cols * rows_ if cols is not None and rows_ is not None else None
+
+        levels = [(pixels(d), uid) for d, uid in instances if pixels(d) is not None]
+        if levels:  # a slide: its smallest level is its thumbnail
+            return min(levels)[1]
+        ordered = sorted(instances, key=lambda du: (_number(_value(du[0], INSTANCE_NUMBER)) or 0, du[1]))
+        return ordered[len(ordered) // 2][1]
+
+    def _render_instance(self, url: str, sop: str, series: str) -> bytes:
+        """The instance by WADO-RS (multipart, or a bare ``application/dicom`` some servers send),
+        rendered here."""
+        from mediator_desktop.sources.thumbnail import render
+
+        what = f"instance {sop} of series {series}"
+        response = http.get(
+            self._session,
+            self.title,
+            url,
+            what=what,
+            headers={"Accept": 'multipart/related; type="application/dicom"'},
+        )
+        with tempfile.TemporaryDirectory(prefix="mediator-preview-") as folder:
+            body = Path(folder) / "body"
+            body.write_bytes(response.content)
+            try:
+                parts = _split_multipart(body, Path(folder))
+            except _NotMultipart:
+                parts = [body]
+            except IntegrityError as exc:
+                raise SourceError(f"{self.title} sent {what} {exc}") from None
+            if not parts:
+                raise SourceError(f"{self.title} sent no part for {what}")
+            try:
+                return render(parts[0])
+            except SourceError as exc:
+                raise SourceError(f"{self.title}'s {what} cannot be pictured: {exc}") from None
+
+
+def _number(text: str | None) -> int | None:
+    try:
+        return int(float(text)) if text is not None else None
+    except (ValueError, OverflowError):  # not a number, or "inf"
+        return None
 
 
 def create(source_id: str, options: Mapping[str, Any], secret: str | None, data_dir: Path) -> DicomWebSource:

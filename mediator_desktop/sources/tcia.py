@@ -13,6 +13,9 @@ where a set picks studies of a patient, then resolves only the patients (or stud
 A series downloads as TCIA's zip with MD5s (``plan``); its ``finish`` checks it before anything is
 presented as complete: that it is a zip at all, its integrity, that no entry escapes the folder,
 the MD5 of every image and the image count.
+
+A series' preview (``preview``) is one image of it: ``getSOPInstanceUIDs``, then the middle one
+by ``getSingleImage``, rendered by ``sources.thumbnail``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
 
-from mediator_desktop.core.errors import IntegrityError, SourceError, ValidationError
+from mediator_desktop.core.errors import IntegrityError, NotFound, SourceError, ValidationError
 from mediator_desktop.core.manifest import (
     TAB,
     US,
@@ -384,6 +387,60 @@ class TciaSource:
     def pointer(self, *path: str, **filters: str) -> Pointer:
         return self.hierarchy.validate(Pointer.of(self.source_id, *path, **filters))
 
+    # -- previews ------------------------------------------------------------------------------
+    def _instances(self, series: str) -> list[str]:
+        """The SOP Instance UIDs of a series, sorted by their numbers (NBIA lists them in no order;
+        UIDs given in acquisition order often count up, so the middle one is near the middle)."""
+        what = f"the images of series {series}"
+        rows = self._rows("getSOPInstanceUIDs", what, SeriesInstanceUID=series)
+        uids = {str(r["SOPInstanceUID"]) for r in rows if r.get("SOPInstanceUID")}
+        if rows and not uids:
+            raise SourceError(f"TCIA answered {what} with rows that are not images: {_sample(rows[0])}")
+        return sorted(uids, key=_uid_order)
+
+    def preview(self, path: tuple[str, ...]) -> bytes | None:
+        """A thumbnail of a series from one of its images: ``getSOPInstanceUIDs`` lists them, the
+        middle one comes by ``getSingleImage`` (two requests, one image) and is rendered by
+        ``sources.thumbnail`` (PNG, windowed).
+
+        Raises:
+            NotFound: TCIA lists no image of the series any more (it was removed).
+            SourceError: TCIA cannot be reached, would not send the image, or sent something that
+                cannot be pictured (the reason).
+        """
+        from mediator_desktop.sources.thumbnail import render
+
+        if len(path) != len(_LEVEL_PARAMS):
+            return None
+        series = path[-1]
+        uids = self._instances(series)
+        if not uids:
+            raise NotFound(f"TCIA no longer holds series {series}")
+        sop = uids[len(uids) // 2]
+        what = f"image {sop} of series {series}"
+        try:
+            response = http.get(
+                self._session,
+                "TCIA",
+                self.base_url + "getSingleImage",
+                what=what,
+                timeout=self.timeout,
+                params={"SeriesInstanceUID": series, "SOPInstanceUID": sop},
+            )
+        except SourceError as exc:
+            # NBIA answers 500 for an image it does not find: the series may have gone meanwhile.
+            if not self._instances(series):
+                raise NotFound(f"TCIA no longer holds series {series}") from None
+            raise SourceError(
+                f"{exc} (TCIA also refuses images of restricted collections without a token)"
+            ) from None
+        try:
+            return render(response.content)
+        except SourceError as exc:
+            kind = response.headers.get("Content-Type", "no type")
+            sent = "" if kind.startswith("application/dicom") else f" (it sent {kind})"
+            raise SourceError(f"TCIA's {what} cannot be pictured: {exc}{sent}") from None
+
     # -- fetching ------------------------------------------------------------------------------
     def _modality(self, leaf: Leaf) -> str:
         """The series' modality, from one listing of its study (cached), for folder layouts."""
@@ -545,6 +602,11 @@ def _number(row: dict[str, Any], column: str) -> int | None:
     if number < 0:
         raise SourceError(f"TCIA gave {column} {value!r} for series {row.get('SeriesInstanceUID')}")
     return number
+
+
+def _uid_order(uid: str) -> tuple[int, ...]:
+    """A UID's sort key: its components as numbers (``1.10`` after ``1.9``)."""
+    return tuple(int(part) if part.isdigit() else -1 for part in uid.split("."))
 
 
 def _released(row: dict[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from mediator_desktop.core.events import (
     DownloadFinished,
     DriftRecorded,
     Event,
+    Published,
     SetChanged,
     StateReloaded,
     VersionCommitted,
@@ -54,6 +55,7 @@ NOTICE_EVENTS: tuple[type[Event], ...] = (
     DriftRecorded,
     DownloadFinished,
     DownloadFailed,
+    Published,  # a DOI minted for a version of yours, or minting failed
 )
 #: Events that may change which sets have updates (the menu's "N sets have updates").
 UPDATE_EVENTS: tuple[type[Event], ...] = (

@@ -19,6 +19,7 @@ class Runner(QObject):
         super().__init__(parent)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._bridges: set[JobBridge] = set()
+        self._closed = False
 
     def run(
         self,
@@ -29,7 +30,11 @@ class Runner(QObject):
         **kwargs: Any,
     ) -> None:
         """Call ``call(*args, **kwargs)`` on a worker; then ``done(result)`` or ``failed(error)``
-        on the GUI thread. Errors without a ``failed`` go to the uncaught-exception hook."""
+        on the GUI thread. Errors without a ``failed`` go to the uncaught-exception hook. After
+        ``close`` (the widget is going away) calls are dropped: a result that arrives while a
+        window closes may still ask for a follow-up, which nobody would see."""
+        if self._closed:
+            return
         bridge = JobBridge(self)
         self._bridges.add(bridge)
 
@@ -54,4 +59,5 @@ class Runner(QObject):
     def close(self, *, wait: bool = True) -> None:
         """Cancel the calls not started yet; wait for the running ones unless ``wait`` is False
         (a dialog closing during a network check: its result then arrives at the hidden dialog)."""
+        self._closed = True
         self._executor.shutdown(wait=wait, cancel_futures=True)

@@ -3,9 +3,11 @@
 It answers like the NBIA server's own code (see ``../shared/reference/nbia-contract.md``): the
 columns each endpoint returns per version, Jettison-style JSON (no spaces, ``/`` escaped, null
 keys left out), an empty 200 for no rows, 400s with plain-text messages for missing or (v4)
-unknown parameters, MM-DD-YYYY dates in v4, and ``getImage`` zips of real DICOM (made with
-pydicom) with LICENSE and ``md5hashes.csv``. Its catalogue is built from real IDC rows of TCIA
-collections (``catalogue_from_idc``), or made up quickly in any size (``synthetic_catalogue``).
+unknown parameters, MM-DD-YYYY dates in v4, ``getImage`` zips of real DICOM (made with
+pydicom) with LICENSE and ``md5hashes.csv``, and one image by ``getSOPInstanceUIDs`` then
+``getSingleImage`` (``application/dicom``; an image it does not hold is a 500, as NBIA's NPE).
+Its catalogue is built from real IDC rows of TCIA collections (``catalogue_from_idc``), or made
+up quickly in any size (``synthetic_catalogue``).
 Faults can be queued per endpoint to test clients; requests are counted per endpoint.
 
 The archive changes while it runs, as TCIA does: a clock the test moves (``advance``) stamps new
@@ -73,6 +75,7 @@ ALLOWED = {
     "NewStudiesInPatientCollection": {"Collection", "PatientID", "fromDate", "format"},
     "getImage": {"SeriesInstanceUID", "NewFileNames", "IncludeMD5"},
     "getImageWithMD5Hash": {"SeriesInstanceUID"},
+    "getSingleImage": {"SeriesInstanceUID", "SOPInstanceUID"},
 }
 REQUIRED = {
     "getSeriesSize": (
@@ -334,7 +337,8 @@ class TciaEmulator(LoopbackServer):
     """NBIA on 127.0.0.1. Faults queued with ``faults.add(endpoint, kind, ...)``, each used once:
     ``500``/``503``/``429`` (``429:5`` adds ``Retry-After: 5``), ``html`` (a maintenance page),
     ``badjson``, ``wrongrows`` (JSON rows without the endpoint's columns), ``empty`` (no rows),
-    ``slow``, and for the image endpoints the zip faults of ``_image``."""
+    ``slow``, for the image endpoints the zip faults of ``_image``, and for ``getSingleImage``
+    ``garbage`` (a 200 ``application/dicom`` of bytes that are not DICOM)."""
 
     def __init__(self, series: list[Series] | None = None, port: int = 0) -> None:
         self.series = series if series is not None else catalogue_from_idc()
@@ -581,7 +585,9 @@ class TciaEmulator(LoopbackServer):
             if unknown:
                 allowed = sorted(ALLOWED[endpoint])
                 message = f"Invalid query parameter: '{unknown[0]}'. Allowed parameters are: {allowed}"
-                return self._send(request, 400, "application/xml", message.encode())
+                # No type is set: Jersey takes the endpoint's first @Produces type.
+                kind = "application/dicom" if endpoint == "getSingleImage" else "application/xml"
+                return self._send(request, 400, kind, message.encode())
         names, message = REQUIRED.get(endpoint, ((), ""))
         if version != "v4" and endpoint in ("NewPatientsInCollection", "NewStudiesInPatientCollection"):
             names = ("Collection", "Date")
@@ -590,6 +596,10 @@ class TciaEmulator(LoopbackServer):
         pool = self._pool(request, version, endpoint)
         if endpoint in ("getImage", "getImageWithMD5Hash"):
             return self._image(request, endpoint, params, fault, pool)
+        if endpoint == "getSingleImage":
+            return self._single_image(request, params, fault, pool)
+        if endpoint == "getSOPInstanceUIDs" and version == "v4":
+            pool = self.series  # v4 asks general_image alone: no authorization, no visibility test
         rows = getattr(self, f"_{endpoint}")(params, version, pool)
         if not rows:
             return self._send(request, 200, None, b"")
@@ -772,6 +782,7 @@ class TciaEmulator(LoopbackServer):
     def _getSOPInstanceUIDs(
         self, params: dict[str, str], version: str, pool: list[Series]
     ) -> list[dict[str, Any]]:
+        # NBIA's query has no ORDER BY: the rows come in the database's order (here: as made).
         s = self._one(pool, params)
         return [{"SOPInstanceUID": sop} for sop, _ in s.files()] if s else []
 
@@ -851,6 +862,31 @@ class TciaEmulator(LoopbackServer):
         return self._study_rows(found, version)
 
     # -- images --------------------------------------------------------------------------------
+    def _single_image(
+        self, request: BaseHTTPRequestHandler, params: dict[str, str], fault: str | None, pool: list[Series]
+    ) -> None:
+        """``getSingleImage``: one instance's file as it is stored. Only an absent parameter is
+        "missing" (NBIA tests ``== null``); an image it does not find (an empty UID too) makes its
+        DAO answer null and the next line throw a NullPointerException: a 500."""
+        if "SeriesInstanceUID" not in params or "SOPInstanceUID" not in params:
+            required = b"A parameter, SeriesInstanceUID and SOPInstanceUID, are required for this API call."
+            return self._send(request, 400, "application/json", required)
+        s = self._one(pool, params)
+        data = None
+        if s is not None:
+            data = next((d for sop, d in s.files() if sop == params["SOPInstanceUID"]), None)
+        if data is None:
+            message = (
+                "Server was not able to process your request\n"
+                'Cannot invoke "gov.nih.nci.nbia.wadosupport.WADOSupportDTO.getCollection()" because '
+                '"wdto" is null'
+            )
+            return self._send(request, 500, "text/plain", message.encode())
+        if fault == "garbage":
+            data = b"<html><body>not an image</body></html>" + bytes(200)
+        disposition = {"Content-Disposition": f"attachment; filename={params['SOPInstanceUID']}.dcm"}
+        self._send(request, 200, "application/dicom", data, disposition)
+
     def _image(
         self,
         request: BaseHTTPRequestHandler,
