@@ -869,6 +869,7 @@ class SettingsValues(_Answer):
     peers: list[str]
     sources: list[dict[str, Any]]
     discovery: bool
+    start_at_login: bool
     update_check_minutes: int
     doi_service: str
     doi_url: str
@@ -906,6 +907,7 @@ class SettingsPatch(_Body):
     )
     sources: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     discovery: StrictBool | None = None
+    start_at_login: StrictBool | None = None
     update_check_minutes: StrictInt | None = None
     doi_service: Literal["", "datacite", "zenodo"] | None = None
     doi_url: Annotated[str, Field(max_length=2000)] | None = None

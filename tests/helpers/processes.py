@@ -11,7 +11,7 @@ from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any
 
-from mediator_desktop.core.errors import ClusterUnavailable, MediatorError
+from mediator_desktop.core.errors import MediatorError, by_name
 from mediator_desktop.core.store import unwrap
 from tests.helpers.net import free_ports
 from tests.helpers.proc import stop_process
@@ -80,8 +80,8 @@ class NodeProcess:
             except (EOFError, OSError) as exc:
                 raise NodeError(f"node {self.address} went away: {exc}") from None
         if reply[0] == "raised":
-            if reply[1] == "ClusterUnavailable":
-                raise ClusterUnavailable(reply[2])
+            if reply[1] in ("ClusterUnavailable", "OutcomeUnknown"):  # typed: OutcomeUnknown is one
+                raise by_name(reply[1])(reply[2])
             raise MediatorError(f"{reply[1]}: {reply[2]}")
         return reply[1]
 

@@ -358,6 +358,7 @@ def test_settings_fields_say_what_applies_live(alice: Service) -> None:
         "download_layout",
         "display_name",
         "sources",
+        "start_at_login",
         "update_check_minutes",
         "doi_service",
         "doi_url",
