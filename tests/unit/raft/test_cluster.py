@@ -278,6 +278,11 @@ def test_a_command_lost_on_its_way_to_the_leader_is_sent_again(cluster: Cluster)
     set_id = setup_set(cluster, leader, alice)
     to_leader = next(n for n in follower.syncobj.otherNodes if n.address == leader.self_address)
     connections = follower.syncobj._SyncObj__transport._connections
+    # The follower cut off from its leader must not stand for election meanwhile (FAST timeouts
+    # would let it, on a slow machine): the leader stays, as in the bug this test is about.
+    follower.set_election_timeout((30.0, 40.0))
+    last_heard = follower.syncobj._SyncObj__raftElectionDeadline
+    cluster.tick_until(lambda: follower.syncobj._SyncObj__raftElectionDeadline != last_heard)
     for head in (None, 1, 2):  # more losses than MAX_INFLIGHT
         connections[to_leader].disconnect()
         answer = submit_while_ticking(cluster, follower, alice.commit(set_id, head))
