@@ -1228,9 +1228,14 @@ class _Run:
         # the record did not know when the run began has none.
         if leaf.key in self._known:
             keep = set(relative)
+            removed = False
             for rel in self.state.files_of(leaf.key):
                 if rel not in keep:
                     _remove_file(self.destination, rel)
+                    removed = True
+            if removed and not created:  # the old version's files went, and with them the folders
+                created = _missing_levels(self._base, folder_path)  # they left empty (a new version
+                # of a series in the same folder: its old files all had other names)
         self.state.claim(leaf.key, fingerprint, folder, relative, size, looked=True)
         if created:
             folder_path.mkdir(parents=True, exist_ok=True)
@@ -1331,6 +1336,16 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _missing_levels(base: Path, folder: Path) -> list[Path]:
+    """The levels of ``folder`` below ``base`` that do not exist, deepest first."""
+    missing = []
+    path = folder
+    while path != base and base in path.parents and not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def _remove_file(root: Path, relative: str) -> None:
