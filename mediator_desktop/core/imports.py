@@ -100,6 +100,17 @@ def read_manifest_file(path: Path) -> ImportedManifest:
     )
 
 
+#: What reading a damaged zip raises (beyond OSError): a broken entry, an unknown compression
+#: (NotImplementedError), an encrypted entry (RuntimeError), a name flagged UTF-8 that is not.
+ZIP_DAMAGE: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    UnicodeDecodeError,
+)
+
 #: What a zipped crate or bag may unpack to, at most (a crate of a million leaves is about 1 GB).
 MAX_ZIP_BYTES = 4 * 1024 * 1024 * 1024
 
@@ -141,14 +152,7 @@ def _zipped_export(path: Path) -> ImportedManifest:
                                 "it is not an export of ours"
                             )
                         out.write(block)
-            except (
-                zipfile.BadZipFile,
-                EOFError,
-                zlib.error,
-                NotImplementedError,
-                RuntimeError,
-                UnicodeDecodeError,
-            ) as exc:
+            except ZIP_DAMAGE as exc:
                 # A damaged entry, an unknown compression, an encrypted one (RuntimeError), ...
                 raise ValidationError(
                     f"{path.name} is a damaged zip file ({member.filename!r}: {exc}); export the set again"

@@ -30,13 +30,13 @@ import heapq
 import io
 import threading
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
 
 from mediator_desktop.core.errors import IntegrityError, NotFound, SourceError, ValidationError
+from mediator_desktop.core.imports import ZIP_DAMAGE
 from mediator_desktop.core.manifest import (
     TAB,
     US,
@@ -67,6 +67,8 @@ from mediator_desktop.sources import http
 
 DEFAULT_URL = "https://nbia.cancerimagingarchive.net/nbia-api/services/v4/"
 FILTERABLE = ("Modality", "BodyPartExamined")
+#: A damaged zip (``core.imports.ZIP_DAMAGE``) or a field of its md5hashes.csv csv refuses.
+_ZIP_OR_LIST_DAMAGE: tuple[type[Exception], ...] = (*ZIP_DAMAGE, csv.Error)
 _LEVEL_PARAMS = ("Collection", "PatientID", "StudyInstanceUID", "SeriesInstanceUID")
 _RELEASE_COLUMNS = ("DateReleased", "MaxSubmissionTimestamp", "TimeStamp")
 #: Above this many changed patients in one collection a set holds whole, ``track`` lists the
@@ -536,13 +538,7 @@ class TciaSource:
                 for name in images:
                     try:
                         data = archive.read(name)
-                    except (
-                        zipfile.BadZipFile,
-                        EOFError,
-                        zlib.error,
-                        NotImplementedError,
-                        UnicodeDecodeError,
-                    ) as exc:
+                    except ZIP_DAMAGE as exc:
                         raise IntegrityError(
                             f"TCIA's zip for series {series} is corrupt at {name!r} ({exc}); try again"
                         ) from None
@@ -562,15 +558,7 @@ class TciaSource:
                 # Without md5hashes.csv, or with images it does not list, those images were checked
                 # by count and size only (and the zip's CRC): recorded so, never as verified.
                 return Checked(out, checked, len(checked) == len(images))
-        except (
-            zipfile.BadZipFile,
-            EOFError,
-            zlib.error,
-            NotImplementedError,
-            RuntimeError,
-            csv.Error,
-            UnicodeDecodeError,  # an entry's local header names it in bytes flagged as UTF-8 that are not
-        ) as exc:
+        except _ZIP_OR_LIST_DAMAGE as exc:
             # A damaged list of MD5s, an entry flagged as encrypted, a field csv refuses, ...
             raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None
         except OSError as exc:
