@@ -4,7 +4,9 @@
 
 Starts Xvfb when there is no display (Debian: xvfb), a node in a temporary MEDIATOR_HOME on the
 real IDC index (offline), makes two demo sets, and saves the main window, the diff view, the
-settings dialog and the join-code dialog as PNG files.
+settings dialog and the join-code dialog as PNG files; then the readable trees: the sample set the
+welcome offers (its composition charts, studies and series as people name them) beside a folder
+of the scanner's files with a series' preview (pydicom's own CT test image).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,8 +114,48 @@ def shoot(out: Path) -> int:
         wait(lambda: window.peers.code_dialog is not None and window.peers.code_dialog.isVisible())
         assert window.peers.code_dialog is not None
         save(window.peers.code_dialog, "join-code")
+        window.peers.code_dialog.close()
+        readable_trees(service, window, wait, save)
         window.quit()
     return 0
+
+
+def readable_trees(service: Any, window: Any, wait: Callable[..., None], save: Callable[..., None]) -> None:
+    """The sample set open with its charts and a series chosen; a scanner folder's CT previewed."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from mediator_desktop.ui.welcome_dialog import SAMPLE, SAMPLE_NAME
+
+    folder = Path(os.environ["MEDIATOR_HOME"]) / "scanner"
+    (folder / "ct").mkdir(parents=True)
+    shutil.copy(str(get_testdata_file("CT_small.dcm")), folder / "ct" / "1.dcm")
+    service.archives.add("local", {"folder": str(folder)}, source_id="scanner")
+    sample = service.sets.create(SAMPLE_NAME, add=[SAMPLE], message="sample set")
+    view = window.set_view
+    view.composed = None
+    window.open_set(sample)
+    wait(lambda: view.set_id == sample and view.composed is not None)
+
+    def first_child(tree: Any, model: Any, parent: Any) -> Any:
+        tree.expand(parent)
+        if model.canFetchMore(parent):
+            model.fetchMore(parent)
+        wait(lambda: model.rowCount(parent) > 0)
+        return model.index(0, 0, parent)
+
+    index = view.model.index(0, 0)
+    for _ in range(4):  # collection > patient > study > series, each named as people read it
+        index = first_child(view.tree, view.model, index)
+    view.tree.setCurrentIndex(index)
+    archives = window.archives.model
+    where = archives.source_index("scanner")
+    for _ in range(3):  # patient > study > series of the scanner's folder
+        where = first_child(window.archives.tree, archives, where)
+    window.archives.tree.setCurrentIndex(where)
+    wait(lambda: window.archives.preview.reason == "")
+    save(window, "readable-trees")
 
 
 if __name__ == "__main__":
