@@ -121,6 +121,9 @@ def test_smokers_at_stage_two_ct_and_genomics_shared_updated_and_downloaded(
         # The CSV changes: AMC-004 joins the cohort, AMC-003 leaves it.
         csv.write_text(CSV_LATER)
         assert ann.add_table(csv, name="trial").number == 2
+        # Bob's node checks once the new version has reached it (acknowledged on Ann's side first):
+        # a check between the cohort's expansion and the table's own resolution would see half of it.
+        assert eventually(lambda: bob.clinical.get("trial").number == 2)
         (outcome,) = bob.tracking.check([set_id])
         assert outcome.new and not outcome.error, outcome.line()
         drift = bob.tracking.drift(set_id)
