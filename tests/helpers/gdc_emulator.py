@@ -78,7 +78,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.dom import minidom
 from xml.sax.saxutils import escape
 
-from tests.helpers.net import LoopbackServer
+from tests.helpers.net import LoopbackServer, dispatching_handler
 
 # -- releases --------------------------------------------------------------------------------------
 
@@ -1055,29 +1055,7 @@ class GdcEmulator(LoopbackServer):
         )
         start = dt.datetime.combine(release_date(catalogue.release) + dt.timedelta(days=4), dt.time(10), TZ)
         self._clock = max(start, (newest + dt.timedelta(days=1)).astimezone(TZ))
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                emulator._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                emulator._handle(self, "POST")
-
-            def do_HEAD(self) -> None:
-                emulator._handle(self, "HEAD")
-
-            def do_PUT(self) -> None:
-                emulator._handle(self, "PUT")
-
-            def do_DELETE(self) -> None:
-                emulator._handle(self, "DELETE")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        Handler = dispatching_handler(self._handle, ("GET", "POST", "HEAD", "PUT", "DELETE"))
         self._serve(_Server(("127.0.0.1", port), Handler))
 
     # -- life ------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Mapping
-from http.server import ThreadingHTTPServer
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 
@@ -21,6 +21,27 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def dispatching_handler(
+    handle: Callable[[BaseHTTPRequestHandler, str], None],
+    methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE"),
+) -> type[BaseHTTPRequestHandler]:
+    """A quiet HTTP/1.1 request handler class that hands each request of ``methods`` to
+    ``handle(request, method)`` (an emulator's own dispatch)."""
+
+    def method(name: str) -> Callable[[BaseHTTPRequestHandler], None]:
+        def do(request: BaseHTTPRequestHandler) -> None:
+            handle(request, name)
+
+        return do
+
+    def log_message(request: BaseHTTPRequestHandler, *args: object) -> None:
+        pass
+
+    namespace: dict[str, Any] = {f"do_{m}": method(m) for m in methods}
+    namespace.update(protocol_version="HTTP/1.1", log_message=log_message)
+    return type("Handler", (BaseHTTPRequestHandler,), namespace)
 
 
 class LoopbackServer:

@@ -58,7 +58,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.helpers.net import Faults, LoopbackServer, Reply
+from tests.helpers.net import Faults, LoopbackServer, Reply, dispatching_handler
 
 DOI_PREFIX = "10.5281"
 SCOPES = frozenset({"deposit:write", "deposit:actions"})
@@ -215,26 +215,7 @@ class ZenodoEmulator(LoopbackServer):
         self.requests: Counter[str] = Counter()
         self._ids = 1_000_000
         self._lock = threading.RLock()
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                emulator._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                emulator._handle(self, "POST")
-
-            def do_PUT(self) -> None:
-                emulator._handle(self, "PUT")
-
-            def do_DELETE(self) -> None:
-                emulator._handle(self, "DELETE")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        Handler = dispatching_handler(self._handle)
         self._serve(ThreadingHTTPServer(("127.0.0.1", port), Handler))
 
     @property
