@@ -1466,8 +1466,13 @@ class Publishing:
         return record
 
     def retry(self, set_id: str, version: int) -> PublishedRecord:
-        """Try minting again now (after fixing the credentials or the service coming back)."""
+        """Try minting again now (after fixing the credentials or the service coming back).
+
+        A version whose DOI is already minted is answered as it is: the retry has nothing left to do.
+        """
         record = self.get(set_id, version)
+        if record.doi_state == "findable":
+            return record
         if not record.minting:
             raise ValidationError(f"version {version} has nothing to mint ({record.status()})")
         self._signer.do("record_mint", set_id=set_id, version=version, state="queued", error="")
