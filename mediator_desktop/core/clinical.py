@@ -31,6 +31,7 @@ and the others stay equal.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -508,7 +509,8 @@ class Signs(Protocol):
 class Clinical:
     """The clinical tables of the cluster: add, list, describe and filter them (``service.clinical``).
 
-    Reads come from the local replica; a node keeps the tables it used last decoded.
+    Reads come from the local replica; a node keeps the tables it used last decoded. ``pinned``
+    gives the tables as they are at one moment, for work that reads a table more than once.
     """
 
     def __init__(
@@ -521,6 +523,27 @@ class Clinical:
         self._cached = max(1, cached)
         self._loaded: OrderedDict[str, LoadedTable] = OrderedDict()
         self._lock = threading.Lock()
+        #: The versions of every table at the moment of a pinned view (``pinned``); None: the store's.
+        self._moment: Mapping[str, tuple[TableVersion, ...]] | None = None
+
+    def pinned(self) -> Clinical:
+        """The tables as they are now, fixed: a view whose reads (``tables``, ``history``, ``get``
+        and what uses them) answer this moment's versions, whatever version or table reaches the
+        node later, so two reads of one piece of work agree. It shares the decoded tables; adding
+        through it adds to the store as ever. A pinned view's own ``pinned`` is itself.
+
+        Thread-safe: the moment is a copy, never changed; called on any thread.
+        """
+        if self._moment is not None:
+            return self
+        # The raft thread adds names to this dict and appends to its lists: each is copied in one
+        # call (C code, under the GIL), so no copy holds half a change. A command changes one
+        # table, and a resolution reads each table on its own: one moment per table suffices.
+        tables = list(self._store.state.tables.items())
+        moment = {name: tuple(versions) for name, versions in tables if versions}
+        view = copy.copy(self)  # the same store, engine, decoded tables and their lock
+        view._moment = moment
+        return view
 
     # -- adding ------------------------------------------------------------------------------------
     def preview(self, path: Path | str, key_column: str | None = None) -> TablePreview:
@@ -591,13 +614,16 @@ class Clinical:
         return added
 
     # -- reading -----------------------------------------------------------------------------------
+    def _versions(self) -> Mapping[str, Sequence[TableVersion]]:
+        return self._store.state.tables if self._moment is None else self._moment
+
     def tables(self) -> list[TableVersion]:
         """The latest version of every table, by name."""
-        return [versions[-1] for _, versions in sorted(self._store.state.tables.items()) if versions]
+        return [versions[-1] for _, versions in sorted(self._versions().items()) if versions]
 
     def history(self, name: str) -> list[TableVersion]:
         """Every version of table ``name``, oldest first."""
-        versions = self._store.state.tables.get(name)
+        versions = self._versions().get(name)
         if not versions:
             raise NotFound(f"there is no clinical table {name!r} ({self._known()})")
         return list(versions)
@@ -612,7 +638,7 @@ class Clinical:
         return versions[version - 1]
 
     def _known(self) -> str:
-        names = sorted(n for n, v in self._store.state.tables.items() if v)
+        names = sorted(n for n, v in self._versions().items() if v)
         return f"the tables: {', '.join(map(repr, names))}" if names else "there are no tables yet"
 
     def load(self, version: TableVersion) -> LoadedTable:
@@ -703,6 +729,8 @@ class ClinicalSource:
     one row, ``clinical`` every row of every table; the deepest rule wins and an exclusion wins a
     tie, as everywhere (``core.selection``); ``@in`` plays no part in which rows are selected.
     Tables are resolved at their latest version: a new version is drift for the sets that use it.
+    Work that reads the tables more than once (a cohort's expansion, then the resolution of its
+    rows) reads them through ``pinned``: one moment's versions throughout.
     """
 
     title = "Clinical tables"
@@ -715,6 +743,23 @@ class ClinicalSource:
         self._fingerprints: OrderedDict[str, dict[int, tuple[int, str]]] = OrderedDict()
         self._scratch: Path | None = None
         self._lock = threading.Lock()
+
+    def pinned(self) -> ClinicalSource:
+        """This source with its tables fixed as they are now (``Clinical.pinned``): its cohorts,
+        rows and browsing answer this moment's versions, whatever version reaches the node later.
+        One resolution pass uses one such view (``core.integrator.PinnedArchives``), so the rows
+        of a cohort come from the version its patients came from. It shares the remembered
+        fingerprints (per table version, so any view may use them). A pinned source's own
+        ``pinned`` is itself.
+
+        Thread-safe; called on any thread (passes run on workers).
+        """
+        tables = self._clinical.pinned()
+        if tables is self._clinical:
+            return self
+        view = copy.copy(self)  # the same fingerprints and their lock
+        view._clinical = tables
+        return view
 
     @property
     def filterable(self) -> tuple[str, ...]:

@@ -12,10 +12,17 @@ expanded selection gives the leaves; a new table version changes a set only thro
 What a join leaves out is said per archive ("31 of 40 patients have data in tcia/NSCLC..."), never
 dropped silently. Rules the user wrote stay as they are: excluding a patient, a study or a series
 of a joined archive still removes it (the deepest rule wins, ``core.selection``).
+
+An expansion and the resolution after it are one **pass**, which reads each archive as it was
+when the pass first asked for it (``PinnedArchives``): a clinical table gives the cohort and then
+its rows from one version, even when a colleague's new version reaches the node in between (that
+version is the next pass's, whole). ``Expanded.source`` and ``Expanded.resolve`` resolve with the
+archives the expansion read.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,12 +152,70 @@ def _named(rule: Pointer) -> str:
     return "/".join((rule.source_id, *rule.path))
 
 
+def pinned(source: DataSource) -> DataSource:
+    """``source`` fixed as it is now when it keeps versions of its own data (its ``pinned()``:
+    the clinical tables), else ``source`` itself."""
+    pin: Callable[[], DataSource] | None = getattr(source, "pinned", None)
+    return pin() if callable(pin) else source
+
+
+class PinnedArchives:
+    """The archives of one pass (an expansion and the resolution of what it expanded to): each
+    found by ``source`` once, at its first use, and fixed then (``pinned``), so every read of the
+    pass sees one version of each clinical table. A lookup function, as ``expand`` takes one;
+    ``NotFound`` for an archive that is not configured, as ``source`` says it.
+
+    Thread-safe: the parts of a pass may resolve on worker threads.
+    """
+
+    def __init__(self, source: Callable[[str], DataSource]) -> None:
+        self._source = source
+        self._pinned: dict[str, DataSource] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, source_id: str) -> DataSource:
+        with self._lock:  # a lookup and a snapshot of tables in memory: no I/O under the lock
+            found = self._pinned.get(source_id)
+            if found is None:
+                found = self._pinned[source_id] = pinned(self._source(source_id))
+            return found
+
+    @classmethod
+    def of(cls, source: Callable[[str], DataSource]) -> PinnedArchives:
+        """``source`` if it is the archives of a pass already, else a new pass over it."""
+        return source if isinstance(source, PinnedArchives) else cls(source)
+
+
 @dataclass(frozen=True, slots=True)
 class Expanded:
-    """A selection with its joined rules expanded: what the archives resolve."""
+    """A selection with its joined rules expanded: what the archives resolve.
+
+    Attributes:
+        archives: the archives the expansion read (``PinnedArchives``): resolve with them
+            (``source``, ``resolve``) so a table's rows come from the version its cohorts came
+            from. None only for an ``Expanded`` made by hand, which resolves nothing.
+    """
 
     selection: Selection
     joins: tuple[Join, ...] = ()
+    archives: Callable[[str], DataSource] | None = field(default=None, compare=False, repr=False)
+
+    def source(self, source_id: str) -> DataSource:
+        """The archive that resolves the part of ``source_id``, as the expansion read it.
+
+        Raises ``NotFound`` when it is not configured here.
+        """
+        if self.archives is None:
+            raise TypeError("this expansion was made without its archives: make it with expand()")
+        return self.archives(source_id)
+
+    def resolve(self) -> Manifest:
+        """The leaves the expanded selection selects now, every archive's part resolved by the
+        archive as the expansion read it. Raises what the archives raise."""
+        parts = [self.source(sid).resolve(self.selection.for_source(sid)) for sid in self.selection.sources]
+        if len(parts) == 1:
+            return parts[0]
+        return Manifest._from_sorted_lines(sorted(line for part in parts for line in part.lines()))
 
     def notes(self, manifest: Manifest) -> list[str]:
         """One line per join that left patients out (per rule for ``@every``): what the user
@@ -245,7 +310,11 @@ def expand(selection: Selection, source: Callable[[str], DataSource]) -> Expande
     patients that every joined archive holds are kept, in the targets and, for an archive rule, in
     its own archive too. ``source`` finds an archive by id (``NotFound`` when it is not configured
     here). A source holding clinical tables has ``cohorts(selection) -> [(rule, patients)]``.
+
+    The expansion reads the archives of one pass (``source`` made a ``PinnedArchives`` unless it
+    is one) and the result carries them: resolve it with ``Expanded.source`` or ``resolve``.
     """
+    source = PinnedArchives.of(source)
     rules = set(selection.rules)
     joins: list[Join] = []
     for source_id in selection.sources:
@@ -292,8 +361,8 @@ def expand(selection: Selection, source: Callable[[str], DataSource]) -> Expande
                 else:
                     rules.add(Rule(plain(rule), True))
     if not joins:
-        return Expanded(selection)
-    return Expanded(Selection(frozenset(rules)), tuple(joins))
+        return Expanded(selection, archives=source)
+    return Expanded(Selection(frozenset(rules)), tuple(joins), source)
 
 
 def _found(

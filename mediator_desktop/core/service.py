@@ -54,7 +54,15 @@ from mediator_desktop.core.events import (
 )
 from mediator_desktop.core.identity import Identity
 from mediator_desktop.core.imports import export_document, read_manifest_file
-from mediator_desktop.core.integrator import Expanded, Matching, expand, match, patient_depth, patient_paths
+from mediator_desktop.core.integrator import (
+    Expanded,
+    Matching,
+    PinnedArchives,
+    expand,
+    match,
+    patient_depth,
+    patient_paths,
+)
 from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.keystore import source_secret, store_source_secret
 from mediator_desktop.core.manifest import MAX_CHUNK_BYTES, Leaf, Manifest, ManifestBuilder
@@ -301,9 +309,10 @@ class Archives:
         origin = [self.check_pointer(p) for p in origin]
         if len({p.source_id for p in origin}) > 1:
             raise ValidationError("a cohort's patients come from one archive (or clinical table) at a time")
+        sources = PinnedArchives(self.get)  # one version of each table for the cohort and the search
         wanted = set(patients)
         for pointer in origin:
-            wanted.update(patient_paths(self.get(pointer.source_id), pointer))
+            wanted.update(patient_paths(sources(pointer.source_id), pointer))
         if not wanted:
             raise ValidationError(
                 "no patients to match: select a collection, some patients or a filtered cohort first"
@@ -316,21 +325,21 @@ class Archives:
             and patient_depth(s) is not None
             and s.source_id not in self._builtin
         ]
-        return match(origin, wanted, [(self.get(p.source_id), p) for p in scopes])
+        return match(origin, wanted, [(sources(p.source_id), p) for p in scopes])
 
     def expand(self, selection: Selection) -> Expanded:
-        """``selection`` with its clinical rules joined to the archives they name (``core.integrator``)."""
+        """``selection`` with its clinical rules joined to the archives they name (``core.integrator``).
+
+        Resolve the result with the archives it read (``Expanded.source``, ``Expanded.resolve``):
+        a clinical table's rows then come from the version its cohorts came from.
+        """
         return expand(selection, self.get)
 
     def resolve_joined(self, selection: Selection) -> tuple[Manifest, Expanded]:
-        """``resolve``, with the joins it made (``Expanded.notes`` says what they left out)."""
+        """``resolve``, with the joins it made (``Expanded.notes`` says what they left out). One
+        pass: each table is read at one version, for the cohorts and for the rows."""
         expanded = self.expand(selection)
-        selection = expanded.selection
-        manifests = [self.get(sid).resolve(selection.for_source(sid)) for sid in selection.sources]
-        if len(manifests) == 1:
-            return manifests[0], expanded
-        lines = sorted(line for manifest in manifests for line in manifest.lines())
-        return Manifest._from_sorted_lines(lines), expanded
+        return expanded.resolve(), expanded
 
     def check_pointer(self, pointer: Pointer) -> Pointer:
         """``pointer`` if its source is configured here and the path fits its levels."""

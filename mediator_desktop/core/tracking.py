@@ -392,7 +392,12 @@ class Tracker:
     def _resolve_now(
         self, version: Version, base: Manifest, since: float | None
     ) -> tuple[Manifest, list[str], list[str]]:
-        """What the version's selection selects in its archives now, with each archive's state."""
+        """What the version's selection selects in its archives now, with each archive's state.
+
+        One pass (``core.integrator.PinnedArchives``): the archives are those the expansion read,
+        so a clinical table's rows come from the version its cohorts came from; a version that
+        reaches the node meanwhile is the next check's, whole.
+        """
         lines: list[str] = []
         states: list[str] = []
         notes: list[str] = []
@@ -405,7 +410,7 @@ class Tracker:
         joined = {join.target.source_id for join in expanded.joins}
         for source_id in selection.sources:
             try:
-                source = self._archives.get(source_id)
+                source = expanded.source(source_id)
             except NotFound:
                 raise _NotHere(
                     f"archive {source_id!r} is not configured on this node; add it here to check the "
