@@ -211,9 +211,10 @@ def post_join_preview(body: JoinPreviewBody, service: ServiceDep) -> JoinPreview
     resolved down to the series, so it answers quickly."""
     filters = parse_conditions(body.conditions)
     targets = [Pointer.parse(text) for text in body.targets]
-    patients = service.clinical.select(body.table, filters)
     pointer = join_pointer(body.table, filters, targets)
     expanded = service.archives.expand(Selection.of(pointer))
+    # The patients of the expansion itself: a table version that lands meanwhile is not half-read.
+    patients = expanded.joins[0].patients if expanded.joins else service.clinical.select(body.table, filters)
     return JoinPreviewModel(
         pointer=str(pointer),
         patients=list(patients),
