@@ -118,6 +118,12 @@ class DownloadJob:
             self.changes += 1
             self._cond.notify_all()
 
+    def _steered(self, paused: bool) -> None:
+        """A pause or resume shows in the state while the job runs; a finished job keeps its end."""
+        with self._cond:
+            if not self.finished:
+                self._update(state="paused" if paused else "running")
+
     def to_json(self) -> dict[str, Any]:
         progress = self.progress
         return {
@@ -229,7 +235,7 @@ class Downloads:
             request.destination,
             layout,
         )
-        job.control.on_change(lambda: job._update(state="paused" if job.control.paused else "running"))
+        job.control.on_change(lambda: job._steered(job.control.paused))
         thread = threading.Thread(
             target=self._run, args=(job, request), name=f"download-{job.id}", daemon=True
         )
@@ -237,8 +243,8 @@ class Downloads:
             self._jobs[job.id] = job
             self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
+        self._events.emit(DownloadStarted(job.id, job.set_id))  # before any event of the job's own
         thread.start()
-        self._events.emit(DownloadStarted(job.id, job.set_id))
         return job
 
     def _refuse_empty(self, request: DownloadRequest, manifest_id: str, number: int) -> None:

@@ -239,24 +239,24 @@ def test_settings_are_read_and_changed_and_downloads_follow_the_layout_setting(
 
 def test_a_download_can_be_paused_resumed_and_cancelled(m: Mediator, world: IdcWorld, tmp_path: Path) -> None:
     rs = m.create_set("held", add=["idc/lung_a", "idc/lung_b"])
-    world.proxy.gate.clear()  # object GETs wait: the download is held mid-way
+    total = sum(1 for s in SERIES if s[0] in ("lung_a", "lung_b"))
+    world.proxy.gate.clear()  # object GETs wait: nothing can arrive until the job is seen cancelled
     try:
         handle = m.start_download(rs.id, tmp_path / "held", workers=1)
         assert handle.pause().state == "paused"
         assert handle.resume().state == "running"
         cancel = threading.Event()
         cancel.set()
-        world.proxy.gate.set()
-        job = handle.wait(cancel=cancel)
+        job = handle.wait(cancel=cancel, timeout=30)  # the cancel lands while the archive is held
     finally:
         world.proxy.gate.set()
-    assert job.state in ("cancelled", "done")  # a cancel that loses the race to the end is fine
-    if job.state == "cancelled":
-        assert job.report is not None and job.report.cancelled
+    assert job.state == "cancelled", job.summary or job.error
+    assert job.report is not None and job.report.cancelled
+    assert (job.report.fetched, job.report.failed, job.report.pending) == ([], [], total), job.summary
+    assert not [p for p in (tmp_path / "held").rglob("*") if p.is_file() and ".mediator" not in p.parts]
     rerun = m.download(rs.id, tmp_path / "held")
     assert rerun.state == "done" and rerun.report is not None
-    total = sum(1 for s in SERIES if s[0] in ("lung_a", "lung_b"))
-    assert len(rerun.report.fetched) + rerun.report.unchanged == total
+    assert (len(rerun.report.fetched), rerun.report.unchanged) == (total, 0)
 
 
 def test_download_failures_stop_with_a_typed_error_and_write_nothing(m: Mediator, tmp_path: Path) -> None:

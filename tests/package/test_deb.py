@@ -156,7 +156,9 @@ def test_the_installed_app_runs_once_takes_opened_files_and_quits(installed: Pat
             code, err = app.quit(60)
             assert code == 0, err[-3000:]
             assert "node stopped" in err and "Traceback" not in err
+            # The file stays, no longer naming the process, with the token the next start serves again.
             left = Endpoint.read(home / "data")
-            assert left is None or left.pid == 0
+            assert left is not None, "local-api.json is gone: the next start would serve another token"
+            assert left == Endpoint(served.url, served.token, 0, served.version), left
         finally:
             app.kill()

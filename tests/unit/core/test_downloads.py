@@ -3,23 +3,31 @@ real downloads from a local DICOM folder through the service."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mediator_desktop.core.downloads import DownloadJob, DownloadRequest
 from mediator_desktop.core.errors import NotFound, ValidationError
 from mediator_desktop.core.events import (
+    DownloadCancelled,
     DownloadEvent,
     DownloadFailed,
     DownloadFinished,
+    DownloadProgressed,
     DownloadStarted,
 )
 from mediator_desktop.core.jobs import Progress
+from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.service import Service
+from mediator_desktop.core.source import DataSource, LeafPlan
 from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 from tests.helpers.service import P1, P1_SERIES, P2, P2_SERIES, World, recording
-from tests.helpers.transfer import files_under
+from tests.helpers.transfer import downloader, files_under
 
 LAYOUT = "{patient}/{series}"
 
@@ -30,6 +38,76 @@ def finished(job: DownloadJob, timeout: float = 30.0) -> DownloadJob:
         before = changes
         changes = job.wait(changes, timeout)
         assert changes != before or job.finished, f"job {job.id} did not change in {timeout} s: {job.state}"
+    return job
+
+
+class HeldArchive:
+    """The lab's archive, except that it answers what a series is made of (``plan``) only once the
+    test releases it: a download held while it asks its archive, for as long as the test wants."""
+
+    def __init__(self, source: DataSource) -> None:
+        self._source = source
+        self._gate = threading.Event()
+        self._cond = threading.Condition()
+        self._asking: list[threading.Thread] = []  # the threads that asked, in order
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def plan(self, leaf: Leaf) -> LeafPlan:
+        with self._cond:
+            self._asking.append(threading.current_thread())
+            self._cond.notify_all()
+        if not self._gate.wait(60):
+            raise RuntimeError("the held archive was never released")
+        return self._source.plan(leaf)
+
+    def wait_asked(self, count: int, timeout: float = 30.0) -> None:
+        with self._cond:
+            asked = self._cond.wait_for(lambda: len(self._asking) >= count, timeout)
+            assert asked, f"the archive was asked for {len(self._asking)} series in {timeout} s, not {count}"
+
+    def release(self, timeout: float = 30.0) -> None:
+        """Answer every question, then wait until the threads that asked have ended."""
+        self._gate.set()
+        with self._cond:
+            asking = list(self._asking)
+        for thread in asking:
+            thread.join(timeout)
+            assert not thread.is_alive(), f"{thread.name} still runs {timeout} s after the archive answered"
+
+
+@pytest.fixture
+def held(lab: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldArchive]:
+    """Services made after this fixture download from the lab's archive through ``HeldArchive``."""
+    archive = HeldArchive(lab.source)
+    with downloader(archive) as engine:  # type: ignore[arg-type]  # a DataSource by delegation
+        monkeypatch.setattr(lab, "downloader", engine)
+        try:
+            yield archive
+        finally:
+            archive.release()
+
+
+def assert_nothing_complete(job: DownloadJob, destination: Path, *, pending: int) -> None:
+    """The job ended cancelled, and nothing of it was presented, or placed, as complete."""
+    assert job.state == "cancelled", job.to_json()
+    report = job.report
+    assert report is not None and report.cancelled and not report.ok, job.to_json()
+    assert (report.fetched, report.failed, report.pending) == ((), (), pending), report.summary()
+    summary = report.summary()
+    assert summary.startswith("0 fetched") and f"cancelled with {pending} not started" in summary, summary
+    assert files_under(destination) == []
+
+
+def cancelled_within(job: DownloadJob, seconds: float) -> DownloadJob:
+    """The job, once it has ended; fails when it still runs ``seconds`` after the cancel."""
+    deadline = time.monotonic() + seconds
+    changes = -1
+    while not job.finished:
+        left = deadline - time.monotonic()
+        assert left > 0, f"job {job.id} still {job.state} {seconds} s after its cancel: {job.to_json()}"
+        changes = job.wait(changes, left)
     return job
 
 
@@ -140,15 +218,40 @@ def test_control_refuses_an_unknown_action(alice: Service, set_id: str, tmp_path
     finished(job)
 
 
-def test_control_pauses_resumes_and_cancels(alice: Service, set_id: str, tmp_path: Path) -> None:
-    job = alice.downloads.start(DownloadRequest(set_id, tmp_path / "dest"))
-    assert alice.downloads.control(job.id, "pause") is job
-    assert job.control.paused
-    alice.downloads.control(job.id, "resume")
-    assert not job.control.paused
-    alice.downloads.control(job.id, "cancel")
-    assert job.control.cancelled
-    assert finished(job).state in ("cancelled", "done")  # it may have finished first
+def test_control_pauses_resumes_and_cancels(lab: World, held: HeldArchive, tmp_path: Path) -> None:
+    alice = lab.service("alice", download_layout=LAYOUT)
+    set_id = alice.sets.create("Lung", add=[P1, P2])
+    destination = tmp_path / "dest"
+    ended = threading.Event()
+    alice.events.subscribe(lambda _: ended.set(), DownloadCancelled, DownloadFinished, DownloadFailed)
+    with recording(alice, DownloadEvent) as seen:
+        job = alice.downloads.start(DownloadRequest(set_id, destination))
+        held.wait_asked(2)  # both series wait on the archive: nothing can arrive before the cancel
+        assert alice.downloads.control(job.id, "pause") is job
+        assert job.control.paused and job.state == "paused"
+        alice.downloads.control(job.id, "resume")
+        assert not job.control.paused and job.state == "running"
+        alice.downloads.control(job.id, "cancel")
+        assert job.control.cancelled
+        # The cancel ends the job while the archive still holds both series (it need not answer).
+        assert cancelled_within(job, 10).state == "cancelled", job.to_json()
+        assert ended.wait(10), "the job ended without its last event"
+    held.release()  # the archive answers now: the series it was asked for are dropped, not placed
+    assert_nothing_complete(job, destination, pending=2)
+    kinds = [type(e) for e in seen if not isinstance(e, DownloadProgressed)]
+    assert kinds == [DownloadStarted, DownloadCancelled]
+
+
+def test_a_finished_job_keeps_its_state_when_steered_or_closed(
+    alice: Service, set_id: str, tmp_path: Path
+) -> None:
+    job = finished(alice.downloads.start(DownloadRequest(set_id, tmp_path / "dest")))
+    assert job.state == "done", job.to_json()
+    for action in ("pause", "resume", "cancel"):
+        alice.downloads.control(job.id, action)
+        assert (job.state, job.finished) == ("done", True), f"{action} turned a finished job {job.state!r}"
+    alice.downloads.close()  # "what finished stays"
+    assert (job.state, job.finished) == ("done", True), f"close() turned a finished job {job.state!r}"
 
 
 def test_a_job_without_a_downloader_fails_visibly(lab: World, tmp_path: Path) -> None:
@@ -180,10 +283,14 @@ def test_run_downloads_a_version_into_a_folder(alice: Service, set_id: str, tmp_
         alice.downloads.run(DownloadRequest(set_id, Path("relative")))
 
 
-def test_close_cancels_running_jobs(lab: World, tmp_path: Path) -> None:
+def test_close_cancels_running_jobs(lab: World, held: HeldArchive, tmp_path: Path) -> None:
     carol = lab.service("carol")
     set_id = carol.sets.create("Lung", add=[P1, P2])
-    job = carol.downloads.start(DownloadRequest(set_id, tmp_path / "dest"))
-    carol.downloads.close()
+    destination = tmp_path / "dest"
+    job = carol.downloads.start(DownloadRequest(set_id, destination))
+    held.wait_asked(2)
+    carol.downloads.close(timeout=10)  # the archive still holds both series
     assert job.control.cancelled
-    assert job.finished
+    assert job.state == "cancelled", f"close() returned with the job {job.state}: {job.to_json()}"
+    held.release()
+    assert_nothing_complete(job, destination, pending=2)

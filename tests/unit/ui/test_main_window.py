@@ -222,12 +222,20 @@ def test_the_downloads_panel_shows_progress_failures_and_retries(
 def test_pause_resume_and_cancel_from_the_panel(
     window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
 ) -> None:
+    from PySide6.QtWidgets import QProgressBar
+
+    from mediator_desktop.ui.errors import Message
+
     open_committed_set(window, qtbot, node, "Held", Pointer.of("idc", "lung_a"))
     panel = window.downloads
-    world.proxy.gate.clear()
+    shown: list[Message] = []
+    window.messages.shown.connect(shown.append)
+    folder = tmp_path / "held"
+    world.proxy.gate.clear()  # object GETs wait at the proxy: no file arrives until the job is cancelled
     try:
-        window.start_download(tmp_path / "held")
+        window.start_download(folder)
         qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=5000)
+        qtbot.waitUntil(lambda: bool(world.proxy.gets(".dcm")), timeout=30000)  # a transfer is held
         panel.table.selectRow(0)
         assert panel.pause_button.isEnabled() and not panel.resume_button.isEnabled()
         panel.pause_button.click()
@@ -236,10 +244,23 @@ def test_pause_resume_and_cancel_from_the_panel(
         panel.resume_button.click()
         qtbot.waitUntil(lambda: panel.table.item(0, 4).text() == "running", timeout=5000)
         panel.cancel_button.click()
+
+        def seen_cancelled() -> None:  # while its transfers are still held: a cancel does not wait
+            state = panel.table.item(0, 4).text()
+            assert state.startswith("cancelled"), f"{state!r} after Cancel, the archive holding its transfers"
+
+        qtbot.waitUntil(seen_cancelled, timeout=30000)
     finally:
         world.proxy.gate.set()
-    qtbot.waitUntil(lambda: panel.table.item(0, 4).text().startswith(("cancelled", "done")), timeout=30000)
-    assert not panel.cancel_button.isEnabled()
+    state = panel.table.item(0, 4).text()
+    assert state.startswith("cancelled: 0 fetched") and "cancelled with 3 not started" in state, state
+    assert not panel.cancel_button.isEnabled() and not panel.pause_button.isEnabled()
+    bar = panel.table.cellWidget(0, 2)
+    assert isinstance(bar, QProgressBar) and bar.value() < bar.maximum(), bar.format()
+    badges = window.set_items("mine")[0].text(0)
+    assert "downloaded" not in badges and "downloading" not in badges, badges
+    assert "Download finished" not in [m.text for m in shown]
+    assert not [p for p in folder.rglob("*") if p.is_file() and ".mediator" not in p.parts]
 
 
 def test_the_diff_view_colours_changes_and_can_show_the_rest(
