@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,11 @@ from tests.helpers.net import free_ports
 from tests.helpers.proc import read_line, stop_process
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+
+#: How long a download may take, by its own clock, to fail on an archive whose port refuses.
+GONE_ARCHIVE_S = 2.0
+#: How long the CLI may take from Ctrl-C to its exit during a download.
+CTRL_C_S = 3.0
 
 
 def env_for(home: Path) -> dict[str, str]:
@@ -431,12 +437,18 @@ def test_an_archive_that_went_away_fails_the_download_fast_with_one_message(tmp_
         mediator(home, "sources", "add", "tcia", "--base-url", emulator.v4)
         mediator(home, "sets", "create", "Sarcoma", "--add", "tcia/SOFT-TISSUE-SARCOMA")
     # the archive is gone (its port refuses): one message naming it, not one line per series
-    started = time.monotonic()
     out = mediator(home, "download", "Sarcoma", str(tmp_path / "dl"), code=EXIT_DOWNLOAD_INCOMPLETE)
-    took = time.monotonic() - started
     assert out.stderr.count("cannot reach") == 1, out.stderr
     assert "check the network, a proxy or VPN" in out.stderr and "127.0.0.1" in out.stderr
-    assert took < 30, took  # a node starts and stops for the command; the archive costs ~0
+    # Fast: the download's own clock (the summary's "in X s", from the engine's start to its report),
+    # not the command's, whose Python and node start-up on a loaded machine say nothing about the
+    # archive. A refused port fails in milliseconds and the rest of its series are given up on;
+    # one series retried with backoff (0.5 + 1 + 2 s) would miss the bound.
+    summary = re.search(r"\d+ failed in (\d+\.\d) s", out.stdout)
+    assert summary, out.stdout
+    took = float(summary[1])
+    print(f"timing: the download of an archive that went away took {took} s by its own clock")
+    assert took <= GONE_ARCHIVE_S, f"the download took {took} s: {out.stdout}"
 
 
 def test_ctrl_c_stops_a_download_at_once(tmp_path: Path) -> None:
@@ -462,15 +474,23 @@ def test_ctrl_c_stops_a_download_at_once(tmp_path: Path) -> None:
                     assert proc.poll() is None, proc.communicate()
                     time.sleep(0.05)
                 assert emulator.image_requests, "the download never asked for a series"
+                # The user is not kept waiting: wall time, but only what follows the key press (the
+                # CLI's start-up is behind it): the CLI cancels the node's job, waits for it to end
+                # and exits. CTRL_C_S holds on a loaded machine; a Ctrl-C ignored, or a cancel that
+                # waits for the series in flight (120 s) or for the job's 10 s long poll, misses it.
                 started = time.monotonic()
                 proc.send_signal(signal.SIGINT)
-                _, err = proc.communicate(timeout=10)
+                try:
+                    _, err = proc.communicate(timeout=CTRL_C_S + 30)
+                except subprocess.TimeoutExpired:
+                    pytest.fail(f"Ctrl-C did not stop the download in {CTRL_C_S + 30} s")
                 took = time.monotonic() - started
             finally:
                 stop_process(proc)
             assert proc.returncode == EXIT_INTERRUPTED, err
             assert "cancelled" in err and "run the same command again to resume" in err
-            assert took < 1.5, took  # the CLI's own start-up is behind it; the cancel is ~0.05 s
+            print(f"timing: Ctrl-C stopped the download {took:.3f} s after the signal")
+            assert took <= CTRL_C_S, f"Ctrl-C took {took:.2f} s to stop the download"
             os.environ[HOME_ENV] = str(home)
             try:
                 with Mediator(start=False) as m:  # the node's job was cancelled, not left running

@@ -24,6 +24,10 @@ from tests.integration.test_cli import HeadlessNode, env_for
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
+#: The SDK's request timeout in these tests, and how long its other work may take besides.
+SDK_TIMEOUT = 2.0
+OTHER_WORK_S = 1.0
+
 
 @pytest.fixture
 def hung_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -44,11 +48,17 @@ def hung_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 def test_the_sdk_says_a_hung_node_does_not_answer(hung_node: Path) -> None:
     started = time.monotonic()
     with pytest.raises(NodeUnreachable) as caught:
-        Mediator(start=False, timeout=2.0)
+        Mediator(start=False, timeout=SDK_TIMEOUT)
+    took = time.monotonic() - started
     message = str(caught.value)
     assert "does not answer (hung or overloaded)" in message, message
     assert "not the MEDIator node" not in message
-    assert time.monotonic() - started < 10
+    # The caller is not kept waiting: the SDK gives up after the timeout it was given. Wall time of
+    # the constructor alone (all of it the SDK's); OTHER_WORK_S is for its other work (reading the
+    # settings and the endpoint file, one loopback connect) on a loaded machine. A second try, or
+    # the 10 s cap instead of the timeout, would miss it.
+    print(f"timing: the SDK gave up on a hung node after {took:.3f} s (timeout {SDK_TIMEOUT} s)")
+    assert took <= SDK_TIMEOUT + OTHER_WORK_S, f"the SDK gave up after {took:.2f} s"
 
 
 def test_mediator_status_says_a_hung_node_does_not_answer(hung_node: Path) -> None:

@@ -22,6 +22,11 @@ RAFT_PORT = 47000
 
 pytestmark = pytest.mark.timeout(240)
 
+#: Issue 21: the longest time without a successful write while a majority is up (leader lost).
+GOAL_WRITE_WINDOW_S = 3.0
+#: Issue 6: from entering a join code to a replicated set being visible on the newcomer.
+GOAL_JOIN_TO_VISIBLE_S = 5.0
+
 
 @pytest.fixture
 def hosts(tmp_path: Path) -> Iterator[tuple[netns.Hosts, list[RemoteNode]]]:
@@ -72,12 +77,17 @@ def test_three_hosts_discover_pair_replicate_and_survive_a_partition(
         c.call("join", expired)
 
     for newcomer in (b, c):
+        # The goal (issue 6): from entering a join code to a replicated set visible on the newcomer.
+        code_text = a.call("join_code")
         began = time.monotonic()
-        newcomer.call("join", a.call("join_code"))
+        newcomer.call("join", code_text)
         assert eventually(lambda n=newcomer: set_id in n.call("versions")), (
             "the set never reached the newcomer"
         )
-        figures[f"join_to_visible_s_{newcomer.address}"] = time.monotonic() - began
+        joined = figures[f"join_to_visible_s_{newcomer.address}"] = time.monotonic() - began
+        assert joined <= GOAL_JOIN_TO_VISIBLE_S, (
+            f"the set reached {newcomer.address} {joined:.2f} s after the join"
+        )
     assert eventually(lambda: {p["status"] for p in a.call("peers")} == {"member"}, 30)
     assert eventually(lambda: leader_of([a, b, c]))
 
@@ -89,10 +99,13 @@ def test_three_hosts_discover_pair_replicate_and_survive_a_partition(
     own = {n.address: n.call("create_set", f"owned by {n.address}") for n in (a, b, c)}
     acknowledged = {set_id: 1, **{s: 1 for s in own.values()}}
     assert eventually(lambda: all(set(acknowledged) <= set(n.call("versions")) for n in (a, b, c)))
-    h.cut(cut_index)
-    cut_at = time.monotonic()
-    for n in majority:
+    for n in majority:  # a write gives up after 1 s and is tried again, so the window is seen closely
         n.call("timeout", 1.0)
+    # The goal (issue 21): no window over 3 s without a successful write while a majority is up,
+    # timed from the moment the link starts to go down (before the cut, so the window measured
+    # holds the real one) to the first acknowledged write on the majority's side.
+    cut_at = time.monotonic()
+    h.cut(cut_index)
     errors: list[str] = []
     writer = majority[0]
     while True:  # the majority elects a new leader and takes writes again
@@ -101,10 +114,12 @@ def test_three_hosts_discover_pair_replicate_and_survive_a_partition(
             break
         except MediatorError as exc:
             errors.append(str(exc))
+            # only a guard that ends the loop: the goal is asserted below, with the figure it missed by
             assert time.monotonic() - cut_at < 20, f"the majority never took writes again: {errors[-3:]}"
     figures["majority_writes_again_s"] = time.monotonic() - cut_at
-    # The goal (issue 21): no window over 3 s without a successful write while a majority is up.
-    assert figures["majority_writes_again_s"] <= 3.0, f"failover took too long: {figures}, {errors[-3:]}"
+    assert figures["majority_writes_again_s"] <= GOAL_WRITE_WINDOW_S, (
+        f"failover took too long: {figures}, {errors[-3:]}"
+    )
     more = majority[1].call("create_set", "made on the majority side")
     acknowledged[more] = 1
     cut.call("timeout", 2.0)
@@ -124,5 +139,3 @@ def test_three_hosts_discover_pair_replicate_and_survive_a_partition(
     versions = [n.call("versions") for n in everyone]
     assert versions[0] == versions[1] == versions[2]
     print("netns figures:", {k: round(v, 2) for k, v in figures.items()})
-    assert figures["majority_writes_again_s"] <= 3.0 + 2.0  # goal 3 s; a loaded CI machine gets slack
-    assert max(v for k, v in figures.items() if k.startswith("join_to_visible")) <= 5.0

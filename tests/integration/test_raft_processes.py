@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing.connection import Client
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ from tests.helpers.actors import Actor
 from tests.helpers.processes import NodeError, ProcessCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+#: The timeout of the write made without quorum, and how long after it its error may come.
+WRITE_TIMEOUT = 3.0
+ANSWER_BOUND = 0.5
 
 
 @pytest.fixture
@@ -127,10 +132,24 @@ def test_without_quorum_writes_fail_in_bounded_time_and_nothing_is_lost(cluster:
     survivor = cluster.nodes[0]
     for node in cluster.nodes[1:]:
         node.stop()
-    started = time.monotonic()
-    with pytest.raises(ClusterUnavailable, match="no quorum"):
-        survivor.submit(actors[0].commit(set_id, 10), timeout=3.0)
-    assert time.monotonic() - started < 8.0
+    # The goal (issue 21): a write without quorum fails within its own timeout plus a bound, not
+    # after a hidden wait. Timed from the request's send on a control connection opened (and
+    # authenticated) before, to the node's answer: the node's submit and one loopback round trip,
+    # not the test's connection set-up. ANSWER_BOUND is for the error's own making (a status look)
+    # and a wake-up on a loaded machine; a second try or the default 10 s instead of the timeout
+    # would miss it.
+    with Client(("127.0.0.1", survivor.control_port), authkey=survivor.authkey) as conn:
+        command = actors[0].commit(set_id, 10)
+        started = time.monotonic()
+        conn.send(("submit", command, WRITE_TIMEOUT))
+        answered = conn.poll(WRITE_TIMEOUT + 30)
+        took = time.monotonic() - started
+        assert answered, f"the node did not answer a write without quorum in {took:.1f} s"
+        reply = conn.recv()
+    assert reply[0] == "raised" and reply[1] in ("ClusterUnavailable", "OutcomeUnknown"), reply
+    assert "no quorum" in reply[2], reply
+    print(f"timing: a {WRITE_TIMEOUT} s write without quorum failed after {took:.3f} s")
+    assert took <= WRITE_TIMEOUT + ANSWER_BOUND, f"a {WRITE_TIMEOUT} s write failed after {took:.2f} s"
     for node in cluster.nodes[1:]:
         node.start()
     cluster.leader()
