@@ -53,9 +53,10 @@ class Orthanc:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"Orthanc exited: {(self.root / 'orthanc.log').read_text()[-2000:]}")
             try:
-                if requests.get(f"{self.url}/system", auth=self.auth, timeout=1).ok:
+                wait = max(1.0, deadline - time.monotonic())  # a loaded machine answers late
+                if requests.get(f"{self.url}/system", auth=self.auth, timeout=wait).ok:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             if time.monotonic() > deadline:
                 self.stop()

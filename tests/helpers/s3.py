@@ -42,9 +42,11 @@ class MotoServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                requests.get(self.url, timeout=1)
+                # moto answers its first request slowly (it imports its backends then); a loaded
+                # machine makes that seconds: wait for the answer, not only for the port.
+                requests.get(self.url, timeout=max(1.0, deadline - time.monotonic()))
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError("moto_server did not start") from None
