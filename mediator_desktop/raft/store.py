@@ -65,6 +65,9 @@ ELECTION_TIMEOUT = (0.5, 1.2)
 #: The longest pause between two tries of a command that was surely not applied ("no leader"):
 #: a try costs a local check, and a long pause would outlast the election it waits for.
 MAX_RETRY_DELAY = 0.1
+#: How long a caller that stopped waiting still gives commands handed to the raft thread to be
+#: answered "could not go out" (seconds), before it calls their outcome unknown.
+ANSWER_GRACE = 0.2
 
 #: Outcomes after which the same command may be sent again: it was not applied, or a retry of the
 #: identical envelope returns the first answer (the state remembers results per author and seq).
@@ -190,7 +193,7 @@ class _Replicated(SyncObjConsumer):  # type: ignore[misc]
         """Called on the raft thread of every node, in log order."""
         if not isinstance(commands, list):
             return []
-        return [self.state.apply(command, SEALED_HERE.get) for command in commands]
+        return [self.state.apply(command, SEALED_HERE.take) for command in commands]
 
 
 class _Ticket:
@@ -448,7 +451,17 @@ class RaftStore:
             unsent = [t for t in tickets if t in self._queue]
             for ticket in unsent:
                 self._queue.remove(ticket)
-        on_their_way = any(t.error is None and t not in unsent for t in tickets)
+        sent = [t for t in tickets if t not in unsent]
+        # A command handed to the raft thread may only be waiting for its turn there (a loaded
+        # machine): a short grace tells "it could not go out" (answered at once: no leader) from
+        # "no answer", so the caller hears "nothing was written" when that is so.
+        end = time.monotonic() + ANSWER_GRACE
+        for ticket in sent:
+            if ticket.error is None:
+                ticket.wait(end - time.monotonic())
+        on_their_way = any(
+            t.error is None or t.error == FAIL_REASON.SUCCESS or t.error in _MAYBE_APPLIED for t in sent
+        )
         return self._unavailable(maybe or on_their_way)
 
     def _unavailable(self, maybe: bool) -> ClusterUnavailable:

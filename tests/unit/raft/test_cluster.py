@@ -66,6 +66,17 @@ class Cluster:
         assert leader is not None
         return leader
 
+    def steady(self, timeout: tuple[float, float] = (30.0, 40.0)) -> tuple[RaftStore, RaftStore]:
+        """The leader and a follower, with the leader kept: FAST timeouts let a follower stand on
+        a loaded machine, and a follower turned leader forwards nothing, so a fault a test sets on
+        the way from the follower to the leader would never fire. The followers' ``timeout`` also
+        bounds how long a lost forward waits before it is sent again (``RaftStore._patience``)."""
+        leader = self.leader()
+        for node in self.nodes.values():
+            if node is not leader:
+                node.set_election_timeout(timeout)
+        return leader, next(n for n in self.nodes.values() if n is not leader)
+
     def _leader(self) -> RaftStore | None:
         leaders = {n.status().leader for n in self.nodes.values()}
         if len(leaders) != 1 or None in leaders:

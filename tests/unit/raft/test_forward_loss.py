@@ -46,8 +46,7 @@ def is_forward(message: Any) -> bool:
 
 
 def test_a_forward_that_cannot_go_out_is_answered_at_once(cluster: Cluster) -> None:
-    leader = cluster.leader()
-    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    leader, follower = cluster.steady()
     alice = Actor("alice")
     cluster.run(follower, [alice.register()])
     conn = connection_to(follower, leader.self_address)
@@ -67,8 +66,7 @@ def test_a_forward_that_cannot_go_out_is_answered_at_once(cluster: Cluster) -> N
 def test_a_write_through_a_reconnecting_follower_goes_through_without_waiting_for_expiry(
     cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
-    leader = cluster.leader()
-    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    leader, follower = cluster.steady()
     alice = Actor("alice")
     set_id, create = alice.create("shared", visibility="cluster")
     cluster.run(follower, [alice.register(), *alice.manifest_commands(), create])

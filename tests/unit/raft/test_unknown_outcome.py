@@ -55,13 +55,7 @@ class LoseAnswers:
 
 
 def service_on_follower(cluster: Cluster, timeout: float) -> tuple[RaftStore, RaftStore, Service]:
-    leader = cluster.leader()
-    # The leader must stay the leader (FAST timeouts let a follower stand on a loaded machine, and a
-    # new leader would take the change over a path the test's fault does not touch).
-    for node in cluster.nodes.values():
-        if node is not leader:
-            node.set_election_timeout((30.0, 40.0))
-    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    leader, follower = cluster.steady()
     service = Service(follower, Actor("alice").identity, timeout=timeout)
     on_thread(cluster, service.register)
     return leader, follower, service
