@@ -115,6 +115,14 @@ class _SealedHere:
         with self._lock:
             return self._envelopes.get(data)
 
+    def take(self, data: bytes) -> Envelope | None:
+        """``get``, and forget the envelope: once applied, a retry of it is answered by the state."""
+        with self._lock:
+            envelope = self._envelopes.pop(data, None)
+            if envelope is not None:
+                self._bytes -= 2 * len(data)
+            return envelope
+
 
 SEALED_HERE: Final = _SealedHere()
 

@@ -469,7 +469,7 @@ class StoreState:
         if manifest_id not in self.manifests:
             raise Rejected("not_found", f"manifest {manifest_id[:12]} is not in the store; upload it first")
         try:
-            selection = Selection.from_json(self._selection_arg(e))
+            selection = self._same_as_parent(set_id, rs.head, Selection.from_json(self._selection_arg(e)))
             number = (rs.head or 0) + 1
             version = Version(
                 number,
@@ -486,6 +486,22 @@ class StoreState:
         self._put_set(replace(rs, head=number))
         self._emit(events.VersionCommitted(set_id, number))
         return {"set_id": set_id, "version": number}
+
+    def _same_as_parent(self, set_id: str, head: int | None, selection: Selection) -> Selection:
+        """The parent version's selection object when ``selection`` equals it, else ``selection``.
+
+        A version often keeps its parent's rules (a commit after the archives changed, a new
+        manifest for the same cohort): the versions then share one selection instead of holding a
+        copy each. Equal selections are interchangeable (immutable, compared by value), so this
+        changes nothing but memory, and the objects the garbage collector walks through again
+        and again as the history grows (a Selection, its frozenset, rules and pointers per version).
+        """
+        versions = self.versions.get(set_id, [])
+        if head is not None and 1 <= head <= len(versions):
+            kept = versions[head - 1].selection
+            if kept == selection:
+                return kept
+        return selection
 
     def _selection_arg(self, e: Envelope) -> Any:
         """A version's selection: in the command, or (``selection_id``) from the chunks its author
