@@ -22,6 +22,11 @@ Power loss: each file's data is fsynced before its rename into place, the folder
 folder made for it, in its parent), and the record (SQLite in WAL mode, ``synchronous=FULL``)
 commits the claim before the renames and "done" after them, so the record never says done for a
 file the disk may not have. The next rerun's size and time check catches what still came back wrong.
+Files the transport fetched arrive already synced (``durable``: it syncs each as it lands, beside
+the transfers still running); the others (left by an earlier run, made by a ``finish`` step) are
+synced by the leaf's thread, several at once. Leaves finished while the record commits are
+recorded done together in the next commit (group commit: one sync of the record for several
+leaves), and none counts as fetched before its own commit returned.
 
 An archive that cannot be reached at all (its name does not resolve, it refuses or times out
 connections, a proxy or TLS handshake fails: what the transport's ``unreachable`` recognises) is
@@ -107,12 +112,14 @@ class Transport(Protocol):
         group: str,
         control: JobControl,
         on_bytes: Callable[[int], None],
+        durable: bool = False,
     ) -> Future[Path]:
         """Start (or queue) the download. The future ends with ``target`` once size and MD5 (when
         known) match, or with ``SourceError`` (``ArchiveUnreachable`` when the host could not be
         reached) / ``IntegrityError`` / ``Cancelled`` / ``OSError``. Cancelling ``control`` ends
         the file's transfer promptly. ``on_bytes`` gets byte counts as they arrive (negative when
-        a restart discards bytes)."""
+        a restart discards bytes). ``durable``: the future ends only once ``target``'s data is on
+        the disk (fsynced), so the caller need not sync it again before renaming it."""
         ...
 
     def set_limit(self, group: str, connections: int) -> None:
@@ -302,6 +309,17 @@ class Placed:
     md5: str | None
 
 
+@dataclass(slots=True)
+class _Finished:
+    """A leaf waiting for the commit that records it done (``TransferState.done``)."""
+
+    key: str
+    files: list[Placed]
+    checked: str
+    settled: bool = False  # a commit took it (``error`` when that commit failed)
+    error: BaseException | None = None
+
+
 class Checked(list[Path]):
     """What a ``finish`` step may return instead of a plain list: the files, with the MD5s it
     checked them against (by file name) and whether every data file had one. A plain list means
@@ -326,6 +344,8 @@ class TransferState:
         self.dir = destination / STATE_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._finished_lock = threading.Lock()
+        self._finished: list[_Finished] = []  # leaves waiting for the next "done" commit
         try:
             self._db = sqlite3.connect(
                 self.dir / "state.sqlite", check_same_thread=False, isolation_level=None
@@ -451,22 +471,51 @@ class TransferState:
 
     def done(self, key: str, files: list[Placed], checked: str) -> None:
         """The leaf's files are in place (and on disk): record their sizes, times and MD5s, and how
-        the leaf was checked (``CHECKED_MD5`` or ``CHECKED_SIZE``). Durable once this returns."""
-        with self._lock:
-            self._db.execute("begin")
-            try:
-                self._db.executemany(
-                    "insert or replace into stats (path, size, mtime_ns, md5) values (?, ?, ?, ?)",
-                    [(f.path, f.size, f.mtime_ns, f.md5) for f in files],
-                )
-                self._db.execute("insert or replace into checks (key, checked) values (?, ?)", (key, checked))
-                self._db.execute(
-                    "update leaves set status = 'done', updated = ? where key = ?", (time.time(), key)
-                )
-            except BaseException:
-                self._db.execute("rollback")
-                raise
-            self._db.execute("commit")
+        the leaf was checked (``CHECKED_MD5`` or ``CHECKED_SIZE``). Durable once this returns.
+
+        Group commit: leaves finished on other threads while a commit is under way wait for it to
+        end, then one of them commits them all in one transaction (one sync of the record for
+        several leaves); each call returns only once its own leaf is committed, and raises what
+        that commit raised."""
+        mine = _Finished(key, files, checked)
+        with self._finished_lock:
+            self._finished.append(mine)
+        with self._lock:  # whoever holds it commits everything waiting, this leaf's included
+            if not mine.settled:
+                with self._finished_lock:
+                    batch, self._finished = self._finished, []
+                try:
+                    self._commit_done(batch)
+                except BaseException as exc:
+                    for item in batch:
+                        item.error = exc
+                    raise
+                finally:
+                    for item in batch:
+                        item.settled = True
+        if mine.error is not None:
+            raise mine.error
+
+    def _commit_done(self, batch: list[_Finished]) -> None:
+        now = time.time()
+        self._db.execute("begin")
+        try:
+            self._db.executemany(
+                "insert or replace into stats (path, size, mtime_ns, md5) values (?, ?, ?, ?)",
+                [(f.path, f.size, f.mtime_ns, f.md5) for item in batch for f in item.files],
+            )
+            self._db.executemany(
+                "insert or replace into checks (key, checked) values (?, ?)",
+                [(item.key, item.checked) for item in batch],
+            )
+            self._db.executemany(
+                "update leaves set status = 'done', updated = ? where key = ?",
+                [(now, item.key) for item in batch],
+            )
+        except BaseException:
+            self._db.execute("rollback")
+            raise
+        self._db.execute("commit")
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -1023,10 +1072,10 @@ class _Run:
             if self._given_up(leaf):
                 return
             stage = self.partial / _stage_name(leaf.key, fingerprint)
-            final = self._fetch(leaf, source, plan, stage)
+            final, synced = self._fetch(leaf, source, plan, stage)
             with self._waiting_on_archive(leaf):  # may cost a request (a series' modality)
                 fields = {name: plan.fields[name] for name in self.layout.fields & set(plan.fields)}
-            placed = self._place(leaf, fingerprint, source, fields, plan, final)
+            placed = self._place(leaf, fingerprint, source, fields, plan, final, synced)
             try:
                 os.rmdir(stage)  # every file moved out of it
             except OSError:  # what a finishing step left (a zip...)
@@ -1106,7 +1155,10 @@ class _Run:
             "check the network, a proxy or VPN, then run the download again"
         )
 
-    def _fetch(self, leaf: Leaf, source: DataSource, plan: LeafPlan, stage: Path) -> list[Path]:
+    def _fetch(
+        self, leaf: Leaf, source: DataSource, plan: LeafPlan, stage: Path
+    ) -> tuple[list[Path], set[Path]]:
+        """The leaf's files in ``stage``, and those of them already on the disk (fsynced)."""
         names = [safe_component(f.name) for f in plan.files]
         if len(set(names)) != len(names):
             raise IntegrityError(f"the archive names two files of {leaf.path[-1]} alike; cannot keep both")
@@ -1123,8 +1175,9 @@ class _Run:
             earlier = {entry.name: entry for entry in os.scandir(stage)}
         control = self._control_of(leaf.source_id)
         futures: list[Future[Path]] = []
-        for file, name in zip(plan.files, names, strict=True):
-            target = stage / name
+        synced: set[Path] = set()  # what the transport put on the disk (``durable``)
+        downloaded = [stage / name for name in names]
+        for file, name, target in zip(plan.files, names, downloaded, strict=True):
             entry = earlier.get(name)
             if entry is not None:  # verified in an earlier run that stopped before the leaf was placed
                 have = entry.stat().st_size
@@ -1134,9 +1187,15 @@ class _Run:
                 target.unlink()  # cut short since (a crash before the disk had it all): fetch again
             futures.append(
                 self.transport.submit(
-                    file, target, group=leaf.source_id, control=control, on_bytes=self.meter.add_bytes
+                    file,
+                    target,
+                    group=leaf.source_id,
+                    control=control,
+                    on_bytes=self.meter.add_bytes,
+                    durable=True,
                 )
             )
+            synced.add(target)
         wait_futures(futures)
         errors = [f.exception() for f in futures if f.exception() is not None]
         if any(isinstance(e, Cancelled) for e in errors):
@@ -1151,11 +1210,10 @@ class _Run:
             ):
                 raise first.__class__(f"{first} (and {len(errors) - 1} more files of this leaf)")
             raise first
-        downloaded = [stage / name for name in names]
         if plan.finish is None:
-            return downloaded
+            return downloaded, synced
         try:
-            return self.downloader.finish(plan, stage, downloaded)
+            return self.downloader.finish(plan, stage, downloaded), set()  # new files (or changed)
         except IntegrityError:
             shutil.rmtree(stage, ignore_errors=True)  # never reuse what failed its check
             raise
@@ -1176,7 +1234,9 @@ class _Run:
         fields: Mapping[str, str],
         plan: LeafPlan,
         files: list[Path],
+        synced: Collection[Path] = (),
     ) -> int:
+        """Move ``files`` into the leaf's folder and record it; ``synced``: those already on the disk."""
         if plan.count is not None and len(files) != plan.count:
             raise IntegrityError(
                 f"{leaf.path[-1]} should have {plan.count} files but {len(files)} arrived; the archive "
@@ -1216,11 +1276,12 @@ class _Run:
         else:
             archive, complete = {}, False
         # Power loss: each file's data reaches the disk before its rename can (a renamed file must
-        # never turn out empty), its folder's entries after; the record says done only then.
+        # never turn out empty), its folder's entries after; the record says done only then. The
+        # transport synced what it fetched; the rest is synced here.
+        stats = _synced_stats(files, synced)
         entries = []
-        for f, rel in zip(files, relative, strict=True):
+        for f, rel, st in zip(files, relative, stats, strict=True):
             known = archive.get(f.name)
-            st = _fsync_file(f)
             entries.append(Placed(rel, st.st_size, st.st_mtime_ns, known.lower() if known else None))
         size = sum(entry.size or 0 for entry in entries)
         # The files of the version being replaced go first: once the claim is recorded they are no
@@ -1325,6 +1386,29 @@ def _fsync_file(path: Path) -> os.stat_result:
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+#: Threads that fsync files not synced yet (most of the time spent waiting on the disk; several
+#: fsyncs at once share a journal commit).
+_SYNCERS = 8
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_lock = threading.Lock()
+
+
+def _synced_stats(files: list[Path], synced: Collection[Path]) -> list[os.stat_result]:
+    """Each file's stat, after an fsync of those not in ``synced`` (several at once)."""
+    todo = [f for f in files if f not in synced]
+    stats: dict[Path, os.stat_result] = {}
+    if len(todo) > 1:
+        global _sync_pool
+        with _sync_pool_lock:
+            if _sync_pool is None:
+                _sync_pool = ThreadPoolExecutor(_SYNCERS, thread_name_prefix="fsync")
+            pool = _sync_pool
+        stats = dict(zip(todo, pool.map(_fsync_file, todo), strict=True))
+    elif todo:
+        stats[todo[0]] = _fsync_file(todo[0])
+    return [stats[f] if f in stats else os.stat(f) for f in files]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -8,6 +8,15 @@ the range), is checked for size and MD5, and only then renamed to ``target``. A 
 size (``GATHER_UP_TO``) gathers in memory instead and is written to ``target`` once checked; a
 fault part-way writes what arrived to the ``.part``, which the retry resumes.
 
+The loops' threads only move bytes: what a file needs once it arrived runs beside them, so the
+connections keep fetching meanwhile. A gathered file's MD5 is checked and its file created and
+written by one writing thread per loop (creating files in one folder from many threads at once
+costs the kernel more than it saves); the bytes waiting for them are bounded (``FINISH_BACKLOG``:
+beyond it the loops start no new transfers). A ``durable`` file's future ends only once its data
+is on the disk: its fsync (and a ``.part``'s rename) runs on one of ``finishers`` threads, which
+mostly wait on the disk, several fsyncs sharing one journal commit. A long file is written back as
+it arrives (``WRITEBACK_EVERY``), so that its final fsync finds little left to write.
+
 Failures come in two kinds. A connection-level one (the name did not resolve, the connection was
 refused or timed out, a proxy or TLS handshake failed) says nothing about the file: the archive's
 host is out of reach. Such a file is retried like any network fault while the host answered
@@ -41,6 +50,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +71,13 @@ _BLOCK = 1 << 20
 #: and no hand-over of the GIL per block for writes and hashing (what costs a small file its CPU).
 #: A fault part-way writes what arrived to the ``.part``, so the retry resumes from there.
 GATHER_UP_TO = 1 << 20
+#: Bytes of arrived files waiting for a finishing thread (gathered in memory, or to be fsynced)
+#: beyond which the loops start no new transfers until they are written.
+FINISH_BACKLOG = 64 << 20
+#: A ``durable`` file streaming into its ``.part`` asks the kernel to start writing each this many
+#: bytes to the disk as they arrive: its final fsync then waits for the tail only.
+WRITEBACK_EVERY = 8 << 20
+_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", None)  # starts the writeback of a range (Linux)
 
 #: libcurl errors that mean the host was never talked to (not in pycurl's table: 90 a pinned key
 #: that does not match, 91 a bad certificate status, 97 a proxy's handshake failed).
@@ -212,6 +229,7 @@ class _Job:
         "content_range",
         "control",
         "digest",
+        "durable",
         "error_body",
         "fh",
         "file",
@@ -221,6 +239,8 @@ class _Job:
         "heard",
         "host",
         "is_file",
+        "kicked",
+        "loop",
         "offset",
         "on_bytes",
         "os_error",
@@ -239,13 +259,16 @@ class _Job:
         group: str,
         control: JobControl,
         on_bytes: Callable[[int], None],
+        durable: bool = False,
     ) -> None:
         self.file = file
         self.target = target
-        self.part = target.with_name(target.name + ".part")
+        self.part = f"{target}.part"  # a str: one Path less to make per file
         self.group = group
         self.control = control
         self.on_bytes = on_bytes
+        self.durable = durable
+        self.loop: _Loop | None = None
         self.future: Future[Path] = Future()
         self.attempt = 0
         self.is_file = file.url.startswith("file:")
@@ -265,6 +288,7 @@ class _Job:
         self.abort: str | None = None
         self.error_body = b""
         self.first_write = True
+        self.kicked = 0  # where the last writeback asked for ended (a durable ``.part``)
         self.paused = False
         self.chunks: list[bytes] | None = None  # the bytes so far, while the file gathers in memory
 
@@ -290,24 +314,32 @@ class _Job:
                 first = value[6:].split(b"-", 1)[0]
                 self.content_range = int(first) if first.isdigit() else -1
 
+    def _starts_wrong(self, status: int) -> bool:
+        """At a response's first bytes: start the ``.part`` over when the server ignored our range;
+        True (``abort`` says why) when it resumed at another offset than asked."""
+        if status == 200 and self.offset and not self.is_file:  # the server ignored the range
+            self.fh.seek(0)
+            self.fh.truncate()
+            self.report_total(0)
+            self.offset = 0
+            self.kicked = 0
+            self.digest = hashlib.md5(usedforsecurity=False) if self.file.md5 else None
+        elif status == 206 and self.content_range != self.offset:
+            self.abort = f"the server resumed {self.what} at the wrong offset"
+            return True
+        return False
+
     def write(self, data: bytes) -> int | None:
         """Called on the transport thread. Returning 0 aborts the transfer."""
         status = 200 if self.is_file else self.status
+        if self.first_write and status in (200, 206):
+            self.first_write = False
+            if self._starts_wrong(status):
+                return 0
         if status not in (200, 206):
             if len(self.error_body) < 2048:
                 self.error_body += data[:2048]
             return None
-        if self.first_write:
-            self.first_write = False
-            if status == 200 and self.offset and not self.is_file:  # the server ignored the range
-                self.fh.seek(0)
-                self.fh.truncate()
-                self.report_total(0)
-                self.offset = 0
-                self.digest = hashlib.md5(usedforsecurity=False) if self.file.md5 else None
-            elif status == 206 and self.content_range != self.offset:
-                self.abort = f"the server resumed {self.what} at the wrong offset"
-                return 0
         chunks = self.chunks
         if chunks is not None:  # counted as progress once the file is complete
             chunks.append(data)
@@ -325,6 +357,12 @@ class _Job:
             self.received += len(data)
             self.reported += len(data)
             self.on_bytes(len(data))
+            if self.durable and _WRITEBACK is not None:
+                written = self.offset + self.received
+                if written - self.kicked >= WRITEBACK_EVERY:
+                    with contextlib.suppress(OSError):  # only a head start for the final fsync
+                        os.posix_fadvise(self.fh.fileno(), self.kicked, written - self.kicked, _WRITEBACK)
+                    self.kicked = written
         if self.file.size is not None and self.offset + self.received > self.file.size:
             self.abort = f"{self.what} is longer than the {self.file.size} bytes the archive announced"
             return 0
@@ -341,6 +379,8 @@ class CurlTransport:
         attempts: tries per file (network faults resume; a bad checksum starts over).
         backoff: seconds before the first retry, doubled after each.
         stall_timeout: a transfer slower than 1 byte/s for this long is a fault.
+        finishers: threads that fsync ``durable`` files as they arrive while the loops go on
+            fetching.
     """
 
     def __init__(
@@ -352,8 +392,13 @@ class CurlTransport:
         backoff: float = 0.5,
         connect_timeout: float = 10.0,
         stall_timeout: float = 60.0,
+        finishers: int = 8,
     ) -> None:
         self.connections = connections
+        self.finishers = max(1, finishers)
+        self._writers: _Workers | None = None  # check and write gathered files
+        self._syncers: _Workers | None = None  # fsync durable files
+        self._backlog = 0  # bytes handed to the writing threads and not written yet (under _lock)
         self.attempts = attempts
         self.backoff = backoff
         self.connect_timeout = connect_timeout
@@ -385,13 +430,16 @@ class CurlTransport:
         group: str,
         control: JobControl,
         on_bytes: Callable[[int], None],
+        durable: bool = False,
     ) -> Future[Path]:
-        job = _Job(file, target, group, control, on_bytes)
+        """See ``Transport.submit``; ``durable``: the future ends once ``target``'s data is on the
+        disk (fsynced; its folder's entry is the caller's to sync)."""
+        job = _Job(file, target, group, control, on_bytes, durable)
         with self._lock:
             if control not in self._watched:
                 self._watched.add(control)
                 control.on_change(self.wake)
-            loop = next(self._next)
+            loop = job.loop = next(self._next)
         loop.put(job)
         return job.future
 
@@ -436,10 +484,84 @@ class CurlTransport:
                 return None
             return state.reason
 
+    # -- finishing arrived files, from the loops' threads -----------------------------------------
+    def _write(self, job: _Job, size: int, step: Callable[[], None]) -> None:
+        """Run ``step`` (which ends ``job``, or hands it to ``_sync``) on a writing thread; ``size``
+        bytes wait for it in memory."""
+        with self._lock:
+            self._backlog += size
+            if self._writers is None:
+                self._writers = _Workers(len(self._loops), "transport-write")
+            pool = self._writers
+        pool.submit(functools.partial(self._finishing, job, size, step))
+
+    def _sync(self, job: _Job, step: Callable[[], None]) -> None:
+        """Run ``step`` (an fsync, then the end of ``job``) on a finishing thread."""
+        with self._lock:
+            if self._syncers is None:
+                self._syncers = _Workers(self.finishers, "transport-sync")
+            pool = self._syncers
+        pool.submit(functools.partial(self._finishing, job, 0, step))
+
+    def _finishing(self, job: _Job, size: int, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - the disk is full, the staging folder went...: the
+            _Loop._fail(job, exc)  # future ends with it (the engine waits on it)
+        finally:
+            if size:
+                with self._lock:
+                    full = self._backlog >= FINISH_BACKLOG
+                    self._backlog -= size
+                    full = full and self._backlog < FINISH_BACKLOG
+                if full:  # the loops may start transfers again
+                    self.wake()
+
+    def _backlogged(self) -> bool:
+        with self._lock:
+            return self._backlog >= FINISH_BACKLOG
+
     def close(self) -> None:
-        """Stop the loops; unfinished downloads end with ``Cancelled`` (their ``.part`` stays)."""
+        """Stop the loops; unfinished downloads end with ``Cancelled`` (their ``.part`` stays).
+        Files that arrived whole are written first."""
         for loop in self._loops:
             loop.close()
+        for name in ("_writers", "_syncers"):  # writers first: they may hand files to the syncers
+            with self._lock:
+                pool = getattr(self, name)
+                setattr(self, name, None)
+            if pool is not None:
+                pool.shutdown()
+        for loop in self._loops:  # a file found wrong as the loops stopped: nobody fetches it again
+            loop.fail_returned()
+
+
+class _Workers:
+    """A few threads running the calls queued for them, in order: lighter than a thread pool of
+    ``concurrent.futures`` (no future per call). Each call handles its own errors."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._queue: SimpleQueue[Callable[[], None] | None] = SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
+            for i in range(max(1, threads))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, call: Callable[[], None]) -> None:
+        self._queue.put(call)
+
+    def _run(self) -> None:
+        while (call := self._queue.get()) is not None:
+            call()
+
+    def shutdown(self) -> None:
+        """Run what is queued, then end the threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
 
 
 class _Loop:
@@ -451,6 +573,7 @@ class _Loop:
         self.connections = connections
         self._cond = threading.Condition()
         self._inbox: deque[_Job] = deque()
+        self._returned: deque[tuple[_Job, str]] = deque()  # failed their check on a finishing thread
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stirred = False  # a control changed: look for cancelled jobs that wait
@@ -467,6 +590,19 @@ class _Loop:
     def wake(self) -> None:
         with self._cond:
             self._stirred = True
+            self._cond.notify()
+
+    def fail_returned(self) -> None:
+        with self._cond:
+            returned = list(self._returned)
+            self._returned.clear()
+        for job, _ in returned:
+            self._fail(job, Cancelled("the transport closed"))
+
+    def give_back(self, job: _Job, problem: str) -> None:
+        """A finishing thread found ``job``'s bytes wrong: the loop discards them and tries again."""
+        with self._cond:
+            self._returned.append((job, problem))
             self._cond.notify()
 
     def close(self) -> None:
@@ -496,6 +632,12 @@ class _Loop:
                     while self._inbox:
                         job = self._inbox.popleft()
                         pending.setdefault(job.group, deque()).append(job)
+                    returned = list(self._returned)
+                    self._returned.clear()
+                for job, problem in returned:
+                    self._discard(job)
+                    self._retry(job, problem, delayed, order, integrity=True)
+                with self._cond:
                     if self._closed:
                         break
                     stirred, self._stirred = self._stirred, False
@@ -581,7 +723,7 @@ class _Loop:
         limits: dict[str, int],
     ) -> int:
         started = 0
-        progress = True
+        progress = not self.transport._backlogged()  # else wait for the disk: bytes pile up in memory
         while progress and len(active) < self.connections:
             progress = False
             for group, queue in pending.items():
@@ -626,22 +768,24 @@ class _Loop:
             offset = 0
             had_part = False
         if size is not None and offset > size:
-            job.part.unlink()
+            os.unlink(job.part)
             offset = 0
         gather = not had_part and size is not None and size <= GATHER_UP_TO and not job.is_file
         # a gathered file is hashed once, whole, when complete
         job.digest = hashlib.md5(usedforsecurity=False) if job.file.md5 and not gather else None
         if offset and job.digest is not None:
-            with job.part.open("rb") as f:
+            with open(job.part, "rb") as f:
                 while block := f.read(_BLOCK):
                     job.digest.update(block)
         if size is not None and offset == size and offset > 0:  # all there before a crash or fault
             if job.digest is None or job.digest.hexdigest() == (job.file.md5 or "").lower():
                 job.report_total(offset)
+                if job.durable:
+                    _fsync_path(job.part)
                 os.replace(job.part, job.target)
                 job.future.set_result(job.target)
                 return False
-            job.part.unlink()
+            os.unlink(job.part)
             offset = 0
             job.digest = hashlib.md5(usedforsecurity=False)
         down = self.transport._down(job.host) if job.host else None
@@ -753,7 +897,7 @@ class _Loop:
             return
         body = job.error_body.decode("utf-8", "replace").strip()[:200]
         if status == 416:  # our range is past the end: the object changed; start over
-            job.part.unlink(missing_ok=True)
+            _unlink(job.part)
             self._retry(job, f"the server refused to resume {job.what}", delayed, order)
         elif status in _RETRY_STATUS:
             self._retry(job, f"the server answered {status} for {job.what}", delayed, order)
@@ -795,7 +939,7 @@ class _Loop:
         order: itertools.count[int],
     ) -> None:
         if job.os_error is not None:
-            job.part.unlink(missing_ok=True)
+            _unlink(job.part)
             self._fail(job, job.os_error)
         elif job.abort is not None:  # wrong bytes: never keep them
             self.transport._answered(job.host)
@@ -818,7 +962,7 @@ class _Loop:
     ) -> None:
         self._close_file(job)
         if job.os_error is not None:
-            job.part.unlink(missing_ok=True)
+            _unlink(job.part)
             self._fail(job, job.os_error)
             return
         if job.chunks is not None:
@@ -840,8 +984,10 @@ class _Loop:
             problem = f"{job.what} does not match its MD5"
             integrity = True
         if problem is None:
-            os.replace(job.part, job.target)
-            job.future.set_result(job.target)
+            if job.durable:  # the fsync waits for the disk: not on this thread
+                self.transport._sync(job, functools.partial(_place_part, job))
+            else:
+                _place_part(job)
             return
         if integrity:
             self._discard(job)
@@ -850,39 +996,23 @@ class _Loop:
     def _complete_gathered(
         self, job: _Job, delayed: list[tuple[float, int, _Job]], order: itertools.count[int]
     ) -> None:
-        """A file gathered in memory arrived: check it, then write it to its target at once. The
-        target is whole or absent on a fault (a partial one is removed), and the engine checks the
-        size of a target it finds before using it."""
-        assert job.chunks is not None
-        data = job.chunks[0] if len(job.chunks) == 1 else b"".join(job.chunks)
-        job.chunks = None
+        """A file gathered in memory arrived: a finishing thread checks its MD5 and writes it to
+        its target at once (``_write_gathered``). A short one is kept in its ``.part`` to resume."""
+        chunks = job.chunks
+        assert chunks is not None
         size = job.file.size
         assert size is not None
-        md5 = job.file.md5
-        if len(data) < size:  # a cut connection: what came is kept and the retry resumes
-            job.chunks = [data]
+        if job.received < size:  # a cut connection: what came is kept and the retry resumes
             self._keep(job)
-            self._retry(job, f"{job.what} ended after {len(data)} of {size} bytes", delayed, order)
+            self._retry(job, f"{job.what} ended after {job.received} of {size} bytes", delayed, order)
             return
-        problem = None
-        if len(data) != size:
-            problem = f"{job.what} has {len(data)} bytes, not the {size} the archive announced"
-        elif md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
-            problem = f"{job.what} does not match its MD5"
-        if problem is not None:
+        job.chunks = None
+        if job.received != size:
             self._discard(job)
+            problem = f"{job.what} has {job.received} bytes, not the {size} the archive announced"
             self._retry(job, problem, delayed, order, integrity=True)
             return
-        try:
-            with open(job.target, "wb", buffering=0) as fh:
-                view = memoryview(data)
-                while view:
-                    view = view[fh.write(view) :]
-        except OSError:
-            job.target.unlink(missing_ok=True)
-            raise
-        job.report_total(size)
-        job.future.set_result(job.target)
+        self.transport._write(job, size, functools.partial(_write_gathered, job, chunks))
 
     @staticmethod
     def _keep(job: _Job) -> None:
@@ -902,7 +1032,7 @@ class _Loop:
         job.chunks = None
         job.report_total(0)
         job.received = job.offset = 0
-        job.part.unlink(missing_ok=True)
+        _unlink(job.part)
 
     def _retry(
         self,
@@ -942,6 +1072,63 @@ class _Loop:
     def _fail(job: _Job, error: BaseException) -> None:
         if not job.future.done():
             job.future.set_exception(error)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _fsync_path(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _place_part(job: _Job) -> None:
+    """A checked ``.part`` becomes the target (on the disk first when ``durable``)."""
+    if job.durable:
+        _fsync_path(job.part)
+    os.replace(job.part, job.target)
+    job.future.set_result(job.target)
+
+
+def _write_gathered(job: _Job, chunks: list[bytes]) -> None:
+    """On a writing thread: check a gathered file against its MD5 (wrong bytes go back to the loop,
+    which fetches it again), then write it to its target; a ``durable`` one goes on to a finishing
+    thread for its fsync before its future ends. The target is whole or absent (a partial one is
+    removed on a fault), and the engine checks the size of a target it finds before using it."""
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    md5 = job.file.md5
+    if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
+        assert job.loop is not None
+        job.loop.give_back(job, f"{job.what} does not match its MD5")
+        return
+    try:
+        with open(job.target, "wb", buffering=0) as fh:
+            view = memoryview(data)
+            while view:
+                view = view[fh.write(view) :]
+    except OSError:
+        job.target.unlink(missing_ok=True)
+        raise
+    job.report_total(len(data))
+    if job.durable:
+        assert job.loop is not None
+        job.loop.transport._sync(job, functools.partial(_end_synced, job))
+    else:
+        job.future.set_result(job.target)
+
+
+def _end_synced(job: _Job) -> None:
+    try:
+        _fsync_path(job.target)
+    except OSError:
+        job.target.unlink(missing_ok=True)  # never used unsynced by a later run either
+        raise
+    job.future.set_result(job.target)
 
 
 def _unreachable_error(job: _Job, reason: str, *, tries: int = 0) -> ArchiveUnreachable:

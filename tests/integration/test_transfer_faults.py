@@ -26,6 +26,7 @@ from mediator_desktop.core.selection import Selection
 from mediator_desktop.core.transfer import CHECKED_MD5, CHECKED_SIZE, _stage_name
 from mediator_desktop.sources.idc import IdcSource
 from mediator_desktop.sources.tcia import TciaSource
+from mediator_desktop.sources.transport import GATHER_UP_TO
 from tests.helpers.faulty_proxy import FaultyProxy
 from tests.helpers.idc import series_row, small_index, upload_series
 from tests.helpers.s3 import MotoServer
@@ -186,7 +187,8 @@ _CALL = re.compile(r"^(\d+)\s+(\w+)\((.*)$")
 
 
 def _events(trace: str) -> list[tuple[str, str]]:
-    """(syscall, path) in the order the calls returned: an fsync's fd path, a rename's target."""
+    """(syscall, path) in the order the calls returned: an fsync's fd path, a rename's target (and
+    ``("from", source)`` just before it)."""
     out: list[tuple[str, str]] = []
     pending: dict[str, tuple[str, str]] = {}
     for line in trace.splitlines():
@@ -205,27 +207,36 @@ def _events(trace: str) -> list[tuple[str, str]]:
             event = (name, path.group(1) if path else "?")
         elif name.startswith("rename"):
             quoted = re.findall(r'"([^"]*)"', rest)
-            event = ("rename", quoted[-1] if quoted else "?")
+            event = ("rename", "\0".join(quoted[-2:]))
         else:
             continue
         if "<unfinished ...>" in rest:
             pending[pid] = event
         elif re.search(r"= 0$", rest.strip()):
             out.append(event)
-    return out
+    split: list[tuple[str, str]] = []
+    for call, path in out:
+        if call == "rename":
+            source, _, target = path.rpartition("\0")
+            split += [("from", source), ("rename", target)]
+        else:
+            split.append((call, path))
+    return split
 
 
 def test_each_file_is_fsynced_before_its_rename_and_its_folder_after(world: World, tmp_path: Path) -> None:
     """What this proves: the engine asks the kernel, in this order, to write each file's data to
     the disk, to rename it into place, to write the folder's entries, and then to commit the record
-    (an fsync of SQLite's WAL). What it does not: that the disk honours fsync (a write cache that
-    lies), nor a simulated lost page cache; the size and time check of the next rerun is what
-    catches a file that still came back wrong."""
+    (an fsync of SQLite's WAL). Small files are synced where they land in the staging folder,
+    large ones (streamed, above ``GATHER_UP_TO``) as their ``.part`` before it is renamed. What it
+    does not prove: that the disk honours fsync (a write cache that lies), nor a simulated lost page
+    cache; the size and time check of the next rerun is what catches a file that still came back
+    wrong."""
     strace = shutil.which("strace")
     if strace is None:
         pytest.skip("strace is not installed")
     world.add("1.1", 3)
-    world.add("1.2", 2)
+    world.add("1.2", 2, size=GATHER_UP_TO + 1)
     source = world.source()
     manifest = source.resolve(Selection.of(source.pointer("coll")))
     (tmp_path / "manifest").write_bytes(manifest.encode())
@@ -246,12 +257,13 @@ def test_each_file_is_fsynced_before_its_rename_and_its_folder_after(world: Worl
         ]
         assert len(placed) == count
         for i in placed:
-            name = events[i][1].rsplit("/", 1)[1]
-            synced = [
+            staged = events[i - 1][1]  # where it came from: the leaf's staging folder
+            assert events[i - 1][0] == "from" and "/.mediator/partial/" in staged
+            synced = [  # the staged file, or the .part it was before (a large file streams into one)
                 j for j, (call, path) in enumerate(events[:i])
-                if call == "fsync" and "/.mediator/partial/" in path and path.endswith("/" + name)
+                if call == "fsync" and path in (staged, staged + ".part")
             ]  # fmt: skip
-            assert synced, f"{name} renamed into place before its data was fsynced"
+            assert synced, f"{staged} renamed into place before its data was fsynced"
         folder_synced = [j for j, e in enumerate(events) if e == ("fsync", leaf) and j > max(placed)]
         assert folder_synced, f"{leaf} not fsynced after its files were renamed into it"
         committed = [

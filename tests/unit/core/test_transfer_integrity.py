@@ -1,11 +1,14 @@
 """The download record's integrity parts: files' sizes, times and MD5s kept when placed, an older
-record read as unknown, the damage check without reads, and what reports say about checks."""
+record read as unknown, the damage check without reads, what reports say about checks, and leaves
+finished together recorded done in one commit."""
 
 from __future__ import annotations
 
 import os
 import pickle
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 from mediator_desktop.core.transfer import (
@@ -102,3 +105,41 @@ def test_reports_say_what_was_fetched_again_and_what_was_checked_by_size_only(tm
     plain = Report(tmp_path, "m", unchanged=3).summary()
     assert "re-fetched" not in plain and "size only" not in plain and "verified" not in plain
     assert CHECKED_MD5 != CHECKED_SIZE
+
+
+def test_leaves_finished_while_a_commit_is_under_way_are_recorded_done_in_one_commit(tmp_path: Path) -> None:
+    """Group commit: five leaves finishing while the record is busy are committed together (one
+    sync of the record), and each ``done`` returns only once its own leaf is committed."""
+    state = TransferState(tmp_path)
+    statements: list[str] = []
+    try:
+        for i in range(5):
+            state.claim(f"src/{i}", "fp", str(i), [f"{i}/x.dcm"], 3)
+        state._db.set_trace_callback(statements.append)
+        returned: list[str] = []
+        threads = [
+            threading.Thread(
+                target=lambda k=f"src/{i}", p=f"{i}/x.dcm": (
+                    state.done(k, [Placed(p, 3, 9, None)], CHECKED_SIZE),
+                    returned.append(k),
+                )
+            )
+            for i in range(5)
+        ]
+        with state._lock:  # a commit under way
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 10
+            while len(state._finished) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(state._finished) == 5 and returned == []  # nobody returns before the commit
+        for t in threads:
+            t.join(10)
+        assert sorted(returned) == [f"src/{i}" for i in range(5)]
+        assert [s for s in statements if s.lower() == "commit"] == ["commit"]
+        assert {key: row.status for key, row in state.leaves().items()} == {
+            f"src/{i}": "done" for i in range(5)
+        }
+        assert state.placed()["src/3"] == [Placed("3/x.dcm", 3, 9, None)]
+    finally:
+        state.close()

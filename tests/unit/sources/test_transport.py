@@ -1,19 +1,23 @@
 """The libcurl transport on local files: resuming a .part, and what it counts as progress; how it
-takes a 412 (a pinned ETag the file no longer has)."""
+takes a 412 (a pinned ETag the file no longer has); durable files synced before they are handed
+over, and the writing threads' backlog holding the loops back without a hang."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from mediator_desktop.core.errors import IntegrityError
 from mediator_desktop.core.jobs import JobControl
 from mediator_desktop.core.source import RemoteFile
+from mediator_desktop.sources import transport as transport_module
 from mediator_desktop.sources.transport import CurlTransport
 
 
@@ -83,3 +87,110 @@ def test_a_412_to_if_match_fails_the_file_as_changed_and_keeps_nothing(tmp_path:
         server.server_close()
     assert seen == ['"e1"']  # asked once: a 412 is not retried
     assert not target.exists() and not (tmp_path / "object.bin.part").exists()
+
+
+class _Blobs(BaseHTTPRequestHandler):
+    blobs: ClassVar[dict[str, bytes]]
+    wrong: ClassVar[dict[str, int]]  # path -> how many more times to answer zeros of the right size
+
+    def do_GET(self) -> None:
+        body = self.blobs[self.path]
+        if self.wrong.get(self.path):
+            self.wrong[self.path] -= 1
+            body = bytes(len(body))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def blobs() -> Iterator[tuple[str, dict[str, bytes], dict[str, int]]]:
+    """A server answering ``GET /name`` with ``blobs[name]`` (zeros while ``wrong[name]`` counts
+    down): its base URL, the blobs and ``wrong``."""
+    served: dict[str, bytes] = {}
+    wrong: dict[str, int] = {}
+    handler = type("Blobs", (_Blobs,), {"blobs": served, "wrong": wrong})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", served, wrong
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _file(base: str, served: dict[str, bytes], name: str) -> RemoteFile:
+    data = served[f"/{name}"]
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return RemoteFile(f"{base}/{name}", name, size=len(data), md5=md5)
+
+
+def test_a_durable_file_is_fsynced_before_its_future_ends(
+    tmp_path: Path, blobs: tuple[str, dict[str, bytes], dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gathered in memory (small) or streamed into its ``.part`` (large), a ``durable`` file's data
+    is fsynced before the engine hears of it; without ``durable`` nothing is synced."""
+    base, served, _ = blobs
+    served.update({"/small": os.urandom(50_000), "/large": os.urandom(3 << 20)})
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(transport_module.os, "fsync", fsync)
+    monkeypatch.setattr(transport_module, "WRITEBACK_EVERY", 1 << 20)  # written back as it arrives too
+    transport = CurlTransport(backoff=0.01)
+    try:
+        for durable in (True, False):
+            synced.clear()
+            folder = tmp_path / str(durable)
+            folder.mkdir()
+            futures = {
+                name: transport.submit(
+                    _file(base, served, name), folder / name, group="t", control=JobControl(),
+                    on_bytes=lambda n: None, durable=durable,
+                )
+                for name in ("small", "large")
+            }  # fmt: skip
+            for name, future in futures.items():
+                assert future.result(timeout=30).read_bytes() == served[f"/{name}"]
+                if durable:  # the small one where it landed, the large one as its .part before the rename
+                    assert str(folder / ("small" if name == "small" else "large.part")) in synced
+            if not durable:
+                assert synced == []
+    finally:
+        transport.close()
+
+
+def test_files_arrive_while_the_writing_threads_hold_the_loops_back(
+    tmp_path: Path, blobs: tuple[str, dict[str, bytes], dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond ``FINISH_BACKLOG`` bytes waiting to be written no transfer starts; each file written
+    lets the next start (nothing waits forever), and a file whose bytes fail their MD5 on a writing
+    thread goes back to its loop and is fetched again."""
+    base, served, wrong = blobs
+    monkeypatch.setattr(transport_module, "FINISH_BACKLOG", 1)  # every file holds the loops back
+    for i in range(40):
+        served[f"/f{i}"] = os.urandom(10_000 + i)
+    wrong["/f3"] = 1  # zeros once, then the right bytes
+    transport = CurlTransport(backoff=0.01)
+    try:
+        futures = [
+            transport.submit(
+                _file(base, served, f"f{i}"), tmp_path / f"f{i}", group="t", control=JobControl(),
+                on_bytes=lambda n: None, durable=True,
+            )
+            for i in range(40)
+        ]  # fmt: skip
+        for i, future in enumerate(futures):
+            assert future.result(timeout=30).read_bytes() == served[f"/f{i}"]
+        assert transport.requests == 41 and wrong["/f3"] == 0
+    finally:
+        transport.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(40))
