@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from mediator_desktop._version import __version__
+from mediator_desktop.api.fast import FastSetReads, SetAnswers
 from mediator_desktop.api.models import ErrorModel
 from mediator_desktop.api.routes import ROUTERS
 from mediator_desktop.core import errors
@@ -189,6 +190,9 @@ def build_app(service: Service, token: str) -> FastAPI:
     app.add_middleware(TokenProof, token=token)  # innermost: after the host check
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
     app.add_middleware(BodyLimit)
+    # outermost: a plain read of a set it can answer never reaches the framework (``api.fast``)
+    app.state.set_answers = SetAnswers(service)
+    app.add_middleware(FastSetReads, answers=app.state.set_answers, token=token)
 
     @app.exception_handler(errors.MediatorError)
     async def mediator_error(request: Request, exc: errors.MediatorError) -> JSONResponse:
