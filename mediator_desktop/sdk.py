@@ -18,18 +18,21 @@ Example::
 from __future__ import annotations
 
 import hmac
+import http.client
+import json
 import logging
 import os
 import secrets
+import select
+import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
-import requests
 from pydantic import BaseModel
 
 from mediator_desktop.api.models import (
@@ -86,9 +89,7 @@ from mediator_desktop.api.models import (
     VersionModel,
 )
 from mediator_desktop.core import errors
-from mediator_desktop.core.clinical import join_pointer, parse_conditions
 from mediator_desktop.core.endpoint import Endpoint, token_proof
-from mediator_desktop.core.integrator import cohort as join_cohort
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.replica import check_set_id
 from mediator_desktop.core.settings import Settings
@@ -172,7 +173,128 @@ def _local_file(path: str | os.PathLike[str]) -> str:
     return str(Path(path).expanduser().absolute())
 
 
-def _error_of(response: requests.Response) -> errors.MediatorError:
+class _Response:
+    """An answer of the node: its status and body."""
+
+    __slots__ = ("content", "status_code")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _Unreachable(Exception):
+    """No answer from the node: no connection, or it broke (the message names what happened)."""
+
+
+class _NoAnswer(Exception):
+    """The node took the request but sent nothing back within the timeout."""
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """Whether a kept-alive connection was closed by the node (readable while idle: its end)."""
+    try:
+        if hasattr(select, "poll"):  # any descriptor number; select() only those below 1024
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)  # Windows
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class _Http:
+    """HTTP/1.1 to a node's local API with the standard library, one kept-alive connection per
+    thread. (``requests`` would do, but importing it adds a tenth of a second to every command
+    the CLI runs; this client talks to one address on this machine and needs none of its rest.)"""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise errors.ValidationError(f"{url!r} is not the http address of a node's local API")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._base = parts.path.rstrip("/")
+        self.headers: dict[str, str] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[http.client.HTTPConnection] = []
+
+    def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection (and whether it served a request before), connected."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and not _dropped(conn.sock):
+            conn.sock.settimeout(timeout)
+            return conn, True
+        if conn is not None:
+            conn.close()
+        if self._https:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise _Unreachable(type(exc).__name__) from None
+        self._local.conn = conn
+        with self._lock:
+            self._open = [c for c in self._open if c.sock is not None]
+            self._open.append(conn)
+        return conn, False
+
+    def request(
+        self, method: str, path: str, *, params: Mapping[str, Any], body: Any = None, timeout: float
+    ) -> _Response:
+        """The answer to one request (``body`` sent as JSON); raises ``_Unreachable``, ``_NoAnswer``."""
+        target = self._base + path + (f"?{urlencode(params, doseq=True)}" if params else "")
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body, allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            conn, reused = self._connection(timeout)
+            try:
+                conn.request(method, target, body=data, headers=headers)
+                answer = conn.getresponse()
+                content = answer.read()
+            except TimeoutError:
+                conn.close()
+                raise _NoAnswer from None
+            except (http.client.RemoteDisconnected, ConnectionError) as exc:
+                conn.close()
+                if reused and attempt == 1 and method == "GET":  # closed by the node as it left: anew
+                    continue
+                raise _Unreachable(type(exc).__name__) from None
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise _Unreachable(type(exc).__name__) from None
+            except BaseException:  # Ctrl-C halfway: the connection is in no state to serve the next one
+                conn.close()
+                raise
+            if answer.will_close:
+                conn.close()
+            return _Response(answer.status, content)
+        raise AssertionError("not reached")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
+
+
+def _error_of(response: _Response) -> errors.MediatorError:
     """The typed error of an error answer (``core.errors.from_json``: one table for every frontend)."""
     try:
         body = response.json()
@@ -206,11 +328,13 @@ class DownloadHandle:
     def id(self) -> str:
         return self.job.id
 
-    def refresh(self, wait: float = 0.0) -> JobModel:
-        """The job now, or once it changed (waiting up to ``wait`` seconds, at most 30)."""
-        self.job = self._m._get(
-            f"/v1/downloads/{self.id}", JobModel, after=self.job.changes, wait=min(wait, 30.0)
-        )
+    def refresh(self, wait: float = 0.0, *, until: Literal["change", "end"] = "change") -> JobModel:
+        """The job now, or once it changed (``until="end"``: once it ended), waiting up to ``wait``
+        seconds (at most 30)."""
+        params: dict[str, Any] = {"after": self.job.changes, "wait": min(wait, 30.0)}
+        if until != "change":  # left out when not needed: an older node answers on any change
+            params["until"] = until
+        self.job = self._m._get(f"/v1/downloads/{self.id}", JobModel, **params)
         return self.job
 
     def wait(
@@ -229,7 +353,14 @@ class DownloadHandle:
                 cancelled = True
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"download {self.id} still runs after {timeout} s")
-            self.refresh(wait=0.5 if cancel is not None else 10.0)
+            if cancel is not None:
+                self.refresh(wait=0.5)  # looks at ``cancel`` twice a second
+            elif progress is not None:
+                self.refresh(wait=10.0)  # an answer on each change, for ``progress``
+            else:  # nobody watches the changes: one answer when the job ends
+                step = min(30.0, self._m._timeout / 2)  # the request itself must not time out
+                left = step if deadline is None else max(deadline - time.monotonic(), 0.0)
+                self.refresh(wait=min(left, step), until="end")
             if progress is not None and self.job.progress is not None:
                 progress(self.job.progress)
         return self.job
@@ -266,16 +397,15 @@ class Mediator:
         settings_path: Path | None = None,
         timeout: float = 120.0,
     ) -> None:
-        self._session = requests.Session()
-        self._session.trust_env = False  # loopback only: never through a proxy
         self._timeout = timeout
         self._node: Any = None
         if url is None or token is None:
             url, token = self._find(settings_path, start)
         self.url = url.rstrip("/")
+        self._http = _Http(self.url)  # loopback only: never through a proxy
         if self._node is None:  # a node this object did not start: it proves it holds the token first
             self._check_proof(token)
-        self._session.headers["Authorization"] = f"Bearer {token}"
+        self._http.headers["Authorization"] = f"Bearer {token}"
 
     def _check_proof(self, token: str) -> None:
         """Refuse to send the token to a program that cannot prove it holds it: after a crash,
@@ -283,11 +413,9 @@ class Mediator:
         challenge = secrets.token_hex(16)
         wait = min(self._timeout, 10.0)
         try:
-            response = self._session.get(
-                f"{self.url}/v1/proof", params={"challenge": challenge}, timeout=wait
-            )
+            response = self._http.request("GET", "/v1/proof", params={"challenge": challenge}, timeout=wait)
             proof = response.json().get("proof") if response.status_code == 200 else None
-        except requests.ReadTimeout:
+        except _NoAnswer:
             # The port takes connections, but nothing answers: the node's process runs and hangs
             # (stopped, swapping, overloaded). Not an impostor: that one would answer, wrongly.
             raise errors.NodeUnreachable(
@@ -295,11 +423,11 @@ class Mediator:
                 f"but sent nothing back in {wait:.0f} s. Wait a moment and try again; if it stays so, "
                 "restart the node (mediator node run, or the desktop app)"
             ) from None
-        except requests.ConnectionError as exc:
+        except _Unreachable as exc:
             raise errors.NodeUnreachable(
-                f"the node at {self.url} does not answer ({exc.__class__.__name__}); is it still running?"
+                f"the node at {self.url} does not answer ({exc}); is it still running?"
             ) from None
-        except (requests.RequestException, ValueError, AttributeError):
+        except (ValueError, AttributeError):  # not JSON, or not an object: not our node
             proof = None
         if not isinstance(proof, str) or not hmac.compare_digest(proof, token_proof(token, challenge)):
             raise errors.NodeUnreachable(
@@ -346,7 +474,8 @@ class Mediator:
         return self._node is not None
 
     def close(self) -> None:
-        self._session.close()
+        if hasattr(self, "_http"):  # not when the node could not be found
+            self._http.close()
         if self._node is not None:
             self._node.stop()
             self._node = None
@@ -358,18 +487,16 @@ class Mediator:
         self.close()
 
     # -- HTTP ------------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: Any = None, /, **params: Any) -> requests.Response:
+    def _request(self, method: str, path: str, body: Any = None, /, **params: Any) -> _Response:
         """The node's answer to a request, or the typed error it stands for."""
         query = {k: v for k, v in params.items() if v is not None}
         try:
-            response = self._session.request(
-                method, self.url + path, json=body, params=query, timeout=self._timeout
-            )
-        except requests.ConnectionError as exc:
+            response = self._http.request(method, path, params=query, body=body, timeout=self._timeout)
+        except _Unreachable as exc:
             raise errors.NodeUnreachable(
-                f"the node at {self.url} does not answer ({exc.__class__.__name__}); is it still running?"
+                f"the node at {self.url} does not answer ({exc}); is it still running?"
             ) from None
-        except requests.Timeout:
+        except _NoAnswer:
             raise errors.NodeUnreachable(
                 f"the node at {self.url} did not answer within {self._timeout} s"
             ) from None
@@ -807,6 +934,8 @@ class Mediator:
         """
         if not into:
             raise errors.ValidationError("say which archives the cohort joins to: into=['idc/nlst', ...]")
+        from mediator_desktop.core.clinical import join_pointer, parse_conditions  # heavy: only here
+
         targets = [_pointer(p) for p in into]
         return str(join_pointer(table, parse_conditions(conditions), targets))
 
@@ -886,6 +1015,8 @@ class Mediator:
                 raise errors.ValidationError(
                     "say where to join the cohort: into=['gdc', ...], or chosen={'gdc': ['RNA-Seq']}"
                 )
+            from mediator_desktop.core.integrator import cohort as join_cohort  # heavy: only here
+
             return [str(join_cohort(o, targets, every=every)) for o in origins]
         body = {
             "origin": [str(o) for o in origins],
@@ -950,8 +1081,7 @@ class Mediator:
         )
         if format in ("rocrate", "bdbag"):
             return response.content
-        response.encoding = "utf-8"
-        return response.text
+        return response.text  # UTF-8
 
     def import_manifest(self, path: str | os.PathLike[str], *, visibility: str = "private") -> ImportModel:
         """A new set from a manifest file: a TCIA ``.tcia``, an IDC ``.s5cmd``, a GDC manifest (TSV)

@@ -191,8 +191,10 @@ def build_app(service: Service, token: str) -> FastAPI:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
     app.add_middleware(BodyLimit)
     # outermost: a plain read of a set it can answer never reaches the framework (``api.fast``)
-    app.state.set_answers = SetAnswers(service)
-    app.add_middleware(FastSetReads, answers=app.state.set_answers, token=token)
+    # (not for the OpenAPI document alone, built without a service)
+    if service is not None:
+        app.state.set_answers = SetAnswers(service)
+        app.add_middleware(FastSetReads, answers=app.state.set_answers, token=token)
 
     @app.exception_handler(errors.MediatorError)
     async def mediator_error(request: Request, exc: errors.MediatorError) -> JSONResponse:

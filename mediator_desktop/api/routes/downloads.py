@@ -1,7 +1,9 @@
-"""Downloads as jobs of the node: ``/v1/downloads``, a long poll per job, pause, resume, cancel."""
+"""Downloads as jobs of the node: ``/v1/downloads``, a long poll per job (for its next change, or
+its end), pause, resume, cancel."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -74,10 +76,17 @@ def get_download(
         int, Query(ge=-1, description="answer once the job changed after this change number")
     ] = -1,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT, description="seconds to wait for a change")] = 0.0,
+    until: Annotated[
+        Literal["change", "end"],
+        Query(description="what ends the wait: any change after ``after`` (progress), or the job's end"),
+    ] = "change",
 ) -> JobModel:
     job = service.downloads.get(job_id)
     if wait > 0:
-        job.wait(after, wait)
+        deadline = time.monotonic() + wait
+        changes = job.wait(after, wait)
+        while until == "end" and not job.finished and (left := deadline - time.monotonic()) > 0:
+            changes = job.wait(changes, left)  # progress wakes this thread, not the client
     return job_model(job)
 
 
