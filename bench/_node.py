@@ -12,9 +12,10 @@ Usage:
   settings. The secret comes from the environment variable ``MEDIATOR_BENCH_SECRET``. Work runs
   inside the node's process, as the desktop app or a script on the same machine calls its node.
 - ``python bench/_node.py readers COUNT SECONDS THINK_LO THINK_HI TARGETS_JSON SEED``: ``COUNT``
-  readers (pycurl multi, one thread), each reading its target (``[url, token]``, readers spread
-  round robin over them) then pausing a random ``THINK_LO``-``THINK_HI`` seconds; starts on a line
-  ``GO`` on stdin, prints one JSON line of the latencies (seconds) and errors.
+  readers (pycurl multi driven by epoll, one thread), each reading its target (``[url, token]``,
+  readers spread round robin over them) then pausing a random ``THINK_LO``-``THINK_HI`` seconds;
+  starts on a line ``GO`` on stdin, prints one JSON line of the latencies (seconds, ``samples``),
+  how late each read started (``lag``), the errors and the process's CPU seconds (``cpu_s``).
 - ``python bench/_node.py trivial PORT``: an HTTP server answering every request at once with
   ``{}`` (what the reader client costs by itself).
 """
@@ -22,10 +23,13 @@ Usage:
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import heapq
+import io
 import json
 import os
 import pickle
+import pstats
 import random
 import signal
 import statistics
@@ -35,7 +39,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pysyncobj import FAIL_REASON, SyncObj, replicated
 from pysyncobj.syncobj import _COMMAND_TYPE
@@ -76,6 +80,88 @@ class ApplyClock:
                 cls.seconds += time.thread_time() - start  # only the raft thread applies
 
         StoreState.apply = timed  # type: ignore[method-assign,assignment]
+
+
+class GcClock:
+    """Seconds this process spent in the cyclic garbage collector (all generations), since start."""
+
+    seconds = 0.0
+    collections = 0
+    _started = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        import gc
+
+        def clock(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                cls._started = time.perf_counter()
+            else:
+                cls.seconds += time.perf_counter() - cls._started
+                cls.collections += 1
+
+        gc.callbacks.append(clock)
+
+
+class Profiles:
+    """cProfile on the CPU clock (``time.thread_time``), per thread: the raft thread (switched on
+    and off at the start of a tick) and the threads that serve ``sync`` requests.
+    ``profile_start``/``profile_stop`` control it (``MEDIATOR_BENCH_PROFILE`` in ``bench/store.py``)."""
+
+    on = False
+    raft: cProfile.Profile | None = None
+    raft_running = False
+    clients: ClassVar[list[cProfile.Profile]] = []
+
+    @classmethod
+    def install(cls) -> None:
+        tick = SyncObj._onTick
+
+        def profiled(node: SyncObj, *args: Any, **kwargs: Any) -> Any:
+            if cls.on != cls.raft_running:  # switched on this thread: a profile is per thread
+                if cls.on:
+                    cls.raft = cProfile.Profile(time.thread_time)
+                    cls.raft.enable()
+                elif cls.raft is not None:
+                    cls.raft.disable()
+                cls.raft_running = cls.on
+            return tick(node, *args, **kwargs)
+
+        SyncObj._onTick = profiled
+
+    @classmethod
+    def client(cls, run: Callable[[], Any]) -> Any:
+        if not cls.on:
+            return run()
+        profile = cProfile.Profile(time.thread_time)
+        cls.clients.append(profile)
+        profile.enable()
+        try:
+            return run()
+        finally:
+            profile.disable()
+
+    @classmethod
+    def start(cls) -> None:
+        cls.raft, cls.clients, cls.on = None, [], True
+
+    @classmethod
+    def stop(cls, top: int = 40) -> dict[str, str]:
+        """The top entries (own time, then cumulative) of the raft thread and of the clients."""
+        cls.on = False
+        time.sleep(0.3)  # the raft thread ticks at least every 50 ms: its profile is off by now
+        report = {}
+        for name, profiles in (("raft", [cls.raft] if cls.raft else []), ("client", cls.clients)):
+            if not profiles:
+                continue
+            text = io.StringIO()
+            stats = pstats.Stats(profiles[0], stream=text)
+            for extra in profiles[1:]:
+                stats.add(extra)
+            stats.sort_stats("tottime").print_stats(top)
+            stats.sort_stats("cumulative").print_stats(top)
+            report[name] = text.getvalue()
+        return report
 
 
 class Counter(SyncObj):  # type: ignore[misc]
@@ -172,12 +258,32 @@ class StoreWork:
     def sync(self, n: int) -> dict[str, Any]:
         service, set_id = self.service("sync")
         samples = []
+        cpu = time.thread_time()
         start = time.perf_counter()
         for _ in range(n):
             t = time.perf_counter()
             service.sets.commit(set_id, SYNC_SELECTION, message="bench")
             samples.append(time.perf_counter() - t)
-        return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples)}
+        elapsed = time.perf_counter() - start
+        client = (time.thread_time() - cpu) / n * 1000
+        return {"ops": n / elapsed, **latencies_ms(samples), "client_cpu_ms": round(client, 4)}
+
+    def sync_presigned(self, n: int) -> dict[str, Any]:
+        """``n`` signed commits, sealed beforehand, submitted one at a time (``RaftStore.submit``):
+        what ``sync`` costs without the service and the signing."""
+        commands = self.presigned_commits("sync presigned", SYNC_SELECTION, n)
+        samples = []
+        cpu = time.thread_time()
+        start = time.perf_counter()
+        for command in commands:
+            t = time.perf_counter()
+            result = self.store.submit(command)
+            samples.append(time.perf_counter() - t)
+            if result[0] != "ok":
+                raise RuntimeError(f"a presigned commit failed: {result}")
+        elapsed = time.perf_counter() - start
+        client = (time.thread_time() - cpu) / n * 1000
+        return {"ops": n / elapsed, **latencies_ms(samples), "client_cpu_ms": round(client, 4)}
 
     def presigned_commits(self, name: str, selection: Selection, n: int) -> list[bytes]:
         """``n`` signed commits of ``selection`` to a new set of a new user, each on the one before."""
@@ -244,15 +350,20 @@ class StoreWork:
         flat = [s for per in samples for s in per]
         return {"ops": len(flat) / elapsed, **latencies_ms(flat)}
 
-    def write_for(self, seconds: float) -> dict[str, Any]:
-        """One writer committing for ``seconds`` (writes going on while readers read)."""
+    def write_for(self, seconds: float, per_s: float = 0.0) -> dict[str, Any]:
+        """One writer committing for ``seconds`` (writes going on while readers read): ``per_s``
+        commits a second, on a steady clock (0: each as soon as the one before is done)."""
         writer, set_id = self.service("writer")
         writes = 0
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+        deadline = start + seconds
+        while (now := time.monotonic()) < deadline:
+            if per_s > 0 and now < start + writes / per_s:
+                time.sleep(start + writes / per_s - now)
+                continue
             writer.sets.commit(set_id, Selection(), message="during reads")
             writes += 1
-        return {"writes": writes}
+        return {"writes": writes, "per_s": writes / (time.monotonic() - start)}
 
     def api(self) -> dict[str, Any]:
         """Where this node's local API answers, its token and a set of this node's user to read."""
@@ -309,12 +420,15 @@ def counter_sync(counter: Counter, n: int, size: int) -> dict[str, Any]:
     """``n`` synchronous commands of ``size`` bytes, one at a time."""
     payload = os.urandom(size)  # incompressible, as signed commands are mostly
     samples = []
+    cpu = time.thread_time()
     start = time.perf_counter()
     for _ in range(n):
         t = time.perf_counter()
         counter.submit(payload)
         samples.append(time.perf_counter() - t)
-    return {"ops": n / (time.perf_counter() - start), **latencies_ms(samples)}
+    elapsed = time.perf_counter() - start
+    client = (time.thread_time() - cpu) / n * 1000
+    return {"ops": n / elapsed, **latencies_ms(samples), "client_cpu_ms": round(client, 4)}
 
 
 def counter_concurrent(counter: Counter, clients: int, n_each: int, size: int) -> dict[str, Any]:
@@ -379,10 +493,18 @@ def handle(work: Any, kind: str, op: str, args: list[Any]) -> Any:
         return {"leader": None if s["leader"] is None else str(s["leader"]), "applied": s["last_applied"]}
     if op == "apply_cpu_s":
         return ApplyClock.seconds
+    if op == "gc_s":
+        return GcClock.seconds
+    if op == "profile_start":
+        return Profiles.start()
+    if op == "profile_stop":
+        return Profiles.stop(*args)
     if op == "has_manifest":
         return args[0] in work.store.state.manifests
     if op == "counter_sync":
-        return counter_sync(work, *args)
+        return Profiles.client(lambda: counter_sync(work, *args))
+    if op == "sync":
+        return Profiles.client(lambda: work.sync(*args))
     if op == "counter_concurrent":
         return counter_concurrent(work, *args)
     return getattr(work, op)(*args)
@@ -391,6 +513,8 @@ def handle(work: Any, kind: str, op: str, args: list[Any]) -> Any:
 def run_node(kind: str, address: str, peers: str, data: str, port: str, authkey: str) -> None:
     data_dir = Path(data)
     data_dir.mkdir(parents=True, exist_ok=True)
+    Profiles.install()
+    GcClock.install()
     others = [p for p in peers.split(",") if p]
     api = None
     if kind == "stock":
@@ -436,11 +560,41 @@ def run_node(kind: str, address: str, peers: str, data: str, port: str, authkey:
 def run_readers(
     count: int, seconds: float, think: tuple[float, float], targets: list[list[str]], seed: int
 ) -> None:
-    """Closed-loop readers with think time on one pycurl multi handle (see the module's usage)."""
+    """Readers with think time on one pycurl multi handle driven by epoll (pycurl's socket API:
+    no select() over every connection, no limit of 1024 file descriptors), the cyclic garbage
+    collector off while they run (see the module's usage). Each latency runs from the moment the
+    request is handed to libcurl to the moment its answer is seen complete; ``lag`` is how late
+    the loop started reads against their due time (the client's own delay)."""
+    import gc
+    import select
+
     import pycurl
 
     multi = pycurl.CurlMulti()
     multi.setopt(pycurl.M_MAXCONNECTS, count + 16)  # every reader keeps its connection
+    poller = select.epoll()
+    watched: dict[int, int] = {}
+    deadline: list[float | None] = [None]  # libcurl's next timeout (perf_counter), None: none
+
+    def on_socket(event: int, fd: int, _multi: Any, _data: Any) -> None:
+        if event == pycurl.POLL_REMOVE:
+            if watched.pop(fd, None) is not None:
+                poller.unregister(fd)
+            return
+        mask = (select.EPOLLIN if event in (pycurl.POLL_IN, pycurl.POLL_INOUT) else 0) | (
+            select.EPOLLOUT if event in (pycurl.POLL_OUT, pycurl.POLL_INOUT) else 0
+        )
+        if fd in watched:
+            poller.modify(fd, mask)
+        else:
+            poller.register(fd, mask)
+        watched[fd] = mask
+
+    def on_timer(ms: int) -> None:
+        deadline[0] = None if ms < 0 else time.perf_counter() + ms / 1000
+
+    multi.setopt(pycurl.M_SOCKETFUNCTION, on_socket)
+    multi.setopt(pycurl.M_TIMERFUNCTION, on_timer)
     handles = []
     for i in range(count):
         url, token = targets[i % len(targets)]
@@ -453,9 +607,13 @@ def run_readers(
         c.reader = i
         handles.append(c)
     rng = random.Random(seed)
+    gc.collect()
+    gc.freeze()
     print("READY", flush=True)
     if sys.stdin.readline().strip() != "GO":
         return
+    gc.disable()  # a collection is a pause of every reader of this process
+    cpu = time.process_time()
     start = time.perf_counter()
     end = start + seconds
     # Each reader starts at a random moment of its first pause, so they do not all start at once.
@@ -463,42 +621,71 @@ def run_readers(
     heapq.heapify(due)
     began: dict[int, float] = {}
     samples: list[float] = []
+    lag: list[float] = []
     errors: list[str] = []
+    flags = {select.EPOLLIN: pycurl.CSELECT_IN, select.EPOLLOUT: pycurl.CSELECT_OUT}
+
+    def finished(c: Any, error: str | None, done: float) -> None:
+        multi.remove_handle(c)
+        took = done - began.pop(c.reader)
+        if error is None:
+            status = c.getinfo(pycurl.RESPONSE_CODE)
+            if status == 200:
+                samples.append(took)
+            else:
+                errors.append(f"HTTP {status}")
+        else:
+            errors.append(error)
+        if done + think[0] < end:
+            heapq.heappush(due, (done + rng.uniform(*think), c.reader))
+
     while due or began:
         now = time.perf_counter()
         while due and due[0][0] <= now:
-            _, i = heapq.heappop(due)
-            began[i] = time.perf_counter()
-            multi.add_handle(handles[i])
-        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
-            pass
+            at, i = heapq.heappop(due)
+            began[i] = now = time.perf_counter()
+            lag.append(now - at)
+            multi.add_handle(handles[i])  # libcurl asks for a timeout of 0: started just below
+        timeout = 0.05
+        if due:
+            timeout = min(timeout, due[0][0] - now)
+        if deadline[0] is not None:
+            timeout = min(timeout, deadline[0] - now)
+        events = poller.poll(max(timeout, 0.0)) if timeout > 0 else poller.poll(0)
+        for fd, mask in events:
+            action = 0
+            for bit, flag in flags.items():
+                if mask & bit:
+                    action |= flag
+            if mask & (select.EPOLLERR | select.EPOLLHUP):
+                action |= pycurl.CSELECT_ERR
+            multi.socket_action(fd, action)
+        if deadline[0] is not None and time.perf_counter() >= deadline[0]:
+            deadline[0] = None
+            multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
         while True:
             queued, ok, failed = multi.info_read()
             done = time.perf_counter()
             for c in ok:
-                status = c.getinfo(pycurl.RESPONSE_CODE)
-                multi.remove_handle(c)
-                if status == 200:
-                    samples.append(done - began.pop(c.reader))
-                else:
-                    began.pop(c.reader)
-                    errors.append(f"HTTP {status}")
-                if done + think[0] < end:
-                    heapq.heappush(due, (done + rng.uniform(*think), c.reader))
+                finished(c, None, done)
             for c, _code, message in failed:
-                multi.remove_handle(c)
-                began.pop(c.reader)
-                errors.append(message)
-                if done + think[0] < end:
-                    heapq.heappush(due, (done + rng.uniform(*think), c.reader))
+                finished(c, message, done)
             if not queued:
                 break
-        wait = (due[0][0] - time.perf_counter()) if due else 0.05
-        if wait > 0 or began:
-            multi.select(min(max(wait, 0.0), 0.05) if due else 0.05)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    gc.enable()
     print(
-        json.dumps({"samples": samples, "errors": errors[:20], "n_errors": len(errors), "seconds": elapsed})
+        json.dumps(
+            {
+                "samples": samples,
+                "lag": lag,
+                "errors": errors[:20],
+                "n_errors": len(errors),
+                "seconds": elapsed,
+                "cpu_s": cpu,
+            }
+        )
     )
 
 

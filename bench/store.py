@@ -23,6 +23,13 @@ commands, ``apply_cpu_ms_per_op_leader``/``apply_cpu_ms_per_op_each_follower`` (
 and verifies each; the leader, which signed them, does not). ``ratio_store_vs_{stock|floor}_{sync|
 concurrent}`` = the store's median / the baseline's median (``_rounds``: the ratio of each round).
 ``store_pipelined_ops``: one client thread keeping 8 signed commits on their way at once.
+``{kind}_sync_client_cpu_ms``: CPU of the synchronous client's thread per commit (for the store:
+the service, signing and submitting; the counters only submit); ``{kind}_concurrent_gc_ms_per_op``:
+time all three nodes spent in Python's garbage collector per operation (wall clock). ``bench/_node.py``
+also answers ``profile_start``/``profile_stop`` (cProfile on the CPU clock of the raft thread and
+of ``sync`` clients) and ``sync_presigned`` (the store's sync commits without service or signing);
+with ``MEDIATOR_BENCH_PROFILE=DIR``, one more synchronous run of ``floor`` and ``store`` is
+profiled after the rounds (not part of the figures), its top entries written to ``DIR``.
 
 Part ``manifest``: ``manifest_100k_commit_s``, ``manifest_1m_commit_s``: a manifest of that many
 leaves, until all three nodes hold it (``--quick``: 100,000 leaves only).
@@ -34,11 +41,21 @@ ratios to the smallest (``sync_ratio_{n}_vs_3``, ``concurrent_ratio_{n}_vs_3``):
 - ``sync_ops_{n}`` (one client) and ``concurrent_ops_{n}`` (8 clients), on the leader;
 - ``read_p50_ms_{n}``/``read_p99_ms_{n}``/``reads_per_s_{n}``: 1,000 readers (``--quick``: 200),
   spread round robin over all nodes' local APIs, each reading a set (``GET /v1/sets/{id}``) then
-  pausing 0.5-1.5 s (about 1,000 reads/s offered in all), while one writer commits on the leader.
-  The readers are pycurl multi loops in separate processes (at most 250 each) on the same cores;
-  ``client_read_p50_ms``/``client_read_p99_ms`` are the same readers against a trivial HTTP server
-  (asyncio, answers at once): what the client and the machine add by themselves. A read latency
-  close to it is client-bound, not the node's;
+  pausing 0.5-1.5 s (about 1,000 reads/s offered in all), while one writer commits on the leader,
+  50 commits a second (``read_writes_per_s_{n}``: the rate it kept). Each reader waits for its
+  answer before its pause (a user who reads, thinks, reads again), so a
+  slow node is offered fewer reads: ``reads_per_s_{n}`` below the offered rate says so. The
+  readers are pycurl multi loops in separate processes on the same cores (at most 500 each: two
+  for 1,000 readers, one per core; each loop waits in epoll through pycurl's socket API, not in a
+  select() over every connection, with the garbage collector off while it reads). Each latency
+  runs from the request handed to libcurl to its answer seen whole. ``read_lag_p99_ms_{n}``: how
+  late the readers' loops started reads against their due time (the client's own scheduling);
+  ``client_read_p50_ms``/``client_read_p99_ms``/``client_read_lag_p99_ms`` are the same readers
+  against trivial HTTP servers (asyncio, answering at once): what the client and the machine add
+  by themselves, and ``client_cpu_ms_per_read`` the readers' CPU per read. A read latency close to
+  the client's is client-bound, not the node's. (Until issue 22's work on reads: 250 readers per
+  process in select() loops, four processes on two cores; the client alone had a p99 of 45-52 ms
+  where the readers of today have 5-6 ms, same run on a busy machine.)
 - ``failover_s_{n}`` (median) and ``failover_max_s_{n}``: the leader's process is killed with
   SIGKILL; until a commit submitted on a survivor (retrying as the service does) succeeds.
 
@@ -56,6 +73,7 @@ Usage: ``python bench/store.py [--quick] [--nodes 3,5,6] [--rounds N] [--skip co
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import operator
@@ -87,8 +105,14 @@ KINDS = ("stock", "floor", "store")
 CLIENTS = 8
 #: Each reader's pause between two reads (seconds, drawn at random).
 THINK = (0.5, 1.5)
-#: Readers per reader process (pycurl's select() takes file descriptors below 1024).
-READERS_PER_PROCESS = 250
+#: Version commits a second of the writer that runs while readers read: a busy cluster's steady
+#: stream of changes (a writer committing flat out took most of two cores by itself, so the
+#: reads measured how a saturated machine schedules, not what a read costs).
+WRITES_PER_S = 50.0
+#: Readers per reader process: two processes for 1,000 readers, one per core of a two-core machine
+#: (with 250 each, four processes waited for the cores in turn: the client alone had a p99 of 45 ms
+#: where two had 5 ms, same run; each read costs the client about 0.15 ms of CPU).
+READERS_PER_PROCESS = 500
 
 
 @dataclass(frozen=True)
@@ -296,6 +320,7 @@ def compare(work: Path, rounds: int, c: Counts, out: dict[str, Any]) -> None:
                 leaders[kind].call("prepare_concurrent", CLIENTS)
             cpu = {n.address: n.cpu_seconds() for n in nodes}
             applying = {n.address: n.call("apply_cpu_s") if kind == "store" else 0.0 for n in nodes}
+            collecting = {n.address: n.call("gc_s") for n in nodes}
             if kind == "store":
                 result = dict(leaders[kind].call("concurrent", CLIENTS, n_each))
             else:
@@ -303,6 +328,7 @@ def compare(work: Path, rounds: int, c: Counts, out: dict[str, Any]) -> None:
             result["cpu"] = {n.address: n.cpu_seconds() - cpu[n.address] for n in nodes}
             if kind == "store":
                 result["apply"] = {n.address: n.call("apply_cpu_s") - applying[n.address] for n in nodes}
+            result["gc"] = {n.address: n.call("gc_s") - collecting[n.address] for n in nodes}
             return result
 
         for kind in KINDS:  # one warm-up for everyone
@@ -311,6 +337,7 @@ def compare(work: Path, rounds: int, c: Counts, out: dict[str, Any]) -> None:
         per_round = max(1, c.sync // rounds)
         sync_ops: dict[str, list[float]] = {k: [] for k in KINDS}
         sync_lat: dict[str, list[float]] = {k: [] for k in KINDS}
+        sync_client: dict[str, list[float]] = {k: [] for k in KINDS}
         conc: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
         for r in range(rounds):
             order = KINDS[r % 3 :] + KINDS[: r % 3]
@@ -318,6 +345,7 @@ def compare(work: Path, rounds: int, c: Counts, out: dict[str, Any]) -> None:
                 result = sync(kind, per_round)
                 sync_ops[kind].append(result["ops"])
                 sync_lat[kind] += [result["p50_ms"], result["p99_ms"]]
+                sync_client[kind].append(result["client_cpu_ms"])
             for kind in order:
                 conc[kind].append(concurrent(kind, c.each))
             log(
@@ -338,6 +366,10 @@ def compare(work: Path, rounds: int, c: Counts, out: dict[str, Any]) -> None:
             )
             out[f"{kind}_sync_p50_ms"] = statistics.median(sync_lat[kind][0::2])
             out[f"{kind}_sync_p99_ms"] = statistics.median(sync_lat[kind][1::2])
+            out[f"{kind}_sync_client_cpu_ms"] = round(statistics.median(sync_client[kind]), 4)
+            out[f"{kind}_concurrent_gc_ms_per_op"] = round(
+                statistics.median(sum(x["gc"].values()) for x in conc[kind]) / ops * 1000, 4
+            )
         leader = leaders["store"].address
 
         def per_op(key: str, who: Callable[[str], bool]) -> float:
@@ -359,7 +391,32 @@ def compare(work: Path, rounds: int, c: Counts, out: dict[str, Any]) -> None:
                 round(s["ops"] / b["ops"], 3) for s, b in zip(conc["store"], conc[base], strict=True)
             ]
         out["store_pipelined_ops"] = round(leaders["store"].call("pipelined", CLIENTS, ops)["ops"], 1)
+        profiles = os.environ.get("MEDIATOR_BENCH_PROFILE")
+        if profiles:  # after the measured rounds: the profiler slows everything down
+            for kind in ("floor", "store"):
+                profile(
+                    clusters[kind],
+                    leaders[kind],
+                    functools.partial(sync, kind, per_round),
+                    Path(profiles),
+                    kind,
+                )
         log("compare:", {k: v for k, v in out.items() if k.startswith(("ratio", "cpu", "apply"))})
+
+
+def profile(nodes: list[Node], leader: Node, run: Callable[[], Any], where: Path, kind: str) -> None:
+    """``run`` with every node's raft thread and the leader's client profiled (cProfile on the CPU
+    clock); the top entries go to ``where/{kind}_{leader|follower}_{raft|client}.txt``."""
+    where.mkdir(parents=True, exist_ok=True)
+    for n in nodes:
+        n.call("profile_start")
+    run()
+    reports = {n.address: n.call("profile_stop", 45) for n in nodes}
+    follower = next(n for n in nodes if n is not leader)
+    for role, node in (("leader", leader), ("follower", follower)):
+        for thread, text in reports[node.address].items():
+            (where / f"{kind}_{role}_{thread}.txt").write_text(text)
+    log(f"profiles of {kind} written to {where}")
 
 
 # -- part manifest ---------------------------------------------------------------------------------
@@ -429,8 +486,17 @@ def read_load(targets: list[list[str]], c: Counts, during: Callable[[], Any] | N
     if not samples:
         raise RuntimeError(f"no read succeeded; errors: {[r['errors'] for r in results]}")
     p50, p99 = quantiles_ms(samples)
+    _, lag_p99 = quantiles_ms([s for r in results for s in r["lag"]])
     seconds = max(r["seconds"] for r in results)
-    return {"p50_ms": p50, "p99_ms": p99, "per_s": round(len(samples) / seconds, 1), "errors": errors}
+    return {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "per_s": round(len(samples) / seconds, 1),
+        "errors": errors,
+        "lag_p99_ms": lag_p99,
+        "client_cpu_ms_per_read": round(sum(r["cpu_s"] for r in results) / len(samples) * 1000, 3),
+        "during": side[0] if side else None,
+    }
 
 
 def client_overhead(work: Path, c: Counts, out: dict[str, Any]) -> None:
@@ -449,6 +515,8 @@ def client_overhead(work: Path, c: Counts, out: dict[str, Any]) -> None:
             s.stdout.close()
     out["client_read_p50_ms"], out["client_read_p99_ms"] = reads["p50_ms"], reads["p99_ms"]
     out["client_reads_per_s"] = reads["per_s"]
+    out["client_read_lag_p99_ms"] = reads["lag_p99_ms"]
+    out["client_cpu_ms_per_read"] = reads["client_cpu_ms_per_read"]
     log("client alone:", reads)
 
 
@@ -466,7 +534,9 @@ def one_size(work: Path, n: int, c: Counts) -> dict[str, Any]:
                 raise RuntimeError("the sets to read did not reach every node in 30 s")
             time.sleep(0.02)
         reads = read_load(
-            [[api["url"], api["token"]] for api in apis], c, lambda: leader.call("write_for", c.read_s)
+            [[api["url"], api["token"]] for api in apis],
+            c,
+            lambda: leader.call("write_for", c.read_s, WRITES_PER_S),
         )
         figures["reads"] = reads
         survivor = next(node for node in nodes if node is not leader)
@@ -504,6 +574,10 @@ def scale(work: Path, rounds: int, sizes: list[int], c: Counts, out: dict[str, A
         out[f"read_p99_max_ms_{n}"] = max(g["reads"]["p99_ms"] for g in got)
         out[f"reads_per_s_{n}"] = statistics.median(g["reads"]["per_s"] for g in got)
         out[f"read_errors_{n}"] = sum(g["reads"]["errors"] for g in got)
+        out[f"read_lag_p99_ms_{n}"] = statistics.median(g["reads"]["lag_p99_ms"] for g in got)
+        out[f"read_writes_per_s_{n}"] = round(
+            statistics.median(g["reads"]["during"]["per_s"] for g in got), 1
+        )
     for n in sizes:
         if n != base:
             for mode in ("sync", "concurrent"):
