@@ -44,6 +44,16 @@ def dispatching_handler(
     return type("Handler", (BaseHTTPRequestHandler,), namespace)
 
 
+def send_body(request: BaseHTTPRequestHandler, status: int, body: bytes, kind: str | None = None) -> None:
+    """Answer ``request`` with ``status`` and ``body`` (its length, and ``kind`` as Content-Type)."""
+    request.send_response(status)
+    if kind is not None:
+        request.send_header("Content-Type", kind)
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    request.wfile.write(body)
+
+
 class LoopbackServer:
     """An emulator's HTTP server on a loopback port, served on a daemon thread; a context manager.
 

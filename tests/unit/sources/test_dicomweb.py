@@ -20,6 +20,7 @@ from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.sources.dicomweb import DicomWebSource, _split_multipart
 from tests.helpers.dicom import make_series
+from tests.helpers.net import send_body
 from tests.helpers.orthanc import Orthanc
 from tests.helpers.transfer import download, files_under
 
@@ -87,11 +88,7 @@ class _Bad(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         status, kind, body = self.answers.pop(0) if self.answers else (200, "application/json", b"[]")
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, status, body, kind)
 
     def log_message(self, *args: object) -> None:
         pass

@@ -19,6 +19,7 @@ from mediator_desktop.core.jobs import JobControl
 from mediator_desktop.core.source import RemoteFile
 from mediator_desktop.sources import transport as transport_module
 from mediator_desktop.sources.transport import CurlTransport
+from tests.helpers.net import send_body
 
 
 def fetch(file: RemoteFile, target: Path) -> tuple[Path, int]:
@@ -98,10 +99,7 @@ class _Blobs(BaseHTTPRequestHandler):
         if self.wrong.get(self.path):
             self.wrong[self.path] -= 1
             body = bytes(len(body))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, 200, body)
 
     def log_message(self, *args: object) -> None:
         pass
