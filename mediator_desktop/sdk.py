@@ -357,8 +357,10 @@ class DownloadHandle:
                 self.refresh(wait=0.5)  # looks at ``cancel`` twice a second
             elif progress is not None:
                 self.refresh(wait=10.0)  # an answer on each change, for ``progress``
-            else:  # nobody watches the changes: one answer when the job ends
-                step = min(30.0, self._m._timeout / 2)  # the request itself must not time out
+            else:  # nobody watches the changes: an answer when the job ends (or a second passed)
+                # Short steps: a Ctrl-C (KeyboardInterrupt) is acted on only when this thread runs
+                # Python, and a signal the kernel hands to another thread would wait out a long poll.
+                step = min(1.0, self._m._timeout / 2)  # the request itself must not time out
                 left = step if deadline is None else max(deadline - time.monotonic(), 0.0)
                 self.refresh(wait=min(left, step), until="end")
             if progress is not None and self.job.progress is not None:

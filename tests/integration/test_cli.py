@@ -483,7 +483,10 @@ def test_ctrl_c_stops_a_download_at_once(tmp_path: Path) -> None:
                 try:
                     _, err = proc.communicate(timeout=CTRL_C_S + 30)
                 except subprocess.TimeoutExpired:
-                    pytest.fail(f"Ctrl-C did not stop the download in {CTRL_C_S + 30} s")
+                    stop_process(proc)
+                    _, err = proc.communicate()
+                    log = Path(node.ready["log_file"]).read_text()[-3000:]  # the node's side of it
+                    pytest.fail(f"Ctrl-C did not stop the download in {CTRL_C_S + 30} s: {err}\n{log}")
                 took = time.monotonic() - started
             finally:
                 stop_process(proc)
