@@ -467,6 +467,9 @@ def test_ctrl_c_stops_a_download_at_once(tmp_path: Path) -> None:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                # As typed in a terminal: Ctrl-C on. A test run started in the background by a
+                # script inherits SIGINT ignored (POSIX, for asynchronous lists), and so would the CLI.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
             try:
                 deadline = time.monotonic() + 60
