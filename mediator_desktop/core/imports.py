@@ -15,6 +15,7 @@ Identifiers are checked for their shape here; which archive holds them is the so
 from __future__ import annotations
 
 import json
+import lzma
 import re
 import tempfile
 import zipfile
@@ -106,6 +107,7 @@ ZIP_DAMAGE: tuple[type[Exception], ...] = (
     zipfile.BadZipFile,
     EOFError,
     zlib.error,
+    lzma.LZMAError,
     NotImplementedError,
     RuntimeError,
     UnicodeDecodeError,

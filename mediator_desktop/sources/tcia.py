@@ -562,9 +562,10 @@ class TciaSource:
             # A damaged list of MD5s, an entry flagged as encrypted, a field csv refuses, ...
             raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None
         except OSError as exc:
-            if exc.errno != errno.EINVAL:
+            if exc.errno not in (None, errno.EINVAL):
                 raise  # the disk's own failure (full, read-only): not the zip's
-            # An entry whose header offset points before the file start: zipfile seeks there.
+            # An entry whose header offset points before the file start (zipfile seeks there), or
+            # a bzip2 entry whose data is damaged ("Invalid data stream", no errno: no system call).
             raise IntegrityError(f"TCIA's zip for series {series} is corrupt ({exc}); try again") from None
 
 

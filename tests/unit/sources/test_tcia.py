@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -255,4 +256,29 @@ def test_zips_zipfile_cannot_read_are_integrity_errors(damage: Any, tmp_path: Pa
     zip_path.write_bytes(damage(_zip_bytes({"md5hashes.csv": b"Filename,MD5Hash\n", "1-1.dcm": b"DICM"})))
     (tmp_path / "stage").mkdir()
     with pytest.raises(IntegrityError, match=r"TCIA('s zip| sent a damaged zip)"):
+        TciaSource._unpack(zip_path, tmp_path / "stage", "1.2.3", None)
+
+
+# Found by fuzz/ (tcia_zip): a bzip2 entry whose data is damaged raised a bare OSError ("Invalid data
+# stream", no errno), an LZMA one LZMAError.
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA], ids=["bzip2", "lzma"])
+@pytest.mark.parametrize("member", ["md5hashes.csv", "1-1.dcm"])
+def test_an_entry_whose_compressed_data_is_damaged_is_an_integrity_error(
+    method: int, member: str, tmp_path: Path
+) -> None:
+    from mediator_desktop.core.errors import IntegrityError
+
+    zip_path = tmp_path / "series.zip"
+    with zipfile.ZipFile(zip_path, "w", compression=method) as archive:
+        archive.writestr("md5hashes.csv", "Filename,MD5Hash\n1-1.dcm,0\n" * 20)
+        archive.writestr("1-1.dcm", b"DICM" * 500)
+    with zipfile.ZipFile(zip_path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(zip_path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start + 4, start + min(info.compress_size, 40)):
+        data[i] ^= 0x5A  # the compressed stream itself, not the headers around it
+    zip_path.write_bytes(bytes(data))
+    (tmp_path / "stage").mkdir()
+    with pytest.raises(IntegrityError, match=r"^TCIA's zip for series 1\.2\.3 is corrupt"):
         TciaSource._unpack(zip_path, tmp_path / "stage", "1.2.3", None)
