@@ -127,6 +127,8 @@ def _zipped_export(path: Path) -> ImportedManifest:
             f"{path.name} is not a readable zip file ({exc}); export the set again"
         ) from None
     with archive, tempfile.TemporaryDirectory(prefix="mediator-import-") as scratch:
+        if any(not m.filename for m in archive.infolist()):  # zipfile's is_dir() fails on it
+            raise ValidationError(f"{path.name} holds an entry without a name; it is not an export of ours")
         members = [m for m in archive.infolist() if not m.is_dir()]
         tops = {PurePosixPath(m.filename).parts[0] for m in members if PurePosixPath(m.filename).parts}
         if len(tops) != 1:

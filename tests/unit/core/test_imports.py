@@ -128,12 +128,25 @@ def _name_not_utf8(data: bytes) -> bytes:
     return data[: at + 8] + b"\x00\x08" + data[at + 10 : at + 46] + b"\xff" + data[at + 47 :]
 
 
+def _last_name_empty(data: bytes) -> bytes:
+    """The last entry's one-letter name removed from the central directory (and its size fixed)."""
+    import struct
+
+    at = data.rindex(b"PK\x01\x02")
+    entry = data[at : at + 28] + b"\x00\x00" + data[at + 30 : at + 46] + data[at + 47 :]
+    end = entry.index(b"PK\x05\x06")
+    size = struct.unpack_from("<I", entry, end + 12)[0]
+    entry = entry[: end + 12] + struct.pack("<I", size - 1) + entry[end + 16 :]
+    return data[:at] + entry
+
+
 @pytest.mark.parametrize(
     ("entries", "damage"),
     [
         ({"s.bag/bagit.txt": b"BagIt-Version: 1.0\n"}, _bad_local_header),  # BadZipFile escaped
         ({"s.bag/" + "n" * 300: b"x"}, None),  # OSError (file name too long) escaped
         ({"s.bag/bagit.txt": b"BagIt-Version: 1.0\n"}, _name_not_utf8),  # UnicodeDecodeError escaped
+        ({"s.bag/bagit.txt": b"BagIt-Version: 1.0\n", "A": b"x"}, _last_name_empty),  # IndexError escaped
     ],
 )
 def test_damaged_zips_are_validation_errors(tmp_path: Path, entries: dict[str, bytes], damage: Any) -> None:
@@ -163,4 +176,17 @@ def test_a_bag_whose_tag_manifest_is_not_utf8_is_an_edited_export(tmp_path: Path
     write(bag, "bagit.txt", "BagIt-Version: 1.0\n")
     write(bag, "tagmanifest-sha256.txt", b"\xff" * 64 + b"  bag-info.txt\n")  # UnicodeDecodeError escaped
     with pytest.raises(EditedExport, match=r"tagmanifest-sha256.txt line 1 is malformed"):
+        read_manifest_file(bag)
+
+
+def test_a_bag_whose_tag_manifest_names_an_impossible_file_is_an_edited_export(tmp_path: Path) -> None:
+    from mediator_desktop.core.errors import EditedExport
+
+    bag = tmp_path / "s.bag"
+    bag.mkdir()
+    write(bag, "bagit.txt", "BagIt-Version: 1.0\n")
+    # the first name: OSError (file name too long) escaped
+    names = ("n" * 300, "bag-info.txt", "fetch.txt", "metadata/mediator-set.json")
+    write(bag, "tagmanifest-sha256.txt", "".join(f"{'0' * 64}  {name}\n" for name in names))
+    with pytest.raises(EditedExport, match=r"n{80} is missing"):
         read_manifest_file(bag)
