@@ -56,7 +56,8 @@ bench: $(VENV)/.installed-test
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/ui_latency.py || status=1; \
 	exit $$status
 
-# Each parser of outside data fuzzed for FUZZ_SECONDS (make test runs them for seconds each);
+# Each parser of outside data fuzzed for FUZZ_SECONDS with a new seed each run (make test runs
+# them for seconds each, from a fixed seed: tests/unit/test_fuzz.py);
 # new inputs and crashes go to .fuzz/, the committed seeds stay in fuzz/corpus/.
 FUZZ_SECONDS ?= 300
 fuzz: $(VENV)/.installed-test
