@@ -41,6 +41,7 @@ class LocalApi:
             timeout_graceful_shutdown=2,
             server_header=False,
             proxy_headers=False,  # no proxy in front of a loopback API: one layer less per request
+            http="auto",  # httptools (a dependency) parses requests in C: h11 when it cannot load
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="local-api", daemon=True)
