@@ -62,8 +62,14 @@ public final class DownloadHandle {
             if (System.nanoTime() > deadline) {
                 throw new TimeoutException("download " + id() + " still runs after " + timeout);
             }
-            refresh(Duration.ofMillis(cancel != null ? 500 : 10_000));
-            if (progress != null && job.progress() != null) {
+            long left = timeout == null ? Long.MAX_VALUE : (deadline - System.nanoTime()) / 1_000_000;
+            long step = Math.max(1, Math.min(cancel != null ? 500 : 10_000, left)); // never past the timeout
+            if (progress == null) { // nobody to tell of progress: the node answers at the end only
+                job = mediator.getJob(id(), job.changes(), step / 1000.0, true);
+                continue;
+            }
+            refresh(Duration.ofMillis(step));
+            if (job.progress() != null) {
                 progress.onProgress(job.progress());
             }
         }

@@ -1897,8 +1897,13 @@ public final class Mediator implements AutoCloseable {
     }
 
     JobModel getJob(String jobId, long after, double waitSeconds) {
+        return getJob(jobId, after, waitSeconds, false);
+    }
+
+    /** {@code untilEnd}: the node answers at the job's end (or after the wait), not at each change. */
+    JobModel getJob(String jobId, long after, double waitSeconds, boolean untilEnd) {
         return get("/v1/downloads/" + segment(jobId), JobModel.class,
-                new Query().put("after", after).put("wait", waitSeconds));
+                new Query().put("after", after).put("wait", waitSeconds).put("until", untilEnd ? "end" : "change"));
     }
 
     JobModel controlJob(String jobId, String action) {
