@@ -13,9 +13,11 @@ connections keep fetching meanwhile. A gathered file's MD5 is checked and its fi
 written by one writing thread per loop (creating files in one folder from many threads at once
 costs the kernel more than it saves); the bytes waiting for them are bounded (``FINISH_BACKLOG``:
 beyond it the loops start no new transfers). A ``durable`` file's future ends only once its data
-is on the disk: its fsync (and a ``.part``'s rename) runs on one of ``finishers`` threads, which
-mostly wait on the disk, several fsyncs sharing one journal commit. A long file is written back as
-it arrives (``WRITEBACK_EVERY``), so that its final fsync finds little left to write.
+is on the disk (and a ``.part`` renamed after that): on Linux one thread syncs the files that
+arrived a batch at a time, one ``syncfs`` for every file that came while the last batch synced
+(``_GroupSync``: at 30,000 files a download took 14-15 s where an fsync each took 18 s, half the
+kernel's CPU); elsewhere each is fsynced on one of ``finishers`` threads. A long file is written
+back as it arrives (``WRITEBACK_EVERY``), so that its final sync finds little left to write.
 
 Failures come in two kinds. A connection-level one (the name did not resolve, the connection was
 refused or timed out, a proxy or TLS handshake failed) says nothing about the file: the archive's
@@ -380,7 +382,7 @@ class CurlTransport:
         backoff: seconds before the first retry, doubled after each.
         stall_timeout: a transfer slower than 1 byte/s for this long is a fault.
         finishers: threads that fsync ``durable`` files as they arrive while the loops go on
-            fetching.
+            fetching (where there is no ``syncfs``: one thread syncs them in batches).
     """
 
     def __init__(
@@ -397,7 +399,7 @@ class CurlTransport:
         self.connections = connections
         self.finishers = max(1, finishers)
         self._writers: _Workers | None = None  # check and write gathered files
-        self._syncers: _Workers | None = None  # fsync durable files
+        self._syncers: _Workers | _GroupSync | None = None  # put durable files on the disk
         self._backlog = 0  # bytes handed to the writing threads and not written yet (under _lock)
         self.attempts = attempts
         self.backoff = backoff
@@ -495,13 +497,20 @@ class CurlTransport:
             pool = self._writers
         pool.submit(functools.partial(self._finishing, job, size, step))
 
-    def _sync(self, job: _Job, step: Callable[[], None]) -> None:
-        """Run ``step`` (an fsync, then the end of ``job``) on a finishing thread."""
+    def _sync(self, job: _Job, path: str | Path, then: Callable[[], None]) -> None:
+        """Put ``path`` (``job``'s file) on the disk, then run ``then`` (the end of ``job``), off
+        the loops' threads: with ``syncfs``, a batch of files at a time (``_GroupSync``); else
+        an fsync each on one of ``finishers`` threads."""
         with self._lock:
             if self._syncers is None:
-                self._syncers = _Workers(self.finishers, "transport-sync")
+                self._syncers = (
+                    _GroupSync(self) if _SYNCFS is not None else _Workers(self.finishers, "transport-sync")
+                )
             pool = self._syncers
-        pool.submit(functools.partial(self._finishing, job, 0, step))
+        if isinstance(pool, _GroupSync):
+            pool.submit(job, path, then)
+        else:
+            pool.submit(functools.partial(self._finishing, job, 0, functools.partial(_synced, path, then)))
 
     def _finishing(self, job: _Job, size: int, step: Callable[[], None]) -> None:
         try:
@@ -985,7 +994,7 @@ class _Loop:
             integrity = True
         if problem is None:
             if job.durable:  # the fsync waits for the disk: not on this thread
-                self.transport._sync(job, functools.partial(_place_part, job))
+                self.transport._sync(job, job.part, functools.partial(_place_part, job, synced=True))
             else:
                 _place_part(job)
             return
@@ -1087,9 +1096,10 @@ def _fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
-def _place_part(job: _Job) -> None:
-    """A checked ``.part`` becomes the target (on the disk first when ``durable``)."""
-    if job.durable:
+def _place_part(job: _Job, *, synced: bool = False) -> None:
+    """A checked ``.part`` becomes the target (on the disk first when ``durable``, unless
+    ``synced`` already)."""
+    if job.durable and not synced:
         _fsync_path(job.part)
     os.replace(job.part, job.target)
     job.future.set_result(job.target)
@@ -1117,18 +1127,105 @@ def _write_gathered(job: _Job, chunks: list[bytes]) -> None:
     job.report_total(len(data))
     if job.durable:
         assert job.loop is not None
-        job.loop.transport._sync(job, functools.partial(_end_synced, job))
+        job.loop.transport._sync(job, job.target, functools.partial(job.future.set_result, job.target))
     else:
         job.future.set_result(job.target)
 
 
-def _end_synced(job: _Job) -> None:
+def _synced(path: str | Path, then: Callable[[], None]) -> None:
+    """fsync ``path``, then ``then``; a file that could not be synced is removed (never used
+    unsynced by a later run either)."""
     try:
-        _fsync_path(job.target)
+        _fsync_path(path)
     except OSError:
-        job.target.unlink(missing_ok=True)  # never used unsynced by a later run either
+        _unlink(str(path))
         raise
-    job.future.set_result(job.target)
+    then()
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs`` (Linux): every dirty page of one file system to the disk in one call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        call = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int]
+    call.restype = ctypes.c_int
+    return call
+
+
+_SYNCFS = _load_syncfs()
+
+
+class _GroupSync:
+    """One thread that puts durable files on the disk a batch at a time: every file handed over
+    while the last batch was syncing goes into the next, synced by one ``syncfs`` of its file
+    system (one journal commit for the lot, where an fsync each costs one per file, and stalls
+    the creation of the next files meanwhile). Each file's ``then`` runs after its batch synced;
+    if ``syncfs`` fails, each file of the batch is fsynced on its own (its error ends its job)."""
+
+    def __init__(self, transport: CurlTransport) -> None:
+        self._transport = transport
+        self._queue: SimpleQueue[tuple[_Job, str | Path, Callable[[], None]] | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="transport-sync", daemon=True)
+        self._thread.start()
+        self.batches = 0  # for tests and benchmarks
+
+    def submit(self, job: _Job, path: str | Path, then: Callable[[], None]) -> None:
+        self._queue.put((job, path, then))
+
+    def shutdown(self) -> None:
+        """Sync what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            stop = False
+            while not self._queue.empty():
+                item = self._queue.get()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._flush(batch)
+            if stop:
+                break
+
+    def _flush(self, batch: list[tuple[_Job, str | Path, Callable[[], None]]]) -> None:
+        self.batches += 1
+        finishing = self._transport._finishing
+        if self._syncfs({os.path.dirname(path) for _, path, _ in batch}):
+            for job, _, then in batch:
+                finishing(job, 0, then)
+        else:
+            for job, path, then in batch:
+                finishing(job, 0, functools.partial(_synced, path, then))
+
+    @staticmethod
+    def _syncfs(folders: set[str]) -> bool:
+        """One ``syncfs`` per file system holding ``folders``; False when one failed."""
+        assert _SYNCFS is not None
+        done: set[int] = set()
+        for folder in folders:
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+            except OSError:
+                return False
+            try:
+                device = os.fstat(fd).st_dev
+                if device not in done:
+                    if _SYNCFS(fd) != 0:
+                        return False
+                    done.add(device)
+            finally:
+                os.close(fd)
+        return True
 
 
 def _unreachable_error(job: _Job, reason: str, *, tries: int = 0) -> ArchiveUnreachable:

@@ -187,8 +187,8 @@ _CALL = re.compile(r"^(\d+)\s+(\w+)\((.*)$")
 
 
 def _events(trace: str) -> list[tuple[str, str]]:
-    """(syscall, path) in the order the calls returned: an fsync's fd path, a rename's target (and
-    ``("from", source)`` just before it)."""
+    """(syscall, path) in the order the calls returned: an fsync's, syncfs's or close's fd path, a
+    rename's target (and ``("from", source)`` just before it)."""
     out: list[tuple[str, str]] = []
     pending: dict[str, tuple[str, str]] = {}
     for line in trace.splitlines():
@@ -202,7 +202,7 @@ def _events(trace: str) -> list[tuple[str, str]]:
         if not call:
             continue
         pid, name, rest = call.groups()
-        if name in ("fsync", "fdatasync"):
+        if name in ("fsync", "fdatasync", "syncfs", "close"):
             path = re.match(r"\d+<([^>]*)>", rest)
             event = (name, path.group(1) if path else "?")
         elif name.startswith("rename"):
@@ -224,9 +224,10 @@ def _events(trace: str) -> list[tuple[str, str]]:
     return split
 
 
-def test_each_file_is_fsynced_before_its_rename_and_its_folder_after(world: World, tmp_path: Path) -> None:
+def test_each_file_is_synced_before_its_rename_and_its_folder_after(world: World, tmp_path: Path) -> None:
     """What this proves: the engine asks the kernel, in this order, to write each file's data to
-    the disk, to rename it into place, to write the folder's entries, and then to commit the record
+    the disk (an fsync of it, or a ``syncfs`` of its file system after its last ``close``), to
+    rename it into place, to write the folder's entries, and then to commit the record
     (an fsync of SQLite's WAL). Small files are synced where they land in the staging folder,
     large ones (streamed, above ``GATHER_UP_TO``) as their ``.part`` before it is renamed. What it
     does not prove: that the disk honours fsync (a write cache that lies), nor a simulated lost page
@@ -243,7 +244,8 @@ def test_each_file_is_fsynced_before_its_rename_and_its_folder_after(world: Worl
     dest = tmp_path / "dest"
     trace = tmp_path / "trace"
     subprocess.run(
-        [strace, "-f", "-y", "-qq", "-o", str(trace), "-e", "trace=fsync,fdatasync,rename,renameat,renameat2",
+        [strace, "-f", "-y", "-qq", "-o", str(trace),
+         "-e", "trace=fsync,fdatasync,syncfs,close,rename,renameat,renameat2",
          sys.executable, "-c", STRACED, str(tmp_path / "index.parquet"), world.proxy.url,
          str(tmp_path / "manifest"), str(dest)],
         cwd=Path(__file__).parents[2], check=True, timeout=60,
@@ -259,11 +261,13 @@ def test_each_file_is_fsynced_before_its_rename_and_its_folder_after(world: Worl
         for i in placed:
             staged = events[i - 1][1]  # where it came from: the leaf's staging folder
             assert events[i - 1][0] == "from" and "/.mediator/partial/" in staged
-            synced = [  # the staged file, or the .part it was before (a large file streams into one)
+            files = (staged, staged + ".part")  # a large file streams into a .part first
+            closed = max(j for j, (call, path) in enumerate(events[:i]) if call == "close" and path in files)
+            synced = [  # the staged file itself, or its whole file system once it was closed
                 j for j, (call, path) in enumerate(events[:i])
-                if call == "fsync" and path in (staged, staged + ".part")
+                if (call == "fsync" and path in files) or (call == "syncfs" and j > closed)
             ]  # fmt: skip
-            assert synced, f"{staged} renamed into place before its data was fsynced"
+            assert synced, f"{staged} renamed into place before its data was synced"
         folder_synced = [j for j, e in enumerate(events) if e == ("fsync", leaf) and j > max(placed)]
         assert folder_synced, f"{leaf} not fsynced after its files were renamed into it"
         committed = [

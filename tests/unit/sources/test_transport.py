@@ -127,21 +127,41 @@ def _file(base: str, served: dict[str, bytes], name: str) -> RemoteFile:
     return RemoteFile(f"{base}/{name}", name, size=len(data), md5=md5)
 
 
-def test_a_durable_file_is_fsynced_before_its_future_ends(
-    tmp_path: Path, blobs: tuple[str, dict[str, bytes], dict[str, int]], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("sync", ["syncfs", "fsync", "syncfs fails"])
+def test_a_durable_file_is_synced_before_its_future_ends(
+    tmp_path: Path,
+    blobs: tuple[str, dict[str, bytes], dict[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+    sync: str,
 ) -> None:
     """Gathered in memory (small) or streamed into its ``.part`` (large), a ``durable`` file's data
-    is fsynced before the engine hears of it; without ``durable`` nothing is synced."""
+    is on the disk before the engine hears of it: fsynced, or (where ``syncfs`` exists) its file
+    system synced once it was whole, and a ``.part`` before its rename; without ``durable``
+    nothing is synced. When ``syncfs`` fails (an I/O error of the file system), each file of the
+    batch is fsynced on its own."""
+    if sync != "fsync" and transport_module._SYNCFS is None:
+        pytest.skip("no syncfs here (Linux only)")
     base, served, _ = blobs
     served.update({"/small": os.urandom(50_000), "/large": os.urandom(3 << 20)})
-    synced: list[str] = []
-    real_fsync = os.fsync
+    synced: list[tuple[str, int]] = []  # (a file, its size) when it was synced
+    real_fsync, real_syncfs = os.fsync, transport_module._SYNCFS
 
     def fsync(fd: int) -> None:
         real_fsync(fd)
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd).st_size))
+
+    def syncfs(fd: int) -> int:
+        if sync == "syncfs fails":
+            return -1
+        folder = os.readlink(f"/proc/self/fd/{fd}")
+        whole = [(str(p), p.stat().st_size) for p in Path(folder).iterdir()]  # what this sync covers
+        assert real_syncfs is not None
+        done = real_syncfs(fd)
+        synced.extend(whole)
+        return done
 
     monkeypatch.setattr(transport_module.os, "fsync", fsync)
+    monkeypatch.setattr(transport_module, "_SYNCFS", None if sync == "fsync" else syncfs)
     monkeypatch.setattr(transport_module, "WRITEBACK_EVERY", 1 << 20)  # written back as it arrives too
     transport = CurlTransport(backoff=0.01)
     try:
@@ -157,9 +177,11 @@ def test_a_durable_file_is_fsynced_before_its_future_ends(
                 for name in ("small", "large")
             }  # fmt: skip
             for name, future in futures.items():
-                assert future.result(timeout=30).read_bytes() == served[f"/{name}"]
+                data = served[f"/{name}"]
+                assert future.result(timeout=30).read_bytes() == data
                 if durable:  # the small one where it landed, the large one as its .part before the rename
-                    assert str(folder / ("small" if name == "small" else "large.part")) in synced
+                    where = str(folder / ("small" if name == "small" else "large.part"))
+                    assert (where, len(data)) in synced, f"{where} not synced whole: {synced}"
             if not durable:
                 assert synced == []
     finally:
