@@ -41,12 +41,12 @@ from mediator_desktop.core.errors import (
     EXIT_USER_ERROR,
 )
 from mediator_desktop.core.jobs import human_bytes
+from mediator_desktop.core.layout import DEFAULT_LAYOUT
 from mediator_desktop.core.manifest import Manifest
 from mediator_desktop.core.paths import private_dir
 from mediator_desktop.core.pointer import Pointer, make_filters
 from mediator_desktop.core.selection import JOIN_EVERY, JOIN_FILTER
 from mediator_desktop.core.settings import HOME_ENV, Settings, default_config_dir
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 
 if TYPE_CHECKING:
     from mediator_desktop.sdk import Mediator

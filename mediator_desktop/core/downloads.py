@@ -26,7 +26,8 @@ from mediator_desktop.core.events import (
     EventBus,
 )
 from mediator_desktop.core.jobs import JobControl, Progress
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Downloader, Layout, Report
+from mediator_desktop.core.layout import DEFAULT_LAYOUT, Layout
+from mediator_desktop.core.transfer import Downloader, Report
 
 if TYPE_CHECKING:
     from mediator_desktop.core.service import Sets

@@ -19,7 +19,7 @@ from typing import Any
 import platformdirs
 
 from mediator_desktop.core.errors import ValidationError
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Layout
+from mediator_desktop.core.layout import DEFAULT_LAYOUT, Layout
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from mediator_desktop.cli import (
     EXIT_USER_ERROR,
 )
 from mediator_desktop.core.endpoint import Endpoint
+from mediator_desktop.core.layout import DEFAULT_LAYOUT
 from mediator_desktop.core.settings import HOME_ENV
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 from mediator_desktop.sdk import Mediator
 from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import IdcWorld

@@ -18,7 +18,7 @@ import pytest
 from mediator_desktop import Mediator
 from mediator_desktop.core.endpoint import Endpoint
 from mediator_desktop.core.errors import ConflictError, NodeUnreachable, NotFound, ValidationError
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT
+from mediator_desktop.core.layout import DEFAULT_LAYOUT
 from mediator_desktop.sdk import ProgressModel
 from tests.helpers.dicom import make_series
 from tests.helpers.idc_world import SERIES, IdcWorld

@@ -22,10 +22,10 @@ from mediator_desktop.core.events import (
     DownloadStarted,
 )
 from mediator_desktop.core.jobs import Progress
+from mediator_desktop.core.layout import DEFAULT_LAYOUT
 from mediator_desktop.core.manifest import Leaf
 from mediator_desktop.core.service import Service
 from mediator_desktop.core.source import DataSource, LeafPlan
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT
 from tests.helpers.service import P1, P1_SERIES, P2, P2_SERIES, World, recording
 from tests.helpers.transfer import downloader, files_under
 

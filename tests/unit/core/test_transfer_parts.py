@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.jobs import JobControl, Progress, ProgressMeter
+from mediator_desktop.core.layout import DEFAULT_LAYOUT, Layout
 from mediator_desktop.core.paths import MAX_COMPONENT_BYTES, inside, safe_component
-from mediator_desktop.core.transfer import DEFAULT_LAYOUT, Layout, LeafFailure, Report
+from mediator_desktop.core.transfer import LeafFailure, Report
 
 
 @given(st.text(min_size=0, max_size=400))
