@@ -1200,7 +1200,12 @@ class _GroupSync:
     def _flush(self, batch: list[tuple[_Job, str | Path, Callable[[], None]]]) -> None:
         self.batches += 1
         finishing = self._transport._finishing
-        if self._syncfs({os.path.dirname(path) for _, path, _ in batch}):
+        try:
+            synced = self._syncfs({os.path.dirname(path) for _, path, _ in batch})
+        except Exception:  # never end this thread: each file is fsynced instead
+            log.warning("syncfs failed; syncing %d files one by one", len(batch), exc_info=True)
+            synced = False
+        if synced:
             for job, _, then in batch:
                 finishing(job, 0, then)
         else:

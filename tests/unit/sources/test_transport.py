@@ -127,7 +127,7 @@ def _file(base: str, served: dict[str, bytes], name: str) -> RemoteFile:
     return RemoteFile(f"{base}/{name}", name, size=len(data), md5=md5)
 
 
-@pytest.mark.parametrize("sync", ["syncfs", "fsync", "syncfs fails"])
+@pytest.mark.parametrize("sync", ["syncfs", "fsync", "syncfs fails", "syncfs raises"])
 def test_a_durable_file_is_synced_before_its_future_ends(
     tmp_path: Path,
     blobs: tuple[str, dict[str, bytes], dict[str, int]],
@@ -137,8 +137,8 @@ def test_a_durable_file_is_synced_before_its_future_ends(
     """Gathered in memory (small) or streamed into its ``.part`` (large), a ``durable`` file's data
     is on the disk before the engine hears of it: fsynced, or (where ``syncfs`` exists) its file
     system synced once it was whole, and a ``.part`` before its rename; without ``durable``
-    nothing is synced. When ``syncfs`` fails (an I/O error of the file system), each file of the
-    batch is fsynced on its own."""
+    nothing is synced. When ``syncfs`` fails (an I/O error of the file system) or raises, each
+    file of the batch is fsynced on its own."""
     if sync != "fsync" and transport_module._SYNCFS is None:
         pytest.skip("no syncfs here (Linux only)")
     base, served, _ = blobs
@@ -153,6 +153,8 @@ def test_a_durable_file_is_synced_before_its_future_ends(
     def syncfs(fd: int) -> int:
         if sync == "syncfs fails":
             return -1
+        if sync == "syncfs raises":  # the syncing thread must live on (the futures would hang)
+            raise RuntimeError("syncfs broke")
         folder = os.readlink(f"/proc/self/fd/{fd}")
         whole = [(str(p), p.stat().st_size) for p in Path(folder).iterdir()]  # what this sync covers
         assert real_syncfs is not None
