@@ -74,13 +74,19 @@ sys.path.insert(0, str(ROOT))
 
 from bench._goals import Goals, Part  # noqa: E402
 from bench._goals import main as run_bench  # noqa: E402
-from bench.transfer import BIN, Nginx, alternate, fresh, list_xml, ours  # noqa: E402
-from bench.transfer import World as BucketWorld  # noqa: E402
+from bench.transfer import BIN, LAYOUT, fresh  # noqa: E402
+from bench.transfer import ours as engine_run  # noqa: E402
 from mediator_desktop.core.identity import Identity  # noqa: E402
+from mediator_desktop.core.manifest import Manifest  # noqa: E402
 from mediator_desktop.core.pointer import Pointer  # noqa: E402
 from mediator_desktop.core.selection import Selection  # noqa: E402
 from mediator_desktop.core.service import Service  # noqa: E402
+from mediator_desktop.core.source import DataSource  # noqa: E402
+from mediator_desktop.core.transfer import Downloader  # noqa: E402
 from mediator_desktop.sources.clinical import PandasTables  # noqa: E402
+from mediator_desktop.sources.transport import CurlTransport  # noqa: E402
+from tests.helpers.nginx_s3 import Nginx, list_xml  # noqa: E402
+from tests.helpers.nginx_s3 import World as BucketWorld  # noqa: E402
 from tests.helpers.service import World, world  # noqa: E402
 
 CLINICAL_ROWS = 100_000
@@ -98,6 +104,27 @@ VERSIONING_XML = (
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def ours(source: DataSource, manifest: Manifest, dest: Path, expected: int, layout: str = LAYOUT) -> float:
+    """bench/transfer.py's engine run, on an engine of its own for ``source`` (set up outside
+    the clock)."""
+    transport = CurlTransport()
+    try:
+        return engine_run(Downloader({source.source_id: source}, transport), manifest, dest, expected, layout)
+    finally:
+        transport.close()
+
+
+def alternate(rounds: int, runs: dict[str, Callable[[], float]]) -> None:
+    """Each run once a round, in turn, for ``rounds`` rounds (each records its own figures); the
+    figures go to stderr."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            times[name].append(run())
+    for name, values in times.items():
+        say(f"  {name}: {' '.join(f'{v:.2f}' for v in values)}")
 
 
 def spread(out: dict[str, Any], name: str, values: Sequence[float], digits: int = 3) -> None:

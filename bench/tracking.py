@@ -184,10 +184,10 @@ def bench_tcia(work: Path, out: dict[str, Any]) -> None:
 def bench_changes(work: Path, out: dict[str, Any]) -> None:
     import pyarrow.parquet as pq
 
-    from bench.transfer import NGINX_CONF, Nginx, list_xml, s3_etag
     from mediator_desktop.core.downloads import DownloadRequest
     from mediator_desktop.core.transfer import Downloader
     from mediator_desktop.sources.transport import CurlTransport
+    from tests.helpers.nginx_s3 import NGINX_CONF, Nginx, list_xml, s3_etag
 
     old_index = work / f"idc-v{OLD_RELEASE}.parquet"
     if not old_index.exists():
