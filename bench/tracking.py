@@ -187,7 +187,7 @@ def bench_changes(work: Path, out: dict[str, Any]) -> None:
     from mediator_desktop.core.downloads import DownloadRequest
     from mediator_desktop.core.transfer import Downloader
     from mediator_desktop.sources.transport import CurlTransport
-    from tests.helpers.nginx_s3 import NGINX_CONF, Nginx, list_xml, s3_etag
+    from tests.helpers.nginx_s3 import Nginx, list_xml, s3_etag
 
     old_index = work / f"idc-v{OLD_RELEASE}.parquet"
     if not old_index.exists():
@@ -229,8 +229,8 @@ def bench_changes(work: Path, out: dict[str, Any]) -> None:
     nginx_root.mkdir()
     server = Nginx(www, nginx_root)
     log = nginx_root / "access.log"
-    server.conf.write_text(
-        NGINX_CONF.format(root=nginx_root, port=server.port, www=www).replace(
+    server.conf.write_text(  # its own config, logging what each request sent
+        server.conf.read_text().replace(
             "access_log off;", f"log_format sent '$request_uri $body_bytes_sent';\n  access_log {log} sent;"
         )
     )
