@@ -839,11 +839,7 @@ def read_bag(path: Path) -> tuple[str, str, Selection]:
             )
     for name, digest in listed.items():
         file = folder / name
-        try:
-            present = file.is_file()
-        except OSError:  # a name no folder can hold (too long, ...): not a file of ours
-            present = False
-        if not present:
+        if not os.path.isfile(file):  # False, not OSError, for a name no folder can hold (too long)
             raise EditedExport(f"{folder.name}: {name[:80]} is missing (tagmanifest-sha256.txt lists it)")
         actual = _sha256_file(file)
         if actual != digest:

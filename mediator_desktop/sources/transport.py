@@ -382,7 +382,7 @@ class CurlTransport:
         backoff: seconds before the first retry, doubled after each.
         stall_timeout: a transfer slower than 1 byte/s for this long is a fault.
         finishers: threads that fsync ``durable`` files as they arrive while the loops go on
-            fetching (where there is no ``syncfs``: one thread syncs them in batches).
+            fetching, where there is no ``syncfs`` (with it, one thread syncs them in batches).
     """
 
     def __init__(
@@ -1173,7 +1173,6 @@ class _GroupSync:
         self._queue: SimpleQueue[tuple[_Job, str | Path, Callable[[], None]] | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="transport-sync", daemon=True)
         self._thread.start()
-        self.batches = 0  # for tests and benchmarks
 
     def submit(self, job: _Job, path: str | Path, then: Callable[[], None]) -> None:
         self._queue.put((job, path, then))
@@ -1198,10 +1197,11 @@ class _GroupSync:
                 break
 
     def _flush(self, batch: list[tuple[_Job, str | Path, Callable[[], None]]]) -> None:
-        self.batches += 1
         finishing = self._transport._finishing
         try:
             synced = self._syncfs({os.path.dirname(path) for _, path, _ in batch})
+        except OSError:  # a folder gone: each file's own fsync says which job it ends
+            synced = False
         except Exception:  # never end this thread: each file is fsynced instead
             log.warning("syncfs failed; syncing %d files one by one", len(batch), exc_info=True)
             synced = False
@@ -1216,18 +1216,12 @@ class _GroupSync:
     def _syncfs(folders: set[str]) -> bool:
         """One ``syncfs`` per file system holding ``folders``; False when one failed."""
         assert _SYNCFS is not None
-        done: set[int] = set()
-        for folder in folders:
+        one_each = {os.stat(folder).st_dev: folder for folder in folders}  # a folder per file system
+        for folder in one_each.values():
+            fd = os.open(folder, os.O_RDONLY)
             try:
-                fd = os.open(folder, os.O_RDONLY)
-            except OSError:
-                return False
-            try:
-                device = os.fstat(fd).st_dev
-                if device not in done:
-                    if _SYNCFS(fd) != 0:
-                        return False
-                    done.add(device)
+                if _SYNCFS(fd) != 0:
+                    return False
             finally:
                 os.close(fd)
         return True
