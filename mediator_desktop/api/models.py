@@ -28,16 +28,17 @@ Text = Annotated[str, Field(max_length=10_000)]
 
 
 class _Body(BaseModel):
-    """A request body: unknown fields are refused (422)."""
+    """A request body: unknown fields are refused (422). Built by ``build_bodies`` when the
+    server's routes load (FastAPI warns about its own ``body`` alias when it meets a deferred
+    model); a CLI command or the SDK, which only send bodies as JSON, never builds them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class _Answer(BaseModel):
     """An answer: fields this version does not know yet are ignored. Each builds its validator on
     first use (``defer_build``): a CLI command reads a few of the 57, and building all of them
-    cost every command about 50 ms at start-up. (Request bodies stay eager: FastAPI warns about
-    its own ``body`` alias when it meets a deferred one.)"""
+    cost every command about 50 ms at start-up."""
 
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
@@ -1088,3 +1089,15 @@ class ProblemsModel(ErrorModel):
         default_factory=dict,
         description="the problems by field: title, creators.0.orcid, year, landing_url...",
     )
+
+
+def build_bodies() -> None:
+    """Build every request body's validator now and make it an eager model from here on: FastAPI
+    wraps each in its own ``body`` alias, which pydantic warns about (and builds per request)
+    for a model that still says ``defer_build``."""
+    bodies: list[type[_Body]] = [_Body]
+    while bodies:
+        body = bodies.pop()
+        body.model_config["defer_build"] = False
+        body.model_rebuild(force=True)
+        bodies.extend(body.__subclasses__())

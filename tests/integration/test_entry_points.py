@@ -95,3 +95,27 @@ def test_sdk_imports_without_pyside6() -> None:
     done = run(sys.executable, "-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "blocked 1 1"
+
+
+def test_package_names_load_on_first_use() -> None:
+    """``import mediator_desktop`` (paid by every command before it does anything) loads none of
+    the domain modules; each public name still resolves to its class."""
+    code = (
+        "import sys, mediator_desktop as m\n"
+        "loaded = [k for k in sys.modules if k.startswith('mediator_desktop.')]\n"
+        "assert loaded == ['mediator_desktop._version'], loaded\n"
+        "from mediator_desktop.core import diff, errors, manifest, pointer, replica, selection\n"
+        "from mediator_desktop import sdk\n"
+        "homes = [diff, errors, manifest, pointer, replica, selection, sdk]\n"
+        "for name in m.__all__:\n"
+        "    if name != '__version__':\n"
+        "        assert any(getattr(h, name, None) is getattr(m, name) for h in homes), name\n"
+        "assert set(m.__all__) <= set(dir(m))\n"
+        "try:\n"
+        "    m.Nothing\n"
+        "except AttributeError as e:\n"
+        "    print(e)\n"
+    )
+    done = run(sys.executable, "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "module 'mediator_desktop' has no attribute 'Nothing'"

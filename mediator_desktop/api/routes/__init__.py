@@ -1,6 +1,10 @@
 """The local API's routers, one per resource; ``api.app.build_app`` includes them all."""
 
-from mediator_desktop.api.routes import (
+from mediator_desktop.api.models import build_bodies
+
+build_bodies()  # before any route names a body (deferred, so the SDK never builds them)
+
+from mediator_desktop.api.routes import (  # noqa: E402
     archives,
     clinical,
     cluster,
