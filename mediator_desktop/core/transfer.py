@@ -58,7 +58,7 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
@@ -273,6 +273,21 @@ class _Finished:
     error: BaseException | None = None
 
 
+@dataclass(slots=True)
+class _Claim:
+    """A leaf's files waiting for the commit that records them its own (``TransferState.claim``)."""
+
+    key: str
+    fingerprint: str
+    folder: str
+    files: list[str]
+    size: int
+    on_disk: set[str]  # those of ``files`` seen on the disk just before (each must be the leaf's)
+    old: list[str] = field(default_factory=list)  # the leaf's files the commit forgot
+    settled: bool = False
+    error: BaseException | None = None
+
+
 class Checked(list[Path]):
     """What a ``finish`` step may return instead of a plain list: the files, with the MD5s it
     checked them against (by file name) and whether every data file had one. A plain list means
@@ -296,9 +311,9 @@ class TransferState:
         self.root = destination
         self.dir = destination / STATE_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._finished_lock = threading.Lock()
-        self._finished: list[_Finished] = []  # leaves waiting for the next "done" commit
+        self._lock = threading.Lock()  # the connection; held by whoever commits
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Claim | _Finished] = []  # writes waiting for the next commit
         try:
             self._db = sqlite3.connect(
                 self.dir / "state.sqlite", check_same_thread=False, isolation_level=None
@@ -369,10 +384,14 @@ class TransferState:
         """Raise ``ValidationError`` when one of ``files`` belongs to another leaf (the layout gives
         two leaves the same folder) or exists without being ours. ``new_folders``: the caller saw
         that none of the files' folders exists (no file there needs a look)."""
+        on_disk = set() if new_folders else self._on_disk(files)
         with self._lock:
-            self._check_claim(key, files, look=not new_folders)
+            self._check_owners(key, files, on_disk)
 
-    def _check_claim(self, key: str, files: list[str], *, look: bool = True) -> None:
+    def _on_disk(self, files: list[str]) -> set[str]:
+        return {path for path in files if os.path.exists(f"{self.root}/{path}")}
+
+    def _check_owners(self, key: str, files: list[str], on_disk: set[str]) -> None:
         owners = dict(
             self._db.execute(
                 f"select path, key from files where path in ({','.join('?' * len(files))})", files
@@ -385,7 +404,7 @@ class TransferState:
                     f"{path} already holds another leaf: the layout gives two leaves the same folder; "
                     "use a layout with {series}"
                 )
-            if look and owner is None and os.path.exists(f"{self.root}/{path}"):
+            if owner is None and path in on_disk:
                 raise ValidationError(
                     f"{path} exists and was not written by MEDIator; move it away or download elsewhere"
                 )
@@ -394,81 +413,96 @@ class TransferState:
         self, key: str, fingerprint: str, folder: str, files: list[str], size: int, *, looked: bool = False
     ) -> list[str]:
         """Record that ``files`` are about to become ``key``'s; returns the key's files no longer needed.
+        Durable once this returns.
 
         Raises ``ValidationError`` when a file belongs to another leaf (the layout gives two leaves
         the same folder) or exists without being ours. ``looked``: ``check_claim`` looked at the
-        disk just before (only the record is checked again, under the same lock as the writes).
+        disk just before, or the caller made the files' folders (only the record is checked).
+        Claims made on other threads while a commit is under way are committed together, as
+        ``done`` does: a set of one-file leaves (S3, GDC, pathology) syncs the record about once
+        per batch, not once per leaf.
         """
-        with self._lock:
-            self._check_claim(key, files, look=not looked)
-            old = [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
-            self._db.execute("begin")
-            try:
-                if old:
-                    self._db.execute(
-                        "delete from stats where path in (select path from files where key = ?)", (key,)
-                    )
-                    self._db.execute("delete from files where key = ?", (key,))
-                self._db.execute("delete from checks where key = ?", (key,))
-                self._db.executemany("insert into files (path, key) values (?, ?)", [(p, key) for p in files])
-                self._db.execute(
-                    "insert or replace into leaves values (?, ?, ?, 'placing', ?, ?)",
-                    (key, fingerprint, folder, size, time.time()),
-                )
-            except BaseException:
-                self._db.execute("rollback")
-                raise
-            self._db.execute("commit")
+        claim = _Claim(key, fingerprint, folder, files, size, set() if looked else self._on_disk(files))
+        self._submit(claim)
         keep = set(files)
-        return [p for p in old if p not in keep]
+        return [p for p in claim.old if p not in keep]
 
     def done(self, key: str, files: list[Placed], checked: str) -> None:
         """The leaf's files are in place (and on disk): record their sizes, times and MD5s, and how
-        the leaf was checked (``CHECKED_MD5`` or ``CHECKED_SIZE``). Durable once this returns.
+        the leaf was checked (``CHECKED_MD5`` or ``CHECKED_SIZE``). Durable once this returns."""
+        self._submit(_Finished(key, files, checked))
 
-        Group commit: leaves finished on other threads while a commit is under way wait for it to
-        end, then one of them commits them all in one transaction (one sync of the record for
-        several leaves); each call returns only once its own leaf is committed, and raises what
-        that commit raised."""
-        mine = _Finished(key, files, checked)
-        with self._finished_lock:
-            self._finished.append(mine)
-        with self._lock:  # whoever holds it commits everything waiting, this leaf's included
-            if not mine.settled:
-                with self._finished_lock:
-                    batch, self._finished = self._finished, []
+    def _submit(self, write: _Claim | _Finished) -> None:
+        """Group commit: writes submitted on other threads while a commit is under way wait for it
+        to end, then one of them commits them all in one transaction (one sync of the record for
+        several leaves). Returns once ``write`` is committed; raises what its commit raised, or
+        the claim's own refusal (which takes nobody else's write with it)."""
+        with self._pending_lock:
+            self._pending.append(write)
+        with self._lock:  # whoever holds it commits everything waiting, this write included
+            if not write.settled:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
                 try:
-                    self._commit_done(batch)
-                except BaseException as exc:
+                    self._commit(batch)
+                except BaseException as exc:  # the whole batch failed: everyone in it raises
                     for item in batch:
-                        item.error = exc
+                        item.error = item.error or exc
                     raise
                 finally:
                     for item in batch:
                         item.settled = True
-        if mine.error is not None:
-            raise mine.error
+        if write.error is not None:
+            raise write.error
 
-    def _commit_done(self, batch: list[_Finished]) -> None:
+    def _commit(self, batch: list[_Claim | _Finished]) -> None:
+        finished = [item for item in batch if isinstance(item, _Finished)]
         now = time.time()
         self._db.execute("begin")
         try:
+            for item in batch:
+                if isinstance(item, _Claim):
+                    self._apply_claim(item, now)
             self._db.executemany(
                 "insert or replace into stats (path, size, mtime_ns, md5) values (?, ?, ?, ?)",
-                [(f.path, f.size, f.mtime_ns, f.md5) for item in batch for f in item.files],
+                [(f.path, f.size, f.mtime_ns, f.md5) for item in finished for f in item.files],
             )
             self._db.executemany(
                 "insert or replace into checks (key, checked) values (?, ?)",
-                [(item.key, item.checked) for item in batch],
+                [(item.key, item.checked) for item in finished],
             )
             self._db.executemany(
                 "update leaves set status = 'done', updated = ? where key = ?",
-                [(now, item.key) for item in batch],
+                [(now, item.key) for item in finished],
             )
         except BaseException:
             self._db.execute("rollback")
             raise
         self._db.execute("commit")
+
+    def _apply_claim(self, claim: _Claim, now: float) -> None:
+        """One claim inside the batch's transaction; a refused one is undone alone (a savepoint),
+        and its error kept for the thread that made it."""
+        key = claim.key
+        self._db.execute("savepoint claim")
+        try:
+            self._check_owners(key, claim.files, claim.on_disk)
+        except ValidationError as exc:
+            self._db.execute("rollback to claim")
+            self._db.execute("release claim")
+            claim.error = exc
+            return
+        claim.old = [p for (p,) in self._db.execute("select path from files where key = ?", (key,))]
+        if claim.old:
+            self._db.execute("delete from stats where path in (select path from files where key = ?)", (key,))
+            self._db.execute("delete from files where key = ?", (key,))
+        self._db.execute("delete from checks where key = ?", (key,))
+        self._db.executemany("insert into files (path, key) values (?, ?)", [(p, key) for p in claim.files])
+        self._db.execute(
+            "insert or replace into leaves values (?, ?, ?, 'placing', ?, ?)",
+            (key, claim.fingerprint, claim.folder, claim.size, now),
+        )
+        self._db.execute("release claim")
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -689,6 +723,7 @@ class _Run:
         self._record = state.dir.resolve()  # where the record lives: no layout may put files there
         self._base = destination.resolve()
         self._known: frozenset[str] = frozenset()  # leaves the record had when the run began
+        self._folder_syncs = _FolderSyncs()
         self.meter = ProgressMeter(0, 0)
         self._cond = threading.Condition()
         # Guarded by _cond:
@@ -1215,9 +1250,13 @@ class _Run:
             raise IntegrityError(
                 f"the archive gave two files of {leaf.path[-1]} the same name; cannot keep both"
             )
-        # Nothing is deleted unless the new files can be placed: a refusal keeps the version on disk.
-        # In a folder not there yet no file can be in the way: nothing to look at on the disk.
-        self.state.check_claim(leaf.key, relative, new_folders=folder_path in created)
+        # Nothing is deleted unless the new files can be placed: a refusal keeps the version on disk
+        # (a leaf new to the record has nothing to delete: its claim checks). In a folder not there
+        # yet no file can be in the way: nothing to look at on the disk.
+        new_folders = folder_path in created
+        replacing = leaf.key in self._known
+        if replacing:
+            self.state.check_claim(leaf.key, relative, new_folders=new_folders)
         # MD5s the archive gave were checked on arrival (by the transport, or by ``finish``): they
         # are what ``verify`` compares with later. Files without one are not hashed here: reading
         # them back tripled the time of large multipart objects; ``verify`` checks those by size.
@@ -1240,7 +1279,7 @@ class _Run:
         # The files of the version being replaced go first: once the claim is recorded they are no
         # longer listed, and a crash between the two must not leave them behind untracked. A leaf
         # the record did not know when the run began has none.
-        if leaf.key in self._known:
+        if replacing:
             keep = set(relative)
             removed = False
             for rel in self.state.files_of(leaf.key):
@@ -1250,15 +1289,14 @@ class _Run:
             if removed and not created:  # the old version's files went, and with them the folders
                 created = _missing_levels(self._base, folder_path)  # they left empty (a new version
                 # of a series in the same folder: its old files all had other names)
-        self.state.claim(leaf.key, fingerprint, folder, relative, size, looked=True)
+        self.state.claim(leaf.key, fingerprint, folder, relative, size, looked=replacing or new_folders)
         if created:
             folder_path.mkdir(parents=True, exist_ok=True)
         root = str(self.destination)
         for f, rel in zip(files, relative, strict=True):
             os.replace(f, f"{root}/{rel}")
         # The leaf's folder holds the renames; each folder made for it is an entry in its parent.
-        for directory in dict.fromkeys([folder_path, *(c.parent for c in created)]):
-            _fsync_dir(directory)
+        self._folder_syncs.sync([folder_path, *(c.parent for c in created)])
         checked = CHECKED_MD5 if complete else CHECKED_SIZE
         self.state.done(leaf.key, entries, checked)
         if not complete:
@@ -1362,6 +1400,46 @@ def _synced_stats(files: list[Path], synced: Collection[Path]) -> list[os.stat_r
     elif todo:
         stats[todo[0]] = _fsync_file(todo[0])
     return [stats[f] if f in stats else os.stat(f) for f in files]
+
+
+class _FolderSyncs:
+    """``fsync`` of folders after renames into them, grouped: folders asked for while another
+    thread syncs wait for it to end, then one of them syncs each of them once (one-file leaves,
+    100 to a series folder, asked for the same folder about once per file). Each ``sync`` returns
+    once a sync that began after the call has covered every folder it named, and raises that
+    sync's ``OSError``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # held by whoever syncs
+        self._pending_lock = threading.Lock()
+        self._pending: list[_FolderSync] = []
+
+    def sync(self, folders: Iterable[Path]) -> None:
+        mine = _FolderSync(list(dict.fromkeys(folders)))
+        with self._pending_lock:
+            self._pending.append(mine)
+        with self._lock:
+            if not mine.settled:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                errors: dict[Path, OSError] = {}
+                for folder in dict.fromkeys(f for item in batch for f in item.folders):
+                    try:
+                        _fsync_dir(folder)
+                    except OSError as exc:
+                        errors[folder] = exc
+                for item in batch:
+                    item.error = next((errors[f] for f in item.folders if f in errors), None)
+                    item.settled = True
+        if mine.error is not None:
+            raise mine.error
+
+
+@dataclass(slots=True)
+class _FolderSync:
+    folders: list[Path]
+    settled: bool = False
+    error: OSError | None = None
 
 
 def _fsync_dir(path: Path) -> None:

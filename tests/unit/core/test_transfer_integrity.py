@@ -1,6 +1,6 @@
 """The download record's integrity parts: files' sizes, times and MD5s kept when placed, an older
-record read as unknown, the damage check without reads, what reports say about checks, and leaves
-finished together recorded done in one commit."""
+record read as unknown, the damage check without reads, what reports say about checks, leaves
+finished or claimed together recorded in one commit, and folders synced once for everyone waiting."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import pickle
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from mediator_desktop.core.errors import ValidationError
 from mediator_desktop.core.transfer import (
     CHECKED_MD5,
     CHECKED_SIZE,
@@ -18,6 +22,7 @@ from mediator_desktop.core.transfer import (
     Placed,
     Report,
     TransferState,
+    _FolderSyncs,
     _intact,
 )
 
@@ -130,9 +135,9 @@ def test_leaves_finished_while_a_commit_is_under_way_are_recorded_done_in_one_co
             for t in threads:
                 t.start()
             deadline = time.monotonic() + 10
-            while len(state._finished) < 5 and time.monotonic() < deadline:
+            while len(state._pending) < 5 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert len(state._finished) == 5 and returned == []  # nobody returns before the commit
+            assert len(state._pending) == 5 and returned == []  # nobody returns before the commit
         for t in threads:
             t.join(10)
         assert sorted(returned) == [f"src/{i}" for i in range(5)]
@@ -143,3 +148,88 @@ def test_leaves_finished_while_a_commit_is_under_way_are_recorded_done_in_one_co
         assert state.placed()["src/3"] == [Placed("3/x.dcm", 3, 9, None)]
     finally:
         state.close()
+
+
+def _while_held(lock: threading.Lock, pending: Callable[[], int], calls: list[Callable[[], object]]) -> None:
+    """Start ``calls`` on threads while ``lock`` (a commit or a sync under way) is held, wait until
+    all of them queued (``pending``), release, join."""
+    threads = [threading.Thread(target=call) for call in calls]
+    with lock:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while pending() < len(calls) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pending() == len(calls)
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+
+
+def test_claims_made_together_commit_once_and_a_refused_one_takes_no_other_with_it(tmp_path: Path) -> None:
+    """One-file leaves (S3, GDC) claim once per file: claims queued during a commit go in the
+    next one together; a claim refused (its file is another leaf's, or on the disk and not ours)
+    is undone alone and raises in its own thread only."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "foreign.dcm").write_text("someone else's")
+    state = TransferState(tmp_path)
+    statements: list[str] = []
+    outcome: dict[str, object] = {}
+
+    def claim(key: str, path: str) -> Callable[[], object]:
+        def run() -> None:
+            try:
+                outcome[key] = state.claim(key, "fp", path.split("/")[0], [path], 3)
+            except ValidationError as exc:
+                outcome[key] = str(exc)
+
+        return run
+
+    try:
+        state.claim("src/taken", "fp", "t", ["t/x.dcm"], 3)
+        state._db.set_trace_callback(statements.append)
+        calls = [claim(f"src/{i}", f"n/{i}.dcm") for i in range(4)]
+        calls += [claim("src/clash", "t/x.dcm"), claim("src/foreign", "c/foreign.dcm")]
+        _while_held(state._lock, lambda: len(state._pending), calls)
+        assert [s for s in statements if s.lower() == "commit"] == ["commit"]
+        assert [outcome[f"src/{i}"] for i in range(4)] == [[], [], [], []]  # nothing to forget
+        assert "already holds another leaf" in str(outcome["src/clash"])
+        assert "not written by MEDIator" in str(outcome["src/foreign"])
+        leaves = state.leaves()
+        assert sorted(leaves) == ["src/0", "src/1", "src/2", "src/3", "src/taken"]
+        assert state.files_of("src/taken") == ["t/x.dcm"] and state.files_of("src/foreign") == []
+        assert (tmp_path / "c" / "foreign.dcm").read_text() == "someone else's"
+    finally:
+        state.close()
+
+
+def test_folders_asked_for_during_a_sync_are_synced_once_each_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaves placed into the same folder while another thread syncs it: the next sync covers them
+    all, one ``fsync`` per folder; a folder that cannot be synced fails only those that named it."""
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    syncs = _FolderSyncs()
+    errors: dict[str, BaseException] = {}
+
+    def sync(name: str, *paths: Path) -> Callable[[], object]:
+        def run() -> None:
+            try:
+                syncs.sync(paths)
+            except OSError as exc:
+                errors[name] = exc
+
+        return run
+
+    calls = [sync(f"a{i}", folders[0]) for i in range(5)] + [sync("ab", *folders)]
+    calls.append(sync("gone", tmp_path / "gone", folders[1]))
+    _while_held(syncs._lock, lambda: len(syncs._pending), calls)
+    assert len(synced) == 2  # a and b once each (the missing folder has nothing to sync)
+    assert list(errors) == ["gone"] and isinstance(errors["gone"], FileNotFoundError)
+    syncs.sync([folders[0]])  # nobody waiting: a sync of its own
+    assert len(synced) == 3
