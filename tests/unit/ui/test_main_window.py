@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QModelIndex, Qt
-from PySide6.QtWidgets import QAbstractItemView
+from PySide6.QtWidgets import QAbstractItemView, QProgressBar
 from pytestqt.qtbot import QtBot
 
 from mediator_desktop.core.downloads import DownloadRequest
 from mediator_desktop.core.errors import ConflictError
+from mediator_desktop.core.jobs import human_bytes
 from mediator_desktop.core.pointer import Pointer
 from mediator_desktop.core.selection import Selection
 from mediator_desktop.node import Node
@@ -208,6 +209,10 @@ def test_the_downloads_panel_shows_progress_failures_and_retries(
     qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=5000)
     qtbot.waitUntil(lambda: panel.table.item(0, 4).text().startswith("failed"), timeout=30000)
     assert "1 fetched" in panel.table.item(0, 4).text() and "1 failed" in panel.table.item(0, 4).text()
+    job = node.service.downloads.list()[0]
+    assert job.report is not None and f"1 fetched ({human_bytes(job.report.bytes)})" in job.report.summary()
+    bar = panel.table.cellWidget(0, 2)  # the bytes placed, as the summary says (not those that arrived)
+    assert isinstance(bar, QProgressBar) and bar.format().endswith(f" · {human_bytes(job.report.bytes)}")
     panel.table.selectRow(0)
     assert panel.failures.count() == 1 and "2.2" in panel.failures.item(0).text()
     assert panel.retry_button.isEnabled()
@@ -222,7 +227,6 @@ def test_the_downloads_panel_shows_progress_failures_and_retries(
 def test_pause_resume_and_cancel_from_the_panel(
     window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
 ) -> None:
-    from PySide6.QtWidgets import QProgressBar
 
     from mediator_desktop.ui.errors import Message
 
