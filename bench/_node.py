@@ -27,6 +27,7 @@ import cProfile
 import heapq
 import io
 import json
+import logging
 import os
 import pickle
 import pstats
@@ -513,6 +514,8 @@ def handle(work: Any, kind: str, op: str, args: list[Any]) -> Any:
 def run_node(kind: str, address: str, peers: str, data: str, port: str, authkey: str) -> None:
     data_dir = Path(data)
     data_dir.mkdir(parents=True, exist_ok=True)
+    # The kinds share the benchmark's stderr: each line says which node wrote it.
+    logging.basicConfig(format=f"[{kind} {address}] %(levelname)s %(name)s: %(message)s")
     Profiles.install()
     GcClock.install()
     others = [p for p in peers.split(",") if p]
