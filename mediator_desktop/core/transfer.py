@@ -1403,43 +1403,51 @@ def _synced_stats(files: list[Path], synced: Collection[Path]) -> list[os.stat_r
 
 
 class _FolderSyncs:
-    """``fsync`` of folders after renames into them, grouped: folders asked for while another
-    thread syncs wait for it to end, then one of them syncs each of them once (one-file leaves,
-    100 to a series folder, asked for the same folder about once per file). Each ``sync`` returns
-    once a sync that began after the call has covered every folder it named, and raises that
-    sync's ``OSError``."""
+    """``fsync`` of folders after renames into them, grouped by folder: threads asking for a
+    folder while another thread syncs it wait for that sync to end, then one of them syncs it
+    once for all (one-file leaves, 100 to a series folder, ask for the same folder once a file).
+    Different folders sync at the same time, as separate fsyncs would (a series a folder of its
+    own: the threads' fsyncs share the file system's journal commits)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # held by whoever syncs
-        self._pending_lock = threading.Lock()
-        self._pending: list[_FolderSync] = []
+        self._lock = threading.Lock()
+        self._folders: dict[Path, _FolderSync] = {}
 
     def sync(self, folders: Iterable[Path]) -> None:
-        mine = _FolderSync(list(dict.fromkeys(folders)))
-        with self._pending_lock:
-            self._pending.append(mine)
+        """Returns once a sync that began after this call covered each of ``folders``; raises the
+        ``OSError`` of this caller's own sync of one."""
+        for folder in dict.fromkeys(folders):
+            self.of(folder).sync(folder)
+
+    def of(self, folder: Path) -> _FolderSync:
         with self._lock:
-            if not mine.settled:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                errors: dict[Path, OSError] = {}
-                for folder in dict.fromkeys(f for item in batch for f in item.folders):
-                    try:
-                        _fsync_dir(folder)
-                    except OSError as exc:
-                        errors[folder] = exc
-                for item in batch:
-                    item.error = next((errors[f] for f in item.folders if f in errors), None)
-                    item.settled = True
-        if mine.error is not None:
-            raise mine.error
+            entry = self._folders.get(folder)
+            if entry is None:
+                entry = self._folders[folder] = _FolderSync()
+            return entry
 
 
-@dataclass(slots=True)
 class _FolderSync:
-    folders: list[Path]
-    settled: bool = False
-    error: OSError | None = None
+    """One folder's syncs: each asker takes a ticket; a sync covers the tickets taken before it
+    began. A failed sync covers nobody: each waiter then tries its own, and raises its error."""
+
+    def __init__(self) -> None:
+        self.syncing = threading.Lock()  # held by whoever syncs the folder
+        self._count = threading.Lock()
+        self.asked = 0  # tickets taken
+        self._synced = 0  # tickets covered by a finished sync
+
+    def sync(self, folder: Path) -> None:
+        with self._count:
+            self.asked += 1
+            mine = self.asked
+        with self.syncing:
+            if self._synced >= mine:
+                return
+            with self._count:
+                covering = self.asked
+            _fsync_dir(folder)
+            self._synced = covering
 
 
 def _fsync_dir(path: Path) -> None:

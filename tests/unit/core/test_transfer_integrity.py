@@ -203,33 +203,34 @@ def test_claims_made_together_commit_once_and_a_refused_one_takes_no_other_with_
         state.close()
 
 
-def test_folders_asked_for_during_a_sync_are_synced_once_each_after_it(
+def test_a_folder_asked_for_during_its_sync_is_synced_once_after_it_and_others_do_not_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Leaves placed into the same folder while another thread syncs it: the next sync covers them
-    all, one ``fsync`` per folder; a folder that cannot be synced fails only those that named it."""
-    folders = [tmp_path / "a", tmp_path / "b"]
-    for folder in folders:
-        folder.mkdir()
+    """Leaves placed into one folder while another thread syncs it: the next sync covers them all,
+    one ``fsync``; another folder syncs meanwhile; a folder that cannot be synced fails its caller."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
     syncs = _FolderSyncs()
-    errors: dict[str, BaseException] = {}
-
-    def sync(name: str, *paths: Path) -> Callable[[], object]:
-        def run() -> None:
-            try:
-                syncs.sync(paths)
-            except OSError as exc:
-                errors[name] = exc
-
-        return run
-
-    calls = [sync(f"a{i}", folders[0]) for i in range(5)] + [sync("ab", *folders)]
-    calls.append(sync("gone", tmp_path / "gone", folders[1]))
-    _while_held(syncs._lock, lambda: len(syncs._pending), calls)
-    assert len(synced) == 2  # a and b once each (the missing folder has nothing to sync)
-    assert list(errors) == ["gone"] and isinstance(errors["gone"], FileNotFoundError)
-    syncs.sync([folders[0]])  # nobody waiting: a sync of its own
+    folder_a = syncs.of(a)
+    threads = [threading.Thread(target=syncs.sync, args=([a],)) for _ in range(5)]
+    with folder_a.syncing:  # a sync of a under way
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while folder_a.asked < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert folder_a.asked == 5 and synced == []
+        syncs.sync([b])  # another folder does not wait for a's
+        assert len(synced) == 1
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+    assert len(synced) == 2  # a once, for the five
+    syncs.sync([a])  # nobody waiting: a sync of its own
     assert len(synced) == 3
+    with pytest.raises(FileNotFoundError):
+        syncs.sync([b, tmp_path / "gone"])
