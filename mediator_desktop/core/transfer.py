@@ -1405,7 +1405,7 @@ def _synced_stats(files: list[Path], synced: Collection[Path]) -> list[os.stat_r
 class _FolderSyncs:
     """``fsync`` of folders after renames into them, grouped by folder: threads asking for a
     folder while another thread syncs it wait for that sync to end, then one of them syncs it
-    once for all (one-file leaves, 100 to a series folder, ask for the same folder once a file).
+    once for all (where a layout puts many one-file leaves in one folder, each asks for it).
     Different folders sync at the same time, as separate fsyncs would (a series a folder of its
     own: the threads' fsyncs share the file system's journal commits)."""
 
@@ -1417,13 +1417,13 @@ class _FolderSyncs:
         """Returns once a sync that began after this call covered each of ``folders``; raises the
         ``OSError`` of this caller's own sync of one."""
         for folder in dict.fromkeys(folders):
-            self.of(folder).sync(folder)
+            self.of(folder).sync()
 
     def of(self, folder: Path) -> _FolderSync:
         with self._lock:
             entry = self._folders.get(folder)
             if entry is None:
-                entry = self._folders[folder] = _FolderSync()
+                entry = self._folders[folder] = _FolderSync(folder)
             return entry
 
 
@@ -1431,13 +1431,14 @@ class _FolderSync:
     """One folder's syncs: each asker takes a ticket; a sync covers the tickets taken before it
     began. A failed sync covers nobody: each waiter then tries its own, and raises its error."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.syncing = threading.Lock()  # held by whoever syncs the folder
         self._count = threading.Lock()
         self.asked = 0  # tickets taken
         self._synced = 0  # tickets covered by a finished sync
 
-    def sync(self, folder: Path) -> None:
+    def sync(self) -> None:
         with self._count:
             self.asked += 1
             mine = self.asked
@@ -1446,7 +1447,7 @@ class _FolderSync:
                 return
             with self._count:
                 covering = self.asked
-            _fsync_dir(folder)
+            _fsync_dir(self.folder)
             self._synced = covering
 
 

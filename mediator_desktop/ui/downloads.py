@@ -104,8 +104,8 @@ class DownloadsPanel(QWidget):
             bar.setValue(int(done * 1000))
             # While it runs: bytes arriving (a TCIA series arrives zipped, a failed try counts until
             # it is retried). Once done: the bytes placed, as the summary beside it says.
-            placed = progress.bytes_done if job.report is None else job.report.bytes
-            bar.setFormat(f"{progress.items_done}/{progress.items_total} · {human_bytes(placed)}")
+            shown = progress.bytes_done if job.report is None else job.report.bytes
+            bar.setFormat(f"{progress.items_done}/{progress.items_total} · {human_bytes(shown)}")
             eta = "" if progress.eta is None or job.finished else f", {progress.eta:.0f} s left"
             self._cell(row, 3).setText(f"{human_bytes(int(progress.rate))}/s{eta}")
         state = job.state if job.report is None else f"{job.state}: {job.report.summary()}"

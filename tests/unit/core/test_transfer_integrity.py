@@ -122,24 +122,17 @@ def test_leaves_finished_while_a_commit_is_under_way_are_recorded_done_in_one_co
             state.claim(f"src/{i}", "fp", str(i), [f"{i}/x.dcm"], 3)
         state._db.set_trace_callback(statements.append)
         returned: list[str] = []
-        threads = [
-            threading.Thread(
-                target=lambda k=f"src/{i}", p=f"{i}/x.dcm": (
-                    state.done(k, [Placed(p, 3, 9, None)], CHECKED_SIZE),
-                    returned.append(k),
-                )
-            )
-            for i in range(5)
-        ]
-        with state._lock:  # a commit under way
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 10
-            while len(state._pending) < 5 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert len(state._pending) == 5 and returned == []  # nobody returns before the commit
-        for t in threads:
-            t.join(10)
+
+        def done(i: int) -> Callable[[], object]:
+            def run() -> None:
+                state.done(f"src/{i}", [Placed(f"{i}/x.dcm", 3, 9, None)], CHECKED_SIZE)
+                returned.append(f"src/{i}")
+
+            return run
+
+        calls = [done(i) for i in range(5)]
+        # A commit under way: nobody returns before it ends.
+        _while_held(state._lock, lambda: len(state._pending), calls, meanwhile=lambda: returned == [])
         assert sorted(returned) == [f"src/{i}" for i in range(5)]
         assert [s for s in statements if s.lower() == "commit"] == ["commit"]
         assert {key: row.status for key, row in state.leaves().items()} == {
@@ -150,17 +143,23 @@ def test_leaves_finished_while_a_commit_is_under_way_are_recorded_done_in_one_co
         state.close()
 
 
-def _while_held(lock: threading.Lock, pending: Callable[[], int], calls: list[Callable[[], object]]) -> None:
+def _while_held(
+    lock: threading.Lock,
+    pending: Callable[[], int],
+    calls: list[Callable[[], object]],
+    meanwhile: Callable[[], object] = lambda: True,
+) -> None:
     """Start ``calls`` on threads while ``lock`` (a commit or a sync under way) is held, wait until
-    all of them queued (``pending``), release, join."""
+    all of them queued (``pending``), check ``meanwhile`` (still holding it), release, join."""
     threads = [threading.Thread(target=call) for call in calls]
     with lock:
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
         while pending() < len(calls) and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(0.01)  # nothing to wait on: the queue is the code's own, read as it grows
         assert pending() == len(calls)
+        assert meanwhile()
     for t in threads:
         t.join(10)
         assert not t.is_alive()
@@ -213,22 +212,21 @@ def test_a_folder_asked_for_during_its_sync_is_synced_once_after_it_and_others_d
     b.mkdir()
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+
+    def counted_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
     syncs = _FolderSyncs()
     folder_a = syncs.of(a)
-    threads = [threading.Thread(target=syncs.sync, args=([a],)) for _ in range(5)]
-    with folder_a.syncing:  # a sync of a under way
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 10
-        while folder_a.asked < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert folder_a.asked == 5 and synced == []
-        syncs.sync([b])  # another folder does not wait for a's
-        assert len(synced) == 1
-    for t in threads:
-        t.join(10)
-        assert not t.is_alive()
+
+    def b_meanwhile() -> bool:  # another folder does not wait for a's
+        syncs.sync([b])
+        return len(synced) == 1
+
+    calls: list[Callable[[], object]] = [lambda: syncs.sync([a]) for _ in range(5)]
+    _while_held(folder_a.syncing, lambda: folder_a.asked, calls, meanwhile=b_meanwhile)
     assert len(synced) == 2  # a once, for the five
     syncs.sync([a])  # nobody waiting: a sync of its own
     assert len(synced) == 3

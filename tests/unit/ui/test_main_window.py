@@ -227,7 +227,6 @@ def test_the_downloads_panel_shows_progress_failures_and_retries(
 def test_pause_resume_and_cancel_from_the_panel(
     window: MainWindow, qtbot: QtBot, node: Node, world: IdcWorld, tmp_path: Path
 ) -> None:
-
     from mediator_desktop.ui.errors import Message
 
     open_committed_set(window, qtbot, node, "Held", Pointer.of("idc", "lung_a"))
